@@ -1,0 +1,1 @@
+//! Criterion benchmarks of airssys-wasm; see `benches/`.

@@ -1,0 +1,206 @@
+//! [`CompiledComponent`]: a compiled component, shareable, instantiable many times.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use wasmtime::component::{Component, InstancePre};
+use wasmtime::{Store, UpdateDeadline};
+
+use airssys_wasm_core::{WasmError, WasmResult};
+
+use crate::engine::WasmEngine;
+use crate::host::{HostState, wasi_context};
+use crate::instance::{ComponentInstance, Deadline, Failure, Phase};
+use crate::limiter::InstanceLimiter;
+use crate::sandbox::Sandbox;
+use crate::types::{ItemInfo, describe_items};
+
+/// A compiled component: code ready to instantiate, cheap to clone, `Send + Sync`,
+/// shared by any number of concurrent instances.
+///
+/// Made by `airssys_wasm_loader::ComponentLoader` (which validates and compiles), or
+/// from a Wasmtime [`Component`] with [`CompiledComponent::new`].
+#[derive(Clone)]
+pub struct CompiledComponent {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    component: Component,
+    engine: WasmEngine,
+    pre: OnceLock<InstancePre<HostState>>,
+    exports: OnceLock<Vec<ItemInfo>>,
+}
+
+impl std::fmt::Debug for CompiledComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledComponent")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompiledComponent {
+    /// Wraps a component compiled with `engine`'s Wasmtime engine. `name` is used in
+    /// every message about this component.
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::EngineInitialization`] if `component` was compiled by another engine.
+    pub fn new(engine: &WasmEngine, name: impl Into<String>, component: Component) -> WasmResult<Self> {
+        if !wasmtime::Engine::same(component.engine(), engine.wasmtime_engine()) {
+            return Err(WasmError::EngineInitialization {
+                reason: "the component was compiled by a different engine".into(),
+                source: None,
+            });
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                name: name.into(),
+                component,
+                engine: engine.clone(),
+                pre: OnceLock::new(),
+                exports: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// The name used in messages (file name, manifest name, or `<bytes>`).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The engine this component was compiled by.
+    pub fn engine(&self) -> &WasmEngine {
+        &self.inner.engine
+    }
+
+    /// The underlying Wasmtime component.
+    pub fn wasmtime_component(&self) -> &Component {
+        &self.inner.component
+    }
+
+    /// The exported items, functions of exported interfaces flattened as
+    /// `interface#function`, WIT-like.
+    pub fn exports(&self) -> &[ItemInfo] {
+        self.inner.exports.get_or_init(|| {
+            let engine = self.inner.engine.wasmtime_engine();
+            let ty = self.inner.component.component_type();
+            let mut out = Vec::new();
+            describe_items(engine, ty.exports(engine).map(|(n, e)| (n, e.ty)), None, &mut out);
+            out
+        })
+    }
+
+    /// The exported functions, as `name: signature` lines (used in error messages).
+    pub fn export_signatures(&self) -> Vec<String> {
+        self.exports()
+            .iter()
+            .filter(|e| e.is_func)
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// The imported items, WIT-like.
+    pub fn imports(&self) -> Vec<ItemInfo> {
+        let engine = self.inner.engine.wasmtime_engine();
+        let ty = self.inner.component.component_type();
+        let mut out = Vec::new();
+        describe_items(engine, ty.imports(engine).map(|(n, e)| (n, e.ty)), None, &mut out);
+        out
+    }
+
+    /// Type-checks the imports against the engine's linker once, and keeps the result
+    /// for every later instantiation.
+    fn instance_pre(&self) -> WasmResult<&InstancePre<HostState>> {
+        if let Some(pre) = self.inner.pre.get() {
+            return Ok(pre);
+        }
+        let linker = self.inner.engine.linker()?;
+        let pre = linker
+            .instantiate_pre(&self.inner.component)
+            .map_err(|e| self.unsatisfied_imports(e))?;
+        Ok(self.inner.pre.get_or_init(|| pre))
+    }
+
+    fn unsatisfied_imports(&self, e: wasmtime::Error) -> WasmError {
+        let engine = self.inner.engine.wasmtime_engine();
+        let ty = self.inner.component.component_type();
+        let foreign: Vec<_> = ty
+            .imports(engine)
+            .map(|(n, _)| n)
+            .filter(|n| !n.starts_with("wasi:"))
+            .map(|n| format!("`{n}`"))
+            .collect();
+        let listed = if foreign.is_empty() {
+            String::new()
+        } else {
+            format!(" Imports this host does not provide: {}.", foreign.join(", "))
+        };
+        WasmError::ComponentInstantiationFailed {
+            component: self.inner.name.clone(),
+            reason: format!(
+                "unsatisfied import: {e}.{listed} This host provides WASI 0.2 (`wasi:*@0.2.x`) \
+                 and nothing else; build the component against those interfaces only"
+            ),
+            source: Some(e.into()),
+        }
+    }
+
+    /// Creates a sandboxed instance under `sandbox`'s limits and capabilities.
+    ///
+    /// Instantiation runs start functions, so it is bounded like a call: the fuel budget,
+    /// the timeout and the memory limit all apply.
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::ComponentInstantiationFailed`] for unsatisfied imports,
+    /// [`WasmError::MemoryLimitExceeded`] when the initial memory is over the limit,
+    /// [`WasmError::ResourceLimitExceeded`] for tables, [`WasmError::CapabilityDenied`]
+    /// when a granted directory cannot be opened, and the call errors (trap, fuel,
+    /// timeout) for a start function.
+    pub async fn instantiate(&self, sandbox: &Sandbox) -> WasmResult<ComponentInstance> {
+        let engine = &self.inner.engine;
+        engine.ensure_ticker();
+        let pre = self.instance_pre()?;
+        let limits = sandbox.limits().clone();
+        let wasi = wasi_context(sandbox.capabilities(), sandbox.args())?;
+        let mut store = Store::new(
+            engine.wasmtime_engine(),
+            HostState::new(InstanceLimiter::new(&limits), wasi),
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_callback(|mut cx| {
+            if Instant::now() >= cx.data().deadline {
+                cx.data_mut().timed_out = true;
+                Err(wasmtime::Error::new(Deadline))
+            } else {
+                // Not yet due: let other tasks run, then check again next tick.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let started = Deadline::begin(&mut store, &limits);
+        let bound = Deadline::hard_bound(&limits, engine.epoch_tick());
+        let outcome = tokio::time::timeout(bound, pre.instantiate_async(&mut store)).await;
+        let report = started.finish(&mut store, &limits);
+        match outcome {
+            Ok(Ok(instance)) => Ok(ComponentInstance::new(self.clone(), store, instance, limits, report)),
+            Ok(Err(e)) => Err(Failure::Wasmtime(e).classify(
+                &mut store,
+                &limits,
+                &self.inner.name,
+                report.fuel_consumed,
+                Phase::Instantiate,
+            )),
+            Err(_elapsed) => Err(Failure::AsyncTimeout.classify(
+                &mut store,
+                &limits,
+                &self.inner.name,
+                report.fuel_consumed,
+                Phase::Instantiate,
+            )),
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! [`WasmEngine`]: the shared Wasmtime engine, its linker and its epoch ticker.
+
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::Linker;
+use wasmtime::wasmparser::WasmFeatures;
+use wasmtime::{Config, Engine, OptLevel, Strategy};
+
+use airssys_wasm_core::{WasmError, WasmResult};
+
+use crate::host::HostState;
+
+/// Default interval of the epoch ticker: the granularity of wall-clock timeouts and of
+/// yields to the async executor.
+pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Default maximum WebAssembly stack of one call.
+pub const DEFAULT_MAX_WASM_STACK: usize = 1 << 20;
+
+/// Cranelift optimization level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Optimization {
+    /// No optimization: fastest compilation.
+    None,
+    /// Optimize for speed (the production default).
+    #[default]
+    Speed,
+    /// Optimize for speed and code size.
+    SpeedAndSize,
+}
+
+/// Configures a [`WasmEngine`]. [`WasmEngine::new`] is `WasmEngine::builder().build()`.
+///
+/// ```
+/// use std::time::Duration;
+/// use airssys_wasm_engine::{Optimization, WasmEngine};
+///
+/// let engine = WasmEngine::builder()
+///     .optimization(Optimization::Speed)
+///     .epoch_tick(Duration::from_millis(2))
+///     .max_wasm_stack(512 * 1024)
+///     .build()?;
+/// assert_eq!(engine.epoch_tick(), Duration::from_millis(2));
+/// # Ok::<(), airssys_wasm_core::WasmError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct WasmEngineBuilder {
+    optimization: Optimization,
+    epoch_tick: Duration,
+    max_wasm_stack: usize,
+    parallel_compilation: bool,
+}
+
+impl Default for WasmEngineBuilder {
+    fn default() -> Self {
+        Self {
+            optimization: Optimization::Speed,
+            epoch_tick: DEFAULT_EPOCH_TICK,
+            max_wasm_stack: DEFAULT_MAX_WASM_STACK,
+            parallel_compilation: true,
+        }
+    }
+}
+
+impl WasmEngineBuilder {
+    /// Cranelift's optimization level (default [`Optimization::Speed`]).
+    pub fn optimization(mut self, level: Optimization) -> Self {
+        self.optimization = level;
+        self
+    }
+
+    /// How often the epoch advances (default 5 ms). Timeouts are enforced to within
+    /// one tick; a busy guest yields to the executor once per tick.
+    pub fn epoch_tick(mut self, tick: Duration) -> Self {
+        self.epoch_tick = tick;
+        self
+    }
+
+    /// The largest WebAssembly stack one call may use (default 1 MiB). Deeper
+    /// recursion traps with a stack overflow.
+    pub fn max_wasm_stack(mut self, bytes: usize) -> Self {
+        self.max_wasm_stack = bytes;
+        self
+    }
+
+    /// Compile functions on several threads (default on).
+    pub fn parallel_compilation(mut self, enable: bool) -> Self {
+        self.parallel_compilation = enable;
+        self
+    }
+
+    /// Creates the engine.
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::EngineInitialization`] when Wasmtime refuses the configuration (for
+    /// example a zero tick or a stack larger than the host stack it runs on).
+    pub fn build(self) -> WasmResult<WasmEngine> {
+        if self.epoch_tick.is_zero() {
+            return Err(WasmError::EngineInitialization {
+                reason: "the epoch tick must be longer than zero".into(),
+                source: None,
+            });
+        }
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .strategy(Strategy::Cranelift)
+            .cranelift_opt_level(match self.optimization {
+                Optimization::None => OptLevel::None,
+                Optimization::Speed => OptLevel::Speed,
+                Optimization::SpeedAndSize => OptLevel::SpeedAndSize,
+            })
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(self.max_wasm_stack)
+            // The host side of a call runs on the same fiber stack as the guest.
+            .async_stack_size(self.max_wasm_stack + (1 << 20))
+            .parallel_compilation(self.parallel_compilation);
+        let engine = Engine::new(&config).map_err(|e| WasmError::EngineInitialization {
+            reason: e.to_string(),
+            source: Some(e.into()),
+        })?;
+        Ok(WasmEngine {
+            inner: Arc::new(Inner {
+                engine,
+                epoch_tick: self.epoch_tick,
+                ticker: OnceLock::new(),
+                linker: OnceLock::new(),
+            }),
+        })
+    }
+}
+
+/// The WebAssembly engine: compiled code, configuration, the WASI linker and the epoch
+/// ticker that enforces wall-clock timeouts.
+///
+/// Cheap to clone (one `Arc`) and meant to be shared by every component and instance of
+/// a process. The epoch ticker thread starts with the first instantiation and stops
+/// when the last clone — including the ones held by compiled components and instances —
+/// is dropped.
+///
+/// Configuration (see [`WasmEngineBuilder`]): Component Model on, Cranelift at
+/// `OptLevel::Speed`, fuel metering on, epoch interruption on, an explicit maximum wasm
+/// stack, parallel compilation.
+#[derive(Clone)]
+pub struct WasmEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    epoch_tick: Duration,
+    ticker: OnceLock<EpochTicker>,
+    linker: OnceLock<Result<Linker<HostState>, String>>,
+}
+
+impl std::fmt::Debug for WasmEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmEngine")
+            .field("epoch_tick", &self.inner.epoch_tick)
+            .field("ticker_running", &self.inner.ticker.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmEngine {
+    /// An engine with the production configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::EngineInitialization`] if Wasmtime cannot be set up on this host.
+    pub fn new() -> WasmResult<Self> {
+        Self::builder().build()
+    }
+
+    /// A builder for the knobs of [`WasmEngineBuilder`].
+    pub fn builder() -> WasmEngineBuilder {
+        WasmEngineBuilder::default()
+    }
+
+    /// The underlying Wasmtime engine, for compiling components and for embedders that
+    /// need Wasmtime's API directly.
+    pub fn wasmtime_engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The epoch tick: the granularity of timeouts.
+    pub fn epoch_tick(&self) -> Duration {
+        self.inner.epoch_tick
+    }
+
+    /// The WebAssembly features this engine accepts — exactly those Wasmtime validates
+    /// with, so a validator using them agrees with compilation.
+    ///
+    /// Wasmtime computes its features from a fixed set (`WASM3`) refined by its crate
+    /// features; this mirrors that computation for the crate features we build with
+    /// (no GC, so no exceptions; no threads; no component-model async).
+    pub fn wasm_features(&self) -> WasmFeatures {
+        let mut features = WasmFeatures::WASM3;
+        features.set(WasmFeatures::GC_TYPES, false);
+        features.set(WasmFeatures::EXCEPTIONS, false);
+        features.set(WasmFeatures::THREADS, false);
+        features.set(WasmFeatures::COMPONENT_MODEL, true);
+        features.set(WasmFeatures::CM_ASYNC, false);
+        features
+    }
+
+    /// Whether the epoch ticker thread is running (it starts with the first
+    /// instantiation).
+    pub fn ticker_running(&self) -> bool {
+        self.inner.ticker.get().is_some()
+    }
+
+    /// Starts the ticker if it is not running.
+    pub(crate) fn ensure_ticker(&self) {
+        self.inner
+            .ticker
+            .get_or_init(|| EpochTicker::start(&self.inner.engine, self.inner.epoch_tick));
+    }
+
+    /// The linker shared by every instance: WASI Preview 2, nothing else. What a guest
+    /// may actually do through it is decided per instance by its capabilities.
+    pub(crate) fn linker(&self) -> WasmResult<&Linker<HostState>> {
+        self.inner
+            .linker
+            .get_or_init(|| {
+                let mut linker = Linker::new(&self.inner.engine);
+                wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
+                Ok(linker)
+            })
+            .as_ref()
+            .map_err(|reason| WasmError::EngineInitialization {
+                reason: format!("linking WASI failed: {reason}"),
+                source: None,
+            })
+    }
+
+    /// Whether two handles share one engine.
+    pub fn same(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.inner, &b.inner)
+    }
+}
+
+/// A thread that advances the engine's epoch every tick, until dropped.
+struct EpochTicker {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: &Engine, tick: Duration) -> Self {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let weak = engine.weak();
+        let signal = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("airssys-wasm-epoch".into())
+            .spawn(move || {
+                let (lock, cvar) = &*signal;
+                let Ok(mut stopped) = lock.lock() else { return };
+                loop {
+                    let Ok((guard, _)) = cvar.wait_timeout(stopped, tick) else {
+                        return;
+                    };
+                    stopped = guard;
+                    if *stopped {
+                        return;
+                    }
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => return,
+                    }
+                }
+            });
+        match thread {
+            Ok(handle) => Self {
+                stop,
+                thread: Some(handle),
+            },
+            Err(e) => {
+                // Without a ticker, timeouts are still enforced by the async-side bound
+                // in `call`; say so loudly rather than fail every instantiation.
+                tracing::error!(%e, "could not start the epoch ticker thread");
+                Self { stop, thread: None }
+            }
+        }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        let (lock, cvar) = &*self.stop;
+        if let Ok(mut stopped) = lock.lock() {
+            *stopped = true;
+        }
+        cvar.notify_all();
+        if let Some(handle) = self.thread.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_one_engine() {
+        let a = WasmEngine::new().unwrap();
+        let b = a.clone();
+        assert!(WasmEngine::same(&a, &b));
+        assert!(!WasmEngine::same(&a, &WasmEngine::new().unwrap()));
+    }
+
+    #[test]
+    fn zero_tick_is_refused() {
+        let err = WasmEngine::builder()
+            .epoch_tick(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert!(err.is_engine_error(), "{err}");
+    }
+
+    #[test]
+    fn ticker_and_linker_start_lazily() {
+        let engine = WasmEngine::new().unwrap();
+        assert!(!engine.ticker_running());
+        engine.ensure_ticker();
+        assert!(engine.ticker_running());
+        assert!(engine.linker().is_ok());
+    }
+
+    #[test]
+    fn features_enable_the_component_model() {
+        let f = WasmEngine::new().unwrap().wasm_features();
+        assert!(f.contains(WasmFeatures::COMPONENT_MODEL));
+        assert!(f.contains(WasmFeatures::MULTI_MEMORY));
+        assert!(!f.contains(WasmFeatures::THREADS));
+    }
+}

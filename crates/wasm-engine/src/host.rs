@@ -1,0 +1,121 @@
+//! The data every store carries: the limiter, the WASI context built from the
+//! instance's capabilities, and the wall-clock deadline of the current call.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use airssys_wasm_core::{CapabilitySet, DirAccess, StdioMode, WasmError, WasmResult};
+
+use crate::limiter::InstanceLimiter;
+
+/// The data of one store (one component instance).
+pub struct HostState {
+    pub(crate) limiter: InstanceLimiter,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// When the current call (or instantiation) must end.
+    pub(crate) deadline: Instant,
+    /// Set by the epoch callback when it stopped the guest for the deadline.
+    pub(crate) timed_out: bool,
+}
+
+impl std::fmt::Debug for HostState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostState")
+            .field("limiter", &self.limiter)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl HostState {
+    pub(crate) fn new(limiter: InstanceLimiter, wasi: WasiCtx) -> Self {
+        Self {
+            limiter,
+            wasi,
+            table: ResourceTable::new(),
+            deadline: Instant::now(),
+            timed_out: false,
+        }
+    }
+}
+
+/// Builds the WASI context granting exactly `caps` (and `args`): nothing of the host's
+/// environment, files or network unless named. Clocks and random are always there.
+pub(crate) fn wasi_context(caps: &CapabilitySet, args: &[String]) -> WasmResult<WasiCtx> {
+    let mut b = WasiCtxBuilder::new();
+    b.args(args);
+    if caps.stdout == StdioMode::Inherit {
+        b.inherit_stdout();
+    }
+    if caps.stderr == StdioMode::Inherit {
+        b.inherit_stderr();
+    }
+    if caps.stdin == StdioMode::Inherit {
+        b.inherit_stdin();
+    }
+    for e in &caps.env {
+        match &e.value {
+            Some(v) => {
+                b.env(&e.name, v);
+            }
+            None => {
+                // Pass the host's value through only when it is set (and is text).
+                if let Ok(v) = std::env::var(&e.name) {
+                    b.env(&e.name, v);
+                }
+            }
+        }
+    }
+    for d in &caps.filesystem {
+        let perms = match d.access {
+            DirAccess::ReadOnly => FsPerms::ReadOnly,
+            DirAccess::ReadWrite => FsPerms::ReadWrite,
+        };
+        b.preopened_dir(&d.host, &d.guest, perms)
+            .map_err(|e| WasmError::CapabilityDenied {
+                capability: format!(
+                    "filesystem {} -> {} ({})",
+                    d.host.display(),
+                    d.guest,
+                    d.access.as_str()
+                ),
+                reason: format!("the host directory cannot be opened: {e}"),
+            })?;
+    }
+    match &caps.network {
+        None => {
+            b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        }
+        Some(net) => {
+            let net = net.clone();
+            b.allow_tcp(true)
+                .allow_udp(false)
+                .allow_ip_name_lookup(net.dns)
+                .socket_addr_check(move |addr: SocketAddr, usage: SocketAddrUse| {
+                    let allowed = match usage {
+                        SocketAddrUse::TcpConnect => net.allows_connect(&addr),
+                        // The implicit bind before a connect uses the wildcard address
+                        // and port 0; an explicit bind (a server) is not granted.
+                        SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                        _ => false,
+                    };
+                    Box::pin(async move { allowed })
+                });
+        }
+    }
+    Ok(b.build())
+}

@@ -1,0 +1,448 @@
+//! [`ComponentInstance`]: one sandboxed instance, its calls, and how failures map to
+//! [`WasmError`].
+
+use std::time::{Duration, Instant};
+
+use wasmtime::component::wasm_wave::untyped::UntypedFuncCall;
+use wasmtime::component::{ComponentNamedList, Func, Instance, Lift, Lower, Type, Val};
+use wasmtime::{Store, Trap, WasmBacktrace};
+
+use airssys_wasm_core::error::duration_ms;
+use airssys_wasm_core::{ResourceLimits, WasmError, WasmResult};
+
+use crate::component::CompiledComponent;
+use crate::host::HostState;
+use crate::limiter::Denial;
+use crate::sandbox::ExecutionReport;
+use crate::types::{placeholder, render_func, render_type, val_matches};
+
+/// The result of a dynamic call.
+#[derive(Debug, Clone)]
+pub struct CallOutcome {
+    /// The results (zero or one value for today's components).
+    pub results: Vec<Val>,
+    /// What the call used.
+    pub report: ExecutionReport,
+}
+
+impl CallOutcome {
+    /// The results in WAVE syntax (`42`, `"hello"`, `some(3)`), one per result.
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::Internal`] for values WAVE cannot express (resources).
+    pub fn results_wave(&self) -> WasmResult<Vec<String>> {
+        self.results
+            .iter()
+            .map(|v| {
+                v.to_wave().map_err(|e| WasmError::Internal {
+                    component: String::new(),
+                    reason: format!("a result cannot be written as WAVE: {e}"),
+                    source: None,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One sandboxed instance of a component.
+///
+/// Every call gets the fuel budget afresh and the wall-clock timeout; memory is bounded
+/// for the instance's whole life. A call that traps or hits a limit **poisons** the
+/// instance: later calls fail with [`WasmError::InstancePoisoned`] (instantiate again);
+/// the engine and the compiled component stay usable. A usage error (unknown export,
+/// wrong arguments) does not poison.
+pub struct ComponentInstance {
+    component: CompiledComponent,
+    store: Store<HostState>,
+    instance: Instance,
+    limits: ResourceLimits,
+    poisoned: Option<String>,
+    instantiation: ExecutionReport,
+}
+
+impl std::fmt::Debug for ComponentInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentInstance")
+            .field("component", &self.component.name())
+            .field("limits", &self.limits)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ComponentInstance {
+    pub(crate) fn new(
+        component: CompiledComponent,
+        store: Store<HostState>,
+        instance: Instance,
+        limits: ResourceLimits,
+        instantiation: ExecutionReport,
+    ) -> Self {
+        Self {
+            component,
+            store,
+            instance,
+            limits,
+            poisoned: None,
+            instantiation,
+        }
+    }
+
+    /// The component this is an instance of.
+    pub fn component(&self) -> &CompiledComponent {
+        &self.component
+    }
+
+    /// The limits it runs under.
+    pub fn limits(&self) -> &ResourceLimits {
+        &self.limits
+    }
+
+    /// What instantiation (start functions, initial memory) used.
+    pub fn instantiation_report(&self) -> &ExecutionReport {
+        &self.instantiation
+    }
+
+    /// Bytes of all linear memories now.
+    pub fn memory_bytes(&self) -> u64 {
+        self.store.data().limiter.total()
+    }
+
+    /// Why the instance is poisoned, if it is.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+
+    /// Calls `export` with dynamic values. `export` is a function's name, or
+    /// `interface#function` for a function in an exported interface.
+    ///
+    /// # Errors
+    ///
+    /// Usage errors ([`WasmError::ExportNotFound`], [`WasmError::InvalidArguments`]),
+    /// which leave the instance usable; runtime errors (trap, fuel, timeout, memory),
+    /// which poison it; [`WasmError::InstancePoisoned`] after an earlier failure.
+    pub async fn call(&mut self, export: &str, args: &[Val]) -> WasmResult<CallOutcome> {
+        self.check_poison()?;
+        let func = self.lookup(export)?;
+        self.check_args(export, &func, args)?;
+        let mut results = vec![placeholder(); func.ty(&self.store).results().len()];
+        let started = Deadline::begin(&mut self.store, &self.limits);
+        let bound = Deadline::hard_bound(&self.limits, self.component.engine().epoch_tick());
+        let outcome =
+            tokio::time::timeout(bound, func.call_async(&mut self.store, args, &mut results)).await;
+        let report = started.finish(&mut self.store, &self.limits);
+        self.settle(outcome, report)?;
+        Ok(CallOutcome { results, report })
+    }
+
+    /// Calls `export` with Rust-typed parameters and results, e.g.
+    /// `call_typed::<(i32,), (i32,)>("double", (21,))`.
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call); a type mismatch is [`WasmError::InvalidArguments`].
+    pub async fn call_typed<P, R>(&mut self, export: &str, params: P) -> WasmResult<(R, ExecutionReport)>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        self.check_poison()?;
+        let func = self.lookup(export)?;
+        let typed = func.typed::<P, R>(&self.store).map_err(|e| WasmError::InvalidArguments {
+            component: self.component.name().to_owned(),
+            export: export.to_owned(),
+            reason: format!("the Rust types do not match the export: {e}"),
+            signature: render_func(&func.ty(&self.store)),
+        })?;
+        let started = Deadline::begin(&mut self.store, &self.limits);
+        let bound = Deadline::hard_bound(&self.limits, self.component.engine().epoch_tick());
+        let outcome = tokio::time::timeout(bound, typed.call_async(&mut self.store, params)).await;
+        let report = started.finish(&mut self.store, &self.limits);
+        let value = self.settle(outcome, report)?;
+        Ok((value, report))
+    }
+
+    /// Parses a call in WAVE syntax — `double(21)`, `greet("you")`, `noop()` or just
+    /// `noop` — checks it against the export's signature and makes it.
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::InvalidArguments`] when the text does not parse or does not fit the
+    /// signature; otherwise as [`call`](Self::call).
+    pub async fn invoke(&mut self, call: &str) -> WasmResult<CallOutcome> {
+        let text = call.trim();
+        let text = if text.contains('(') {
+            text.to_owned()
+        } else {
+            format!("{text}()")
+        };
+        let parsed = UntypedFuncCall::parse(&text).map_err(|e| WasmError::InvalidArguments {
+            component: self.component.name().to_owned(),
+            export: call.to_owned(),
+            reason: format!("`{call}` is not a call in WAVE syntax (e.g. `double(21)`): {e}"),
+            signature: "see the component's exports".into(),
+        })?;
+        let name = parsed.name().to_owned();
+        let func = self.lookup(&name)?;
+        let ty = func.ty(&self.store);
+        let types: Vec<Type> = ty.params().map(|(_, t)| t).collect();
+        let args = parsed
+            .to_wasm_params::<Val>(types.iter())
+            .map_err(|e| WasmError::InvalidArguments {
+                component: self.component.name().to_owned(),
+                export: name.clone(),
+                reason: format!("the arguments do not fit: {e}"),
+                signature: render_func(&ty),
+            })?;
+        self.call(&name, &args).await
+    }
+
+    fn check_poison(&self) -> WasmResult<()> {
+        match &self.poisoned {
+            Some(cause) => Err(WasmError::InstancePoisoned {
+                component: self.component.name().to_owned(),
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn lookup(&mut self, export: &str) -> WasmResult<Func> {
+        let index = match export.split_once('#') {
+            Some((iface, name)) => self
+                .instance
+                .get_export_index(&mut self.store, None, iface)
+                .and_then(|i| self.instance.get_export_index(&mut self.store, Some(&i), name)),
+            None => self.instance.get_export_index(&mut self.store, None, export),
+        };
+        index
+            .and_then(|i| self.instance.get_func(&mut self.store, &i))
+            .ok_or_else(|| WasmError::ExportNotFound {
+                component: self.component.name().to_owned(),
+                export: export.to_owned(),
+                available: self.component.export_signatures(),
+            })
+    }
+
+    fn check_args(&self, export: &str, func: &Func, args: &[Val]) -> WasmResult<()> {
+        let ty = func.ty(&self.store);
+        let params: Vec<(String, Type)> = ty.params().map(|(n, t)| (n.to_owned(), t)).collect();
+        let bad = |reason: String| WasmError::InvalidArguments {
+            component: self.component.name().to_owned(),
+            export: export.to_owned(),
+            reason,
+            signature: render_func(&ty),
+        };
+        if params.len() != args.len() {
+            return Err(bad(format!(
+                "expected {} argument(s), got {}",
+                params.len(),
+                args.len()
+            )));
+        }
+        for (i, (arg, (name, t))) in args.iter().zip(&params).enumerate() {
+            if !val_matches(arg, t) {
+                return Err(bad(format!(
+                    "argument {} (`{name}`) must be {}, got {arg:?}",
+                    i + 1,
+                    render_type(t)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns a call's outcome into a result, poisoning the instance on failure.
+    fn settle<T>(
+        &mut self,
+        outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+        report: ExecutionReport,
+    ) -> WasmResult<T> {
+        let failure = match outcome {
+            Ok(Ok(value)) => {
+                // A denied growth the guest coped with is not an error.
+                self.store.data_mut().limiter.take_denial();
+                return Ok(value);
+            }
+            Ok(Err(e)) => Failure::Wasmtime(e),
+            Err(_elapsed) => Failure::AsyncTimeout,
+        };
+        let err = failure.classify(
+            &mut self.store,
+            &self.limits,
+            self.component.name(),
+            report.fuel_consumed,
+            Phase::Call,
+        );
+        self.poisoned = Some(first_line(&err.to_string()));
+        Err(err)
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).to_owned()
+}
+
+/// The marker error the epoch callback raises when a deadline passes.
+#[derive(Debug)]
+pub(crate) struct Deadline;
+
+impl std::fmt::Display for Deadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("wall-clock deadline exceeded")
+    }
+}
+
+impl std::error::Error for Deadline {}
+
+/// A call in progress: when it started.
+pub(crate) struct Started(Instant);
+
+impl Deadline {
+    /// Arms the store for one call: fresh fuel, a fresh deadline, a fresh peak.
+    pub(crate) fn begin(store: &mut Store<HostState>, limits: &ResourceLimits) -> Started {
+        // Fuel is enabled by our engine configuration, so this cannot fail.
+        if let Err(e) = store.set_fuel(limits.fuel()) {
+            tracing::error!(%e, "setting fuel failed");
+        }
+        let now = Instant::now();
+        let data = store.data_mut();
+        data.deadline = now + limits.timeout();
+        data.timed_out = false;
+        data.limiter.reset_peak();
+        // Check the deadline at the next tick, and every tick after (the callback).
+        store.set_epoch_deadline(1);
+        Started(now)
+    }
+
+    /// The async-side bound: the timeout plus a margin for the epoch to be noticed.
+    /// Only reached when the guest is blocked in the host (where epochs are not
+    /// checked) or the ticker could not start.
+    pub(crate) fn hard_bound(limits: &ResourceLimits, tick: Duration) -> Duration {
+        limits.timeout() + (tick * 4).max(Duration::from_millis(50))
+    }
+}
+
+impl Started {
+    pub(crate) fn finish(self, store: &mut Store<HostState>, limits: &ResourceLimits) -> ExecutionReport {
+        let wall_time = self.0.elapsed();
+        let remaining = store.get_fuel().unwrap_or(0);
+        let data = store.data();
+        ExecutionReport {
+            fuel_consumed: limits.fuel().saturating_sub(remaining),
+            fuel_limit: limits.fuel(),
+            wall_time,
+            peak_memory_bytes: data.limiter.peak(),
+            memory_limit_bytes: limits.memory_bytes(),
+        }
+    }
+}
+
+pub(crate) enum Failure {
+    Wasmtime(wasmtime::Error),
+    AsyncTimeout,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Instantiate,
+    Call,
+}
+
+impl Failure {
+    /// Maps a failure to the error that names its real cause: the deadline, the fuel,
+    /// a denied memory or table growth, a trap, or (instantiation) anything else.
+    pub(crate) fn classify(
+        self,
+        store: &mut Store<HostState>,
+        limits: &ResourceLimits,
+        component: &str,
+        fuel_consumed: u64,
+        phase: Phase,
+    ) -> WasmError {
+        let data = store.data_mut();
+        let denial = data.limiter.take_denial();
+        let component = component.to_owned();
+        let timeout = WasmError::ComponentTimeout {
+            component: component.clone(),
+            max_execution_ms: duration_ms(limits.timeout()),
+            fuel_consumed: Some(fuel_consumed),
+        };
+        let err = match self {
+            Failure::AsyncTimeout => return timeout,
+            Failure::Wasmtime(e) => e,
+        };
+        if data.timed_out || err.downcast_ref::<Deadline>().is_some() {
+            return timeout;
+        }
+        let trap = err.downcast_ref::<Trap>().copied();
+        if trap == Some(Trap::OutOfFuel) {
+            return WasmError::FuelExhausted {
+                component,
+                fuel_limit: limits.fuel(),
+            };
+        }
+        let trap_words = trap.map(trap_in_words);
+        match denial {
+            Some(Denial::Memory {
+                limit,
+                requested_total,
+            }) => {
+                return WasmError::MemoryLimitExceeded {
+                    component,
+                    limit_bytes: limit,
+                    requested_bytes: requested_total,
+                    trap: trap_words,
+                };
+            }
+            Some(Denial::TableElements { limit, requested }) => {
+                return WasmError::ResourceLimitExceeded {
+                    component,
+                    resource: "table elements".into(),
+                    limit,
+                    requested,
+                };
+            }
+            None => {}
+        }
+        let backtrace = err
+            .downcast_ref::<WasmBacktrace>()
+            .map(|bt| bt.to_string())
+            .filter(|bt| !bt.trim().is_empty());
+        match (trap_words, phase) {
+            (Some(reason), _) => WasmError::ComponentTrapped {
+                component,
+                reason,
+                fuel_consumed: Some(fuel_consumed),
+                backtrace,
+            },
+            (None, Phase::Instantiate) => WasmError::ComponentInstantiationFailed {
+                component,
+                reason: format!("{err:#}"),
+                source: Some(err.into()),
+            },
+            (None, Phase::Call) => WasmError::ComponentTrapped {
+                component,
+                reason: format!("{err:#}"),
+                fuel_consumed: Some(fuel_consumed),
+                backtrace,
+            },
+        }
+    }
+}
+
+/// A trap code in words: Wasmtime's description, named where it helps.
+fn trap_in_words(trap: Trap) -> String {
+    let desc = trap.to_string();
+    let desc = desc.strip_prefix("wasm trap: ").unwrap_or(&desc).to_owned();
+    match trap {
+        Trap::StackOverflow => format!("stack overflow ({desc})"),
+        Trap::UnreachableCodeReached => {
+            format!("unreachable ({desc}; Rust and C guests reach it when they panic or abort)")
+        }
+        Trap::IntegerDivisionByZero => format!("divide by zero ({desc})"),
+        Trap::MemoryOutOfBounds => format!("out-of-bounds memory access ({desc})"),
+        _ => desc,
+    }
+}

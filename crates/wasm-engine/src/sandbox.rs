@@ -1,0 +1,102 @@
+//! [`Sandbox`] (what an instance is allowed) and [`ExecutionReport`] (what a call used).
+
+use std::time::Duration;
+
+use airssys_wasm_core::error::fmt_bytes;
+use airssys_wasm_core::{CapabilitySet, ResourceLimits};
+
+/// The limits, capabilities and arguments one instance runs with.
+///
+/// Capabilities start at [`CapabilitySet::deny_all`]: an embedder grants explicitly.
+///
+/// ```
+/// use std::time::Duration;
+/// use airssys_wasm_core::{CapabilitySet, ResourceLimits};
+/// use airssys_wasm_engine::Sandbox;
+///
+/// let limits = ResourceLimits::new(1 << 20, 1_000_000, Duration::from_secs(1))?;
+/// let sandbox = Sandbox::new(limits)
+///     .with_capabilities(CapabilitySet::default())
+///     .with_args(["prog", "--verbose"]);
+/// assert_eq!(sandbox.args().len(), 2);
+/// # Ok::<(), airssys_wasm_core::WasmError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    limits: ResourceLimits,
+    capabilities: CapabilitySet,
+    args: Vec<String>,
+}
+
+impl Sandbox {
+    /// A sandbox with these limits and no capabilities at all.
+    pub fn new(limits: ResourceLimits) -> Self {
+        Self {
+            limits,
+            capabilities: CapabilitySet::deny_all(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Grants these capabilities (replacing the previous set).
+    #[must_use]
+    pub fn with_capabilities(mut self, capabilities: CapabilitySet) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// The program arguments a WASI guest sees (`args[0]` is conventionally its name).
+    #[must_use]
+    pub fn with_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &ResourceLimits {
+        &self.limits
+    }
+
+    /// The capabilities.
+    pub fn capabilities(&self) -> &CapabilitySet {
+        &self.capabilities
+    }
+
+    /// The program arguments.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+}
+
+/// What one call (or the instantiation) used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutionReport {
+    /// Fuel consumed.
+    pub fuel_consumed: u64,
+    /// The fuel budget it ran under.
+    pub fuel_limit: u64,
+    /// Wall-clock time from entering the guest to getting control back.
+    pub wall_time: Duration,
+    /// The largest total of the instance's linear memories during the call.
+    pub peak_memory_bytes: u64,
+    /// The memory limit it ran under.
+    pub memory_limit_bytes: u64,
+}
+
+impl std::fmt::Display for ExecutionReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "fuel {} of {}, wall time {:.3?}, peak memory {} of {}",
+            self.fuel_consumed,
+            self.fuel_limit,
+            self.wall_time,
+            fmt_bytes(self.peak_memory_bytes),
+            fmt_bytes(self.memory_limit_bytes)
+        )
+    }
+}
