@@ -367,7 +367,9 @@ impl Failure {
         let timeout = WasmError::ComponentTimeout {
             component: component.clone(),
             max_execution_ms: duration_ms(limits.timeout()),
-            fuel_consumed: Some(fuel_consumed),
+            // When the epoch interrupts a loop, Cranelift may not have flushed its fuel
+            // counter yet, so 0 here means "unknown", not "none used".
+            fuel_consumed: (fuel_consumed > 0).then_some(fuel_consumed),
         };
         let err = match self {
             Failure::AsyncTimeout => return timeout,

@@ -1,0 +1,463 @@
+//! Sandboxed execution: every hostile fixture is stopped by the right limit, with the
+//! right error, in bounded time, and leaves the engine usable.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use airssys_wasm_core::{ResourceLimits, WasmError};
+use airssys_wasm_engine::{CompiledComponent, Sandbox, Val, WasmEngine};
+use airssys_wasm_testkit as fx;
+
+const MIB: u64 = 1 << 20;
+const PAGE: u64 = 64 * 1024;
+/// A loose ceiling for "stopped in bounded time": catches a hang, not a slow machine.
+const GROSS: Duration = Duration::from_secs(10);
+
+fn compile(engine: &WasmEngine, name: &str, wasm: &[u8]) -> CompiledComponent {
+    let c = wasmtime::component::Component::new(engine.wasmtime_engine(), wasm).unwrap();
+    CompiledComponent::new(engine, name, c).unwrap()
+}
+
+fn sandbox(memory: u64, fuel: u64, timeout: Duration) -> Sandbox {
+    Sandbox::new(ResourceLimits::new(memory, fuel, timeout).unwrap())
+}
+
+fn roomy() -> Sandbox {
+    sandbox(64 * MIB, 10_000_000, Duration::from_secs(5))
+}
+
+/// The engine still runs a well-behaved component correctly.
+async fn still_healthy(engine: &WasmEngine) {
+    let hello = compile(engine, "hello", fx::HELLO);
+    let mut i = hello.instantiate(&roomy()).await.unwrap();
+    let ((v,), _) = i.call_typed::<(), (i32,)>("hello", ()).await.unwrap();
+    assert_eq!(v, 42);
+}
+
+#[tokio::test]
+async fn hello_returns_42_typed_dynamic_and_wave() {
+    let engine = WasmEngine::new().unwrap();
+    let hello = compile(&engine, "hello", fx::HELLO);
+    let mut i = hello.instantiate(&roomy()).await.unwrap();
+
+    let ((v,), report) = i.call_typed::<(), (i32,)>("hello", ()).await.unwrap();
+    assert_eq!(v, 42);
+    assert!(report.fuel_consumed > 0 && report.fuel_consumed < 100, "{report}");
+    assert_eq!(report.fuel_limit, 10_000_000);
+
+    let out = i.call("double", &[Val::S32(21)]).await.unwrap();
+    assert_eq!(out.results, vec![Val::S32(42)]);
+
+    let out = i.invoke("add(40, 2)").await.unwrap();
+    assert_eq!(out.results_wave().unwrap(), ["42"]);
+    let out = i.invoke("noop").await.unwrap();
+    assert!(out.results.is_empty());
+}
+
+#[tokio::test]
+async fn string_round_trip_and_post_return_keep_memory_flat() {
+    let engine = WasmEngine::new().unwrap();
+    let greet = compile(&engine, "greet", fx::GREET);
+    let mut i = greet.instantiate(&roomy()).await.unwrap();
+    let before = i.memory_bytes();
+    for _ in 0..2_000 {
+        let ((s,), _) = i
+            .call_typed::<(&str,), (String,)>("greet", ("you",))
+            .await
+            .unwrap();
+        assert_eq!(s, "Hello, you!");
+    }
+    assert_eq!(i.memory_bytes(), before, "post-return must reset the bump allocator");
+    let out = i.invoke(r#"greet("wave")"#).await.unwrap();
+    assert_eq!(out.results_wave().unwrap(), [r#""Hello, wave!""#]);
+}
+
+#[tokio::test]
+async fn several_value_types_round_trip() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "types", fx::TYPES);
+    let mut i = c.instantiate(&roomy()).await.unwrap();
+    let w = |o: airssys_wasm_engine::CallOutcome| o.results_wave().unwrap().join(",");
+    assert_eq!(w(i.invoke("pick(true, 1, 2)").await.unwrap()), "1");
+    assert_eq!(w(i.invoke("pick(false, 1, 18446744073709551615)").await.unwrap()), "18446744073709551615");
+    assert_eq!(w(i.invoke("scale(1.5, 2.0)").await.unwrap()), "3");
+    assert_eq!(w(i.invoke("maybe(some(7))").await.unwrap()), "7");
+    assert_eq!(w(i.invoke("maybe(none)").await.unwrap()), "0");
+}
+
+#[tokio::test]
+async fn infinite_loop_runs_out_of_fuel_naming_the_budget() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "spin", fx::INFINITE_LOOP);
+    let mut i = c
+        .instantiate(&sandbox(MIB, 50_000, Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let err = i.call("spin", &[]).await.unwrap_err();
+    assert!(t.elapsed() < GROSS);
+    assert!(
+        matches!(err, WasmError::FuelExhausted { fuel_limit: 50_000, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("50000"), "{err}");
+    still_healthy(&engine).await;
+}
+
+#[tokio::test]
+async fn infinite_loop_with_unlimited_fuel_is_stopped_by_the_timeout() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "spin", fx::INFINITE_LOOP);
+    let timeout = Duration::from_millis(200);
+    let mut i = c.instantiate(&sandbox(MIB, u64::MAX, timeout)).await.unwrap();
+    let t = Instant::now();
+    let err = i.call("spin", &[]).await.unwrap_err();
+    let took = t.elapsed();
+    match &err {
+        WasmError::ComponentTimeout {
+            max_execution_ms,
+            fuel_consumed,
+            ..
+        } => {
+            assert_eq!(*max_execution_ms, 200);
+            // Either the fuel used, or unknown when the interrupted loop had not yet
+            // flushed its fuel counter — never a misleading zero.
+            assert_ne!(*fuel_consumed, Some(0));
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // Not before the timeout; within it plus a tick (with a loose margin for a busy CI).
+    assert!(took >= timeout, "{took:?}");
+    assert!(took < timeout + Duration::from_secs(2), "{took:?}");
+    still_healthy(&engine).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_busy_guest_does_not_starve_other_tasks_on_its_thread() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "spin", fx::INFINITE_LOOP);
+    let mut i = c
+        .instantiate(&sandbox(MIB, u64::MAX, Duration::from_millis(500)))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let guest = async {
+        let r = i.call("spin", &[]).await;
+        (r, start.elapsed())
+    };
+    let other = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        start.elapsed()
+    };
+    let ((r, guest_done), other_done) = tokio::join!(guest, other);
+    assert!(matches!(r, Err(WasmError::ComponentTimeout { .. })));
+    // The sleeper finished long before the guest was stopped: the guest yielded.
+    assert!(other_done < Duration::from_millis(300), "{other_done:?}");
+    assert!(guest_done >= Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn memory_bomb_hits_the_memory_limit_with_limit_and_request() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "bomb", fx::MEMORY_BOMB);
+    let mut i = c
+        .instantiate(&sandbox(MIB, 100_000_000, Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let err = i.call("bomb", &[]).await.unwrap_err();
+    match &err {
+        WasmError::MemoryLimitExceeded {
+            limit_bytes,
+            requested_bytes,
+            trap,
+            ..
+        } => {
+            assert_eq!(*limit_bytes, MIB);
+            assert_eq!(*requested_bytes, MIB + PAGE);
+            assert!(trap.as_deref().unwrap().contains("unreachable"), "{trap:?}");
+        }
+        other => panic!("expected the memory limit, got {other:?}"),
+    }
+    assert!(err.is_limit_error());
+    assert!(err.to_string().contains("raise `memory`"), "{err}");
+    still_healthy(&engine).await;
+}
+
+#[tokio::test]
+async fn denied_growth_returns_minus_one_and_is_not_an_error() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "bomb", fx::MEMORY_BOMB);
+    let mut i = c
+        .instantiate(&sandbox(4 * PAGE, 1_000_000, Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let out = i.call("grow", &[Val::U32(100)]).await.unwrap();
+    assert_eq!(out.results, vec![Val::S32(-1)]);
+    let out = i.call("grow", &[Val::U32(3)]).await.unwrap();
+    assert_eq!(out.results, vec![Val::S32(1)], "previous size in pages");
+    assert_eq!(out.report.peak_memory_bytes, 4 * PAGE);
+    assert_eq!(i.memory_bytes(), 4 * PAGE);
+    assert!(i.poisoned().is_none());
+    let out = i.call("pages", &[]).await.unwrap();
+    assert_eq!(out.results, vec![Val::U32(4)]);
+}
+
+#[tokio::test]
+async fn initial_memory_over_the_limit_fails_instantiation_as_a_memory_error() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "big", fx::BIG_INITIAL_MEMORY);
+    let err = c
+        .instantiate(&sandbox(MIB, 1_000_000, Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WasmError::MemoryLimitExceeded {
+                limit_bytes: MIB,
+                requested_bytes: 16_777_216,
+                trap: None,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // With room it instantiates.
+    let mut i = c
+        .instantiate(&sandbox(32 * MIB, 1_000_000, Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(i.call("hello", &[]).await.unwrap().results, vec![Val::S32(1)]);
+}
+
+#[tokio::test]
+async fn several_memories_count_together() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "multi", fx::MULTI_MEMORY);
+    // 640 KiB each: one fits in 1 MiB, both do not.
+    let err = c
+        .instantiate(&sandbox(MIB, 1_000_000, Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WasmError::MemoryLimitExceeded {
+                limit_bytes: MIB,
+                requested_bytes: 1_310_720,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let mut i = c
+        .instantiate(&sandbox(2 * MIB, 1_000_000, Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(i.call("sizes", &[]).await.unwrap().results, vec![Val::U32(20)]);
+    assert_eq!(i.memory_bytes(), 20 * PAGE);
+}
+
+#[tokio::test]
+async fn huge_table_is_refused() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "table", fx::HUGE_TABLE);
+    let err = c.instantiate(&roomy()).await.unwrap_err();
+    match err {
+        WasmError::ResourceLimitExceeded {
+            resource,
+            limit,
+            requested,
+            ..
+        } => {
+            assert_eq!(resource, "table elements");
+            assert_eq!(limit, 100_000);
+            assert_eq!(requested, 10_000_000);
+        }
+        other => panic!("expected a table limit, got {other:?}"),
+    }
+    still_healthy(&engine).await;
+}
+
+async fn trap_of(wasm: &[u8], export: &str, args: &[Val]) -> (String, Option<String>) {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "hostile", wasm);
+    let mut i = c.instantiate(&roomy()).await.unwrap();
+    let t = Instant::now();
+    let err = i.call(export, args).await.unwrap_err();
+    assert!(t.elapsed() < GROSS);
+    still_healthy(&engine).await;
+    match err {
+        WasmError::ComponentTrapped {
+            reason, backtrace, ..
+        } => (reason, backtrace),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unbounded_recursion_is_a_stack_overflow() {
+    let (reason, _) = trap_of(fx::RECURSION, "recurse", &[]).await;
+    assert!(reason.contains("stack overflow"), "{reason}");
+}
+
+#[tokio::test]
+async fn unreachable_traps_with_words_and_a_backtrace() {
+    let (reason, backtrace) = trap_of(fx::UNREACHABLE, "boom", &[]).await;
+    assert!(reason.starts_with("unreachable"), "{reason}");
+    assert!(backtrace.is_some(), "a guest backtrace is expected");
+}
+
+#[tokio::test]
+async fn divide_by_zero_traps() {
+    let (reason, _) = trap_of(fx::DIV_BY_ZERO, "divide", &[Val::S32(1), Val::S32(0)]).await;
+    assert!(reason.contains("divide by zero"), "{reason}");
+}
+
+#[tokio::test]
+async fn out_of_bounds_access_traps() {
+    let (reason, _) = trap_of(fx::OUT_OF_BOUNDS, "load", &[Val::U32(70_000)]).await;
+    assert!(reason.contains("out-of-bounds memory access"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_trapping_start_function_fails_instantiation() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "start", fx::START_TRAP);
+    let err = c.instantiate(&roomy()).await.unwrap_err();
+    assert!(
+        matches!(&err, WasmError::ComponentTrapped { reason, .. } if reason.contains("unreachable")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_endless_start_function_is_bounded_by_fuel_and_by_time() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "start", fx::START_LOOP);
+    let err = c
+        .instantiate(&sandbox(MIB, 100_000, Duration::from_secs(30)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WasmError::FuelExhausted { .. }), "{err:?}");
+    let t = Instant::now();
+    let err = c
+        .instantiate(&sandbox(MIB, u64::MAX, Duration::from_millis(100)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WasmError::ComponentTimeout { .. }), "{err:?}");
+    assert!(t.elapsed() < GROSS);
+}
+
+#[tokio::test]
+async fn unsatisfied_imports_are_listed() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "needs-host", fx::HOST_IMPORT);
+    let err = c.instantiate(&roomy()).await.unwrap_err();
+    assert!(matches!(err, WasmError::ComponentInstantiationFailed { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("`example:host/log`"), "{msg}");
+    assert!(msg.contains("needs-host"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_trap_poisons_the_instance_but_not_the_component() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "div", fx::DIV_BY_ZERO);
+    let mut i = c.instantiate(&roomy()).await.unwrap();
+    assert!(i.call("divide", &[Val::S32(1), Val::S32(0)]).await.is_err());
+    assert!(i.poisoned().is_some());
+    let err = i.call("divide", &[Val::S32(6), Val::S32(3)]).await.unwrap_err();
+    assert!(matches!(err, WasmError::InstancePoisoned { .. }), "{err:?}");
+    assert!(err.to_string().contains("instantiate the component again"));
+    let mut fresh = c.instantiate(&roomy()).await.unwrap();
+    let out = fresh.call("divide", &[Val::S32(6), Val::S32(3)]).await.unwrap();
+    assert_eq!(out.results, vec![Val::S32(2)]);
+}
+
+#[tokio::test]
+async fn usage_errors_list_exports_and_do_not_poison() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "hello", fx::HELLO);
+    let mut i = c.instantiate(&roomy()).await.unwrap();
+
+    let err = i.call("nope", &[]).await.unwrap_err();
+    assert!(err.is_usage_error());
+    let msg = err.to_string();
+    assert!(msg.contains("double: func(x: s32) -> s32"), "{msg}");
+    assert!(msg.contains("add: func(a: s32, b: s32) -> s32"), "{msg}");
+
+    let err = i.call("double", &[]).await.unwrap_err();
+    assert!(err.to_string().contains("expected 1 argument(s), got 0"), "{err}");
+    let err = i.call("double", &[Val::String("x".into())]).await.unwrap_err();
+    assert!(err.to_string().contains("must be s32"), "{err}");
+    let err = i.invoke("double(\"x\")").await.unwrap_err();
+    assert!(matches!(err, WasmError::InvalidArguments { .. }), "{err:?}");
+    let err = i.invoke("double(21").await.unwrap_err();
+    assert!(matches!(err, WasmError::InvalidArguments { .. }), "{err:?}");
+    let err = i.call_typed::<(String,), (i32,)>("double", ("x".into(),)).await.unwrap_err();
+    assert!(matches!(err, WasmError::InvalidArguments { .. }), "{err:?}");
+
+    assert!(i.poisoned().is_none());
+    assert_eq!(i.invoke("double(21)").await.unwrap().results, vec![Val::S32(42)]);
+}
+
+#[tokio::test]
+async fn fuel_is_granted_afresh_for_every_call() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "hello", fx::HELLO);
+    let mut probe = c.instantiate(&roomy()).await.unwrap();
+    let per_call = probe.call("hello", &[]).await.unwrap().report.fuel_consumed;
+    // A budget for two calls, used for fifty: works only if each call is refilled.
+    let mut i = c
+        .instantiate(&sandbox(MIB, per_call * 2, Duration::from_secs(5)))
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        let out = i.call("hello", &[]).await.unwrap();
+        assert_eq!(out.report.fuel_consumed, per_call);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_concurrent_instances_good_and_hostile() {
+    let engine = WasmEngine::new().unwrap();
+    let good = compile(&engine, "hello", fx::HELLO);
+    let hostile = [
+        (compile(&engine, "spin", fx::INFINITE_LOOP), "spin"),
+        (compile(&engine, "bomb", fx::MEMORY_BOMB), "bomb"),
+        (compile(&engine, "recurse", fx::RECURSION), "recurse"),
+        (compile(&engine, "boom", fx::UNREACHABLE), "boom"),
+    ];
+    let limits = sandbox(2 * MIB, 5_000_000, Duration::from_millis(500));
+    let mut tasks = Vec::new();
+    for n in 0..120i32 {
+        let limits = limits.clone();
+        if n % 3 == 0 {
+            let (c, export) = hostile[(n as usize / 3) % hostile.len()].clone();
+            tasks.push(tokio::spawn(async move {
+                let mut i = c.instantiate(&limits).await.unwrap();
+                let err = i.call(export, &[]).await.unwrap_err();
+                assert!(err.is_runtime_error(), "{err:?}");
+                None
+            }));
+        } else {
+            let c = good.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut i = c.instantiate(&limits).await.unwrap();
+                let out = i.call("double", &[Val::S32(n)]).await.unwrap();
+                assert_eq!(out.results, vec![Val::S32(2 * n)]);
+                Some(n)
+            }));
+        }
+    }
+    let t = Instant::now();
+    let mut good_done = 0;
+    for task in tasks {
+        if task.await.unwrap().is_some() {
+            good_done += 1;
+        }
+    }
+    assert_eq!(good_done, 80);
+    assert!(t.elapsed() < Duration::from_secs(60));
+}

@@ -1,0 +1,374 @@
+//! Every rule of `Component.toml`: one test per kind of error, asserting the message
+//! and the line it points at; capabilities; a round-trip property test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use airssys_wasm_core::{DirAccess, StdioMode};
+use airssys_wasm_manifest::{ComponentManifest, ManifestError, ManifestErrorKind};
+use proptest::prelude::*;
+
+/// A directory with `hello.wasm`, `data/` and the manifest path inside it.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hello.wasm"), b"\0asm").unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        Self { dir }
+    }
+
+    fn manifest(&self) -> PathBuf {
+        self.dir.path().join("Component.toml")
+    }
+
+    fn parse(&self, text: &str) -> Result<ComponentManifest, ManifestError> {
+        ComponentManifest::parse(text, self.manifest())
+    }
+
+    fn err(&self, text: &str) -> ManifestError {
+        self.parse(text).unwrap_err()
+    }
+}
+
+const MINIMAL: &str = r#"[component]
+name = "hello"
+path = "hello.wasm"
+
+[limits]
+memory = "4MiB"
+fuel = 10_000_000
+timeout = "500ms"
+"#;
+
+fn with_limits(limits: &str) -> String {
+    format!("[component]\nname = \"hello\"\npath = \"hello.wasm\"\n\n[limits]\n{limits}")
+}
+
+fn assert_err(e: &ManifestError, kind: ManifestErrorKind, line: usize, needles: &[&str]) {
+    assert_eq!(e.kind, kind, "{e}");
+    assert_eq!(e.line, line, "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("Component.toml:{line}:")), "{msg}");
+    for n in needles {
+        assert!(msg.contains(n), "`{n}` missing from: {msg}");
+    }
+}
+
+#[test]
+fn minimal_manifest() {
+    let f = Fixture::new();
+    let m = f.parse(MINIMAL).unwrap();
+    assert_eq!(m.name(), "hello");
+    assert_eq!(m.component_path(), f.dir.path().join("hello.wasm"));
+    let limits = m.resource_limits().unwrap();
+    assert_eq!(limits.memory_bytes(), 4 << 20);
+    assert_eq!(limits.fuel(), 10_000_000);
+    assert_eq!(limits.timeout(), Duration::from_millis(500));
+    // No [capabilities]: stdout and stderr, nothing else.
+    let caps = m.capability_set();
+    assert_eq!(caps.stdout, StdioMode::Inherit);
+    assert_eq!(caps.stdin, StdioMode::Null);
+    assert!(caps.env.is_empty() && caps.filesystem.is_empty() && caps.network.is_none());
+}
+
+#[test]
+fn from_file_and_from_dir() {
+    let f = Fixture::new();
+    std::fs::write(f.manifest(), MINIMAL).unwrap();
+    assert_eq!(ComponentManifest::from_file(f.manifest()).unwrap().name(), "hello");
+    assert_eq!(ComponentManifest::from_dir(f.dir.path()).unwrap().name(), "hello");
+    assert_eq!(ComponentManifest::load(f.dir.path()).unwrap().name(), "hello");
+    let e = ComponentManifest::load(f.dir.path().join("nope")).unwrap_err();
+    assert_eq!(e.kind, ManifestErrorKind::Io);
+    let e = ComponentManifest::from_dir(f.dir.path().join("data")).unwrap_err();
+    assert!(e.to_string().contains("Component.toml"), "{e}");
+}
+
+#[test]
+fn missing_memory_is_refused_pointing_at_limits() {
+    let f = Fixture::new();
+    let e = f.err(&with_limits("fuel = 1\ntimeout = \"1s\"\n"));
+    assert_err(
+        &e,
+        ManifestErrorKind::MissingKey,
+        5,
+        &["[limits] has no `memory`", "memory limits are mandatory", "memory = \"4MiB\""],
+    );
+    assert_eq!(e.key.as_deref(), Some("limits.memory"));
+    assert_eq!(e.column, 1);
+}
+
+#[test]
+fn missing_fuel_and_timeout_are_refused() {
+    let f = Fixture::new();
+    let e = f.err(&with_limits("memory = \"1MiB\"\ntimeout = \"1s\"\n"));
+    assert_err(&e, ManifestErrorKind::MissingKey, 5, &["no `fuel`", "fuel = 10_000_000"]);
+    let e = f.err(&with_limits("memory = \"1MiB\"\nfuel = 5\n"));
+    assert_err(&e, ManifestErrorKind::MissingKey, 5, &["no `timeout`", "timeout = \"500ms\""]);
+}
+
+#[test]
+fn missing_tables_are_refused() {
+    let f = Fixture::new();
+    let e = f.err("[component]\nname = \"x\"\npath = \"hello.wasm\"\n");
+    assert_err(&e, ManifestErrorKind::MissingKey, 1, &["no [limits] table", "mandatory"]);
+    let e = f.err("[limits]\nmemory = 65536\nfuel = 1\ntimeout = \"1s\"\n");
+    assert_err(&e, ManifestErrorKind::MissingKey, 1, &["no [component] table"]);
+    let e = f.err("\n\n[component]\npath = \"hello.wasm\"\n[limits]\n");
+    assert_err(&e, ManifestErrorKind::MissingKey, 3, &["[component] has no `name`"]);
+    let e = f.err("[component]\nname = \"x\"\n");
+    assert_err(&e, ManifestErrorKind::MissingKey, 1, &["[component] has no `path`"]);
+}
+
+#[test]
+fn malformed_toml_points_at_the_line() {
+    let f = Fixture::new();
+    let e = f.err("[component]\nname = \"hello\npath = \"hello.wasm\"\n");
+    assert_err(&e, ManifestErrorKind::Syntax, 2, &["invalid TOML"]);
+}
+
+#[test]
+fn duplicate_keys_are_errors() {
+    let f = Fixture::new();
+    let text = MINIMAL.replace("fuel = 10_000_000\n", "fuel = 10_000_000\nfuel = 5\n");
+    let e = f.err(&text);
+    assert_err(&e, ManifestErrorKind::Syntax, 8, &["duplicate key"]);
+}
+
+#[test]
+fn unknown_keys_suggest_the_nearest_known_key() {
+    let f = Fixture::new();
+    let e = f.err(&with_limits("memroy = \"4MiB\"\nfuel = 1\ntimeout = \"1s\"\n"));
+    assert_err(
+        &e,
+        ManifestErrorKind::UnknownKey,
+        6,
+        &["unknown key `memroy` in [limits]", "did you mean `memory`?"],
+    );
+    let e = f.err(&format!("{MINIMAL}\n[capabilitys]\n"));
+    assert_err(&e, ManifestErrorKind::UnknownKey, 10, &["did you mean `capabilities`?"]);
+    let e = f.err(&MINIMAL.replace("name =", "colour = \"red\"\nname ="));
+    assert_err(&e, ManifestErrorKind::UnknownKey, 2, &["unknown key `colour`", "known keys in [component]"]);
+    assert!(!e.to_string().contains("did you mean"), "{e}");
+}
+
+#[test]
+fn wrong_types_say_what_is_expected() {
+    let f = Fixture::new();
+    let e = f.err(&with_limits("memory = true\nfuel = 1\ntimeout = \"1s\"\n"));
+    assert_err(&e, ManifestErrorKind::WrongType, 6, &["`limits.memory` must be a size", "found a boolean"]);
+    let e = f.err(&with_limits("memory = 65536\nfuel = \"lots\"\ntimeout = \"1s\"\n"));
+    assert_err(&e, ManifestErrorKind::WrongType, 7, &["`limits.fuel` must be a whole number", "found a string"]);
+    let e = f.err(&with_limits("memory = 65536\nfuel = 1\ntimeout = 500\n"));
+    assert_err(&e, ManifestErrorKind::WrongType, 8, &["duration string with a unit", "found an integer"]);
+    let e = f.err("component = 5\n");
+    assert_err(&e, ManifestErrorKind::WrongType, 1, &["`component` must be a table"]);
+}
+
+#[test]
+fn bad_units_and_ranges_are_invalid_values() {
+    let f = Fixture::new();
+    let e = f.err(&with_limits("memory = \"4 parsecs\"\nfuel = 1\ntimeout = \"1s\"\n"));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 6, &["unknown unit", "MiB"]);
+    let e = f.err(&with_limits("memory = \"1KiB\"\nfuel = 1\ntimeout = \"1s\"\n"));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 6, &["at least 64 KiB"]);
+    let e = f.err(&with_limits("memory = \"5GiB\"\nfuel = 1\ntimeout = \"1s\"\n"));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 6, &["at most 4 GiB"]);
+    let e = f.err(&with_limits("memory = 65536\nfuel = 0\ntimeout = \"1s\"\n"));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 7, &["fuel must be at least 1"]);
+    let e = f.err(&with_limits("memory = 65536\nfuel = -3\ntimeout = \"1s\"\n"));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 7, &["cannot be negative"]);
+    let e = f.err(&with_limits("memory = 65536\nfuel = 1\ntimeout = \"2h\"\n"));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 8, &["at most 1h"]);
+    let e = f.err(&with_limits("memory = 65536\nfuel = 1\ntimeout = \"soon\"\n"));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 8, &["not a duration"]);
+    // Large limits for Python/JavaScript components are fine.
+    let m = f.parse(&with_limits("memory = \"96MiB\"\nfuel = 1\ntimeout = \"1m\"\n")).unwrap();
+    assert_eq!(m.limits.memory_bytes, 96 << 20);
+}
+
+#[test]
+fn bad_names_and_versions_are_invalid() {
+    let f = Fixture::new();
+    let e = f.err(&MINIMAL.replace("\"hello\"", "\"Hello_World\""));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 2, &["not a valid component name", "lowercase"]);
+    let e = f.err(&MINIMAL.replace("name = \"hello\"", "name = \"hello\"\nversion = \"1.0\""));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 3, &["not a semantic version"]);
+    let m = f
+        .parse(&MINIMAL.replace("name = \"hello\"", "name = \"hello\"\nversion = \"1.2.3-rc.1\"\ndescription = \"hi\""))
+        .unwrap();
+    assert_eq!(m.component.version.unwrap().to_string(), "1.2.3-rc.1");
+}
+
+#[test]
+fn a_missing_component_file_is_reported() {
+    let f = Fixture::new();
+    let e = f.err(&MINIMAL.replace("hello.wasm", "gone.wasm"));
+    assert_err(&e, ManifestErrorKind::MissingComponent, 3, &["`gone.wasm` does not exist"]);
+    let e = f.err(&MINIMAL.replace("hello.wasm", "hello.txt"));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 3, &["neither a .wasm nor a .wat"]);
+}
+
+const CAPS: &str = r#"
+[capabilities]
+stdout = "null"
+stdin = "inherit"
+env = ["LANG", "MODE=fast"]
+
+[[capabilities.filesystem]]
+host = "./data"
+guest = "/data"
+access = "read-write"
+
+[capabilities.network]
+connect = ["127.0.0.1:8080", "[::1]:*"]
+dns = true
+"#;
+
+#[test]
+fn capabilities_resolve_to_a_capability_set() {
+    let f = Fixture::new();
+    let m = f.parse(&format!("{MINIMAL}{CAPS}")).unwrap();
+    let caps = m.capability_set();
+    assert_eq!(caps.stdout, StdioMode::Null);
+    assert_eq!(caps.stderr, StdioMode::Inherit);
+    assert_eq!(caps.stdin, StdioMode::Inherit);
+    assert_eq!(caps.env.len(), 2);
+    assert_eq!(caps.env[0].value, None);
+    assert_eq!(caps.env[1].value.as_deref(), Some("fast"));
+    assert_eq!(caps.filesystem[0].host, f.dir.path().join("./data"));
+    assert_eq!(caps.filesystem[0].access, DirAccess::ReadWrite);
+    assert!(caps.allows_connect(&"127.0.0.1:8080".parse().unwrap()));
+    assert!(!caps.allows_connect(&"127.0.0.1:8081".parse().unwrap()));
+    assert!(caps.allows_connect(&"[::1]:9".parse().unwrap()));
+    assert!(caps.allows_dns());
+}
+
+#[test]
+fn capability_errors() {
+    let f = Fixture::new();
+    let full = format!("{MINIMAL}{CAPS}");
+    // Line numbers: MINIMAL has 8 lines, CAPS starts with an empty line 9.
+    let e = f.err(&full.replace("\"./data\"", "\"./nope\""));
+    assert_err(&e, ManifestErrorKind::MissingDirectory, 16, &["`./nope` does not exist"]);
+    let e = f.err(&full.replace("\"read-write\"", "\"read-wirte\""));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 18, &["not an access mode", "did you mean \"read-write\"?"]);
+    let e = f.err(&full.replace("\"/data\"", "\"data\""));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 17, &["not an absolute guest path"]);
+    let e = f.err(&full.replace("\"/data\"", "\"/a/../b\""));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 17, &["without '..'"]);
+    let e = f.err(&full.replace("stdout = \"null\"", "stdout = \"file\""));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 11, &["not a mode for stdout"]);
+    let e = f.err(&full.replace("\"127.0.0.1:8080\"", "\"localhost:80\""));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 21, &["host names are not accepted"]);
+    let e = f.err(&full.replace("dns = true", "dns = \"yes\""));
+    assert_err(&e, ManifestErrorKind::WrongType, 22, &["true or false"]);
+    let e = f.err(&full.replace("\"MODE=fast\"", "\"LANG=C\""));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 13, &["`LANG` is granted twice"]);
+    let e = f.err(&full.replace("env = [\"LANG\", \"MODE=fast\"]", "env = \"LANG\""));
+    assert_err(&e, ManifestErrorKind::WrongType, 13, &["an array of strings"]);
+    let e = f.err(&full.replace("access = \"read-write\"", "acess = \"read-write\""));
+    assert_err(&e, ManifestErrorKind::UnknownKey, 18, &["did you mean `access`?"]);
+    let twice = format!("{full}\n[[capabilities.filesystem]]\nhost = \"data\"\nguest = \"/data\"\n");
+    let e = f.err(&twice.replace("[capabilities.network]\nconnect = [\"127.0.0.1:8080\", \"[::1]:*\"]\ndns = true\n", ""));
+    assert_eq!(e.kind, ManifestErrorKind::InvalidValue, "{e}");
+    assert!(e.to_string().contains("two directories are preopened at `/data`"), "{e}");
+}
+
+#[test]
+fn access_defaults_to_read_only() {
+    let f = Fixture::new();
+    let m = f
+        .parse(&format!("{MINIMAL}[[capabilities.filesystem]]\nhost = \"data\"\nguest = \"/d\"\n"))
+        .unwrap();
+    assert_eq!(m.capability_set().filesystem[0].access, DirAccess::ReadOnly);
+}
+
+#[test]
+fn serializing_round_trips() {
+    let f = Fixture::new();
+    let m = f.parse(&format!("{MINIMAL}{CAPS}")).unwrap();
+    let text = m.to_toml().unwrap();
+    assert_eq!(f.parse(&text).unwrap(), m, "{text}");
+    let m = f.parse(MINIMAL).unwrap();
+    assert_eq!(f.parse(&m.to_toml().unwrap()).unwrap(), m);
+}
+
+fn manifest_text(
+    name: &str,
+    memory_kib: u64,
+    fuel: u64,
+    timeout_ms: u64,
+    env: &[(String, Option<String>)],
+    ports: &[u16],
+    dns: bool,
+    read_write: bool,
+) -> String {
+    let env: Vec<String> = env
+        .iter()
+        .map(|(n, v)| match v {
+            Some(v) => format!("{n:?}", n = format!("{n}={v}")),
+            None => format!("{n:?}"),
+        })
+        .collect();
+    let connect: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+    format!(
+        "[component]\nname = \"{name}\"\npath = \"hello.wasm\"\n[limits]\nmemory = {}\nfuel = {fuel}\ntimeout = \"{timeout_ms}ms\"\n\
+         [capabilities]\nenv = [{}]\n[[capabilities.filesystem]]\nhost = \"data\"\nguest = \"/g\"\naccess = \"{}\"\n\
+         [capabilities.network]\nconnect = [{}]\ndns = {dns}\n",
+        memory_kib * 1024,
+        env.join(", "),
+        if read_write { "read-write" } else { "read-only" },
+        connect.join(", "),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+
+    #[test]
+    fn round_trip_property(
+        name in "[a-z][a-z0-9-]{0,12}",
+        memory_kib in 64u64..=(4 << 20),
+        fuel in 1u64..u64::MAX,
+        timeout_ms in 1u64..=3_600_000,
+        env in proptest::collection::vec(("[A-Z][A-Z0-9_]{0,6}", proptest::option::of("[ -~&&[^\"\\\\]]{0,8}")), 0..4),
+        ports in proptest::collection::vec(any::<u16>(), 0..3),
+        dns in any::<bool>(),
+        read_write in any::<bool>(),
+    ) {
+        let mut seen = std::collections::HashSet::new();
+        let env: Vec<_> = env.into_iter().filter(|(n, _)| seen.insert(n.clone())).collect();
+        let f = Fixture::new();
+        let text = manifest_text(&name, memory_kib, fuel, timeout_ms, &env, &ports, dns, read_write);
+        let m = f.parse(&text).unwrap();
+        let again = f.parse(&m.to_toml().unwrap()).unwrap();
+        prop_assert_eq!(&again, &m);
+        prop_assert_eq!(m.limits.memory_bytes, memory_kib * 1024);
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+        let f = Fixture::new();
+        let _ = f.parse(&text);
+    }
+
+    #[test]
+    fn mutated_manifests_never_panic(cut in 0usize..400, insert in "[\\[\\]=\"a-z0-9 \n._-]{0,6}") {
+        let f = Fixture::new();
+        let mut text = format!("{MINIMAL}{CAPS}");
+        let at = cut.min(text.len());
+        if text.is_char_boundary(at) {
+            text.insert_str(at, &insert);
+        }
+        if let Err(e) = f.parse(&text) {
+            prop_assert!(e.line >= 1 && e.column >= 1);
+        }
+    }
+}
+
