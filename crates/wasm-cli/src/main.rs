@@ -1,1 +1,368 @@
-fn main() {}
+//! `airssys-wasm`: validate, inspect and run WebAssembly components in a sandbox.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use airssys_wasm_core::units::format_duration;
+use airssys_wasm_core::{CapabilitySet, PartialResourceLimits, ResourceLimits, WasmError};
+use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
+use airssys_wasm_loader::ComponentLoader;
+use airssys_wasm_manifest::{ComponentManifest, MANIFEST_FILE};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the guest trapped (or failed at run time)
+  2  usage or configuration error: bad flags, missing limits, an invalid Component.toml,
+     unknown export, wrong argument types
+  3  invalid component: not WebAssembly, not a component, fails validation, or needs
+     imports this host does not provide
+  4  a resource limit was exceeded: memory, fuel or timeout
+A command component (`wasi:cli/run`) run without --invoke exits with the guest's own exit code.";
+
+/// Run WebAssembly components in a sandbox the host controls completely.
+#[derive(Parser, Debug)]
+#[command(name = "airssys-wasm", version, about, after_help = EXIT_CODES, args_override_self = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a component (or a Component.toml and the component it names) without
+    /// running it.
+    #[command(after_help = EXIT_CODES)]
+    Validate {
+        /// A `.wasm` or `.wat` component, a `Component.toml`, or a directory holding one.
+        path: PathBuf,
+    },
+    /// Print a component's imports and exports with their types.
+    #[command(after_help = EXIT_CODES)]
+    Inspect {
+        /// A `.wasm` or `.wat` component, a `Component.toml`, or a directory holding one.
+        path: PathBuf,
+    },
+    /// Run a component under memory, fuel and wall-clock limits.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// A `.wasm` or `.wat` component, a `Component.toml`, or a directory holding one.
+    path: PathBuf,
+    /// Total linear memory of the instance, e.g. `4MiB`, `64KiB` or bytes. Required
+    /// without a manifest; overrides the manifest's `memory`.
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+    /// Fuel for the call, e.g. `10000000`. Required without a manifest; overrides the
+    /// manifest's `fuel`.
+    #[arg(long, value_name = "N")]
+    fuel: Option<String>,
+    /// Wall-clock time for the call, e.g. `500ms`, `2s`. Required without a manifest;
+    /// overrides the manifest's `timeout`.
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<String>,
+    /// The export to call, with arguments in WAVE syntax, e.g. `double(21)` or
+    /// `greet("you")`. Without it, a command component's `wasi:cli/run` runs.
+    #[arg(long, value_name = "CALL")]
+    invoke: Option<String>,
+    /// Print what the call used (fuel, wall time, peak memory) to stderr.
+    #[arg(long)]
+    report: bool,
+    /// Arguments for the guest (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+/// A failure with the exit code it maps to.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl From<WasmError> for Failure {
+    fn from(e: WasmError) -> Self {
+        Self {
+            code: exit_code(&e),
+            error: e.into(),
+        }
+    }
+}
+
+fn usage(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 2,
+        error: error.into(),
+    }
+}
+
+/// The documented exit code of an error.
+fn exit_code(e: &WasmError) -> u8 {
+    if e.is_limit_error() {
+        4
+    } else if e.is_load_error() || matches!(e, WasmError::ComponentInstantiationFailed { .. }) {
+        3
+    } else if e.is_usage_error() {
+        2
+    } else {
+        1
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(dispatch(cli.command));
+    // Guest output first, then any report of ours.
+    let _ = std::io::stdout().flush();
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            report_failure(&failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRSSYS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// One line saying what happened (and how to fix it), then the details.
+fn report_failure(error: &anyhow::Error) {
+    eprintln!("error: {error}");
+    let mut source = error.source();
+    while let Some(s) = source {
+        eprintln!("  caused by: {s}");
+        source = s.source();
+    }
+    if let Some(bt) = error.downcast_ref::<WasmError>().and_then(WasmError::guest_backtrace) {
+        eprintln!("guest backtrace:\n{bt}");
+    }
+}
+
+async fn dispatch(command: Command) -> Result<u8, Failure> {
+    match command {
+        Command::Validate { path } => validate(&path).await,
+        Command::Inspect { path } => inspect(&path).await,
+        Command::Run(args) => run(args).await,
+    }
+}
+
+/// What the user pointed at: a bare component, or a manifest and its component.
+enum Target {
+    Bare(PathBuf),
+    Manifest(Box<ComponentManifest>),
+}
+
+impl Target {
+    fn resolve(path: &Path) -> Result<Self, Failure> {
+        let is_manifest = path.is_dir()
+            || path.file_name().is_some_and(|n| n == MANIFEST_FILE)
+            || path.extension().is_some_and(|e| e == "toml");
+        if !is_manifest {
+            return Ok(Self::Bare(path.to_owned()));
+        }
+        ComponentManifest::load(path)
+            .map(|m| Self::Manifest(Box::new(m)))
+            .map_err(usage)
+    }
+
+    fn component_path(&self) -> PathBuf {
+        match self {
+            Self::Bare(p) => p.clone(),
+            Self::Manifest(m) => m.component_path(),
+        }
+    }
+
+    fn manifest(&self) -> Option<&ComponentManifest> {
+        match self {
+            Self::Bare(_) => None,
+            Self::Manifest(m) => Some(m),
+        }
+    }
+}
+
+fn engine() -> Result<WasmEngine, Failure> {
+    WasmEngine::new().map_err(Failure::from)
+}
+
+async fn load(target: &Target) -> Result<CompiledComponent, Failure> {
+    let engine = engine()?;
+    let loader = ComponentLoader::new(&engine);
+    let path = target.component_path();
+    let bytes = tokio::fs::read(&path).await.map_err(|e| Failure {
+        code: 3,
+        error: anyhow::Error::new(e).context(format!("cannot read component {}", path.display())),
+    })?;
+    let name = match target.manifest() {
+        Some(m) => m.name().to_owned(),
+        None => path
+            .file_name()
+            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+    };
+    Ok(loader.load_named(&name, &bytes).await?)
+}
+
+async fn validate(path: &Path) -> Result<u8, Failure> {
+    let target = Target::resolve(path)?;
+    let engine = engine()?;
+    ComponentLoader::new(&engine)
+        .validate_file(target.component_path())
+        .await?;
+    let mut out = std::io::stdout().lock();
+    let _ = match target.manifest() {
+        Some(m) => writeln!(
+            out,
+            "valid: {} ({}; component {})",
+            m.name(),
+            limits_line(m),
+            m.component_path().display()
+        ),
+        None => writeln!(out, "valid: {}", path.display()),
+    };
+    Ok(0)
+}
+
+fn limits_line(m: &ComponentManifest) -> String {
+    m.resource_limits()
+        .map(|l| l.to_string())
+        .unwrap_or_else(|e| e.to_string())
+}
+
+async fn inspect(path: &Path) -> Result<u8, Failure> {
+    let target = Target::resolve(path)?;
+    let component = load(&target).await?;
+    let mut out = String::new();
+    out.push_str(&format!("component {}\n", component.name()));
+    if let Some(m) = target.manifest() {
+        out.push_str(&format!("  limits: {}\n", limits_line(m)));
+        let caps = m.capability_set();
+        out.push_str(&format!("  capabilities: {}\n", describe_capabilities(&caps)));
+    }
+    let imports = component.imports();
+    out.push_str("imports:\n");
+    if imports.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for i in &imports {
+        out.push_str(&format!("  {i}\n"));
+    }
+    out.push_str("exports:\n");
+    if component.exports().is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for e in component.exports() {
+        out.push_str(&format!("  {e}\n"));
+    }
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    Ok(0)
+}
+
+fn describe_capabilities(c: &CapabilitySet) -> String {
+    let mut parts = vec![
+        format!("stdout {}", c.stdout.as_str()),
+        format!("stderr {}", c.stderr.as_str()),
+        format!("stdin {}", c.stdin.as_str()),
+    ];
+    if !c.env.is_empty() {
+        let names: Vec<_> = c.env.iter().map(|e| e.name.as_str()).collect();
+        parts.push(format!("env {}", names.join(",")));
+    }
+    for d in &c.filesystem {
+        parts.push(format!("dir {} -> {} ({})", d.host.display(), d.guest, d.access.as_str()));
+    }
+    match &c.network {
+        None => parts.push("no network".into()),
+        Some(n) => {
+            let rules: Vec<_> = n.connect.iter().map(ToString::to_string).collect();
+            parts.push(format!("connect [{}], dns {}", rules.join(", "), n.dns));
+        }
+    }
+    parts.join("; ")
+}
+
+fn limits_for(target: &Target, args: &RunArgs) -> Result<ResourceLimits, Failure> {
+    let flags = PartialResourceLimits::parse(
+        args.memory.as_deref(),
+        args.fuel.as_deref(),
+        args.timeout.as_deref(),
+    )?;
+    let base = target
+        .manifest()
+        .map(ComponentManifest::partial_limits)
+        .unwrap_or_default();
+    Ok(base.overridden_by(flags).resolve()?)
+}
+
+async fn run(args: RunArgs) -> Result<u8, Failure> {
+    let target = Target::resolve(&args.path)?;
+    // Limits first: a run without them is refused before anything is compiled.
+    let limits = limits_for(&target, &args)?;
+    let capabilities = target
+        .manifest()
+        .map_or_else(CapabilitySet::default, ComponentManifest::capability_set);
+    let component = load(&target).await?;
+    let mut guest_args = vec![component.name().to_owned()];
+    guest_args.extend(args.args.iter().cloned());
+    let sandbox = Sandbox::new(limits.clone())
+        .with_capabilities(capabilities)
+        .with_args(guest_args);
+    tracing::debug!(component = component.name(), %limits, "instantiating");
+    let mut instance = component.instantiate(&sandbox).await?;
+
+    let (code, report) = match &args.invoke {
+        Some(call) => {
+            let outcome = instance.invoke(call).await?;
+            let results = outcome.results_wave().map_err(Failure::from)?;
+            let mut out = std::io::stdout().lock();
+            for r in results {
+                writeln!(out, "{r}")
+                    .context("writing the result to stdout")
+                    .map_err(|e| Failure { code: 1, error: e })?;
+            }
+            (0, outcome.report)
+        }
+        None => {
+            if component.command_export().is_none() {
+                return Err(usage(anyhow::anyhow!(
+                    "component `{}` has no `wasi:cli/run` entry point; choose an export with \
+                     --invoke '<export>(<args>)':{}",
+                    component.name(),
+                    component
+                        .export_signatures()
+                        .iter()
+                        .map(|s| format!("\n  {s}"))
+                        .collect::<String>()
+                )));
+            }
+            instance.run_command().await?
+        }
+    };
+    let _ = std::io::stdout().flush();
+    if args.report {
+        eprintln!(
+            "report: {report} (timeout {})",
+            format_duration(limits.timeout())
+        );
+    }
+    Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
+}

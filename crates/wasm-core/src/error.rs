@@ -199,6 +199,16 @@ pub enum WasmError {
         signature: String,
     },
 
+    /// The guest ended itself through WASI `exit` (`std::process::exit` in Rust). Not a
+    /// failure when the code is 0; the CLI makes the code its own exit code.
+    #[error("component `{component}` exited with code {code}")]
+    Exited {
+        /// The component's name.
+        component: String,
+        /// The exit code the guest gave.
+        code: i32,
+    },
+
     /// An earlier call on this instance trapped or hit a limit; the instance's state is
     /// no longer trustworthy.
     #[error(
@@ -272,6 +282,7 @@ impl WasmError {
                 | Self::ResourceLimitExceeded { .. }
                 | Self::InstancePoisoned { .. }
                 | Self::ComponentInstantiationFailed { .. }
+                | Self::Exited { .. }
         )
     }
 

@@ -102,6 +102,15 @@ impl CompiledComponent {
             .collect()
     }
 
+    /// The name of the `wasi:cli/run` entry point (`wasi:cli/run@0.2.x#run`) if the
+    /// component is a command.
+    pub fn command_export(&self) -> Option<&str> {
+        self.exports()
+            .iter()
+            .find(|e| e.is_func && e.name.starts_with("wasi:cli/run@0.2") && e.name.ends_with("#run"))
+            .map(|e| e.name.as_str())
+    }
+
     /// The imported items, WIT-like.
     pub fn imports(&self) -> Vec<ItemInfo> {
         let engine = self.inner.engine.wasmtime_engine();

@@ -59,6 +59,7 @@ pub struct ComponentInstance {
     limits: ResourceLimits,
     poisoned: Option<String>,
     instantiation: ExecutionReport,
+    last_report: ExecutionReport,
 }
 
 impl std::fmt::Debug for ComponentInstance {
@@ -86,6 +87,7 @@ impl ComponentInstance {
             limits,
             poisoned: None,
             instantiation,
+            last_report: instantiation,
         }
     }
 
@@ -107,6 +109,12 @@ impl ComponentInstance {
     /// Bytes of all linear memories now.
     pub fn memory_bytes(&self) -> u64 {
         self.store.data().limiter.total()
+    }
+
+    /// What the last call (or the instantiation, before any call) used — also when it
+    /// failed.
+    pub fn last_report(&self) -> &ExecutionReport {
+        &self.last_report
     }
 
     /// Why the instance is poisoned, if it is.
@@ -198,6 +206,35 @@ impl ComponentInstance {
         self.call(&name, &args).await
     }
 
+    /// Runs a command component's `wasi:cli/run` entry point, as `wasmtime run` does,
+    /// and returns its exit code: 0 for `Ok`, 1 for `Err`, or the code the guest passed
+    /// to `exit`.
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::ExportNotFound`] when the component is not a command (the message
+    /// lists what it exports instead); otherwise as [`call`](Self::call).
+    pub async fn run_command(&mut self) -> WasmResult<(i32, ExecutionReport)> {
+        let Some(export) = self.component.command_export().map(str::to_owned) else {
+            return Err(WasmError::ExportNotFound {
+                component: self.component.name().to_owned(),
+                export: "wasi:cli/run".into(),
+                available: self.component.export_signatures(),
+            });
+        };
+        match self.call(&export, &[]).await {
+            Ok(outcome) => {
+                let code = match outcome.results.first() {
+                    Some(Val::Result(Err(_))) => 1,
+                    _ => 0,
+                };
+                Ok((code, outcome.report))
+            }
+            Err(WasmError::Exited { code, .. }) => Ok((code, self.last_report)),
+            Err(e) => Err(e),
+        }
+    }
+
     fn check_poison(&self) -> WasmResult<()> {
         match &self.poisoned {
             Some(cause) => Err(WasmError::InstancePoisoned {
@@ -259,6 +296,7 @@ impl ComponentInstance {
         outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
         report: ExecutionReport,
     ) -> WasmResult<T> {
+        self.last_report = report;
         let failure = match outcome {
             Ok(Ok(value)) => {
                 // A denied growth the guest coped with is not an error.
@@ -378,6 +416,12 @@ impl Failure {
         if data.timed_out || err.downcast_ref::<Deadline>().is_some() {
             return timeout;
         }
+        if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            return WasmError::Exited {
+                component,
+                code: exit.0,
+            };
+        }
         let trap = err.downcast_ref::<Trap>().copied();
         if trap == Some(Trap::OutOfFuel) {
             return WasmError::FuelExhausted {
@@ -410,7 +454,14 @@ impl Failure {
         }
         let backtrace = err
             .downcast_ref::<WasmBacktrace>()
-            .map(|bt| bt.to_string())
+            .map(|bt| {
+                // Keep the frames; drop Wasmtime's "error while executing at" header.
+                bt.to_string()
+                    .lines()
+                    .filter(|l| !l.starts_with("error while executing"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
             .filter(|bt| !bt.trim().is_empty());
         match (trap_words, phase) {
             (Some(reason), _) => WasmError::ComponentTrapped {

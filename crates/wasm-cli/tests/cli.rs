@@ -1,0 +1,302 @@
+//! The `airssys-wasm` binary: exit codes, messages, manifests, flag overrides, and
+//! that no input makes it panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use airssys_wasm_testkit as fx;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_airssys-wasm"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn fixture(name: &str) -> String {
+    fx::fixtures_dir().join(format!("{name}.wat")).display().to_string()
+}
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited by a signal")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const LIMITS: [&str; 6] = ["--memory", "1MiB", "--fuel", "1000000", "--timeout", "1s"];
+
+fn run_fixture(name: &str, call: &str) -> Output {
+    let f = fixture(name);
+    let mut args = vec!["run", f.as_str()];
+    args.extend(LIMITS);
+    args.extend(["--invoke", call]);
+    run(&args)
+}
+
+#[test]
+fn double_21_prints_42() {
+    let o = run_fixture("hello", "double(21)");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "42\n");
+}
+
+#[test]
+fn strings_and_wasm_files_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("greet.wasm");
+    std::fs::write(&wasm, fx::GREET).unwrap();
+    let w = wasm.display().to_string();
+    let mut args = vec!["run", w.as_str()];
+    args.extend(LIMITS);
+    args.extend(["--invoke", r#"greet("you")"#]);
+    let o = run(&args);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "\"Hello, you!\"\n");
+}
+
+#[test]
+fn a_run_without_a_memory_limit_is_refused_naming_it() {
+    let f = fixture("hello");
+    let o = run(&["run", &f, "--fuel", "10", "--timeout", "1s", "--invoke", "hello()"]);
+    assert_eq!(code(&o), 2);
+    let e = stderr(&o);
+    assert!(e.starts_with("error: "), "{e}");
+    assert!(e.contains("no memory given") && e.contains("--memory 4MiB"), "{e}");
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn bad_limit_values_are_usage_errors() {
+    let f = fixture("hello");
+    let bad_cases: [&[&str]; 4] = [
+        &["--memory", "lots", "--fuel", "1", "--timeout", "1s"],
+        &["--memory", "1KiB", "--fuel", "1", "--timeout", "1s"],
+        &["--memory", "1MiB", "--fuel=-1", "--timeout", "1s"],
+        &["--memory", "1MiB", "--fuel", "1", "--timeout", "forever"],
+    ];
+    for bad in bad_cases {
+        let mut args = vec!["run", f.as_str()];
+        args.extend(bad.iter().copied());
+        args.extend(["--invoke", "hello()"]);
+        let o = run(&args);
+        assert_eq!(code(&o), 2, "{bad:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("invalid resource limits"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn limits_exit_4_with_a_one_line_message_first() {
+    let cases = [
+        ("infinite_loop", "spin()", vec!["--fuel", "10000"], "ran out of fuel"),
+        (
+            "infinite_loop",
+            "spin()",
+            vec!["--fuel", "18446744073709551615", "--timeout", "100ms"],
+            "wall-clock timeout of 100ms",
+        ),
+        ("memory_bomb", "bomb()", vec![], "exceeded its memory limit of 1 MiB"),
+    ];
+    for (name, call, extra, needle) in cases {
+        let f = fixture(name);
+        let mut args = vec!["run", f.as_str()];
+        args.extend(LIMITS);
+        args.extend(extra);
+        args.extend(["--invoke", call]);
+        let o = run(&args);
+        assert_eq!(code(&o), 4, "{name}: {}", stderr(&o));
+        let first = stderr(&o).lines().next().unwrap_or_default().to_owned();
+        assert!(first.starts_with("error: ") && first.contains(needle), "{first}");
+        assert!(first.contains("in [limits] of Component.toml"), "{first}");
+    }
+}
+
+#[test]
+fn traps_exit_1_with_details_after() {
+    for (name, call, needle) in [
+        ("unreachable", "boom()", "unreachable"),
+        ("div_by_zero", "divide(1, 0)", "divide by zero"),
+        ("recursion", "recurse()", "stack overflow"),
+        ("out_of_bounds", "load(100000)", "out-of-bounds"),
+    ] {
+        let o = run_fixture(name, call);
+        assert_eq!(code(&o), 1, "{name}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.lines().next().unwrap().contains(needle), "{e}");
+    }
+    let e = stderr(&run_fixture("unreachable", "boom()"));
+    assert!(e.contains("guest backtrace:"), "{e}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let o = run_fixture("hello", "nope()");
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("double: func(x: s32) -> s32"), "{}", stderr(&o));
+    let o = run_fixture("hello", "double(\"x\")");
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let o = run_fixture("hello", "double(1, 2)");
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let o = run(&["run"]);
+    assert_eq!(code(&o), 2);
+    let o = run(&["frobnicate"]);
+    assert_eq!(code(&o), 2);
+    // Neither --invoke nor wasi:cli/run: the exports are listed.
+    let f = fixture("hello");
+    let mut args = vec!["run", f.as_str()];
+    args.extend(LIMITS);
+    let o = run(&args);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("--invoke") && stderr(&o).contains("hello: func() -> s32"));
+}
+
+#[test]
+fn validate_exit_codes() {
+    let o = run(&["validate", &fixture("hello")]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("valid: "));
+    let o = run(&["validate", &fixture("core_module")]);
+    assert_eq!(code(&o), 3);
+    assert!(stderr(&o).contains("wasm-tools component new"), "{}", stderr(&o));
+    let o = run(&["validate", "no/such/file.wasm"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm\x0d\x00\x01\x00\xff\xff").unwrap();
+    let o = run(&["validate", &junk.display().to_string()]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+}
+
+#[test]
+fn unsatisfied_imports_exit_3() {
+    let o = run_fixture("host_import", "hello()");
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("`example:host/log`"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_example_runs_from_its_directory_or_manifest() {
+    let ex = example();
+    let o = run(&["run", &ex.display().to_string(), "--invoke", "double(21)"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "42\n");
+    let manifest = ex.join("Component.toml").display().to_string();
+    let o = run(&["run", &manifest, "--invoke", "greet(\"x\")", "--report"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "\"Hello, x!\"\n");
+    let e = stderr(&o);
+    assert!(e.contains("report: fuel ") && e.contains("peak memory 64 KiB of 1 MiB"), "{e}");
+    let o = run(&["validate", &ex.display().to_string()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("valid: hello (memory 1 MiB"), "{}", stdout(&o));
+}
+
+#[test]
+fn flags_override_the_manifest() {
+    let ex = example().display().to_string();
+    let o = run(&["run", &ex, "--invoke", "double(21)", "--fuel", "1"]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert!(stderr(&o).contains("budget of 1 units"), "{}", stderr(&o));
+    let o = run(&["run", &ex, "--invoke", "double(21)", "--memory", "lots"]);
+    assert_eq!(code(&o), 2);
+}
+
+fn write_manifest(dir: &Path, text: &str) -> String {
+    std::fs::write(dir.join("c.wasm"), fx::HELLO).unwrap();
+    let path = dir.join("Component.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn manifest_errors_exit_2_component_errors_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        dir.path(),
+        "[component]\nname = \"c\"\npath = \"c.wasm\"\n[limits]\nfuel = 1\ntimeout = \"1s\"\n",
+    );
+    for cmd in ["validate", "run", "inspect"] {
+        let o = run(&[cmd, &m]);
+        assert_eq!(code(&o), 2, "{cmd}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("Component.toml:4:1: [limits] has no `memory`"), "{e}");
+    }
+    // A valid manifest that points at something that is not a component.
+    std::fs::write(
+        dir.path().join("Component.toml"),
+        "[component]\nname = \"c\"\npath = \"bad.wasm\"\n[limits]\nmemory = \"1MiB\"\nfuel = 1\ntimeout = \"1s\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("bad.wasm"), fx::CORE_MODULE).unwrap();
+    let o = run(&["validate", &m]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let o = run(&["run", dir.path().to_str().unwrap(), "--invoke", "hello()"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+}
+
+#[test]
+fn inspect_prints_imports_and_exports() {
+    let o = run(&["inspect", &fixture("host_import")]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("imports:\n  example:host/log#log: func(msg: string)"), "{out}");
+    assert!(out.contains("exports:\n  hello: func() -> s32"), "{out}");
+    let o = run(&["inspect", &fixture("types")]);
+    let out = stdout(&o);
+    assert!(out.contains("maybe: func(x: option<u32>) -> u32"), "{out}");
+    assert!(out.contains("scale: func(x: f64, k: f32) -> f64"), "{out}");
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    let o = run(&["run", "--help"]);
+    assert_eq!(code(&o), 0);
+    let out = stdout(&o);
+    for needle in ["Exit codes:", "4  a resource limit", "--memory", "--invoke"] {
+        assert!(out.contains(needle), "{needle}: {out}");
+    }
+}
+
+#[test]
+fn no_input_makes_it_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inputs: Vec<(String, Vec<u8>)> = vec![
+        ("empty.wasm".into(), vec![]),
+        ("text.wasm".into(), b"hello".to_vec()),
+        ("half.wasm".into(), fx::HELLO[..fx::HELLO.len() / 2].to_vec()),
+        ("bad.wat".into(), b"(component (oops".to_vec()),
+        ("Component.toml".into(), b"[component\nname=".to_vec()),
+        ("binary.toml".into(), vec![0xff, 0xfe, 0x00, 0x01]),
+    ];
+    for (i, f) in fx::ALL.iter().enumerate() {
+        let mut bytes = f.wasm.to_vec();
+        let at = (i * 7919) % bytes.len();
+        bytes[at] ^= 0xa5;
+        inputs.push((format!("mutant{i}.wasm"), bytes));
+    }
+    for (name, bytes) in inputs {
+        let path = dir.path().join(&name);
+        std::fs::write(&path, &bytes).unwrap();
+        let p = path.display().to_string();
+        for cmd in [
+            vec!["validate", p.as_str()],
+            vec!["inspect", p.as_str()],
+            vec!["run", p.as_str(), "--memory", "1MiB", "--fuel", "100000", "--timeout", "1s", "--invoke", "hello()"],
+        ] {
+            let o = run(&cmd);
+            let c = code(&o);
+            assert!((0..=4).contains(&c), "{cmd:?} exited {c}: {}", stderr(&o));
+        }
+    }
+}
