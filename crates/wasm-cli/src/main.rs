@@ -118,7 +118,10 @@ fn exit_code(e: &WasmError) -> u8 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -154,7 +157,10 @@ fn report_failure(error: &anyhow::Error) {
         eprintln!("  caused by: {s}");
         source = s.source();
     }
-    if let Some(bt) = error.downcast_ref::<WasmError>().and_then(WasmError::guest_backtrace) {
+    if let Some(bt) = error
+        .downcast_ref::<WasmError>()
+        .and_then(WasmError::guest_backtrace)
+    {
         eprintln!("guest backtrace:\n{bt}");
     }
 }
@@ -215,9 +221,10 @@ async fn load(target: &Target) -> Result<CompiledComponent, Failure> {
     })?;
     let name = match target.manifest() {
         Some(m) => m.name().to_owned(),
-        None => path
-            .file_name()
-            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned()),
+        None => path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
     };
     Ok(loader.load_named(&name, &bytes).await?)
 }
@@ -256,7 +263,10 @@ async fn inspect(path: &Path) -> Result<u8, Failure> {
     if let Some(m) = target.manifest() {
         out.push_str(&format!("  limits: {}\n", limits_line(m)));
         let caps = m.capability_set();
-        out.push_str(&format!("  capabilities: {}\n", describe_capabilities(&caps)));
+        out.push_str(&format!(
+            "  capabilities: {}\n",
+            describe_capabilities(&caps)
+        ));
     }
     let imports = component.imports();
     out.push_str("imports:\n");
@@ -288,7 +298,12 @@ fn describe_capabilities(c: &CapabilitySet) -> String {
         parts.push(format!("env {}", names.join(",")));
     }
     for d in &c.filesystem {
-        parts.push(format!("dir {} -> {} ({})", d.host.display(), d.guest, d.access.as_str()));
+        parts.push(format!(
+            "dir {} -> {} ({})",
+            d.host.display(),
+            d.guest,
+            d.access.as_str()
+        ));
     }
     match &c.network {
         None => parts.push("no network".into()),

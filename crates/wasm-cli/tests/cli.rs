@@ -16,7 +16,10 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn fixture(name: &str) -> String {
-    fx::fixtures_dir().join(format!("{name}.wat")).display().to_string()
+    fx::fixtures_dir()
+        .join(format!("{name}.wat"))
+        .display()
+        .to_string()
 }
 
 fn example() -> PathBuf {
@@ -69,11 +72,23 @@ fn strings_and_wasm_files_work() {
 #[test]
 fn a_run_without_a_memory_limit_is_refused_naming_it() {
     let f = fixture("hello");
-    let o = run(&["run", &f, "--fuel", "10", "--timeout", "1s", "--invoke", "hello()"]);
+    let o = run(&[
+        "run",
+        &f,
+        "--fuel",
+        "10",
+        "--timeout",
+        "1s",
+        "--invoke",
+        "hello()",
+    ]);
     assert_eq!(code(&o), 2);
     let e = stderr(&o);
     assert!(e.starts_with("error: "), "{e}");
-    assert!(e.contains("no memory given") && e.contains("--memory 4MiB"), "{e}");
+    assert!(
+        e.contains("no memory given") && e.contains("--memory 4MiB"),
+        "{e}"
+    );
     assert!(stdout(&o).is_empty());
 }
 
@@ -92,21 +107,35 @@ fn bad_limit_values_are_usage_errors() {
         args.extend(["--invoke", "hello()"]);
         let o = run(&args);
         assert_eq!(code(&o), 2, "{bad:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains("invalid resource limits"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("invalid resource limits"),
+            "{}",
+            stderr(&o)
+        );
     }
 }
 
 #[test]
 fn limits_exit_4_with_a_one_line_message_first() {
     let cases = [
-        ("infinite_loop", "spin()", vec!["--fuel", "10000"], "ran out of fuel"),
+        (
+            "infinite_loop",
+            "spin()",
+            vec!["--fuel", "10000"],
+            "ran out of fuel",
+        ),
         (
             "infinite_loop",
             "spin()",
             vec!["--fuel", "18446744073709551615", "--timeout", "100ms"],
             "wall-clock timeout of 100ms",
         ),
-        ("memory_bomb", "bomb()", vec![], "exceeded its memory limit of 1 MiB"),
+        (
+            "memory_bomb",
+            "bomb()",
+            vec![],
+            "exceeded its memory limit of 1 MiB",
+        ),
     ];
     for (name, call, extra, needle) in cases {
         let f = fixture(name);
@@ -117,7 +146,10 @@ fn limits_exit_4_with_a_one_line_message_first() {
         let o = run(&args);
         assert_eq!(code(&o), 4, "{name}: {}", stderr(&o));
         let first = stderr(&o).lines().next().unwrap_or_default().to_owned();
-        assert!(first.starts_with("error: ") && first.contains(needle), "{first}");
+        assert!(
+            first.starts_with("error: ") && first.contains(needle),
+            "{first}"
+        );
         assert!(first.contains("in [limits] of Component.toml"), "{first}");
     }
 }
@@ -143,7 +175,11 @@ fn traps_exit_1_with_details_after() {
 fn usage_errors_exit_2() {
     let o = run_fixture("hello", "nope()");
     assert_eq!(code(&o), 2);
-    assert!(stderr(&o).contains("double: func(x: s32) -> s32"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("double: func(x: s32) -> s32"),
+        "{}",
+        stderr(&o)
+    );
     let o = run_fixture("hello", "double(\"x\")");
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     let o = run_fixture("hello", "double(1, 2)");
@@ -168,7 +204,11 @@ fn validate_exit_codes() {
     assert!(stdout(&o).starts_with("valid: "));
     let o = run(&["validate", &fixture("core_module")]);
     assert_eq!(code(&o), 3);
-    assert!(stderr(&o).contains("wasm-tools component new"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("wasm-tools component new"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&["validate", "no/such/file.wasm"]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     let dir = tempfile::tempdir().unwrap();
@@ -196,10 +236,17 @@ fn the_example_runs_from_its_directory_or_manifest() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(stdout(&o), "\"Hello, x!\"\n");
     let e = stderr(&o);
-    assert!(e.contains("report: fuel ") && e.contains("peak memory 64 KiB of 1 MiB"), "{e}");
+    assert!(
+        e.contains("report: fuel ") && e.contains("peak memory 64 KiB of 1 MiB"),
+        "{e}"
+    );
     let o = run(&["validate", &ex.display().to_string()]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stdout(&o).contains("valid: hello (memory 1 MiB"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("valid: hello (memory 1 MiB"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -230,7 +277,10 @@ fn manifest_errors_exit_2_component_errors_exit_3() {
         let o = run(&[cmd, &m]);
         assert_eq!(code(&o), 2, "{cmd}: {}", stderr(&o));
         let e = stderr(&o);
-        assert!(e.contains("Component.toml:4:1: [limits] has no `memory`"), "{e}");
+        assert!(
+            e.contains("Component.toml:4:1: [limits] has no `memory`"),
+            "{e}"
+        );
     }
     // A valid manifest that points at something that is not a component.
     std::fs::write(
@@ -250,7 +300,10 @@ fn inspect_prints_imports_and_exports() {
     let o = run(&["inspect", &fixture("host_import")]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("imports:\n  example:host/log#log: func(msg: string)"), "{out}");
+    assert!(
+        out.contains("imports:\n  example:host/log#log: func(msg: string)"),
+        "{out}"
+    );
     assert!(out.contains("exports:\n  hello: func() -> s32"), "{out}");
     let o = run(&["inspect", &fixture("types")]);
     let out = stdout(&o);
@@ -274,7 +327,10 @@ fn no_input_makes_it_panic() {
     let mut inputs: Vec<(String, Vec<u8>)> = vec![
         ("empty.wasm".into(), vec![]),
         ("text.wasm".into(), b"hello".to_vec()),
-        ("half.wasm".into(), fx::HELLO[..fx::HELLO.len() / 2].to_vec()),
+        (
+            "half.wasm".into(),
+            fx::HELLO[..fx::HELLO.len() / 2].to_vec(),
+        ),
         ("bad.wat".into(), b"(component (oops".to_vec()),
         ("Component.toml".into(), b"[component\nname=".to_vec()),
         ("binary.toml".into(), vec![0xff, 0xfe, 0x00, 0x01]),
@@ -292,7 +348,18 @@ fn no_input_makes_it_panic() {
         for cmd in [
             vec!["validate", p.as_str()],
             vec!["inspect", p.as_str()],
-            vec!["run", p.as_str(), "--memory", "1MiB", "--fuel", "100000", "--timeout", "1s", "--invoke", "hello()"],
+            vec![
+                "run",
+                p.as_str(),
+                "--memory",
+                "1MiB",
+                "--fuel",
+                "100000",
+                "--timeout",
+                "1s",
+                "--invoke",
+                "hello()",
+            ],
         ] {
             let o = run(&cmd);
             let c = code(&o);

@@ -223,7 +223,11 @@ impl CapabilitySet {
             Capability::Stdin(m) => self.stdin = m,
             Capability::Env(e) => self.env.push(e),
             Capability::Filesystem(d) => self.filesystem.push(d),
-            Capability::Connect(r) => self.network.get_or_insert_with(Default::default).connect.push(r),
+            Capability::Connect(r) => self
+                .network
+                .get_or_insert_with(Default::default)
+                .connect
+                .push(r),
             Capability::Dns => self.network.get_or_insert_with(Default::default).dns = true,
         }
         self
@@ -231,7 +235,9 @@ impl CapabilitySet {
 
     /// Whether a TCP connection to `addr` is allowed.
     pub fn allows_connect(&self, addr: &SocketAddr) -> bool {
-        self.network.as_ref().is_some_and(|n| n.allows_connect(addr))
+        self.network
+            .as_ref()
+            .is_some_and(|n| n.allows_connect(addr))
     }
 
     /// Whether host name lookups are allowed.
@@ -264,7 +270,13 @@ mod tests {
         assert!(v6.allows(&"[::1]:1".parse().unwrap()));
         assert_eq!(v6.to_string(), "[::1]:*");
         assert_eq!(r.to_string(), "127.0.0.1:8080");
-        for bad in ["localhost:80", "127.0.0.1", "127.0.0.1:99999", "1.2.3.4:x", ":80"] {
+        for bad in [
+            "localhost:80",
+            "127.0.0.1",
+            "127.0.0.1:99999",
+            "1.2.3.4:x",
+            ":80",
+        ] {
             assert!(ConnectRule::parse(bad).is_err(), "{bad}");
         }
     }
@@ -272,8 +284,10 @@ mod tests {
     #[test]
     fn grants_accumulate() {
         let mut c = CapabilitySet::deny_all();
-        c.grant(Capability::Connect(ConnectRule::parse("10.0.0.1:5").unwrap()))
-            .grant(Capability::Dns);
+        c.grant(Capability::Connect(
+            ConnectRule::parse("10.0.0.1:5").unwrap(),
+        ))
+        .grant(Capability::Dns);
         assert!(c.allows_dns());
         assert!(c.allows_connect(&"10.0.0.1:5".parse().unwrap()));
         assert!(!c.allows_connect(&"10.0.0.1:6".parse().unwrap()));

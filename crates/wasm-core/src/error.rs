@@ -187,7 +187,9 @@ pub enum WasmError {
 
     /// The arguments do not match the export's signature (count or types), or the
     /// invocation text does not parse.
-    #[error("invalid call of `{export}` on component `{component}`: {reason} (signature: {signature})")]
+    #[error(
+        "invalid call of `{export}` on component `{component}`: {reason} (signature: {signature})"
+    )]
     InvalidArguments {
         /// The component's name.
         component: String,
@@ -350,12 +352,15 @@ fn list_suffix(items: &[String]) -> String {
 pub fn fmt_bytes(bytes: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (size, unit) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{} {unit}", bytes / size);
         }
     }
     if bytes >= 1 << 20 {
-        return format!("{:.1} MiB ({bytes} bytes)", bytes as f64 / (1u64 << 20) as f64);
+        return format!(
+            "{:.1} MiB ({bytes} bytes)",
+            bytes as f64 / (1u64 << 20) as f64
+        );
     }
     format!("{bytes} bytes")
 }
@@ -428,7 +433,10 @@ mod tests {
             fuel_consumed: Some(5),
         };
         let msg = t.to_string();
-        assert!(msg.contains("100ms") && msg.contains("after consuming 5 fuel"), "{msg}");
+        assert!(
+            msg.contains("100ms") && msg.contains("after consuming 5 fuel"),
+            "{msg}"
+        );
 
         let e = WasmError::ExportNotFound {
             component: "c".into(),

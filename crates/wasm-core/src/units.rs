@@ -86,7 +86,17 @@ mod tests {
         assert_eq!(parse_memory_size("1gib"), Ok(1 << 30));
         assert_eq!(parse_memory_size("1.5MiB"), Ok(3 << 19));
         assert_eq!(parse_memory_size("2KB"), Ok(2000));
-        for bad in ["", "MiB", "-1", "-1MiB", "NaN", "inf", "4 parsecs", "4TiB", "1e9"] {
+        for bad in [
+            "",
+            "MiB",
+            "-1",
+            "-1MiB",
+            "NaN",
+            "inf",
+            "4 parsecs",
+            "4TiB",
+            "1e9",
+        ] {
             let err = parse_memory_size(bad).unwrap_err();
             assert!(err.contains("KiB, MiB, GiB"), "{bad}: {err}");
         }

@@ -10,7 +10,7 @@ use airssys_wasm_core::{WasmError, WasmResult};
 
 use crate::engine::WasmEngine;
 use crate::host::{HostState, wasi_context};
-use crate::instance::{ComponentInstance, Deadline, Failure, Phase};
+use crate::instance::{ComponentInstance, Deadline, Failure, Phase, bounded};
 use crate::limiter::InstanceLimiter;
 use crate::sandbox::Sandbox;
 use crate::types::{ItemInfo, describe_items};
@@ -48,7 +48,11 @@ impl CompiledComponent {
     /// # Errors
     ///
     /// [`WasmError::EngineInitialization`] if `component` was compiled by another engine.
-    pub fn new(engine: &WasmEngine, name: impl Into<String>, component: Component) -> WasmResult<Self> {
+    pub fn new(
+        engine: &WasmEngine,
+        name: impl Into<String>,
+        component: Component,
+    ) -> WasmResult<Self> {
         if !wasmtime::Engine::same(component.engine(), engine.wasmtime_engine()) {
             return Err(WasmError::EngineInitialization {
                 reason: "the component was compiled by a different engine".into(),
@@ -88,7 +92,12 @@ impl CompiledComponent {
             let engine = self.inner.engine.wasmtime_engine();
             let ty = self.inner.component.component_type();
             let mut out = Vec::new();
-            describe_items(engine, ty.exports(engine).map(|(n, e)| (n, e.ty)), None, &mut out);
+            describe_items(
+                engine,
+                ty.exports(engine).map(|(n, e)| (n, e.ty)),
+                None,
+                &mut out,
+            );
             out
         })
     }
@@ -107,7 +116,9 @@ impl CompiledComponent {
     pub fn command_export(&self) -> Option<&str> {
         self.exports()
             .iter()
-            .find(|e| e.is_func && e.name.starts_with("wasi:cli/run@0.2") && e.name.ends_with("#run"))
+            .find(|e| {
+                e.is_func && e.name.starts_with("wasi:cli/run@0.2") && e.name.ends_with("#run")
+            })
             .map(|e| e.name.as_str())
     }
 
@@ -116,7 +127,12 @@ impl CompiledComponent {
         let engine = self.inner.engine.wasmtime_engine();
         let ty = self.inner.component.component_type();
         let mut out = Vec::new();
-        describe_items(engine, ty.imports(engine).map(|(n, e)| (n, e.ty)), None, &mut out);
+        describe_items(
+            engine,
+            ty.imports(engine).map(|(n, e)| (n, e.ty)),
+            None,
+            &mut out,
+        );
         out
     }
 
@@ -145,7 +161,10 @@ impl CompiledComponent {
         let listed = if foreign.is_empty() {
             String::new()
         } else {
-            format!(" Imports this host does not provide: {}.", foreign.join(", "))
+            format!(
+                " Imports this host does not provide: {}.",
+                foreign.join(", ")
+            )
         };
         WasmError::ComponentInstantiationFailed {
             component: self.inner.name.clone(),
@@ -192,18 +211,24 @@ impl CompiledComponent {
 
         let started = Deadline::begin(&mut store, &limits);
         let bound = Deadline::hard_bound(&limits, engine.epoch_tick());
-        let outcome = tokio::time::timeout(bound, pre.instantiate_async(&mut store)).await;
+        let outcome = bounded(bound, pre.instantiate_async(&mut store)).await;
         let report = started.finish(&mut store, &limits);
         match outcome {
-            Ok(Ok(instance)) => Ok(ComponentInstance::new(self.clone(), store, instance, limits, report)),
-            Ok(Err(e)) => Err(Failure::Wasmtime(e).classify(
+            Some(Ok(instance)) => Ok(ComponentInstance::new(
+                self.clone(),
+                store,
+                instance,
+                limits,
+                report,
+            )),
+            Some(Err(e)) => Err(Failure::Wasmtime(e).classify(
                 &mut store,
                 &limits,
                 &self.inner.name,
                 report.fuel_consumed,
                 Phase::Instantiate,
             )),
-            Err(_elapsed) => Err(Failure::AsyncTimeout.classify(
+            None => Err(Failure::AsyncTimeout.classify(
                 &mut store,
                 &limits,
                 &self.inner.name,

@@ -98,7 +98,9 @@ pub(crate) fn wasi_context(caps: &CapabilitySet, args: &[String]) -> WasmResult<
     }
     match &caps.network {
         None => {
-            b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+            b.allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false);
         }
         Some(net) => {
             let net = net.clone();

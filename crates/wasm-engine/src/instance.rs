@@ -1,8 +1,12 @@
 //! [`ComponentInstance`]: one sandboxed instance, its calls, and how failures map to
 //! [`WasmError`].
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use wasmtime::component::types::ComponentFunc;
 use wasmtime::component::wasm_wave::untyped::UntypedFuncCall;
 use wasmtime::component::{ComponentNamedList, Func, Instance, Lift, Lower, Type, Val};
 use wasmtime::{Store, Trap, WasmBacktrace};
@@ -60,6 +64,8 @@ pub struct ComponentInstance {
     poisoned: Option<String>,
     instantiation: ExecutionReport,
     last_report: ExecutionReport,
+    /// Exports already looked up, by the name they were asked for.
+    funcs: HashMap<String, Func>,
 }
 
 impl std::fmt::Debug for ComponentInstance {
@@ -88,6 +94,7 @@ impl ComponentInstance {
             poisoned: None,
             instantiation,
             last_report: instantiation,
+            funcs: HashMap::new(),
         }
     }
 
@@ -133,12 +140,12 @@ impl ComponentInstance {
     pub async fn call(&mut self, export: &str, args: &[Val]) -> WasmResult<CallOutcome> {
         self.check_poison()?;
         let func = self.lookup(export)?;
-        self.check_args(export, &func, args)?;
-        let mut results = vec![placeholder(); func.ty(&self.store).results().len()];
+        let ty = func.ty(&self.store);
+        self.check_args(export, &ty, args)?;
+        let mut results = vec![placeholder(); ty.results().len()];
         let started = Deadline::begin(&mut self.store, &self.limits);
         let bound = Deadline::hard_bound(&self.limits, self.component.engine().epoch_tick());
-        let outcome =
-            tokio::time::timeout(bound, func.call_async(&mut self.store, args, &mut results)).await;
+        let outcome = bounded(bound, func.call_async(&mut self.store, args, &mut results)).await;
         let report = started.finish(&mut self.store, &self.limits);
         self.settle(outcome, report)?;
         Ok(CallOutcome { results, report })
@@ -150,22 +157,28 @@ impl ComponentInstance {
     /// # Errors
     ///
     /// As [`call`](Self::call); a type mismatch is [`WasmError::InvalidArguments`].
-    pub async fn call_typed<P, R>(&mut self, export: &str, params: P) -> WasmResult<(R, ExecutionReport)>
+    pub async fn call_typed<P, R>(
+        &mut self,
+        export: &str,
+        params: P,
+    ) -> WasmResult<(R, ExecutionReport)>
     where
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
         self.check_poison()?;
         let func = self.lookup(export)?;
-        let typed = func.typed::<P, R>(&self.store).map_err(|e| WasmError::InvalidArguments {
-            component: self.component.name().to_owned(),
-            export: export.to_owned(),
-            reason: format!("the Rust types do not match the export: {e}"),
-            signature: render_func(&func.ty(&self.store)),
-        })?;
+        let typed = func
+            .typed::<P, R>(&self.store)
+            .map_err(|e| WasmError::InvalidArguments {
+                component: self.component.name().to_owned(),
+                export: export.to_owned(),
+                reason: format!("the Rust types do not match the export: {e}"),
+                signature: render_func(&func.ty(&self.store)),
+            })?;
         let started = Deadline::begin(&mut self.store, &self.limits);
         let bound = Deadline::hard_bound(&self.limits, self.component.engine().epoch_tick());
-        let outcome = tokio::time::timeout(bound, typed.call_async(&mut self.store, params)).await;
+        let outcome = bounded(bound, typed.call_async(&mut self.store, params)).await;
         let report = started.finish(&mut self.store, &self.limits);
         let value = self.settle(outcome, report)?;
         Ok((value, report))
@@ -195,14 +208,14 @@ impl ComponentInstance {
         let func = self.lookup(&name)?;
         let ty = func.ty(&self.store);
         let types: Vec<Type> = ty.params().map(|(_, t)| t).collect();
-        let args = parsed
-            .to_wasm_params::<Val>(types.iter())
-            .map_err(|e| WasmError::InvalidArguments {
+        let args = parsed.to_wasm_params::<Val>(types.iter()).map_err(|e| {
+            WasmError::InvalidArguments {
                 component: self.component.name().to_owned(),
                 export: name.clone(),
                 reason: format!("the arguments do not fit: {e}"),
                 signature: render_func(&ty),
-            })?;
+            }
+        })?;
         self.call(&name, &args).await
     }
 
@@ -246,44 +259,52 @@ impl ComponentInstance {
     }
 
     fn lookup(&mut self, export: &str) -> WasmResult<Func> {
+        if let Some(func) = self.funcs.get(export) {
+            return Ok(*func);
+        }
         let index = match export.split_once('#') {
             Some((iface, name)) => self
                 .instance
                 .get_export_index(&mut self.store, None, iface)
-                .and_then(|i| self.instance.get_export_index(&mut self.store, Some(&i), name)),
-            None => self.instance.get_export_index(&mut self.store, None, export),
+                .and_then(|i| {
+                    self.instance
+                        .get_export_index(&mut self.store, Some(&i), name)
+                }),
+            None => self
+                .instance
+                .get_export_index(&mut self.store, None, export),
         };
-        index
-            .and_then(|i| self.instance.get_func(&mut self.store, &i))
+        let func = index
+            .and_then(|i| self.instance.get_func(&mut self.store, i))
             .ok_or_else(|| WasmError::ExportNotFound {
                 component: self.component.name().to_owned(),
                 export: export.to_owned(),
                 available: self.component.export_signatures(),
-            })
+            })?;
+        self.funcs.insert(export.to_owned(), func);
+        Ok(func)
     }
 
-    fn check_args(&self, export: &str, func: &Func, args: &[Val]) -> WasmResult<()> {
-        let ty = func.ty(&self.store);
-        let params: Vec<(String, Type)> = ty.params().map(|(n, t)| (n.to_owned(), t)).collect();
+    fn check_args(&self, export: &str, ty: &ComponentFunc, args: &[Val]) -> WasmResult<()> {
         let bad = |reason: String| WasmError::InvalidArguments {
             component: self.component.name().to_owned(),
             export: export.to_owned(),
             reason,
-            signature: render_func(&ty),
+            signature: render_func(ty),
         };
-        if params.len() != args.len() {
+        if ty.params().len() != args.len() {
             return Err(bad(format!(
                 "expected {} argument(s), got {}",
-                params.len(),
+                ty.params().len(),
                 args.len()
             )));
         }
-        for (i, (arg, (name, t))) in args.iter().zip(&params).enumerate() {
-            if !val_matches(arg, t) {
+        for (i, (arg, (name, t))) in args.iter().zip(ty.params()).enumerate() {
+            if !val_matches(arg, &t) {
                 return Err(bad(format!(
                     "argument {} (`{name}`) must be {}, got {arg:?}",
                     i + 1,
-                    render_type(t)
+                    render_type(&t)
                 )));
             }
         }
@@ -293,18 +314,18 @@ impl ComponentInstance {
     /// Turns a call's outcome into a result, poisoning the instance on failure.
     fn settle<T>(
         &mut self,
-        outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+        outcome: Option<wasmtime::Result<T>>,
         report: ExecutionReport,
     ) -> WasmResult<T> {
         self.last_report = report;
         let failure = match outcome {
-            Ok(Ok(value)) => {
+            Some(Ok(value)) => {
                 // A denied growth the guest coped with is not an error.
                 self.store.data_mut().limiter.take_denial();
                 return Ok(value);
             }
-            Ok(Err(e)) => Failure::Wasmtime(e),
-            Err(_elapsed) => Failure::AsyncTimeout,
+            Some(Err(e)) => Failure::Wasmtime(e),
+            None => Failure::AsyncTimeout,
         };
         let err = failure.classify(
             &mut self.store,
@@ -315,6 +336,19 @@ impl ComponentInstance {
         );
         self.poisoned = Some(first_line(&err.to_string()));
         Err(err)
+    }
+}
+
+/// Runs `fut` under the async-side bound (`None` when it elapsed). The timer is armed
+/// only if the guest does not finish within its first poll — most calls do — which keeps
+/// timer registration off the fast path. A guest that keeps running yields at every
+/// epoch tick, so the bound starts at most one tick late.
+pub(crate) async fn bounded<F: Future>(bound: Duration, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => tokio::time::timeout(bound, fut).await.ok(),
     }
 }
 
@@ -363,7 +397,11 @@ impl Deadline {
 }
 
 impl Started {
-    pub(crate) fn finish(self, store: &mut Store<HostState>, limits: &ResourceLimits) -> ExecutionReport {
+    pub(crate) fn finish(
+        self,
+        store: &mut Store<HostState>,
+        limits: &ResourceLimits,
+    ) -> ExecutionReport {
         let wall_time = self.0.elapsed();
         let remaining = store.get_fuel().unwrap_or(0);
         let data = store.data();

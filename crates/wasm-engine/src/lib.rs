@@ -54,7 +54,9 @@ mod sandbox;
 mod types;
 
 pub use component::CompiledComponent;
-pub use engine::{DEFAULT_EPOCH_TICK, DEFAULT_MAX_WASM_STACK, Optimization, WasmEngine, WasmEngineBuilder};
+pub use engine::{
+    DEFAULT_EPOCH_TICK, DEFAULT_MAX_WASM_STACK, Optimization, WasmEngine, WasmEngineBuilder,
+};
 pub use host::HostState;
 pub use instance::{CallOutcome, ComponentInstance};
 pub use sandbox::{ExecutionReport, Sandbox};

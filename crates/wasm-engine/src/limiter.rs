@@ -176,7 +176,8 @@ mod tests {
         let mut l = limiter(10 * 65536);
         assert!(l.memory_growing(0, 65536, None).unwrap());
         assert!(l.memory_growing(65536, 3 * 65536, None).unwrap());
-        l.memory_grow_failed(wasmtime::Error::msg("over maximum")).unwrap();
+        l.memory_grow_failed(wasmtime::Error::msg("over maximum"))
+            .unwrap();
         assert_eq!(l.total(), 65536);
         assert_eq!(l.peak(), 3 * 65536);
         l.reset_peak();

@@ -114,7 +114,11 @@ pub(crate) fn render_type(ty: &Type) -> String {
         Type::String => "string".into(),
         Type::List(l) => format!("list<{}>", render_type(&l.ty())),
         Type::FixedLengthList(l) => format!("list<{}, {}>", render_type(&l.ty()), l.len()),
-        Type::Map(m) => format!("map<{}, {}>", render_type(&m.key()), render_type(&m.value())),
+        Type::Map(m) => format!(
+            "map<{}, {}>",
+            render_type(&m.key()),
+            render_type(&m.value())
+        ),
         Type::Record(r) => {
             let fields: Vec<_> = r
                 .fields()

@@ -42,7 +42,10 @@ async fn hello_returns_42_typed_dynamic_and_wave() {
 
     let ((v,), report) = i.call_typed::<(), (i32,)>("hello", ()).await.unwrap();
     assert_eq!(v, 42);
-    assert!(report.fuel_consumed > 0 && report.fuel_consumed < 100, "{report}");
+    assert!(
+        report.fuel_consumed > 0 && report.fuel_consumed < 100,
+        "{report}"
+    );
     assert_eq!(report.fuel_limit, 10_000_000);
 
     let out = i.call("double", &[Val::S32(21)]).await.unwrap();
@@ -67,7 +70,11 @@ async fn string_round_trip_and_post_return_keep_memory_flat() {
             .unwrap();
         assert_eq!(s, "Hello, you!");
     }
-    assert_eq!(i.memory_bytes(), before, "post-return must reset the bump allocator");
+    assert_eq!(
+        i.memory_bytes(),
+        before,
+        "post-return must reset the bump allocator"
+    );
     let out = i.invoke(r#"greet("wave")"#).await.unwrap();
     assert_eq!(out.results_wave().unwrap(), [r#""Hello, wave!""#]);
 }
@@ -79,7 +86,12 @@ async fn several_value_types_round_trip() {
     let mut i = c.instantiate(&roomy()).await.unwrap();
     let w = |o: airssys_wasm_engine::CallOutcome| o.results_wave().unwrap().join(",");
     assert_eq!(w(i.invoke("pick(true, 1, 2)").await.unwrap()), "1");
-    assert_eq!(w(i.invoke("pick(false, 1, 18446744073709551615)").await.unwrap()), "18446744073709551615");
+    assert_eq!(
+        w(i.invoke("pick(false, 1, 18446744073709551615)")
+            .await
+            .unwrap()),
+        "18446744073709551615"
+    );
     assert_eq!(w(i.invoke("scale(1.5, 2.0)").await.unwrap()), "3");
     assert_eq!(w(i.invoke("maybe(some(7))").await.unwrap()), "7");
     assert_eq!(w(i.invoke("maybe(none)").await.unwrap()), "0");
@@ -97,7 +109,13 @@ async fn infinite_loop_runs_out_of_fuel_naming_the_budget() {
     let err = i.call("spin", &[]).await.unwrap_err();
     assert!(t.elapsed() < GROSS);
     assert!(
-        matches!(err, WasmError::FuelExhausted { fuel_limit: 50_000, .. }),
+        matches!(
+            err,
+            WasmError::FuelExhausted {
+                fuel_limit: 50_000,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("50000"), "{err}");
@@ -109,7 +127,10 @@ async fn infinite_loop_with_unlimited_fuel_is_stopped_by_the_timeout() {
     let engine = WasmEngine::new().unwrap();
     let c = compile(&engine, "spin", fx::INFINITE_LOOP);
     let timeout = Duration::from_millis(200);
-    let mut i = c.instantiate(&sandbox(MIB, u64::MAX, timeout)).await.unwrap();
+    let mut i = c
+        .instantiate(&sandbox(MIB, u64::MAX, timeout))
+        .await
+        .unwrap();
     let t = Instant::now();
     let err = i.call("spin", &[]).await.unwrap_err();
     let took = t.elapsed();
@@ -227,7 +248,10 @@ async fn initial_memory_over_the_limit_fails_instantiation_as_a_memory_error() {
         .instantiate(&sandbox(32 * MIB, 1_000_000, Duration::from_secs(5)))
         .await
         .unwrap();
-    assert_eq!(i.call("hello", &[]).await.unwrap().results, vec![Val::S32(1)]);
+    assert_eq!(
+        i.call("hello", &[]).await.unwrap().results,
+        vec![Val::S32(1)]
+    );
 }
 
 #[tokio::test]
@@ -254,7 +278,10 @@ async fn several_memories_count_together() {
         .instantiate(&sandbox(2 * MIB, 1_000_000, Duration::from_secs(5)))
         .await
         .unwrap();
-    assert_eq!(i.call("sizes", &[]).await.unwrap().results, vec![Val::U32(20)]);
+    assert_eq!(
+        i.call("sizes", &[]).await.unwrap().results,
+        vec![Val::U32(20)]
+    );
     assert_eq!(i.memory_bytes(), 20 * PAGE);
 }
 
@@ -354,7 +381,10 @@ async fn unsatisfied_imports_are_listed() {
     let engine = WasmEngine::new().unwrap();
     let c = compile(&engine, "needs-host", fx::HOST_IMPORT);
     let err = c.instantiate(&roomy()).await.unwrap_err();
-    assert!(matches!(err, WasmError::ComponentInstantiationFailed { .. }), "{err:?}");
+    assert!(
+        matches!(err, WasmError::ComponentInstantiationFailed { .. }),
+        "{err:?}"
+    );
     let msg = err.to_string();
     assert!(msg.contains("`example:host/log`"), "{msg}");
     assert!(msg.contains("needs-host"), "{msg}");
@@ -367,11 +397,17 @@ async fn a_trap_poisons_the_instance_but_not_the_component() {
     let mut i = c.instantiate(&roomy()).await.unwrap();
     assert!(i.call("divide", &[Val::S32(1), Val::S32(0)]).await.is_err());
     assert!(i.poisoned().is_some());
-    let err = i.call("divide", &[Val::S32(6), Val::S32(3)]).await.unwrap_err();
+    let err = i
+        .call("divide", &[Val::S32(6), Val::S32(3)])
+        .await
+        .unwrap_err();
     assert!(matches!(err, WasmError::InstancePoisoned { .. }), "{err:?}");
     assert!(err.to_string().contains("instantiate the component again"));
     let mut fresh = c.instantiate(&roomy()).await.unwrap();
-    let out = fresh.call("divide", &[Val::S32(6), Val::S32(3)]).await.unwrap();
+    let out = fresh
+        .call("divide", &[Val::S32(6), Val::S32(3)])
+        .await
+        .unwrap();
     assert_eq!(out.results, vec![Val::S32(2)]);
 }
 
@@ -388,18 +424,30 @@ async fn usage_errors_list_exports_and_do_not_poison() {
     assert!(msg.contains("add: func(a: s32, b: s32) -> s32"), "{msg}");
 
     let err = i.call("double", &[]).await.unwrap_err();
-    assert!(err.to_string().contains("expected 1 argument(s), got 0"), "{err}");
-    let err = i.call("double", &[Val::String("x".into())]).await.unwrap_err();
+    assert!(
+        err.to_string().contains("expected 1 argument(s), got 0"),
+        "{err}"
+    );
+    let err = i
+        .call("double", &[Val::String("x".into())])
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("must be s32"), "{err}");
     let err = i.invoke("double(\"x\")").await.unwrap_err();
     assert!(matches!(err, WasmError::InvalidArguments { .. }), "{err:?}");
     let err = i.invoke("double(21").await.unwrap_err();
     assert!(matches!(err, WasmError::InvalidArguments { .. }), "{err:?}");
-    let err = i.call_typed::<(String,), (i32,)>("double", ("x".into(),)).await.unwrap_err();
+    let err = i
+        .call_typed::<(String,), (i32,)>("double", ("x".into(),))
+        .await
+        .unwrap_err();
     assert!(matches!(err, WasmError::InvalidArguments { .. }), "{err:?}");
 
     assert!(i.poisoned().is_none());
-    assert_eq!(i.invoke("double(21)").await.unwrap().results, vec![Val::S32(42)]);
+    assert_eq!(
+        i.invoke("double(21)").await.unwrap().results,
+        vec![Val::S32(42)]
+    );
 }
 
 #[tokio::test]

@@ -89,9 +89,10 @@ impl ComponentLoader {
     pub async fn load_from_file(&self, path: impl AsRef<Path>) -> WasmResult<CompiledComponent> {
         let path = path.as_ref();
         let bytes = read_file(path).await?;
-        let name = path
-            .file_name()
-            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         self.compile(name, Some(path.to_owned()), bytes).await
     }
 
@@ -264,7 +265,10 @@ fn check_header(name: &str, binary: &[u8]) -> WasmResult<()> {
         None => Err(WasmError::ComponentParseFailed {
             component: name.to_owned(),
             reason: if binary.len() < 8 {
-                format!("truncated: {} bytes, shorter than the 8-byte header", binary.len())
+                format!(
+                    "truncated: {} bytes, shorter than the 8-byte header",
+                    binary.len()
+                )
             } else {
                 format!(
                     "unsupported binary version {:02x?}: this engine reads components \
@@ -319,7 +323,10 @@ mod tests {
 
     #[test]
     fn sniffs_kinds() {
-        assert_eq!(binary_kind(airssys_wasm_testkit::HELLO), Some(BinaryKind::Component));
+        assert_eq!(
+            binary_kind(airssys_wasm_testkit::HELLO),
+            Some(BinaryKind::Component)
+        );
         assert_eq!(
             binary_kind(airssys_wasm_testkit::CORE_MODULE),
             Some(BinaryKind::CoreModule)
@@ -333,7 +340,8 @@ mod tests {
 
     #[test]
     fn wat_errors_point_at_line_and_column() {
-        let err = to_binary("x.wat", Some(Path::new("x.wat")), b"(component\n  (oops))").unwrap_err();
+        let err =
+            to_binary("x.wat", Some(Path::new("x.wat")), b"(component\n  (oops))").unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, WasmError::ComponentParseFailed { .. }));
         assert!(msg.contains("x.wat:2:"), "{msg}");

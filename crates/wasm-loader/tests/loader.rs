@@ -22,25 +22,47 @@ async fn load_valid_file_and_hello_executes() {
     assert_eq!(component.name(), "hello.wasm");
     let limits = ResourceLimits::new(1 << 20, 1_000_000, Duration::from_secs(1)).unwrap();
     let mut i = component.instantiate(&Sandbox::new(limits)).await.unwrap();
-    assert_eq!(i.call("hello", &[]).await.unwrap().results, vec![Val::S32(42)]);
+    assert_eq!(
+        i.call("hello", &[]).await.unwrap().results,
+        vec![Val::S32(42)]
+    );
 }
 
 #[tokio::test]
 async fn load_wat_file() {
     let path = fx::fixtures_dir().join("hello.wat");
     let component = loader().load_from_file(&path).await.unwrap();
-    assert!(component.export_signatures().contains(&"hello: func() -> s32".to_owned()));
+    assert!(
+        component
+            .export_signatures()
+            .contains(&"hello: func() -> s32".to_owned())
+    );
 }
 
 #[tokio::test]
 async fn missing_file_is_a_load_error_naming_the_path() {
-    let err = loader().load_from_file("does/not/exist.wasm").await.unwrap_err();
-    assert!(matches!(err, WasmError::ComponentLoadFailed { .. }), "{err:?}");
+    let err = loader()
+        .load_from_file("does/not/exist.wasm")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, WasmError::ComponentLoadFailed { .. }),
+        "{err:?}"
+    );
     assert!(err.is_load_error());
     let msg = err.to_string();
-    assert!(msg.contains("does/not/exist.wasm") && msg.contains("no such file"), "{msg}");
-    let err = loader().validate_file("does/not/exist.wasm").await.unwrap_err();
-    assert!(matches!(err, WasmError::ComponentLoadFailed { .. }), "{err:?}");
+    assert!(
+        msg.contains("does/not/exist.wasm") && msg.contains("no such file"),
+        "{msg}"
+    );
+    let err = loader()
+        .validate_file("does/not/exist.wasm")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, WasmError::ComponentLoadFailed { .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -54,9 +76,15 @@ async fn a_directory_is_not_a_component() {
 async fn valid_bytes_validate_and_load() {
     let l = loader();
     for f in fx::ALL.iter().filter(|f| f.name != "core_module") {
-        l.validate(f.wasm).await.unwrap_or_else(|e| panic!("{}: {e}", f.name));
-        l.validate(f.wat.as_bytes()).await.unwrap_or_else(|e| panic!("{}: {e}", f.name));
-        l.load_from_bytes(f.wasm).await.unwrap_or_else(|e| panic!("{}: {e}", f.name));
+        l.validate(f.wasm)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", f.name));
+        l.validate(f.wat.as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", f.name));
+        l.load_from_bytes(f.wasm)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", f.name));
     }
 }
 
@@ -71,7 +99,10 @@ async fn invalid_bytes_are_rejected_by_every_entry_point() {
         ("bad version", b"\0asm\x02\x00\x00\x00"),
         ("truncated component", &fx::HELLO[..fx::HELLO.len() / 2]),
         ("wat that does not parse", b"(component (func $f (oops)))"),
-        ("invalid component", b"(component (core module $m (func (result i32))))"),
+        (
+            "invalid component",
+            b"(component (core module $m (func (result i32))))",
+        ),
     ];
     for (what, bytes) in cases {
         let e1 = l.validate(bytes).await.unwrap_err();
@@ -90,7 +121,10 @@ async fn invalid_component_reports_the_validator_message() {
         .validate(b"(component (core module $m (func (result i32))))")
         .await
         .unwrap_err();
-    assert!(matches!(err, WasmError::ComponentValidationFailed { .. }), "{err:?}");
+    assert!(
+        matches!(err, WasmError::ComponentValidationFailed { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("type mismatch"), "{err}");
 }
 
@@ -101,10 +135,19 @@ async fn a_core_module_is_refused_with_what_to_do() {
         l.validate(fx::CORE_MODULE).await.unwrap_err(),
         l.load_from_bytes(fx::CORE_MODULE).await.unwrap_err(),
     ] {
-        assert!(matches!(err, WasmError::ComponentValidationFailed { .. }), "{err:?}");
+        assert!(
+            matches!(err, WasmError::ComponentValidationFailed { .. }),
+            "{err:?}"
+        );
         let msg = err.to_string();
-        assert!(msg.contains("core WebAssembly module, not a component"), "{msg}");
-        assert!(msg.contains("wasm-tools component new") && msg.contains("wasm32-wasip2"), "{msg}");
+        assert!(
+            msg.contains("core WebAssembly module, not a component"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("wasm-tools component new") && msg.contains("wasm32-wasip2"),
+            "{msg}"
+        );
     }
 }
 

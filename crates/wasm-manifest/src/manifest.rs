@@ -267,7 +267,7 @@ impl ComponentManifest {
 /// `4MiB`, `64KiB`, `1GiB`, or bytes.
 fn canonical_size(bytes: u64) -> String {
     for (size, unit) in [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
-        if bytes % size == 0 {
+        if bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }
@@ -384,15 +384,16 @@ impl Doc<'_> {
         let root = root.get_ref();
         self.check_keys(root, TOP_KEYS, None)?;
 
-        let (component_span, component) = self.table(root, "component", None)?.ok_or_else(|| {
-            self.error(
-                root_span.start..root_span.start,
-                ManifestErrorKind::MissingKey,
-                Some("component"),
-                "there is no [component] table".into(),
-                Some("add [component] with name = \"...\" and path = \"....wasm\"".into()),
-            )
-        })?;
+        let (component_span, component) =
+            self.table(root, "component", None)?.ok_or_else(|| {
+                self.error(
+                    root_span.start..root_span.start,
+                    ManifestErrorKind::MissingKey,
+                    Some("component"),
+                    "there is no [component] table".into(),
+                    Some("add [component] with name = \"...\" and path = \"....wasm\"".into()),
+                )
+            })?;
         let component = self.component(component_span, component)?;
 
         let (limits_span, limits) = self.table(root, "limits", None)?.ok_or_else(|| {
@@ -422,15 +423,24 @@ impl Doc<'_> {
         })
     }
 
-    fn check_keys(&self, table: &DeTable<'_>, known: &[&str], table_name: Option<&str>) -> PResult<()> {
+    fn check_keys(
+        &self,
+        table: &DeTable<'_>,
+        known: &[&str],
+        table_name: Option<&str>,
+    ) -> PResult<()> {
         for (key, _) in table.iter() {
             let k = key.get_ref().as_ref();
             if known.contains(&k) {
                 continue;
             }
-            let where_ = table_name.map_or_else(|| "at the top level".to_owned(), |t| format!("in [{t}]"));
+            let where_ =
+                table_name.map_or_else(|| "at the top level".to_owned(), |t| format!("in [{t}]"));
             let help = match suggest(k, known) {
-                Some(s) => format!("did you mean `{s}`? Known keys {where_}: {}", known.join(", ")),
+                Some(s) => format!(
+                    "did you mean `{s}`? Known keys {where_}: {}",
+                    known.join(", ")
+                ),
                 None => format!("known keys {where_}: {}", known.join(", ")),
             };
             return Err(self.error(
@@ -445,7 +455,10 @@ impl Doc<'_> {
     }
 
     fn get<'a, 'i>(table: &'a DeTable<'i>, key: &str) -> Option<&'a Value<'i>> {
-        table.iter().find(|(k, _)| k.get_ref().as_ref() == key).map(|(_, v)| v)
+        table
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .map(|(_, v)| v)
     }
 
     fn table<'a, 'i>(
@@ -458,12 +471,20 @@ impl Doc<'_> {
             None => Ok(None),
             Some(v) => match v.get_ref() {
                 DeValue::Table(t) => Ok(Some((v.span(), t))),
-                other => Err(self.wrong_type(v.span(), &dotted(parent_name, key), "a table", other)),
+                other => {
+                    Err(self.wrong_type(v.span(), &dotted(parent_name, key), "a table", other))
+                }
             },
         }
     }
 
-    fn wrong_type(&self, span: Range<usize>, key: &str, expected: &str, found: &DeValue<'_>) -> ManifestError {
+    fn wrong_type(
+        &self,
+        span: Range<usize>,
+        key: &str,
+        expected: &str,
+        found: &DeValue<'_>,
+    ) -> ManifestError {
         self.error(
             span,
             ManifestErrorKind::WrongType,
@@ -473,7 +494,14 @@ impl Doc<'_> {
         )
     }
 
-    fn missing(&self, table_span: Range<usize>, table: &str, key: &str, why: &str, example: &str) -> ManifestError {
+    fn missing(
+        &self,
+        table_span: Range<usize>,
+        table: &str,
+        key: &str,
+        why: &str,
+        example: &str,
+    ) -> ManifestError {
         self.error(
             table_span,
             ManifestErrorKind::MissingKey,
@@ -483,8 +511,20 @@ impl Doc<'_> {
         )
     }
 
-    fn invalid(&self, span: Range<usize>, key: &str, message: String, help: Option<String>) -> ManifestError {
-        self.error(span, ManifestErrorKind::InvalidValue, Some(key), message, help)
+    fn invalid(
+        &self,
+        span: Range<usize>,
+        key: &str,
+        message: String,
+        help: Option<String>,
+    ) -> ManifestError {
+        self.error(
+            span,
+            ManifestErrorKind::InvalidValue,
+            Some(key),
+            message,
+            help,
+        )
     }
 
     fn string<'a>(&self, v: &'a Value<'_>, key: &str) -> PResult<&'a str> {
@@ -573,7 +613,9 @@ impl Doc<'_> {
             )
         })?;
         let memory_bytes = match mem_v.get_ref() {
-            DeValue::Integer(i) => self.unsigned(mem_v.span(), "limits.memory", i.as_str(), i.radix())?,
+            DeValue::Integer(i) => {
+                self.unsigned(mem_v.span(), "limits.memory", i.as_str(), i.radix())?
+            }
             DeValue::String(s) => parse_memory_size(s)
                 .map_err(|e| self.invalid(mem_v.span(), "limits.memory", e, None))?,
             other => {
@@ -590,7 +632,10 @@ impl Doc<'_> {
                 mem_v.span(),
                 "limits.memory",
                 e,
-                Some("typical components need 512KiB to 4MiB; Python or JavaScript ones tens of MiB".into()),
+                Some(
+                    "typical components need 512KiB to 4MiB; Python or JavaScript ones tens of MiB"
+                        .into(),
+                ),
             )
         })?;
 
@@ -604,7 +649,9 @@ impl Doc<'_> {
             )
         })?;
         let fuel = match fuel_v.get_ref() {
-            DeValue::Integer(i) => self.unsigned(fuel_v.span(), "limits.fuel", i.as_str(), i.radix())?,
+            DeValue::Integer(i) => {
+                self.unsigned(fuel_v.span(), "limits.fuel", i.as_str(), i.radix())?
+            }
             other => {
                 return Err(self.wrong_type(
                     fuel_v.span(),
@@ -626,9 +673,8 @@ impl Doc<'_> {
             )
         })?;
         let timeout = match timeout_v.get_ref() {
-            DeValue::String(s) => {
-                parse_duration(s).map_err(|e| self.invalid(timeout_v.span(), "limits.timeout", e, None))?
-            }
+            DeValue::String(s) => parse_duration(s)
+                .map_err(|e| self.invalid(timeout_v.span(), "limits.timeout", e, None))?,
             other => {
                 return Err(self.wrong_type(
                     timeout_v.span(),
@@ -638,7 +684,8 @@ impl Doc<'_> {
                 ));
             }
         };
-        check_timeout(timeout).map_err(|e| self.invalid(timeout_v.span(), "limits.timeout", e, None))?;
+        check_timeout(timeout)
+            .map_err(|e| self.invalid(timeout_v.span(), "limits.timeout", e, None))?;
 
         Ok(LimitsSection {
             memory_bytes,
@@ -689,7 +736,12 @@ impl Doc<'_> {
         let mut env: Vec<EnvGrant> = Vec::new();
         if let Some(v) = Self::get(t, "env") {
             let DeValue::Array(items) = v.get_ref() else {
-                return Err(self.wrong_type(v.span(), "capabilities.env", "an array of strings", v.get_ref()));
+                return Err(self.wrong_type(
+                    v.span(),
+                    "capabilities.env",
+                    "an array of strings",
+                    v.get_ref(),
+                ));
             };
             for item in items.iter() {
                 let s = self.string(item, "capabilities.env")?;
@@ -697,12 +749,18 @@ impl Doc<'_> {
                     Some((n, val)) => (n, Some(val.to_owned())),
                     None => (s, None),
                 };
-                if name.is_empty() || name.contains('\0') || value.as_deref().is_some_and(|v| v.contains('\0')) {
+                if name.is_empty()
+                    || name.contains('\0')
+                    || value.as_deref().is_some_and(|v| v.contains('\0'))
+                {
                     return Err(self.invalid(
                         item.span(),
                         "capabilities.env",
                         format!("`{s}` is not an environment entry"),
-                        Some("write NAME to pass the host's value through, or NAME=VALUE to set it".into()),
+                        Some(
+                            "write NAME to pass the host's value through, or NAME=VALUE to set it"
+                                .into(),
+                        ),
                     ));
                 }
                 if env.iter().any(|e| e.name == name) {
@@ -762,7 +820,12 @@ impl Doc<'_> {
     fn filesystem_entry(&self, item: &Value<'_>) -> PResult<FilesystemEntry> {
         const T: &str = "capabilities.filesystem";
         let DeValue::Table(t) = item.get_ref() else {
-            return Err(self.wrong_type(item.span(), T, "a table with host, guest and access", item.get_ref()));
+            return Err(self.wrong_type(
+                item.span(),
+                T,
+                "a table with host, guest and access",
+                item.get_ref(),
+            ));
         };
         self.check_keys(t, FILESYSTEM_KEYS, Some(T))?;
         let host_v = Self::get(t, "host")
@@ -785,7 +848,11 @@ impl Doc<'_> {
             .ok_or_else(|| self.missing(item.span(), T, "guest", "", "guest = \"/data\""))?;
         let guest = self.string(guest_v, "capabilities.filesystem.guest")?;
         let guest_path = Path::new(guest);
-        if !guest.starts_with('/') || guest_path.components().any(|c| c == PathComponent::ParentDir) {
+        if !guest.starts_with('/')
+            || guest_path
+                .components()
+                .any(|c| c == PathComponent::ParentDir)
+        {
             return Err(self.invalid(
                 guest_v.span(),
                 "capabilities.filesystem.guest",
@@ -804,7 +871,9 @@ impl Doc<'_> {
                         "capabilities.filesystem.access",
                         format!("`{other}` is not an access mode"),
                         Some(match suggest(other, &["read-only", "read-write"]) {
-                            Some(s) => format!("did you mean \"{s}\"? Use \"read-only\" or \"read-write\""),
+                            Some(s) => {
+                                format!("did you mean \"{s}\"? Use \"read-only\" or \"read-write\"")
+                            }
                             None => "use \"read-only\" or \"read-write\"".into(),
                         }),
                     ));
@@ -824,19 +893,32 @@ impl Doc<'_> {
         let mut grant = NetworkGrant::default();
         if let Some(v) = Self::get(t, "connect") {
             let DeValue::Array(items) = v.get_ref() else {
-                return Err(self.wrong_type(v.span(), "capabilities.network.connect", "an array of strings", v.get_ref()));
+                return Err(self.wrong_type(
+                    v.span(),
+                    "capabilities.network.connect",
+                    "an array of strings",
+                    v.get_ref(),
+                ));
             };
             for item in items.iter() {
                 let s = self.string(item, "capabilities.network.connect")?;
-                let rule = ConnectRule::parse(s)
-                    .map_err(|e| self.invalid(item.span(), "capabilities.network.connect", e, None))?;
+                let rule = ConnectRule::parse(s).map_err(|e| {
+                    self.invalid(item.span(), "capabilities.network.connect", e, None)
+                })?;
                 grant.connect.push(rule);
             }
         }
         if let Some(v) = Self::get(t, "dns") {
             match v.get_ref() {
                 DeValue::Boolean(b) => grant.dns = *b,
-                other => return Err(self.wrong_type(v.span(), "capabilities.network.dns", "true or false", other)),
+                other => {
+                    return Err(self.wrong_type(
+                        v.span(),
+                        "capabilities.network.dns",
+                        "true or false",
+                        other,
+                    ));
+                }
             }
         }
         Ok(grant)

@@ -80,9 +80,18 @@ fn minimal_manifest() {
 fn from_file_and_from_dir() {
     let f = Fixture::new();
     std::fs::write(f.manifest(), MINIMAL).unwrap();
-    assert_eq!(ComponentManifest::from_file(f.manifest()).unwrap().name(), "hello");
-    assert_eq!(ComponentManifest::from_dir(f.dir.path()).unwrap().name(), "hello");
-    assert_eq!(ComponentManifest::load(f.dir.path()).unwrap().name(), "hello");
+    assert_eq!(
+        ComponentManifest::from_file(f.manifest()).unwrap().name(),
+        "hello"
+    );
+    assert_eq!(
+        ComponentManifest::from_dir(f.dir.path()).unwrap().name(),
+        "hello"
+    );
+    assert_eq!(
+        ComponentManifest::load(f.dir.path()).unwrap().name(),
+        "hello"
+    );
     let e = ComponentManifest::load(f.dir.path().join("nope")).unwrap_err();
     assert_eq!(e.kind, ManifestErrorKind::Io);
     let e = ComponentManifest::from_dir(f.dir.path().join("data")).unwrap_err();
@@ -97,7 +106,11 @@ fn missing_memory_is_refused_pointing_at_limits() {
         &e,
         ManifestErrorKind::MissingKey,
         5,
-        &["[limits] has no `memory`", "memory limits are mandatory", "memory = \"4MiB\""],
+        &[
+            "[limits] has no `memory`",
+            "memory limits are mandatory",
+            "memory = \"4MiB\"",
+        ],
     );
     assert_eq!(e.key.as_deref(), Some("limits.memory"));
     assert_eq!(e.column, 1);
@@ -107,22 +120,52 @@ fn missing_memory_is_refused_pointing_at_limits() {
 fn missing_fuel_and_timeout_are_refused() {
     let f = Fixture::new();
     let e = f.err(&with_limits("memory = \"1MiB\"\ntimeout = \"1s\"\n"));
-    assert_err(&e, ManifestErrorKind::MissingKey, 5, &["no `fuel`", "fuel = 10_000_000"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::MissingKey,
+        5,
+        &["no `fuel`", "fuel = 10_000_000"],
+    );
     let e = f.err(&with_limits("memory = \"1MiB\"\nfuel = 5\n"));
-    assert_err(&e, ManifestErrorKind::MissingKey, 5, &["no `timeout`", "timeout = \"500ms\""]);
+    assert_err(
+        &e,
+        ManifestErrorKind::MissingKey,
+        5,
+        &["no `timeout`", "timeout = \"500ms\""],
+    );
 }
 
 #[test]
 fn missing_tables_are_refused() {
     let f = Fixture::new();
     let e = f.err("[component]\nname = \"x\"\npath = \"hello.wasm\"\n");
-    assert_err(&e, ManifestErrorKind::MissingKey, 1, &["no [limits] table", "mandatory"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::MissingKey,
+        1,
+        &["no [limits] table", "mandatory"],
+    );
     let e = f.err("[limits]\nmemory = 65536\nfuel = 1\ntimeout = \"1s\"\n");
-    assert_err(&e, ManifestErrorKind::MissingKey, 1, &["no [component] table"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::MissingKey,
+        1,
+        &["no [component] table"],
+    );
     let e = f.err("\n\n[component]\npath = \"hello.wasm\"\n[limits]\n");
-    assert_err(&e, ManifestErrorKind::MissingKey, 3, &["[component] has no `name`"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::MissingKey,
+        3,
+        &["[component] has no `name`"],
+    );
     let e = f.err("[component]\nname = \"x\"\n");
-    assert_err(&e, ManifestErrorKind::MissingKey, 1, &["[component] has no `path`"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::MissingKey,
+        1,
+        &["[component] has no `path`"],
+    );
 }
 
 #[test]
@@ -143,7 +186,9 @@ fn duplicate_keys_are_errors() {
 #[test]
 fn unknown_keys_suggest_the_nearest_known_key() {
     let f = Fixture::new();
-    let e = f.err(&with_limits("memroy = \"4MiB\"\nfuel = 1\ntimeout = \"1s\"\n"));
+    let e = f.err(&with_limits(
+        "memroy = \"4MiB\"\nfuel = 1\ntimeout = \"1s\"\n",
+    ));
     assert_err(
         &e,
         ManifestErrorKind::UnknownKey,
@@ -151,9 +196,19 @@ fn unknown_keys_suggest_the_nearest_known_key() {
         &["unknown key `memroy` in [limits]", "did you mean `memory`?"],
     );
     let e = f.err(&format!("{MINIMAL}\n[capabilitys]\n"));
-    assert_err(&e, ManifestErrorKind::UnknownKey, 10, &["did you mean `capabilities`?"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::UnknownKey,
+        10,
+        &["did you mean `capabilities`?"],
+    );
     let e = f.err(&MINIMAL.replace("name =", "colour = \"red\"\nname ="));
-    assert_err(&e, ManifestErrorKind::UnknownKey, 2, &["unknown key `colour`", "known keys in [component]"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::UnknownKey,
+        2,
+        &["unknown key `colour`", "known keys in [component]"],
+    );
     assert!(!e.to_string().contains("did you mean"), "{e}");
 }
 
@@ -161,34 +216,85 @@ fn unknown_keys_suggest_the_nearest_known_key() {
 fn wrong_types_say_what_is_expected() {
     let f = Fixture::new();
     let e = f.err(&with_limits("memory = true\nfuel = 1\ntimeout = \"1s\"\n"));
-    assert_err(&e, ManifestErrorKind::WrongType, 6, &["`limits.memory` must be a size", "found a boolean"]);
-    let e = f.err(&with_limits("memory = 65536\nfuel = \"lots\"\ntimeout = \"1s\"\n"));
-    assert_err(&e, ManifestErrorKind::WrongType, 7, &["`limits.fuel` must be a whole number", "found a string"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::WrongType,
+        6,
+        &["`limits.memory` must be a size", "found a boolean"],
+    );
+    let e = f.err(&with_limits(
+        "memory = 65536\nfuel = \"lots\"\ntimeout = \"1s\"\n",
+    ));
+    assert_err(
+        &e,
+        ManifestErrorKind::WrongType,
+        7,
+        &["`limits.fuel` must be a whole number", "found a string"],
+    );
     let e = f.err(&with_limits("memory = 65536\nfuel = 1\ntimeout = 500\n"));
-    assert_err(&e, ManifestErrorKind::WrongType, 8, &["duration string with a unit", "found an integer"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::WrongType,
+        8,
+        &["duration string with a unit", "found an integer"],
+    );
     let e = f.err("component = 5\n");
-    assert_err(&e, ManifestErrorKind::WrongType, 1, &["`component` must be a table"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::WrongType,
+        1,
+        &["`component` must be a table"],
+    );
 }
 
 #[test]
 fn bad_units_and_ranges_are_invalid_values() {
     let f = Fixture::new();
-    let e = f.err(&with_limits("memory = \"4 parsecs\"\nfuel = 1\ntimeout = \"1s\"\n"));
-    assert_err(&e, ManifestErrorKind::InvalidValue, 6, &["unknown unit", "MiB"]);
-    let e = f.err(&with_limits("memory = \"1KiB\"\nfuel = 1\ntimeout = \"1s\"\n"));
+    let e = f.err(&with_limits(
+        "memory = \"4 parsecs\"\nfuel = 1\ntimeout = \"1s\"\n",
+    ));
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        6,
+        &["unknown unit", "MiB"],
+    );
+    let e = f.err(&with_limits(
+        "memory = \"1KiB\"\nfuel = 1\ntimeout = \"1s\"\n",
+    ));
     assert_err(&e, ManifestErrorKind::InvalidValue, 6, &["at least 64 KiB"]);
-    let e = f.err(&with_limits("memory = \"5GiB\"\nfuel = 1\ntimeout = \"1s\"\n"));
+    let e = f.err(&with_limits(
+        "memory = \"5GiB\"\nfuel = 1\ntimeout = \"1s\"\n",
+    ));
     assert_err(&e, ManifestErrorKind::InvalidValue, 6, &["at most 4 GiB"]);
     let e = f.err(&with_limits("memory = 65536\nfuel = 0\ntimeout = \"1s\"\n"));
-    assert_err(&e, ManifestErrorKind::InvalidValue, 7, &["fuel must be at least 1"]);
-    let e = f.err(&with_limits("memory = 65536\nfuel = -3\ntimeout = \"1s\"\n"));
-    assert_err(&e, ManifestErrorKind::InvalidValue, 7, &["cannot be negative"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        7,
+        &["fuel must be at least 1"],
+    );
+    let e = f.err(&with_limits(
+        "memory = 65536\nfuel = -3\ntimeout = \"1s\"\n",
+    ));
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        7,
+        &["cannot be negative"],
+    );
     let e = f.err(&with_limits("memory = 65536\nfuel = 1\ntimeout = \"2h\"\n"));
     assert_err(&e, ManifestErrorKind::InvalidValue, 8, &["at most 1h"]);
-    let e = f.err(&with_limits("memory = 65536\nfuel = 1\ntimeout = \"soon\"\n"));
+    let e = f.err(&with_limits(
+        "memory = 65536\nfuel = 1\ntimeout = \"soon\"\n",
+    ));
     assert_err(&e, ManifestErrorKind::InvalidValue, 8, &["not a duration"]);
     // Large limits for Python/JavaScript components are fine.
-    let m = f.parse(&with_limits("memory = \"96MiB\"\nfuel = 1\ntimeout = \"1m\"\n")).unwrap();
+    let m = f
+        .parse(&with_limits(
+            "memory = \"96MiB\"\nfuel = 1\ntimeout = \"1m\"\n",
+        ))
+        .unwrap();
     assert_eq!(m.limits.memory_bytes, 96 << 20);
 }
 
@@ -196,11 +302,24 @@ fn bad_units_and_ranges_are_invalid_values() {
 fn bad_names_and_versions_are_invalid() {
     let f = Fixture::new();
     let e = f.err(&MINIMAL.replace("\"hello\"", "\"Hello_World\""));
-    assert_err(&e, ManifestErrorKind::InvalidValue, 2, &["not a valid component name", "lowercase"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        2,
+        &["not a valid component name", "lowercase"],
+    );
     let e = f.err(&MINIMAL.replace("name = \"hello\"", "name = \"hello\"\nversion = \"1.0\""));
-    assert_err(&e, ManifestErrorKind::InvalidValue, 3, &["not a semantic version"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        3,
+        &["not a semantic version"],
+    );
     let m = f
-        .parse(&MINIMAL.replace("name = \"hello\"", "name = \"hello\"\nversion = \"1.2.3-rc.1\"\ndescription = \"hi\""))
+        .parse(&MINIMAL.replace(
+            "name = \"hello\"",
+            "name = \"hello\"\nversion = \"1.2.3-rc.1\"\ndescription = \"hi\"",
+        ))
         .unwrap();
     assert_eq!(m.component.version.unwrap().to_string(), "1.2.3-rc.1");
 }
@@ -209,9 +328,19 @@ fn bad_names_and_versions_are_invalid() {
 fn a_missing_component_file_is_reported() {
     let f = Fixture::new();
     let e = f.err(&MINIMAL.replace("hello.wasm", "gone.wasm"));
-    assert_err(&e, ManifestErrorKind::MissingComponent, 3, &["`gone.wasm` does not exist"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::MissingComponent,
+        3,
+        &["`gone.wasm` does not exist"],
+    );
     let e = f.err(&MINIMAL.replace("hello.wasm", "hello.txt"));
-    assert_err(&e, ManifestErrorKind::InvalidValue, 3, &["neither a .wasm nor a .wat"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        3,
+        &["neither a .wasm nor a .wat"],
+    );
 }
 
 const CAPS: &str = r#"
@@ -255,36 +384,86 @@ fn capability_errors() {
     let full = format!("{MINIMAL}{CAPS}");
     // Line numbers: MINIMAL has 8 lines, CAPS starts with an empty line 9.
     let e = f.err(&full.replace("\"./data\"", "\"./nope\""));
-    assert_err(&e, ManifestErrorKind::MissingDirectory, 16, &["`./nope` does not exist"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::MissingDirectory,
+        16,
+        &["`./nope` does not exist"],
+    );
     let e = f.err(&full.replace("\"read-write\"", "\"read-wirte\""));
-    assert_err(&e, ManifestErrorKind::InvalidValue, 18, &["not an access mode", "did you mean \"read-write\"?"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        18,
+        &["not an access mode", "did you mean \"read-write\"?"],
+    );
     let e = f.err(&full.replace("\"/data\"", "\"data\""));
-    assert_err(&e, ManifestErrorKind::InvalidValue, 17, &["not an absolute guest path"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        17,
+        &["not an absolute guest path"],
+    );
     let e = f.err(&full.replace("\"/data\"", "\"/a/../b\""));
     assert_err(&e, ManifestErrorKind::InvalidValue, 17, &["without '..'"]);
     let e = f.err(&full.replace("stdout = \"null\"", "stdout = \"file\""));
-    assert_err(&e, ManifestErrorKind::InvalidValue, 11, &["not a mode for stdout"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        11,
+        &["not a mode for stdout"],
+    );
     let e = f.err(&full.replace("\"127.0.0.1:8080\"", "\"localhost:80\""));
-    assert_err(&e, ManifestErrorKind::InvalidValue, 21, &["host names are not accepted"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        21,
+        &["host names are not accepted"],
+    );
     let e = f.err(&full.replace("dns = true", "dns = \"yes\""));
     assert_err(&e, ManifestErrorKind::WrongType, 22, &["true or false"]);
     let e = f.err(&full.replace("\"MODE=fast\"", "\"LANG=C\""));
-    assert_err(&e, ManifestErrorKind::InvalidValue, 13, &["`LANG` is granted twice"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        13,
+        &["`LANG` is granted twice"],
+    );
     let e = f.err(&full.replace("env = [\"LANG\", \"MODE=fast\"]", "env = \"LANG\""));
-    assert_err(&e, ManifestErrorKind::WrongType, 13, &["an array of strings"]);
+    assert_err(
+        &e,
+        ManifestErrorKind::WrongType,
+        13,
+        &["an array of strings"],
+    );
     let e = f.err(&full.replace("access = \"read-write\"", "acess = \"read-write\""));
-    assert_err(&e, ManifestErrorKind::UnknownKey, 18, &["did you mean `access`?"]);
-    let twice = format!("{full}\n[[capabilities.filesystem]]\nhost = \"data\"\nguest = \"/data\"\n");
-    let e = f.err(&twice.replace("[capabilities.network]\nconnect = [\"127.0.0.1:8080\", \"[::1]:*\"]\ndns = true\n", ""));
+    assert_err(
+        &e,
+        ManifestErrorKind::UnknownKey,
+        18,
+        &["did you mean `access`?"],
+    );
+    let twice =
+        format!("{full}\n[[capabilities.filesystem]]\nhost = \"data\"\nguest = \"/data\"\n");
+    let e = f.err(&twice.replace(
+        "[capabilities.network]\nconnect = [\"127.0.0.1:8080\", \"[::1]:*\"]\ndns = true\n",
+        "",
+    ));
     assert_eq!(e.kind, ManifestErrorKind::InvalidValue, "{e}");
-    assert!(e.to_string().contains("two directories are preopened at `/data`"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("two directories are preopened at `/data`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn access_defaults_to_read_only() {
     let f = Fixture::new();
     let m = f
-        .parse(&format!("{MINIMAL}[[capabilities.filesystem]]\nhost = \"data\"\nguest = \"/d\"\n"))
+        .parse(&format!(
+            "{MINIMAL}[[capabilities.filesystem]]\nhost = \"data\"\nguest = \"/d\"\n"
+        ))
         .unwrap();
     assert_eq!(m.capability_set().filesystem[0].access, DirAccess::ReadOnly);
 }
@@ -299,33 +478,51 @@ fn serializing_round_trips() {
     assert_eq!(f.parse(&m.to_toml().unwrap()).unwrap(), m);
 }
 
-fn manifest_text(
-    name: &str,
+/// The parts of a generated manifest.
+struct Generated {
+    name: String,
     memory_kib: u64,
     fuel: u64,
     timeout_ms: u64,
-    env: &[(String, Option<String>)],
-    ports: &[u16],
+    env: Vec<(String, Option<String>)>,
+    ports: Vec<u16>,
     dns: bool,
     read_write: bool,
-) -> String {
-    let env: Vec<String> = env
-        .iter()
-        .map(|(n, v)| match v {
-            Some(v) => format!("{n:?}", n = format!("{n}={v}")),
-            None => format!("{n:?}"),
-        })
-        .collect();
-    let connect: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
-    format!(
-        "[component]\nname = \"{name}\"\npath = \"hello.wasm\"\n[limits]\nmemory = {}\nfuel = {fuel}\ntimeout = \"{timeout_ms}ms\"\n\
-         [capabilities]\nenv = [{}]\n[[capabilities.filesystem]]\nhost = \"data\"\nguest = \"/g\"\naccess = \"{}\"\n\
-         [capabilities.network]\nconnect = [{}]\ndns = {dns}\n",
-        memory_kib * 1024,
-        env.join(", "),
-        if read_write { "read-write" } else { "read-only" },
-        connect.join(", "),
-    )
+}
+
+impl Generated {
+    fn text(&self) -> String {
+        let env: Vec<String> = self
+            .env
+            .iter()
+            .map(|(n, v)| match v {
+                Some(v) => format!("{:?}", format!("{n}={v}")),
+                None => format!("{n:?}"),
+            })
+            .collect();
+        let connect: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("\"127.0.0.1:{p}\""))
+            .collect();
+        format!(
+            "[component]\nname = \"{}\"\npath = \"hello.wasm\"\n[limits]\nmemory = {}\nfuel = {}\ntimeout = \"{}ms\"\n\
+             [capabilities]\nenv = [{}]\n[[capabilities.filesystem]]\nhost = \"data\"\nguest = \"/g\"\naccess = \"{}\"\n\
+             [capabilities.network]\nconnect = [{}]\ndns = {}\n",
+            self.name,
+            self.memory_kib * 1024,
+            self.fuel,
+            self.timeout_ms,
+            env.join(", "),
+            if self.read_write {
+                "read-write"
+            } else {
+                "read-only"
+            },
+            connect.join(", "),
+            self.dns,
+        )
+    }
 }
 
 proptest! {
@@ -345,7 +542,7 @@ proptest! {
         let mut seen = std::collections::HashSet::new();
         let env: Vec<_> = env.into_iter().filter(|(n, _)| seen.insert(n.clone())).collect();
         let f = Fixture::new();
-        let text = manifest_text(&name, memory_kib, fuel, timeout_ms, &env, &ports, dns, read_write);
+        let text = Generated { name, memory_kib, fuel, timeout_ms, env, ports, dns, read_write }.text();
         let m = f.parse(&text).unwrap();
         let again = f.parse(&m.to_toml().unwrap()).unwrap();
         prop_assert_eq!(&again, &m);
@@ -371,4 +568,3 @@ proptest! {
         }
     }
 }
-
