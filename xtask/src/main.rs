@@ -1,1 +1,155 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <task>`:
+//!
+//! - `cargo xtask fixtures [--out DIR]` writes every testkit fixture as a `.wasm` file
+//!   (default `target/fixtures/`), for use with other tools (`wasm-tools`, `wasmtime`).
+//! - `cargo xtask bench` runs the criterion benchmarks and rewrites the results section
+//!   of `BENCHMARKS.md` with the medians, the airssys/raw ratios and the machine.
+
+#![allow(clippy::print_stdout)] // a task runner reports on stdout
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+const USAGE: &str = "usage: cargo xtask fixtures [--out DIR] | cargo xtask bench";
+const START: &str = "<!-- results:start (written by `cargo xtask bench`) -->";
+const END: &str = "<!-- results:end -->";
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("fixtures") => fixtures(&args[1..]),
+        Some("bench") => bench(),
+        _ => bail!(USAGE),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_owned)
+}
+
+fn fixtures(args: &[String]) -> anyhow::Result<()> {
+    let out = match args {
+        [] => workspace_root().join("target/fixtures"),
+        [flag, dir] if flag == "--out" => PathBuf::from(dir),
+        _ => bail!(USAGE),
+    };
+    let written = airssys_wasm_testkit::write_all(&out)
+        .with_context(|| format!("writing fixtures to {}", out.display()))?;
+    for path in &written {
+        println!("{}", path.display());
+    }
+    eprintln!("wrote {} fixtures to {}", written.len(), out.display());
+    Ok(())
+}
+
+fn bench() -> anyhow::Result<()> {
+    let root = workspace_root();
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&root)
+        .args(["bench", "--locked", "-p", "airssys-wasm-benches"])
+        .status()
+        .context("running cargo bench")?;
+    if !status.success() {
+        bail!("cargo bench failed");
+    }
+    let results = read_medians(&root.join("target/criterion"))?;
+    let table = render(&results);
+    let path = root.join("BENCHMARKS.md");
+    let doc =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let (Some(a), Some(b)) = (doc.find(START), doc.find(END)) else {
+        bail!("{} has no results markers", path.display());
+    };
+    let updated = format!("{}{START}\n{table}{}", &doc[..a], &doc[b..]);
+    std::fs::write(&path, updated)?;
+    println!("{table}");
+    eprintln!("updated {}", path.display());
+    Ok(())
+}
+
+/// group -> variant -> median in nanoseconds, from criterion's `new/estimates.json`.
+fn read_medians(dir: &Path) -> anyhow::Result<BTreeMap<String, BTreeMap<String, f64>>> {
+    let mut out: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.ends_with("new/estimates.json") {
+                let bench = std::fs::read_to_string(p.with_file_name("benchmark.json"))?;
+                let bench: serde_json::Value = serde_json::from_str(&bench)?;
+                let est: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p)?)?;
+                let group = bench["group_id"].as_str().unwrap_or("?").to_owned();
+                let func = bench["function_id"].as_str().unwrap_or("?").to_owned();
+                let median = est["median"]["point_estimate"].as_f64().unwrap_or(f64::NAN);
+                out.entry(group).or_default().insert(func, median);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.3} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+fn render(results: &BTreeMap<String, BTreeMap<String, f64>>) -> String {
+    let machine = machine();
+    let mut s = format!(
+        "\nMachine: {machine}. Date: {}. Medians of criterion's samples.\n\n\
+         | group | airssys | raw Wasmtime | ratio (airssys / raw) |\n|---|---|---|---|\n",
+        today()
+    );
+    for (group, variants) in results {
+        let a = variants.get("airssys").copied();
+        let r = variants.get("raw_wasmtime").copied();
+        let ratio = match (a, r) {
+            (Some(a), Some(r)) if r > 0.0 => format!("{:.2}", a / r),
+            _ => "—".into(),
+        };
+        s.push_str(&format!(
+            "| `{group}` | {} | {} | {ratio} |\n",
+            a.map_or("—".into(), fmt_ns),
+            r.map_or("—".into(), fmt_ns)
+        ));
+    }
+    s
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    format!("{cpu}, {cores} cores, {}", std::env::consts::OS)
+}
+
+fn today() -> String {
+    Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map_or_else(|| "unknown".into(), |d| d.trim().to_owned())
+}
