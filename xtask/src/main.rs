@@ -1,7 +1,10 @@
 //! Project automation, run as `cargo xtask <task>`:
 //!
-//! - `cargo xtask fixtures [--out DIR]` writes every testkit fixture as a `.wasm` file
-//!   (default `target/fixtures/`), for use with other tools (`wasm-tools`, `wasmtime`).
+//! - `cargo xtask fixtures [--out DIR] [--no-guests]` builds the Rust guest components of
+//!   the testkit for `wasm32-wasip2` (adding the target with rustup when missing) into
+//!   `crates/wasm-testkit/guests/wasm/`, where they are committed, then writes every
+//!   fixture and guest as a `.wasm` file (default `target/fixtures/`), for use with other
+//!   tools (`wasm-tools`, `wasmtime`). `--no-guests` skips the guest build.
 //! - `cargo xtask bench` runs the criterion benchmarks and rewrites the results section
 //!   of `BENCHMARKS.md` with the medians, the airssys/raw ratios and the machine.
 
@@ -13,7 +16,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-const USAGE: &str = "usage: cargo xtask fixtures [--out DIR] | cargo xtask bench";
+const USAGE: &str = "usage: cargo xtask fixtures [--out DIR] [--no-guests] | cargo xtask bench";
 const START: &str = "<!-- results:start (written by `cargo xtask bench`) -->";
 const END: &str = "<!-- results:end -->";
 
@@ -33,17 +36,98 @@ fn workspace_root() -> PathBuf {
 }
 
 fn fixtures(args: &[String]) -> anyhow::Result<()> {
-    let out = match args {
-        [] => workspace_root().join("target/fixtures"),
-        [flag, dir] if flag == "--out" => PathBuf::from(dir),
-        _ => bail!(USAGE),
-    };
-    let written = airssys_wasm_testkit::write_all(&out)
+    let mut out = workspace_root().join("target/fixtures");
+    let mut guests = true;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--out" => match it.next() {
+                Some(dir) => out = PathBuf::from(dir),
+                None => bail!(USAGE),
+            },
+            "--no-guests" => guests = false,
+            _ => bail!(USAGE),
+        }
+    }
+    if guests {
+        build_guests()?;
+    }
+    let mut written = airssys_wasm_testkit::write_all(&out)
         .with_context(|| format!("writing fixtures to {}", out.display()))?;
+    // The guests as just built (this binary's embedded copies may predate the build).
+    let built = airssys_wasm_testkit::guests::guests_dir().join("wasm");
+    for g in airssys_wasm_testkit::guests::GUESTS {
+        let from = built.join(format!("{}.wasm", g.name));
+        let to = out.join(format!("{}.wasm", g.name));
+        std::fs::copy(&from, &to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        written.push(to);
+    }
     for path in &written {
         println!("{}", path.display());
     }
     eprintln!("wrote {} fixtures to {}", written.len(), out.display());
+    Ok(())
+}
+
+const GUEST_TARGET: &str = "wasm32-wasip2";
+
+/// Builds the Rust guests under `crates/wasm-testkit/guests` for `wasm32-wasip2`
+/// (adding the target with rustup if it is missing) and copies each component into
+/// `guests/wasm/`, with the digest of the sources they came from.
+fn build_guests() -> anyhow::Result<()> {
+    let root = workspace_root();
+    let dir = airssys_wasm_testkit::guests::guests_dir();
+    let installed = Command::new("rustup")
+        .current_dir(&root)
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("running rustup (needed to build the guests for wasm32-wasip2)")?;
+    if !String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == GUEST_TARGET)
+    {
+        eprintln!("adding the {GUEST_TARGET} target with rustup");
+        let status = Command::new("rustup")
+            .current_dir(&root)
+            .args(["target", "add", GUEST_TARGET])
+            .status()
+            .context("running rustup target add")?;
+        if !status.success() {
+            bail!("`rustup target add {GUEST_TARGET}` failed");
+        }
+    }
+    let target_dir = root.join("target/guests");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&dir)
+        .args(["build", "--release", "--locked", "--target", GUEST_TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // Only what the guest workspace says: no flags from the caller's environment.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .context("building the guests")?;
+    if !status.success() {
+        bail!("building the guests for {GUEST_TARGET} failed");
+    }
+    let built = target_dir.join(GUEST_TARGET).join("release");
+    let wasm = dir.join("wasm");
+    std::fs::create_dir_all(&wasm)?;
+    for g in airssys_wasm_testkit::guests::GUESTS {
+        let from = built.join(format!("{}.wasm", g.name));
+        let to = wasm.join(format!("{}.wasm", g.name));
+        std::fs::copy(&from, &to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        eprintln!(
+            "built {} ({} KiB)",
+            to.display(),
+            std::fs::metadata(&to)?.len() / 1024
+        );
+    }
+    let digest = airssys_wasm_testkit::guests::sources_digest(&dir)
+        .with_context(|| format!("hashing the sources under {}", dir.display()))?;
+    std::fs::write(wasm.join("SOURCES"), digest)?;
     Ok(())
 }
 

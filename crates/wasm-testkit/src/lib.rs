@@ -5,6 +5,9 @@
 //! external tool). Each fixture is a `&'static [u8]` constant named after its file
 //! (`fixtures/hello.wat` → [`HELLO`]); [`ALL`] lists them with their source text.
 //!
+//! Real components built by a real toolchain live in [`guests`]: Rust programs compiled
+//! for `wasm32-wasip2` by `cargo xtask fixtures`, committed as binaries.
+//!
 //! ```
 //! use airssys_wasm_testkit::{fixture, HELLO};
 //!
@@ -14,6 +17,8 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+
+pub mod guests;
 
 /// One compiled fixture.
 #[derive(Debug, Clone, Copy)]

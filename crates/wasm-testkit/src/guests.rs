@@ -1,0 +1,208 @@
+//! Real guest components: Rust programs under `guests/`, built for `wasm32-wasip2` by
+//! `cargo xtask fixtures` and committed as `guests/wasm/<name>.wasm`, so tests never need
+//! the target. [`SOURCES_DIGEST`] records which sources the committed binaries were built
+//! from; a test fails when the sources change without a rebuild.
+
+use std::path::{Path, PathBuf};
+
+/// One prebuilt guest component.
+#[derive(Debug, Clone, Copy)]
+pub struct Guest {
+    /// The crate name, which is also the file stem (`cli-hello` → `wasm/cli-hello.wasm`).
+    pub name: &'static str,
+    /// What it does and how to drive it.
+    pub about: &'static str,
+    /// The component binary.
+    pub wasm: &'static [u8],
+}
+
+macro_rules! guest {
+    ($(#[doc = $doc:literal])* $konst:ident, $name:literal) => {
+        $(#[doc = $doc])*
+        pub const $konst: &[u8] =
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/guests/wasm/", $name, ".wasm"));
+    };
+}
+
+guest!(
+    /// `wasi:cli` command: prints `hello from a wasi:cli guest`, then `arg[i] = …` for each
+    /// argument (argument 0 is the program name) to stdout and `hello on stderr` to stderr;
+    /// exits with failure when given `--exit=N` with N ≠ 0 (WASI 0.2 carries only
+    /// success or failure).
+    CLI_HELLO,
+    "cli-hello"
+);
+guest!(
+    /// `wasi:cli` command: `read PATH`, `write PATH TEXT`, `ls PATH`; prints `ok: …` or
+    /// `error: …` (and fails).
+    FS_TOOL,
+    "fs-tool"
+);
+guest!(
+    /// `wasi:cli` command: without arguments prints every variable it sees as
+    /// `NAME=VALUE` and `count: N`; with `NAME` prints `NAME=VALUE` or `NAME is not set`
+    /// (and fails).
+    ENV_PRINT,
+    "env-print"
+);
+guest!(
+    /// `wasi:cli` command: `connect IP:PORT MESSAGE` sends a line and prints
+    /// `reply: <line>`; `lookup HOST` prints `resolved: <ips>`; failures print `error: …`
+    /// (and fail).
+    TCP_CONNECT,
+    "tcp-connect"
+);
+guest!(
+    /// `wasi:cli` command that misbehaves as its first argument says: `alloc-bomb`,
+    /// `spin`, `recurse`, `panic`.
+    HOSTILE,
+    "hostile"
+);
+guest!(
+    /// Library component built with `wit-bindgen` (`guests/calc/wit/calc.wit`): exports
+    /// `add(s32, s32) -> s32`, `greet(string) -> string`, `sum(list<u32>) -> u64`,
+    /// `fib(u32) -> u64`, `hoard(mib: u32) -> u64` (allocates), `spin()` (never returns).
+    CALC,
+    "calc"
+);
+
+/// Every guest, sorted by name.
+pub const GUESTS: &[Guest] = &[
+    Guest {
+        name: "calc",
+        about: "library component: add, greet, sum, fib, hoard, spin",
+        wasm: CALC,
+    },
+    Guest {
+        name: "cli-hello",
+        about: "wasi:cli hello that prints its arguments",
+        wasm: CLI_HELLO,
+    },
+    Guest {
+        name: "env-print",
+        about: "wasi:cli environment printer",
+        wasm: ENV_PRINT,
+    },
+    Guest {
+        name: "fs-tool",
+        about: "wasi:cli file reader, writer and lister",
+        wasm: FS_TOOL,
+    },
+    Guest {
+        name: "hostile",
+        about: "wasi:cli allocation bomb, spin loop, runaway recursion, panic",
+        wasm: HOSTILE,
+    },
+    Guest {
+        name: "tcp-connect",
+        about: "wasi:cli TCP client and name resolver",
+        wasm: TCP_CONNECT,
+    },
+];
+
+/// The digest of the guest sources the committed binaries were built from, as written
+/// by `cargo xtask fixtures` into `guests/wasm/SOURCES`.
+pub const SOURCES_DIGEST: &str = include_str!("../guests/wasm/SOURCES");
+
+/// The guest called `name`, if there is one.
+pub fn guest(name: &str) -> Option<&'static Guest> {
+    GUESTS.iter().find(|g| g.name == name)
+}
+
+/// The guest workspace (`crates/wasm-testkit/guests`).
+pub fn guests_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("guests")
+}
+
+/// A digest of every source file of the guest workspace (`Cargo.toml`, `Cargo.lock`,
+/// `*.rs`, `*.wit`, by relative path and content; FNV-1a, 64 bits), in the form kept in
+/// `guests/wasm/SOURCES`.
+///
+/// # Errors
+///
+/// Any I/O error reading the sources.
+pub fn sources_digest(dir: &Path) -> std::io::Result<String> {
+    let mut files = Vec::new();
+    collect_sources(dir, dir, &mut files)?;
+    files.sort();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for rel in &files {
+        feed(rel.as_bytes());
+        feed(&[0]);
+        let text = std::fs::read(dir.join(rel))?;
+        // Line endings do not change what is built.
+        let text: Vec<u8> = text.into_iter().filter(|&b| b != b'\r').collect();
+        feed(&text);
+        feed(&[0]);
+    }
+    Ok(format!("fnv1a64:{hash:016x} files:{}\n", files.len()))
+}
+
+fn collect_sources(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if path.is_dir() {
+            if name != "wasm" && name != "target" && !name.starts_with('.') {
+                collect_sources(root, &path, out)?;
+            }
+        } else if (name == "Cargo.toml"
+            || name == "Cargo.lock"
+            || path.extension().is_some_and(|x| x == "rs" || x == "wit"))
+            && let Ok(rel) = path.strip_prefix(root)
+        {
+            out.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_guest_is_a_committed_component() {
+        let on_disk: Vec<String> = std::fs::read_dir(guests_dir().join("wasm"))
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.unwrap().path();
+                (p.extension()? == "wasm").then(|| p.file_stem()?.to_str().map(str::to_owned))?
+            })
+            .collect();
+        assert_eq!(on_disk.len(), GUESTS.len(), "{on_disk:?}");
+        for g in GUESTS {
+            assert!(
+                on_disk.iter().any(|n| n == g.name),
+                "{} not in wasm/",
+                g.name
+            );
+            assert!(
+                guests_dir().join(g.name).join("Cargo.toml").is_file(),
+                "{}",
+                g.name
+            );
+            // A component (layer 1), not a core module.
+            assert_eq!(&g.wasm[..8], b"\0asm\x0d\x00\x01\x00", "{}", g.name);
+        }
+        assert!(GUESTS.windows(2).all(|w| w[0].name < w[1].name));
+        assert_eq!(guest("calc").map(|g| g.wasm), Some(CALC));
+        assert!(guest("nope").is_none());
+    }
+
+    #[test]
+    fn committed_guests_were_built_from_the_current_sources() {
+        let now = sources_digest(&guests_dir()).unwrap();
+        assert_eq!(
+            now, SOURCES_DIGEST,
+            "the guest sources changed since the committed .wasm files were built: \
+             run `cargo xtask fixtures` and commit guests/wasm/"
+        );
+    }
+}
