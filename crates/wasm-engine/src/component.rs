@@ -155,7 +155,7 @@ impl CompiledComponent {
         let foreign: Vec<_> = ty
             .imports(engine)
             .map(|(n, _)| n)
-            .filter(|n| !n.starts_with("wasi:"))
+            .filter(|n| !provided_by_host(n))
             .map(|n| format!("`{n}`"))
             .collect();
         let listed = if foreign.is_empty() {
@@ -169,8 +169,10 @@ impl CompiledComponent {
         WasmError::ComponentInstantiationFailed {
             component: self.inner.name.clone(),
             reason: format!(
-                "unsatisfied import: {e}.{listed} This host provides WASI 0.2 (`wasi:*@0.2.x`) \
-                 and nothing else; build the component against those interfaces only"
+                "unsatisfied import: {e}.{listed} This host provides the WASI 0.2 interfaces \
+                 of wasi:cli, wasi:clocks, wasi:filesystem, wasi:io, wasi:random and \
+                 wasi:sockets (`@0.2.x`) and nothing else; build the component against those \
+                 interfaces only"
             ),
             source: Some(e.into()),
         }
@@ -193,10 +195,14 @@ impl CompiledComponent {
         engine.ensure_ticker();
         let pre = self.instance_pre()?;
         let limits = sandbox.limits().clone();
-        let wasi = wasi_context(sandbox.capabilities(), sandbox.args())?;
+        let (wasi, captured) = wasi_context(
+            sandbox.capabilities(),
+            sandbox.args(),
+            sandbox.captured_output_capacity(),
+        )?;
         let mut store = Store::new(
             engine.wasmtime_engine(),
-            HostState::new(InstanceLimiter::new(&limits), wasi),
+            HostState::new(InstanceLimiter::new(&limits), wasi, captured),
         );
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_callback(|mut cx| {
@@ -236,5 +242,66 @@ impl CompiledComponent {
                 Phase::Instantiate,
             )),
         }
+    }
+}
+
+/// The WASI 0.2 interfaces every instance is linked with (what `wasmtime-wasi`'s p2
+/// `add_to_linker_async` defines); capabilities decide what they can reach.
+const PROVIDED_WASI: &[&str] = &[
+    "cli/environment",
+    "cli/exit",
+    "cli/stdin",
+    "cli/stdout",
+    "cli/stderr",
+    "cli/terminal-input",
+    "cli/terminal-output",
+    "cli/terminal-stdin",
+    "cli/terminal-stdout",
+    "cli/terminal-stderr",
+    "clocks/monotonic-clock",
+    "clocks/wall-clock",
+    "filesystem/types",
+    "filesystem/preopens",
+    "io/error",
+    "io/poll",
+    "io/streams",
+    "random/random",
+    "random/insecure",
+    "random/insecure-seed",
+    "sockets/network",
+    "sockets/instance-network",
+    "sockets/udp",
+    "sockets/udp-create-socket",
+    "sockets/tcp",
+    "sockets/tcp-create-socket",
+    "sockets/ip-name-lookup",
+];
+
+/// Whether the host links an import of this name: a WASI 0.2.x interface of
+/// [`PROVIDED_WASI`].
+fn provided_by_host(import: &str) -> bool {
+    let Some((path, version)) = import
+        .strip_prefix("wasi:")
+        .and_then(|rest| rest.split_once('@'))
+    else {
+        return false;
+    };
+    version.starts_with("0.2.") && PROVIDED_WASI.contains(&path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_wasi_0_2_interfaces_of_the_p2_set_count_as_provided() {
+        assert!(provided_by_host("wasi:cli/environment@0.2.6"));
+        assert!(provided_by_host("wasi:sockets/tcp@0.2.0"));
+        assert!(!provided_by_host("wasi:http/outgoing-handler@0.2.6"));
+        assert!(!provided_by_host("wasi:cli/environment@0.3.0"));
+        assert!(!provided_by_host("wasi:cli/environment"));
+        assert!(!provided_by_host("wasi:keyvalue/store@0.2.0-draft"));
+        assert!(!provided_by_host("host:env/log"));
+        assert!(!provided_by_host("log"));
     }
 }

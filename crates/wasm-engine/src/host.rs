@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -21,6 +22,15 @@ pub struct HostState {
     pub(crate) deadline: Instant,
     /// Set by the epoch callback when it stopped the guest for the deadline.
     pub(crate) timed_out: bool,
+    /// Captured stdout and stderr, when the sandbox asked for capture.
+    pub(crate) captured: Option<Captured>,
+}
+
+/// In-memory stdout and stderr of one instance.
+#[derive(Debug, Clone)]
+pub(crate) struct Captured {
+    pub(crate) stdout: MemoryOutputPipe,
+    pub(crate) stderr: MemoryOutputPipe,
 }
 
 impl std::fmt::Debug for HostState {
@@ -42,27 +52,49 @@ impl WasiView for HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(limiter: InstanceLimiter, wasi: WasiCtx) -> Self {
+    pub(crate) fn new(limiter: InstanceLimiter, wasi: WasiCtx, captured: Option<Captured>) -> Self {
         Self {
             limiter,
             wasi,
             table: ResourceTable::new(),
             deadline: Instant::now(),
             timed_out: false,
+            captured,
         }
     }
 }
 
 /// Builds the WASI context granting exactly `caps` (and `args`): nothing of the host's
 /// environment, files or network unless named. Clocks and random are always there.
-pub(crate) fn wasi_context(caps: &CapabilitySet, args: &[String]) -> WasmResult<WasiCtx> {
+/// With `capture`, granted stdout/stderr go to memory pipes of that capacity instead.
+pub(crate) fn wasi_context(
+    caps: &CapabilitySet,
+    args: &[String],
+    capture: Option<usize>,
+) -> WasmResult<(WasiCtx, Option<Captured>)> {
     let mut b = WasiCtxBuilder::new();
     b.args(args);
-    if caps.stdout == StdioMode::Inherit {
-        b.inherit_stdout();
+    let captured = capture.map(|capacity| Captured {
+        stdout: MemoryOutputPipe::new(capacity),
+        stderr: MemoryOutputPipe::new(capacity),
+    });
+    match (&captured, caps.stdout == StdioMode::Inherit) {
+        (_, false) => {}
+        (Some(c), true) => {
+            b.stdout(c.stdout.clone());
+        }
+        (None, true) => {
+            b.inherit_stdout();
+        }
     }
-    if caps.stderr == StdioMode::Inherit {
-        b.inherit_stderr();
+    match (&captured, caps.stderr == StdioMode::Inherit) {
+        (_, false) => {}
+        (Some(c), true) => {
+            b.stderr(c.stderr.clone());
+        }
+        (None, true) => {
+            b.inherit_stderr();
+        }
     }
     if caps.stdin == StdioMode::Inherit {
         b.inherit_stdin();
@@ -119,5 +151,5 @@ pub(crate) fn wasi_context(caps: &CapabilitySet, args: &[String]) -> WasmResult<
                 });
         }
     }
-    Ok(b.build())
+    Ok((b.build(), captured))
 }

@@ -124,6 +124,19 @@ impl ComponentInstance {
         &self.last_report
     }
 
+    /// What the guest has written to stdout so far, when the sandbox captured output
+    /// ([`Sandbox::capture_output`](crate::Sandbox::capture_output)); `None` otherwise.
+    pub fn captured_stdout(&self) -> Option<Vec<u8>> {
+        let c = self.store.data().captured.as_ref()?;
+        Some(c.stdout.contents().to_vec())
+    }
+
+    /// What the guest has written to stderr so far, when the sandbox captured output.
+    pub fn captured_stderr(&self) -> Option<Vec<u8>> {
+        let c = self.store.data().captured.as_ref()?;
+        Some(c.stderr.contents().to_vec())
+    }
+
     /// Why the instance is poisoned, if it is.
     pub fn poisoned(&self) -> Option<&str> {
         self.poisoned.as_deref()
@@ -501,6 +514,17 @@ impl Failure {
                     .join("\n")
             })
             .filter(|bt| !bt.trim().is_empty());
+        let recursion = err
+            .downcast_ref::<WasmBacktrace>()
+            .is_some_and(looks_like_runaway_recursion);
+        let trap_words = match trap_words {
+            Some(words) if trap == Some(Trap::MemoryOutOfBounds) && recursion => Some(format!(
+                "{words}; the backtrace repeats one function, so this is most likely unbounded \
+                 recursion overflowing the guest's own stack, which Rust and C guests keep in \
+                 linear memory"
+            )),
+            other => other,
+        };
         match (trap_words, phase) {
             (Some(reason), _) => WasmError::ComponentTrapped {
                 component,
@@ -521,6 +545,17 @@ impl Failure {
             },
         }
     }
+}
+
+/// Whether the innermost frames of `bt` are all the same function: what a guest that
+/// overflows its shadow stack (kept in linear memory) looks like when it traps.
+fn looks_like_runaway_recursion(bt: &WasmBacktrace) -> bool {
+    const RUN: usize = 16;
+    let frames = bt.frames();
+    frames.len() >= RUN
+        && frames[..RUN].windows(2).all(|w| {
+            w[0].func_index() == w[1].func_index() && w[0].module().name() == w[1].module().name()
+        })
 }
 
 /// A trap code in words: Wasmtime's description, named where it helps.

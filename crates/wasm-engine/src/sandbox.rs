@@ -26,6 +26,7 @@ pub struct Sandbox {
     limits: ResourceLimits,
     capabilities: CapabilitySet,
     args: Vec<String>,
+    capture: Option<usize>,
 }
 
 impl Sandbox {
@@ -35,6 +36,7 @@ impl Sandbox {
             limits,
             capabilities: CapabilitySet::deny_all(),
             args: Vec::new(),
+            capture: None,
         }
     }
 
@@ -54,6 +56,22 @@ impl Sandbox {
     {
         self.args = args.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// Keeps what the guest writes to a **granted** stdout or stderr in memory instead of
+    /// passing it to the host's, up to `max_bytes` per stream (a write beyond that fails
+    /// in the guest, so a chatty guest cannot grow the host's memory). Read it with
+    /// [`ComponentInstance::captured_stdout`](crate::ComponentInstance::captured_stdout).
+    /// A stream the capabilities set to null stays null.
+    #[must_use]
+    pub fn capture_output(mut self, max_bytes: usize) -> Self {
+        self.capture = Some(max_bytes);
+        self
+    }
+
+    /// The per-stream capacity when output is captured.
+    pub fn captured_output_capacity(&self) -> Option<usize> {
+        self.capture
     }
 
     /// The limits.

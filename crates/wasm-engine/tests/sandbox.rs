@@ -387,6 +387,11 @@ async fn unsatisfied_imports_are_listed() {
     );
     let msg = err.to_string();
     assert!(msg.contains("`example:host/log`"), "{msg}");
+    assert!(msg.contains("`wasi:http/outgoing-handler@0.2.0`"), "{msg}");
+    assert!(
+        !msg.contains("`wasi:random/random@0.2.0`"),
+        "provided: {msg}"
+    );
     assert!(msg.contains("needs-host"), "{msg}");
 }
 

@@ -1,0 +1,513 @@
+//! Real components built by `cargo build --target wasm32-wasip2` (the testkit's Rust
+//! guests) run through the engine with different grants: what each guest could and
+//! could not do, and that the sandbox limits still hold for them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use airssys_wasm_core::{
+    Capability, CapabilitySet, ConnectRule, DirAccess, DirGrant, EnvGrant, ResourceLimits,
+    WasmError,
+};
+use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
+use airssys_wasm_testkit::guests::{self, GUESTS};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const MIB: u64 = 1 << 20;
+const GROSS: Duration = Duration::from_secs(20);
+
+/// One engine and every guest compiled once for the whole test binary.
+fn compiled(name: &str) -> CompiledComponent {
+    static ALL: OnceLock<HashMap<&'static str, CompiledComponent>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let engine = WasmEngine::new().unwrap();
+        GUESTS
+            .iter()
+            .map(|g| {
+                let c =
+                    wasmtime::component::Component::new(engine.wasmtime_engine(), g.wasm).unwrap();
+                (g.name, CompiledComponent::new(&engine, g.name, c).unwrap())
+            })
+            .collect()
+    })[name]
+        .clone()
+}
+
+fn limits(memory: u64, fuel: u64, timeout: Duration) -> ResourceLimits {
+    ResourceLimits::new(memory, fuel, timeout).unwrap()
+}
+
+fn roomy() -> ResourceLimits {
+    limits(64 * MIB, 5_000_000_000, Duration::from_secs(10))
+}
+
+/// What a command guest printed and how it ended.
+#[derive(Debug)]
+struct Run {
+    code: Result<i32, WasmError>,
+    stdout: String,
+    stderr: String,
+}
+
+async fn run_with(guest: &str, caps: CapabilitySet, args: &[&str], limits: ResourceLimits) -> Run {
+    let mut argv = vec![guest];
+    argv.extend_from_slice(args);
+    let sandbox = Sandbox::new(limits)
+        .with_capabilities(caps)
+        .with_args(argv)
+        .capture_output(1 << 20);
+    let mut instance = compiled(guest).instantiate(&sandbox).await.unwrap();
+    let code = instance.run_command().await.map(|(code, _)| code);
+    let text = |b: Option<Vec<u8>>| String::from_utf8(b.unwrap()).unwrap();
+    Run {
+        code,
+        stdout: text(instance.captured_stdout()),
+        stderr: text(instance.captured_stderr()),
+    }
+}
+
+async fn run(guest: &str, caps: CapabilitySet, args: &[&str]) -> Run {
+    run_with(guest, caps, args, roomy()).await
+}
+
+fn stdio() -> CapabilitySet {
+    CapabilitySet::default()
+}
+
+fn with(grants: impl IntoIterator<Item = Capability>) -> CapabilitySet {
+    let mut caps = stdio();
+    for g in grants {
+        caps.grant(g);
+    }
+    caps
+}
+
+// ---------------------------------------------------------------- wasi:cli
+
+#[tokio::test]
+async fn a_command_sees_its_args_and_writes_both_streams() {
+    let r = run("cli-hello", stdio(), &["one", "two words"]).await;
+    assert_eq!(r.code.unwrap(), 0);
+    assert_eq!(
+        r.stdout,
+        "hello from a wasi:cli guest\narg[0] = cli-hello\narg[1] = one\narg[2] = two words\n"
+    );
+    assert_eq!(r.stderr, "hello on stderr\n");
+}
+
+#[tokio::test]
+async fn a_failing_command_reports_failure_as_exit_code_1() {
+    // WASI 0.2's exit carries success or failure only, as with `wasmtime run`.
+    let r = run("cli-hello", stdio(), &["--exit=3"]).await;
+    assert_eq!(r.code.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_not_granted_go_nowhere() {
+    let r = run("cli-hello", CapabilitySet::deny_all(), &["x"]).await;
+    assert_eq!(
+        r.code.unwrap(),
+        0,
+        "a guest must not fail because it is muted"
+    );
+    assert_eq!(r.stdout, "");
+    assert_eq!(r.stderr, "");
+}
+
+#[tokio::test]
+async fn a_library_component_without_wasi_cli_run_is_not_a_command() {
+    let sandbox = Sandbox::new(roomy());
+    let mut i = compiled("calc").instantiate(&sandbox).await.unwrap();
+    let err = i.run_command().await.unwrap_err();
+    assert!(matches!(err, WasmError::ExportNotFound { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("greet: func(name: string) -> string"), "{msg}");
+}
+
+// ---------------------------------------------------------------- env
+
+#[tokio::test]
+async fn no_host_variable_leaks_without_a_grant() {
+    assert!(
+        std::env::var_os("PATH").is_some(),
+        "the test needs PATH set on the host"
+    );
+    let r = run("env-print", stdio(), &[]).await;
+    assert_eq!(r.stdout, "count: 0\n");
+    let r = run("env-print", stdio(), &["PATH"]).await;
+    assert_eq!(r.stdout, "PATH is not set\n");
+    assert_eq!(r.code.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn granted_variables_pass_through_or_are_set() {
+    let host_path = std::env::var("PATH").unwrap();
+    let caps = with([
+        Capability::Env(EnvGrant {
+            name: "PATH".into(),
+            value: None,
+        }),
+        Capability::Env(EnvGrant {
+            name: "MODE".into(),
+            value: Some("fast".into()),
+        }),
+        Capability::Env(EnvGrant {
+            name: "AIRSSYS_SURELY_UNSET_ON_THE_HOST".into(),
+            value: None,
+        }),
+    ]);
+    let r = run("env-print", caps, &[]).await;
+    assert_eq!(r.stdout, format!("MODE=fast\nPATH={host_path}\ncount: 2\n"));
+}
+
+// ---------------------------------------------------------------- filesystem
+
+/// `tmp/outside.txt`, `tmp/data/hello.txt`, `tmp/data/escape -> ../outside.txt`.
+fn tree() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("outside.txt"), "secret").unwrap();
+    std::fs::create_dir(tmp.path().join("data")).unwrap();
+    std::fs::write(tmp.path().join("data/hello.txt"), "hello file").unwrap();
+    std::os::unix::fs::symlink("../outside.txt", tmp.path().join("data/escape")).unwrap();
+    tmp
+}
+
+fn dir(host: &Path, access: DirAccess) -> CapabilitySet {
+    with([Capability::Filesystem(DirGrant {
+        host: host.to_owned(),
+        guest: "/data".into(),
+        access,
+    })])
+}
+
+#[tokio::test]
+async fn without_a_grant_no_file_can_be_read() {
+    let tmp = tree();
+    for path in [
+        "/data/hello.txt",
+        "hello.txt",
+        "/outside.txt",
+        "/etc/passwd",
+    ] {
+        let r = run("fs-tool", stdio(), &["read", path]).await;
+        assert!(r.stdout.starts_with("error: "), "{path}: {}", r.stdout);
+        assert_eq!(r.code.unwrap(), 1);
+    }
+    drop(tmp);
+}
+
+#[tokio::test]
+async fn read_only_can_read_and_list_but_not_write() {
+    let tmp = tree();
+    let data = tmp.path().join("data");
+    let ro = || dir(&data, DirAccess::ReadOnly);
+
+    let r = run("fs-tool", ro(), &["read", "/data/hello.txt"]).await;
+    assert_eq!(r.stdout, "ok: hello file\n");
+    let r = run("fs-tool", ro(), &["ls", "/data"]).await;
+    assert_eq!(r.stdout, "ok: escape hello.txt\n");
+
+    let r = run("fs-tool", ro(), &["write", "/data/new.txt", "x"]).await;
+    assert!(r.stdout.starts_with("error: "), "{}", r.stdout);
+    let r = run(
+        "fs-tool",
+        ro(),
+        &["write", "/data/hello.txt", "overwritten"],
+    )
+    .await;
+    assert!(r.stdout.starts_with("error: "), "{}", r.stdout);
+    assert!(!data.join("new.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(data.join("hello.txt")).unwrap(),
+        "hello file"
+    );
+}
+
+#[tokio::test]
+async fn read_write_can_write() {
+    let tmp = tree();
+    let data = tmp.path().join("data");
+    let r = run(
+        "fs-tool",
+        dir(&data, DirAccess::ReadWrite),
+        &["write", "/data/new.txt", "written by the guest"],
+    )
+    .await;
+    assert_eq!(r.stdout, "ok: wrote 20 bytes\n");
+    assert_eq!(
+        std::fs::read_to_string(data.join("new.txt")).unwrap(),
+        "written by the guest"
+    );
+}
+
+#[tokio::test]
+async fn nothing_outside_the_preopen_is_reachable() {
+    let tmp = tree();
+    let data = tmp.path().join("data");
+    for path in [
+        "/data/../outside.txt",
+        "/data/../../../../etc/passwd",
+        "/data/escape",
+        "/outside.txt",
+    ] {
+        let r = run("fs-tool", dir(&data, DirAccess::ReadWrite), &["read", path]).await;
+        assert!(r.stdout.starts_with("error: "), "{path}: {}", r.stdout);
+        assert!(!r.stdout.contains("secret"), "{path}: {}", r.stdout);
+    }
+    let r = run(
+        "fs-tool",
+        dir(&data, DirAccess::ReadWrite),
+        &["write", "/data/../planted.txt", "x"],
+    )
+    .await;
+    assert!(r.stdout.starts_with("error: "), "{}", r.stdout);
+    assert!(!tmp.path().join("planted.txt").exists());
+}
+
+// ---------------------------------------------------------------- network
+
+/// A one-line echo server on 127.0.0.1, started by the test.
+async fn echo_server() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut line = String::new();
+                if BufReader::new(read).read_line(&mut line).await.is_ok() {
+                    let _ = write
+                        .write_all(format!("echo: {}\n", line.trim_end()).as_bytes())
+                        .await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn connect_to(rule: &str) -> Capability {
+    Capability::Connect(ConnectRule::parse(rule).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_without_a_network_grant_fails() {
+    let addr = echo_server().await;
+    let r = run(
+        "tcp-connect",
+        stdio(),
+        &["connect", &addr.to_string(), "hi"],
+    )
+    .await;
+    assert!(r.stdout.starts_with("error: "), "{}", r.stdout);
+    assert_eq!(r.code.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_to_an_allowed_address_succeeds() {
+    let addr = echo_server().await;
+    for rule in [addr.to_string(), "127.0.0.1:*".to_owned()] {
+        let caps = with([connect_to(&rule)]);
+        let r = run("tcp-connect", caps, &["connect", &addr.to_string(), "ping"]).await;
+        assert_eq!(r.stdout, "reply: echo: ping\n", "{rule}");
+        assert_eq!(r.code.as_ref().unwrap(), &0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_outside_the_allowlist_fails() {
+    let addr = echo_server().await;
+    let other = echo_server().await;
+    let caps = with([connect_to(&other.to_string())]);
+    let r = run("tcp-connect", caps, &["connect", &addr.to_string(), "hi"]).await;
+    assert!(r.stdout.starts_with("error: "), "{}", r.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_lookups_need_dns() {
+    let r = run(
+        "tcp-connect",
+        with([connect_to("127.0.0.1:*")]),
+        &["lookup", "localhost"],
+    )
+    .await;
+    assert!(r.stdout.starts_with("error: "), "{}", r.stdout);
+    let r = run(
+        "tcp-connect",
+        with([Capability::Dns]),
+        &["lookup", "localhost"],
+    )
+    .await;
+    assert!(r.stdout.starts_with("resolved: "), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("127.0.0.1") || r.stdout.contains("::1"),
+        "{}",
+        r.stdout
+    );
+}
+
+// ---------------------------------------------------------------- limits
+
+#[tokio::test]
+async fn an_allocation_bomb_hits_the_memory_limit() {
+    let r = run_with(
+        "hostile",
+        stdio(),
+        &["alloc-bomb"],
+        limits(16 * MIB, 5_000_000_000, Duration::from_secs(10)),
+    )
+    .await;
+    match r.code {
+        Err(WasmError::MemoryLimitExceeded {
+            limit_bytes,
+            requested_bytes,
+            ..
+        }) => {
+            assert_eq!(limit_bytes, 16 * MIB);
+            assert!(requested_bytes > 16 * MIB, "{requested_bytes}");
+        }
+        other => panic!("expected the memory limit, got {other:?}"),
+    }
+    assert!(r.stderr.contains("memory allocation of"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn a_spinning_command_is_stopped_by_fuel_or_by_time() {
+    let r = run_with(
+        "hostile",
+        stdio(),
+        &["spin"],
+        limits(16 * MIB, 50_000_000, Duration::from_secs(10)),
+    )
+    .await;
+    assert!(
+        matches!(
+            r.code,
+            Err(WasmError::FuelExhausted {
+                fuel_limit: 50_000_000,
+                ..
+            })
+        ),
+        "{:?}",
+        r.code
+    );
+
+    let started = Instant::now();
+    let r = run_with(
+        "hostile",
+        stdio(),
+        &["spin"],
+        limits(16 * MIB, u64::MAX, Duration::from_millis(300)),
+    )
+    .await;
+    assert!(
+        matches!(
+            r.code,
+            Err(WasmError::ComponentTimeout {
+                max_execution_ms: 300,
+                ..
+            })
+        ),
+        "{:?}",
+        r.code
+    );
+    assert!(started.elapsed() < GROSS);
+}
+
+#[tokio::test]
+async fn runaway_recursion_traps_and_says_why() {
+    let r = run("hostile", stdio(), &["recurse"]).await;
+    let Err(WasmError::ComponentTrapped {
+        reason, backtrace, ..
+    }) = r.code
+    else {
+        panic!("expected a trap, got {:?}", r.code);
+    };
+    // Rust keeps its stack in linear memory: overflowing it is an out-of-bounds access.
+    assert!(reason.contains("out-of-bounds memory access"), "{reason}");
+    assert!(reason.contains("unbounded recursion"), "{reason}");
+    assert!(backtrace.unwrap().contains("recurse"));
+}
+
+#[tokio::test]
+async fn a_panic_traps_after_printing_its_message() {
+    let r = run("hostile", stdio(), &["panic"]).await;
+    let Err(WasmError::ComponentTrapped { reason, .. }) = r.code else {
+        panic!("expected a trap, got {:?}", r.code);
+    };
+    assert!(reason.starts_with("unreachable"), "{reason}");
+    assert!(
+        r.stderr.contains("the guest panicked on purpose"),
+        "{}",
+        r.stderr
+    );
+}
+
+// ---------------------------------------------------------------- a wit-bindgen library
+
+#[tokio::test]
+async fn a_wit_bindgen_library_is_called_with_typed_and_dynamic_values() {
+    let mut i = compiled("calc")
+        .instantiate(&Sandbox::new(roomy()))
+        .await
+        .unwrap();
+    let ((sum,), _) = i
+        .call_typed::<(i32, i32), (i32,)>("add", (40, 2))
+        .await
+        .unwrap();
+    assert_eq!(sum, 42);
+    let ((greeting,), _) = i
+        .call_typed::<(&str,), (String,)>("greet", ("airssys",))
+        .await
+        .unwrap();
+    assert_eq!(greeting, "Hello, airssys!");
+    let ((total,), _) = i
+        .call_typed::<(Vec<u32>,), (u64,)>("sum", ((1..=100).collect(),))
+        .await
+        .unwrap();
+    assert_eq!(total, 5050);
+    let outcome = i.invoke("fib(90)").await.unwrap();
+    assert_eq!(outcome.results_wave().unwrap(), ["2880067194370816120"]);
+}
+
+#[tokio::test]
+async fn a_library_guest_is_held_to_its_limits_and_the_others_carry_on() {
+    let component = compiled("calc");
+    let tight = Sandbox::new(limits(16 * MIB, 1_000_000_000, Duration::from_secs(10)));
+    let mut i = component.instantiate(&tight).await.unwrap();
+    let err = i.invoke("hoard(64)").await.unwrap_err();
+    assert!(
+        matches!(err, WasmError::MemoryLimitExceeded { .. }),
+        "{err}"
+    );
+    let err = i.invoke("add(1, 2)").await.unwrap_err();
+    assert!(matches!(err, WasmError::InstancePoisoned { .. }), "{err}");
+
+    let mut j = component.instantiate(&tight).await.unwrap();
+    let outcome = j.invoke("hoard(4)").await.unwrap();
+    assert_eq!(outcome.results_wave().unwrap(), [(4 * MIB).to_string()]);
+    let err = j.invoke("spin()").await.unwrap_err();
+    assert!(matches!(err, WasmError::FuelExhausted { .. }), "{err}");
+
+    let mut k = component.instantiate(&tight).await.unwrap();
+    assert_eq!(
+        k.invoke("add(1, 2)").await.unwrap().results_wave().unwrap(),
+        ["3"]
+    );
+}
+
+#[test]
+fn every_guest_is_exercised_here() {
+    for g in GUESTS {
+        assert!(
+            include_str!("wasi_guests.rs").contains(&format!("\"{}\"", g.name)),
+            "guest {} has no test",
+            g.name
+        );
+    }
+    assert!(guests::guest("calc").is_some());
+}
