@@ -1,0 +1,209 @@
+//! `airssys-wasm run` on real Rust components (the testkit's wasm32-wasip2 guests): args
+//! after `--`, grants from a manifest, exit codes, and limits.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use airssys_wasm_testkit::guests::guests_dir;
+
+fn guest(name: &str) -> PathBuf {
+    guests_dir().join("wasm").join(format!("{name}.wasm"))
+}
+
+/// `airssys-wasm` with an empty environment but for what the test sets.
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_airssys-wasm"));
+    c.env_clear();
+    c
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited by a signal")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const LIMITS: [&str; 6] = [
+    "--memory",
+    "16MiB",
+    "--fuel",
+    "2000000000",
+    "--timeout",
+    "10s",
+];
+
+fn run_guest(name: &str, args: &[&str]) -> Output {
+    let g = guest(name);
+    let mut argv = vec!["run", g.to_str().unwrap()];
+    argv.extend(LIMITS);
+    argv.push("--");
+    argv.extend(args);
+    bin().args(argv).output().unwrap()
+}
+
+/// A `Component.toml` in `dir` for guest `name`, with `extra` appended.
+fn manifest(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        "[component]\nname = \"{name}\"\npath = \"{}\"\n\n[limits]\nmemory = \"16MiB\"\n\
+         fuel = 2_000_000_000\ntimeout = \"10s\"\n\n{extra}",
+        guest(name).display()
+    );
+    let path = dir.join("Component.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_command_gets_the_args_after_the_double_dash_and_both_streams() {
+    let o = run_guest("cli-hello", &["one", "--two"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "hello from a wasi:cli guest\narg[0] = cli-hello.wasm\narg[1] = one\narg[2] = --two\n"
+    );
+    assert_eq!(stderr(&o), "hello on stderr\n");
+}
+
+#[test]
+fn the_guests_exit_status_is_the_process_exit_code() {
+    let o = run_guest("cli-hello", &["--exit=3"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "hello on stderr\n",
+        "a failing command is not an error of ours"
+    );
+}
+
+#[test]
+fn a_library_component_needs_invoke_and_the_error_lists_its_exports() {
+    let o = run_guest("calc", &[]);
+    assert_eq!(code(&o), 2);
+    let err = stderr(&o);
+    assert!(err.contains("no `wasi:cli/run`"), "{err}");
+    assert!(err.contains("add: func(a: s32, b: s32) -> s32"), "{err}");
+
+    let g = guest("calc");
+    let mut args = vec!["run", g.to_str().unwrap()];
+    args.extend(LIMITS);
+    args.extend(["--invoke", r#"greet("wasi")"#]);
+    let o = bin().args(args).output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "\"Hello, wasi!\"\n");
+}
+
+#[test]
+fn env_is_what_the_manifest_grants_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(
+        dir.path(),
+        "env-print",
+        "[capabilities]\nenv = [\"MODE=fast\", \"AIRSSYS_PASS\", \"AIRSSYS_UNSET\"]\n",
+    );
+    let o = bin()
+        .args(["run", m.to_str().unwrap()])
+        .env("AIRSSYS_PASS", "through")
+        .env("AIRSSYS_HIDDEN", "must not leak")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "AIRSSYS_PASS=through\nMODE=fast\ncount: 2\n");
+}
+
+#[test]
+fn the_files_example_reads_but_cannot_write_or_escape() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/files");
+    let example = example.to_str().unwrap();
+    let o = bin()
+        .args(["run", example, "--", "read", "/data/greeting.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "ok: Hello from a file the manifest granted.\n\n"
+    );
+
+    let o = bin()
+        .args(["run", example, "--", "write", "/data/new.txt", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).starts_with("error: "), "{}", stdout(&o));
+
+    let o = bin()
+        .args(["run", example, "--", "read", "/data/../Component.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).starts_with("error: "), "{}", stdout(&o));
+}
+
+#[test]
+fn a_manifest_connect_grant_lets_the_guest_reach_that_listener_only() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut line = String::new();
+            let mut reader = BufReader::new(&stream);
+            if reader.read_line(&mut line).is_ok() {
+                let _ = (&stream).write_all(format!("echo: {}", line).as_bytes());
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(
+        dir.path(),
+        "tcp-connect",
+        &format!("[capabilities.network]\nconnect = [\"{addr}\"]\n"),
+    );
+    let m = m.to_str().unwrap();
+    let addr = addr.to_string();
+    let o = bin()
+        .args(["run", m, "--", "connect", &addr, "hello"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{} {}", stdout(&o), stderr(&o));
+    assert_eq!(stdout(&o), "reply: echo: hello\n");
+
+    // Without the grant (a bare component: nothing granted), the same connect fails.
+    let o = run_guest("tcp-connect", &["connect", &addr, "hello"]);
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).starts_with("error: "), "{}", stdout(&o));
+}
+
+#[test]
+fn an_allocation_heavy_guest_under_16mib_exits_4_naming_the_memory_limit() {
+    let o = run_guest("hostile", &["alloc-bomb"]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "hostile: alloc-bomb\n",
+        "guest output is flushed"
+    );
+    let err = stderr(&o);
+    let first = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(first.contains("memory limit of 16 MiB"), "{err}");
+    assert!(first.contains("raise `memory`"), "{err}");
+}
+
+#[test]
+fn hostile_commands_end_with_the_documented_codes() {
+    for (mode, expected) in [("spin", 4), ("recurse", 1), ("panic", 1)] {
+        let o = run_guest("hostile", &[mode]);
+        assert_eq!(code(&o), expected, "{mode}: {}", stderr(&o));
+        assert_eq!(stdout(&o), format!("hostile: {mode}\n"));
+    }
+}
