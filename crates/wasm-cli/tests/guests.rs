@@ -207,3 +207,37 @@ fn hostile_commands_end_with_the_documented_codes() {
         assert_eq!(stdout(&o), format!("hostile: {mode}\n"));
     }
 }
+
+#[test]
+fn stdin_reaches_the_guest_only_when_the_manifest_inherits_it() {
+    use std::process::Stdio;
+    let feed = |args: &[&str]| {
+        let mut child = bin()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"piped text")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(dir.path(), "cli-hello", "[capabilities]\nstdin = \"inherit\"\n");
+    let o = feed(&["run", m.to_str().unwrap(), "--", "--stdin"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).ends_with("stdin: piped text\n"), "{}", stdout(&o));
+
+    let g = guest("cli-hello");
+    let mut args = vec!["run", g.to_str().unwrap()];
+    args.extend(LIMITS);
+    args.extend(["--", "--stdin"]);
+    let o = feed(&args);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).ends_with("stdin: \n"), "{}", stdout(&o));
+}

@@ -199,6 +199,7 @@ impl CompiledComponent {
             sandbox.capabilities(),
             sandbox.args(),
             sandbox.captured_output_capacity(),
+            sandbox.stdin_bytes(),
         )?;
         let mut store = Store::new(
             engine.wasmtime_engine(),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -66,11 +66,13 @@ impl HostState {
 
 /// Builds the WASI context granting exactly `caps` (and `args`): nothing of the host's
 /// environment, files or network unless named. Clocks and random are always there.
-/// With `capture`, granted stdout/stderr go to memory pipes of that capacity instead.
+/// With `capture`, granted stdout/stderr go to memory pipes of that capacity instead;
+/// with `stdin`, a granted stdin reads those bytes.
 pub(crate) fn wasi_context(
     caps: &CapabilitySet,
     args: &[String],
     capture: Option<usize>,
+    stdin: Option<&[u8]>,
 ) -> WasmResult<(WasiCtx, Option<Captured>)> {
     let mut b = WasiCtxBuilder::new();
     b.args(args);
@@ -97,7 +99,14 @@ pub(crate) fn wasi_context(
         }
     }
     if caps.stdin == StdioMode::Inherit {
-        b.inherit_stdin();
+        match stdin {
+            Some(bytes) => {
+                b.stdin(MemoryInputPipe::new(bytes.to_vec()));
+            }
+            None => {
+                b.inherit_stdin();
+            }
+        }
     }
     for e in &caps.env {
         match &e.value {

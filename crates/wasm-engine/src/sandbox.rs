@@ -27,6 +27,7 @@ pub struct Sandbox {
     capabilities: CapabilitySet,
     args: Vec<String>,
     capture: Option<usize>,
+    stdin: Option<Vec<u8>>,
 }
 
 impl Sandbox {
@@ -37,6 +38,7 @@ impl Sandbox {
             capabilities: CapabilitySet::deny_all(),
             args: Vec::new(),
             capture: None,
+            stdin: None,
         }
     }
 
@@ -67,6 +69,19 @@ impl Sandbox {
     pub fn capture_output(mut self, max_bytes: usize) -> Self {
         self.capture = Some(max_bytes);
         self
+    }
+
+    /// Feeds these bytes to a **granted** stdin instead of the host's stdin. A stdin the
+    /// capabilities set to null stays null.
+    #[must_use]
+    pub fn with_stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// The bytes a granted stdin reads, when set with [`with_stdin`](Self::with_stdin).
+    pub fn stdin_bytes(&self) -> Option<&[u8]> {
+        self.stdin.as_deref()
     }
 
     /// The per-stream capacity when output is captured.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use airssys_wasm_core::{
     Capability, CapabilitySet, ConnectRule, DirAccess, DirGrant, EnvGrant, ResourceLimits,
-    WasmError,
+    StdioMode, WasmError,
 };
 use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
 use airssys_wasm_testkit::guests::{self, GUESTS};
@@ -126,6 +126,27 @@ async fn a_library_component_without_wasi_cli_run_is_not_a_command() {
     assert!(matches!(err, WasmError::ExportNotFound { .. }), "{err}");
     let msg = err.to_string();
     assert!(msg.contains("greet: func(name: string) -> string"), "{msg}");
+}
+
+#[tokio::test]
+async fn stdin_is_readable_only_when_granted() {
+    let run_stdin = |caps: CapabilitySet| async move {
+        let sandbox = Sandbox::new(roomy())
+            .with_capabilities(caps)
+            .with_args(["cli-hello", "--stdin"])
+            .with_stdin(b"fed by the host".to_vec())
+            .capture_output(1 << 20);
+        let mut i = compiled("cli-hello").instantiate(&sandbox).await.unwrap();
+        assert_eq!(i.run_command().await.unwrap().0, 0);
+        String::from_utf8(i.captured_stdout().unwrap()).unwrap()
+    };
+    let out = run_stdin(with([Capability::Stdin(StdioMode::Inherit)])).await;
+    assert!(out.ends_with("stdin: fed by the host\n"), "{out}");
+    let out = run_stdin(stdio()).await;
+    assert!(
+        out.ends_with("stdin: \n"),
+        "a null stdin reads as empty: {out}"
+    );
 }
 
 // ---------------------------------------------------------------- env

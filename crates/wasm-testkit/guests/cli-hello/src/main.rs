@@ -1,6 +1,8 @@
 //! A `wasi:cli` command: greets, prints its arguments (one per line) to stdout, a note to
-//! stderr, and exits with the code given as `--exit=N` (0 without it).
+//! stderr, echoes its stdin as `stdin: <text>` when given `--stdin`, and exits with the
+//! code given as `--exit=N` (0 without it).
 
+use std::io::Read;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -10,6 +12,13 @@ fn main() -> ExitCode {
         println!("arg[{i}] = {arg}");
     }
     eprintln!("hello on stderr");
+    if args.iter().any(|a| a == "--stdin") {
+        let mut input = String::new();
+        match std::io::stdin().read_to_string(&mut input) {
+            Ok(_) => println!("stdin: {input}"),
+            Err(e) => println!("stdin error: {e}"),
+        }
+    }
     let code = args
         .iter()
         .find_map(|a| a.strip_prefix("--exit="))
