@@ -228,10 +228,18 @@ fn stdin_reaches_the_guest_only_when_the_manifest_inherits_it() {
         child.wait_with_output().unwrap()
     };
     let dir = tempfile::tempdir().unwrap();
-    let m = manifest(dir.path(), "cli-hello", "[capabilities]\nstdin = \"inherit\"\n");
+    let m = manifest(
+        dir.path(),
+        "cli-hello",
+        "[capabilities]\nstdin = \"inherit\"\n",
+    );
     let o = feed(&["run", m.to_str().unwrap(), "--", "--stdin"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(stdout(&o).ends_with("stdin: piped text\n"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).ends_with("stdin: piped text\n"),
+        "{}",
+        stdout(&o)
+    );
 
     let g = guest("cli-hello");
     let mut args = vec!["run", g.to_str().unwrap()];

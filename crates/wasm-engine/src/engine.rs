@@ -52,6 +52,74 @@ pub struct WasmEngineBuilder {
     epoch_tick: Duration,
     max_wasm_stack: usize,
     parallel_compilation: bool,
+    pooling: Option<Pooling>,
+}
+
+/// Sizes of Wasmtime's pooling instance allocator, which pre-reserves memory, tables
+/// and stacks for a fixed number of instances so that instantiation does no `mmap`.
+///
+/// Derive it from the limits the instances will run under: every pooled memory is
+/// sized to the declared memory limit (the limiter still enforces the total per
+/// instance).
+///
+/// ```
+/// use std::time::Duration;
+/// use airssys_wasm_core::ResourceLimits;
+/// use airssys_wasm_engine::{Pooling, WasmEngine};
+///
+/// let limits = ResourceLimits::new(4 << 20, 1_000_000, Duration::from_secs(1))?;
+/// let engine = WasmEngine::builder().pooling(Pooling::for_limits(&limits, 64)).build()?;
+/// assert_eq!(engine.pooling().map(|p| p.max_instances), Some(64));
+/// # Ok::<(), airssys_wasm_core::WasmError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pooling {
+    /// Component instances that can be alive at once; instantiating one more fails
+    /// with a resource error until one is dropped.
+    pub max_instances: u32,
+    /// The largest linear memory one instance may have (the declared memory limit).
+    pub max_memory_bytes: u64,
+    /// Core instances one component may contain (Rust `wasm32-wasip2` programs use a
+    /// handful).
+    pub core_instances_per_component: u32,
+    /// Linear memories one component may contain.
+    pub memories_per_component: u32,
+    /// Tables one component may contain.
+    pub tables_per_component: u32,
+    /// Elements one table may hold (the declared table bound).
+    pub max_table_elements: u64,
+}
+
+impl Pooling {
+    /// A pool for `max_instances` instances running under `limits`.
+    pub fn for_limits(limits: &airssys_wasm_core::ResourceLimits, max_instances: u32) -> Self {
+        Self {
+            max_instances: max_instances.max(1),
+            max_memory_bytes: limits.memory_bytes(),
+            core_instances_per_component: 20,
+            memories_per_component: 4,
+            tables_per_component: 10,
+            max_table_elements: limits.max_table_elements(),
+        }
+    }
+
+    fn config(&self) -> wasmtime::PoolingAllocationConfig {
+        let n = self.max_instances;
+        let mut p = wasmtime::PoolingAllocationConfig::default();
+        p.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(self.core_instances_per_component))
+            .total_memories(n.saturating_mul(self.memories_per_component))
+            .total_tables(n.saturating_mul(self.tables_per_component))
+            .total_stacks(n)
+            .max_core_instances_per_component(self.core_instances_per_component)
+            .max_memories_per_component(self.memories_per_component)
+            .max_tables_per_component(self.tables_per_component)
+            .max_memories_per_module(self.memories_per_component)
+            .max_tables_per_module(self.tables_per_component)
+            .table_elements(usize::try_from(self.max_table_elements).unwrap_or(usize::MAX))
+            .max_memory_size(usize::try_from(self.max_memory_bytes).unwrap_or(usize::MAX));
+        p
+    }
 }
 
 impl Default for WasmEngineBuilder {
@@ -61,6 +129,7 @@ impl Default for WasmEngineBuilder {
             epoch_tick: DEFAULT_EPOCH_TICK,
             max_wasm_stack: DEFAULT_MAX_WASM_STACK,
             parallel_compilation: true,
+            pooling: None,
         }
     }
 }
@@ -92,6 +161,14 @@ impl WasmEngineBuilder {
         self
     }
 
+    /// Uses the pooling instance allocator with these sizes (default: off, instances
+    /// are allocated on demand). Pooling makes instantiation cheaper and bounds how
+    /// many instances exist at once; it reserves address space up front.
+    pub fn pooling(mut self, pooling: Pooling) -> Self {
+        self.pooling = Some(pooling);
+        self
+    }
+
     /// Creates the engine.
     ///
     /// # Errors
@@ -120,6 +197,11 @@ impl WasmEngineBuilder {
             // The host side of a call runs on the same fiber stack as the guest.
             .async_stack_size(self.max_wasm_stack + (1 << 20))
             .parallel_compilation(self.parallel_compilation);
+        if let Some(pooling) = &self.pooling {
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
+                pooling.config(),
+            ));
+        }
         let engine = Engine::new(&config).map_err(|e| WasmError::EngineInitialization {
             reason: e.to_string(),
             source: Some(e.into()),
@@ -128,6 +210,7 @@ impl WasmEngineBuilder {
             inner: Arc::new(Inner {
                 engine,
                 epoch_tick: self.epoch_tick,
+                pooling: self.pooling,
                 ticker: OnceLock::new(),
                 linker: OnceLock::new(),
             }),
@@ -154,6 +237,7 @@ pub struct WasmEngine {
 struct Inner {
     engine: Engine,
     epoch_tick: Duration,
+    pooling: Option<Pooling>,
     ticker: OnceLock<EpochTicker>,
     linker: OnceLock<Result<Linker<HostState>, String>>,
 }
@@ -168,6 +252,11 @@ impl std::fmt::Debug for WasmEngine {
 }
 
 impl WasmEngine {
+    /// The pooling allocator's sizes, when it is on.
+    pub fn pooling(&self) -> Option<Pooling> {
+        self.inner.pooling
+    }
+
     /// An engine with the production configuration.
     ///
     /// # Errors

@@ -473,6 +473,22 @@ impl Failure {
                 code: exit.0,
             };
         }
+        if let Some(pool) = err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+            // "maximum concurrent limit of N for KIND reached"
+            let text = pool.to_string();
+            let (limit, kind) = text
+                .strip_prefix("maximum concurrent limit of ")
+                .and_then(|t| t.strip_suffix(" reached"))
+                .and_then(|t| t.split_once(" for "))
+                .and_then(|(n, kind)| Some((n.parse::<u64>().ok()?, kind.to_owned())))
+                .unwrap_or((0, "instances".to_owned()));
+            return WasmError::ResourceLimitExceeded {
+                component,
+                resource: format!("engine pool of concurrent {kind}"),
+                limit,
+                requested: limit.saturating_add(1),
+            };
+        }
         let trap = err.downcast_ref::<Trap>().copied();
         if trap == Some(Trap::OutOfFuel) {
             return WasmError::FuelExhausted {

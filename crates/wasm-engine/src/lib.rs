@@ -55,7 +55,8 @@ mod types;
 
 pub use component::CompiledComponent;
 pub use engine::{
-    DEFAULT_EPOCH_TICK, DEFAULT_MAX_WASM_STACK, Optimization, WasmEngine, WasmEngineBuilder,
+    DEFAULT_EPOCH_TICK, DEFAULT_MAX_WASM_STACK, Optimization, Pooling, WasmEngine,
+    WasmEngineBuilder,
 };
 pub use host::HostState;
 pub use instance::{CallOutcome, ComponentInstance};

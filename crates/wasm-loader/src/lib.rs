@@ -35,6 +35,11 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+mod cache;
+use cache::{ArtifactCache, Lookup};
+pub use cache::{CacheConfig, CacheOutcome, DEFAULT_MAX_BYTES, RACY_WINDOW};
 
 use wasmtime::component::Component;
 use wasmtime::wasmparser::{Validator, WasmFeatures};
@@ -60,18 +65,39 @@ pub enum BinaryKind {
     CoreModule,
 }
 
-/// Loads, validates and compiles components for one [`WasmEngine`].
+/// Loads, validates and compiles components for one [`WasmEngine`], optionally through
+/// a compiled-artifact cache ([`with_cache`](Self::with_cache)).
 #[derive(Debug, Clone)]
 pub struct ComponentLoader {
     engine: WasmEngine,
+    cache: Option<Arc<ArtifactCache>>,
 }
 
 impl ComponentLoader {
-    /// A loader compiling with `engine`.
+    /// A loader compiling with `engine`, without a cache.
     pub fn new(engine: &WasmEngine) -> Self {
         Self {
             engine: engine.clone(),
+            cache: None,
         }
+    }
+
+    /// Uses the compiled-artifact cache described by `config`: a component already
+    /// compiled by an engine with the same configuration is loaded from disk
+    /// (memory-mapped) instead of compiled. See the [`CacheConfig`] docs and the
+    /// crate's README for what the cache directory must be trusted with.
+    #[must_use]
+    pub fn with_cache(mut self, config: CacheConfig) -> Self {
+        self.cache = Some(Arc::new(ArtifactCache::new(
+            config,
+            self.engine.wasmtime_engine(),
+        )));
+        self
+    }
+
+    /// The cache configuration, when a cache is used.
+    pub fn cache(&self) -> Option<&CacheConfig> {
+        self.cache.as_deref().map(ArtifactCache::config)
     }
 
     /// The engine components are compiled with.
@@ -87,12 +113,47 @@ impl ComponentLoader {
     /// [`WasmError::ComponentLoadFailed`] when the file cannot be read, otherwise as
     /// [`load_from_bytes`](Self::load_from_bytes).
     pub async fn load_from_file(&self, path: impl AsRef<Path>) -> WasmResult<CompiledComponent> {
+        self.load_from_file_with_outcome(path)
+            .await
+            .map(|(component, _)| component)
+    }
+
+    /// As [`load_from_file`](Self::load_from_file), also saying whether the cache
+    /// served it.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_from_file`](Self::load_from_file).
+    pub async fn load_from_file_with_outcome(
+        &self,
+        path: impl AsRef<Path>,
+    ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
         let path = path.as_ref();
-        let bytes = read_file(path).await?;
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
+        if let Some(cache) = &self.cache {
+            // Fast path: an unchanged file is neither read nor hashed.
+            let (cache, engine, file) = (cache.clone(), self.engine.clone(), path.to_owned());
+            let hit = tokio::task::spawn_blocking(move || {
+                let key = cache.key_by_metadata(&file)?;
+                match cache.lookup(engine.wasmtime_engine(), &key) {
+                    Lookup::Hit(c) => Some(c),
+                    Lookup::Miss | Lookup::Corrupt => None,
+                }
+            })
+            .await
+            .map_err(|e| join_error(&name, e))?;
+            if let Some(component) = hit {
+                tracing::debug!(component = %name, "loaded from the artifact cache (unchanged file)");
+                return Ok((
+                    CompiledComponent::new(&self.engine, name, component)?,
+                    CacheOutcome::Hit,
+                ));
+            }
+        }
+        let bytes = read_file(path).await?;
         self.compile(name, Some(path.to_owned()), bytes).await
     }
 
@@ -115,7 +176,83 @@ impl ComponentLoader {
     ///
     /// As [`load_from_bytes`](Self::load_from_bytes).
     pub async fn load_named(&self, name: &str, bytes: &[u8]) -> WasmResult<CompiledComponent> {
+        self.load_named_with_outcome(name, bytes)
+            .await
+            .map(|(component, _)| component)
+    }
+
+    /// As [`load_named`](Self::load_named), also saying whether the cache served it.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_from_bytes`](Self::load_from_bytes).
+    pub async fn load_named_with_outcome(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
         self.compile(name.to_owned(), None, bytes.to_vec()).await
+    }
+
+    /// Compiles a component (binary or WAT) ahead of time into Wasmtime's serialized
+    /// form for this engine — what `airssys-wasm compile` writes and
+    /// [`load_precompiled_file`](Self::load_precompiled_file) loads.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_from_bytes`](Self::load_from_bytes).
+    pub async fn precompile(&self, name: &str, bytes: &[u8]) -> WasmResult<Vec<u8>> {
+        let (component, _) = self
+            .compile_uncached(name.to_owned(), None, bytes.to_vec())
+            .await?;
+        component.wasmtime_component().serialize().map_err(|e| {
+            WasmError::ComponentCompilationFailed {
+                component: name.to_owned(),
+                reason: format!("serializing: {e:#}"),
+                source: Some(e.into()),
+            }
+        })
+    }
+
+    /// Loads a file written by [`precompile`](Self::precompile) (or `airssys-wasm
+    /// compile`), memory-mapped, without compiling.
+    ///
+    /// # Safety
+    ///
+    /// The file is native code that is mapped and run **without validation**: it must
+    /// come from a trusted source (precompiled by this engine configuration and not
+    /// modified since). Wasmtime checks that it was made by a compatible engine, not
+    /// that its code is what compiling a valid component would have produced.
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::ComponentLoadFailed`] when the file cannot be read or is not a
+    /// compatible precompiled component.
+    pub async unsafe fn load_precompiled_file(
+        &self,
+        path: impl AsRef<Path>,
+    ) -> WasmResult<CompiledComponent> {
+        let path = path.as_ref().to_owned();
+        let engine = self.engine.clone();
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        tokio::task::spawn_blocking(move || {
+            // SAFETY: the caller vouches for the file (this function's contract).
+            let component = unsafe { Component::deserialize_file(engine.wasmtime_engine(), &path) }
+                .map_err(|e| WasmError::ComponentLoadFailed {
+                    path: path.clone(),
+                    reason: format!(
+                        "not a precompiled component for this engine: {e:#}; precompile it \
+                         again with `airssys-wasm compile`"
+                    ),
+                    source: Some(e.into()),
+                })?;
+            CompiledComponent::new(&engine, name, component)
+        })
+        .await
+        .map_err(|e| join_error("<precompiled>", e))?
     }
 
     /// Checks that `bytes` (binary or WAT) are a valid component for this engine,
@@ -170,14 +307,67 @@ impl ComponentLoader {
         validate_with(self.engine.wasm_features(), name, binary)
     }
 
+    /// Compiles through the cache when there is one.
     async fn compile(
         &self,
         name: String,
         path: Option<PathBuf>,
         bytes: Vec<u8>,
-    ) -> WasmResult<CompiledComponent> {
+    ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
+        let Some(cache) = self.cache.clone() else {
+            return self.compile_uncached(name, path, bytes).await;
+        };
+        let engine = self.engine.clone();
+        let lookup_path = path.clone();
+        let (key, found, bytes) = tokio::task::spawn_blocking(move || {
+            let key = cache.key(&bytes);
+            let found = cache.lookup(engine.wasmtime_engine(), &key);
+            if let (Lookup::Hit(_), Some(file)) = (&found, &lookup_path) {
+                cache.record_metadata(file, &key);
+            }
+            (key, found, bytes)
+        })
+        .await
+        .map_err(|e| join_error(&name, e))?;
+        let outcome = match found {
+            Lookup::Hit(component) => {
+                tracing::debug!(component = %name, "loaded from the artifact cache");
+                return Ok((
+                    CompiledComponent::new(&self.engine, name, component)?,
+                    CacheOutcome::Hit,
+                ));
+            }
+            Lookup::Miss => CacheOutcome::Miss,
+            Lookup::Corrupt => CacheOutcome::Replaced,
+        };
+        let (component, _) = self.compile_uncached(name, path.clone(), bytes).await?;
+        if let Some(cache) = self.cache.clone() {
+            let stored = component.clone();
+            tokio::task::spawn_blocking(move || {
+                cache.store(&key, stored.wasmtime_component());
+                if let Some(file) = &path {
+                    cache.record_metadata(file, &key);
+                }
+            })
+            .await
+            .map_err(|e| join_error(component.name(), e))?;
+        }
+        Ok((component, outcome))
+    }
+
+    async fn compile_uncached(
+        &self,
+        name: String,
+        path: Option<PathBuf>,
+        bytes: Vec<u8>,
+    ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
         let engine = self.engine.clone();
         let features = self.engine.wasm_features();
+        let outcome = if self.cache.is_some() {
+            CacheOutcome::Miss
+        } else {
+            CacheOutcome::Disabled
+        };
         tokio::task::spawn_blocking(move || {
             let binary = to_binary(&name, path.as_deref(), &bytes)?;
             check_header(&name, &binary)?;
@@ -195,7 +385,7 @@ impl ComponentLoader {
                 }
             };
             tracing::debug!(component = %name, "compiled");
-            CompiledComponent::new(&engine, name, component)
+            CompiledComponent::new(&engine, name, component).map(|c| (c, outcome))
         })
         .await
         .map_err(|e| join_error("<compile>", e))?

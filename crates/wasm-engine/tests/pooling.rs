@@ -1,0 +1,85 @@
+//! The opt-in pooling allocator: sized from the limits, real guests run in it, the
+//! limits still hold, and the pool bounds how many instances exist at once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use airssys_wasm_core::{ResourceLimits, WasmError};
+use airssys_wasm_engine::{CompiledComponent, Pooling, Sandbox, WasmEngine};
+use airssys_wasm_testkit::{self as fx, guests};
+
+fn compile(engine: &WasmEngine, name: &str, wasm: &[u8]) -> CompiledComponent {
+    let c = wasmtime::component::Component::new(engine.wasmtime_engine(), wasm).unwrap();
+    CompiledComponent::new(engine, name, c).unwrap()
+}
+
+fn limits() -> ResourceLimits {
+    ResourceLimits::new(16 << 20, 1_000_000_000, Duration::from_secs(10)).unwrap()
+}
+
+fn pooled(max_instances: u32) -> WasmEngine {
+    WasmEngine::builder()
+        .pooling(Pooling::for_limits(&limits(), max_instances))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn real_guests_run_pooled_under_the_same_limits() {
+    let engine = pooled(4);
+    let calc = compile(&engine, "calc", guests::CALC);
+    let mut i = calc.instantiate(&Sandbox::new(limits())).await.unwrap();
+    assert_eq!(
+        i.invoke("add(40, 2)")
+            .await
+            .unwrap()
+            .results_wave()
+            .unwrap(),
+        ["42"]
+    );
+    let err = i.invoke("hoard(64)").await.unwrap_err();
+    assert!(
+        matches!(err, WasmError::MemoryLimitExceeded { .. }),
+        "{err}"
+    );
+
+    let hello = compile(&engine, "cli-hello", guests::CLI_HELLO);
+    let sandbox = Sandbox::new(limits())
+        .with_args(["cli-hello"])
+        .capture_output(4096);
+    let mut h = hello.instantiate(&sandbox).await.unwrap();
+    assert_eq!(h.run_command().await.unwrap().0, 0);
+}
+
+#[tokio::test]
+async fn the_pool_bounds_live_instances_and_frees_slots_on_drop() {
+    let engine = pooled(2);
+    let hello = compile(&engine, "hello", fx::HELLO);
+    let sandbox = Sandbox::new(limits());
+    let a = hello.instantiate(&sandbox).await.unwrap();
+    let _b = hello.instantiate(&sandbox).await.unwrap();
+    let err = hello.instantiate(&sandbox).await.unwrap_err();
+    assert!(
+        matches!(err, WasmError::ResourceLimitExceeded { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("pool"), "{err}");
+    drop(a);
+    let mut c = hello.instantiate(&sandbox).await.unwrap();
+    let ((v,), _) = c.call_typed::<(), (i32,)>("hello", ()).await.unwrap();
+    assert_eq!(v, 42);
+}
+
+#[test]
+fn a_memory_larger_than_the_pooled_size_is_refused_at_compile_time() {
+    let small = ResourceLimits::new(1 << 20, 1_000_000, Duration::from_secs(5)).unwrap();
+    let engine = WasmEngine::builder()
+        .pooling(Pooling::for_limits(&small, 2))
+        .build()
+        .unwrap();
+    // Its initial memory (16 MiB) is over the 1 MiB the pool was sized for: Wasmtime
+    // refuses it when compiling, before anything runs.
+    let err = wasmtime::component::Component::new(engine.wasmtime_engine(), fx::BIG_INITIAL_MEMORY)
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("pooling allocator"), "{err:#}");
+}

@@ -1,0 +1,399 @@
+//! The compiled-artifact cache: Wasmtime's serialized components on disk, keyed by
+//! what determines the machine code, so a component is compiled once per machine.
+//!
+//! - **Key**: BLAKE3 of the engine's precompile-compatibility hash (Wasmtime version,
+//!   target, every code-affecting setting such as fuel and epoch instrumentation), this
+//!   crate's version, and the component's bytes. A cryptographic hash, because the key
+//!   decides which machine code runs under which component's grants: a crafted
+//!   collision must not be able to run one component's code as another's.
+//! - **Entries** (`<dir>/<key>.cwasm`) are Wasmtime's serialized form followed by a
+//!   footer holding the BLAKE3 of that form. They are written to a temporary file in the
+//!   same directory and renamed into place, so a concurrent reader never sees half an
+//!   entry, and loaded with [`Component::deserialize_file`] (memory-mapped). An entry
+//!   whose footer is missing, whose checksum does not match, or that Wasmtime rejects
+//!   (incompatible engine) is deleted and the component recompiled — never loaded.
+//! - **Metadata fast path**: for files, `<dir>/paths/<hash of the path>` remembers the
+//!   file's size, modification time, inode and device with its key, so an unchanged file
+//!   is not read or hashed at all. A file modified within [`RACY_WINDOW`] of being
+//!   recorded is always re-hashed (the same precaution git takes for its index).
+//! - **Size cap**: after each insertion, the least recently used entries (by
+//!   modification time, which a hit refreshes) are removed until the total is under the
+//!   cap.
+//!
+//! # Trust
+//!
+//! The cache directory must be writable only by the user running airssys-wasm. Its
+//! entries are native code that Wasmtime maps and runs **without validating** it; the
+//! checksum detects corruption, not tampering — anyone who can write the directory can
+//! write a matching checksum. The default directory is private to the user
+//! (`$XDG_CACHE_HOME/airssys-wasm`, else `~/.cache/airssys-wasm`) and is created with
+//! mode 0700.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Entries' file extension.
+const EXT: &str = "cwasm";
+/// The footer: magic, then the BLAKE3 of everything before the footer.
+const FOOTER_MAGIC: &[u8; 8] = b"AIRSSYS1";
+const FOOTER_LEN: usize = 8 + 32;
+/// How close to its recording a file's modification time may be before the metadata
+/// fast path stops trusting it.
+pub const RACY_WINDOW: Duration = Duration::from_secs(2);
+/// The default size cap: 1 GiB.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+
+/// Where and how large the artifact cache is.
+///
+/// ```
+/// use airssys_wasm_loader::CacheConfig;
+///
+/// let config = CacheConfig::new("/tmp/my-cache").with_max_bytes(64 << 20);
+/// assert_eq!(config.max_bytes(), 64 << 20);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    dir: PathBuf,
+    max_bytes: u64,
+}
+
+impl CacheConfig {
+    /// A cache in `dir` (created on first use), capped at [`DEFAULT_MAX_BYTES`].
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+
+    /// The cache in the user's cache directory: `$XDG_CACHE_HOME/airssys-wasm`, or
+    /// `$HOME/.cache/airssys-wasm`; `None` when neither variable is set.
+    pub fn user_default() -> Option<Self> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|v| !v.is_empty())
+                    .map(|h| PathBuf::from(h).join(".cache"))
+            })?;
+        Some(Self::new(base.join("airssys-wasm")))
+    }
+
+    /// Caps the total size of the entries.
+    #[must_use]
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The size cap.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+}
+
+/// What a cache lookup found, for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheOutcome {
+    /// No cache configured.
+    Disabled,
+    /// Loaded from the cache.
+    Hit,
+    /// Not in the cache: compiled and stored.
+    Miss,
+    /// An entry was there but unusable (corrupt, truncated, incompatible): deleted,
+    /// compiled afresh and stored.
+    Replaced,
+}
+
+/// The artifact cache of one engine.
+#[derive(Debug)]
+pub(crate) struct ArtifactCache {
+    config: CacheConfig,
+    /// Digest of everything about the engine that changes the machine code.
+    engine_key: [u8; 32],
+}
+
+/// A cache key: the hex BLAKE3 digest naming an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Key(String);
+
+/// What a lookup returned.
+pub(crate) enum Lookup {
+    Hit(Component),
+    Miss,
+    Corrupt,
+}
+
+impl ArtifactCache {
+    pub(crate) fn new(config: CacheConfig, engine: &Engine) -> Self {
+        let mut h = blake3::Hasher::new();
+        h.update(b"airssys-wasm artifact cache v1\0");
+        h.update(env!("CARGO_PKG_VERSION").as_bytes());
+        h.update(b"\0");
+        std::hash::Hash::hash(
+            &engine.precompile_compatibility_hash(),
+            &mut HashInto(&mut h),
+        );
+        Self {
+            config,
+            engine_key: *h.finalize().as_bytes(),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// The key of `bytes` (the component exactly as given: binary or WAT text).
+    pub(crate) fn key(&self, bytes: &[u8]) -> Key {
+        let mut h = blake3::Hasher::new();
+        h.update(&self.engine_key);
+        h.update(bytes);
+        Key(h.finalize().to_hex().to_string())
+    }
+
+    fn entry_path(&self, key: &Key) -> PathBuf {
+        self.config.dir.join(format!("{}.{EXT}", key.0))
+    }
+
+    /// Looks `key` up; a corrupt entry is deleted.
+    pub(crate) fn lookup(&self, engine: &Engine, key: &Key) -> Lookup {
+        let path = self.entry_path(key);
+        match std::fs::metadata(&path) {
+            Ok(_) => {}
+            Err(_) => return Lookup::Miss,
+        }
+        match verify_footer(&path) {
+            Ok(()) => {}
+            Err(why) => {
+                tracing::warn!(entry = %path.display(), %why, "discarding a corrupt cache entry");
+                let _ = std::fs::remove_file(&path);
+                return Lookup::Corrupt;
+            }
+        }
+        // SAFETY: the entry was written by `store` below from `Component::serialize` of
+        // this engine configuration (the key covers it), and its checksum matches, so it
+        // is not truncated or corrupted. The cache directory is trusted (module docs):
+        // tampering by someone who can write it is outside what this can detect.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => {
+                // Refresh the entry's age for LRU eviction.
+                let _ = std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(SystemTime::now()));
+                Lookup::Hit(component)
+            }
+            Err(e) => {
+                tracing::warn!(entry = %path.display(), error = %e, "discarding an unusable cache entry");
+                let _ = std::fs::remove_file(&path);
+                Lookup::Corrupt
+            }
+        }
+    }
+
+    /// Stores a compiled component under `key`, atomically; then evicts down to the cap.
+    /// Failures are logged, never fatal: the cache is an optimization.
+    pub(crate) fn store(&self, key: &Key, component: &Component) {
+        if let Err(e) = self.try_store(key, component) {
+            tracing::warn!(dir = %self.config.dir.display(), error = %e, "could not write to the artifact cache");
+            return;
+        }
+        if let Err(e) = self.evict() {
+            tracing::warn!(dir = %self.config.dir.display(), error = %e, "artifact cache eviction failed");
+        }
+    }
+
+    fn try_store(&self, key: &Key, component: &Component) -> std::io::Result<()> {
+        let mut bytes = component
+            .serialize()
+            .map_err(|e| std::io::Error::other(format!("serializing: {e}")))?;
+        let digest = blake3::hash(&bytes);
+        bytes.extend_from_slice(FOOTER_MAGIC);
+        bytes.extend_from_slice(digest.as_bytes());
+        ensure_private_dir(&self.config.dir)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&self.config.dir)?;
+        std::io::Write::write_all(&mut tmp, &bytes)?;
+        tmp.as_file().sync_data()?;
+        tmp.persist(self.entry_path(key)).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Removes the least recently used entries until the total is under the cap.
+    fn evict(&self) -> std::io::Result<()> {
+        let mut entries = Vec::new();
+        let mut total = 0u64;
+        for entry in std::fs::read_dir(&self.config.dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            if path.extension().is_none_or(|x| x != EXT) {
+                continue;
+            }
+            let meta = entry.metadata()?;
+            total += meta.len();
+            entries.push((meta.modified().unwrap_or(UNIX_EPOCH), meta.len(), path));
+        }
+        if total <= self.config.max_bytes {
+            return Ok(());
+        }
+        entries.sort();
+        for (_, len, path) in entries {
+            if total <= self.config.max_bytes {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                tracing::debug!(entry = %path.display(), "evicted");
+                total = total.saturating_sub(len);
+            }
+        }
+        Ok(())
+    }
+
+    /// The key recorded for `file` if its metadata is unchanged since it was recorded
+    /// (and not too recent to trust).
+    pub(crate) fn key_by_metadata(&self, file: &Path) -> Option<Key> {
+        let stamp = FileStamp::of(file)?;
+        let text = std::fs::read_to_string(self.path_record(file)).ok()?;
+        let mut parts = text.split_whitespace();
+        if parts.next()? != "v1" {
+            return None;
+        }
+        let recorded = FileStamp {
+            len: parts.next()?.parse().ok()?,
+            mtime_ns: parts.next()?.parse().ok()?,
+            ino: parts.next()?.parse().ok()?,
+            dev: parts.next()?.parse().ok()?,
+        };
+        let recorded_at_ns: u128 = parts.next()?.parse().ok()?;
+        let key = parts.next()?;
+        let racy = recorded_at_ns.saturating_sub(stamp.mtime_ns) < RACY_WINDOW.as_nanos();
+        (recorded == stamp && !racy && is_hex_key(key)).then(|| Key(key.to_owned()))
+    }
+
+    /// Remembers `key` for `file` as it is now.
+    pub(crate) fn record_metadata(&self, file: &Path, key: &Key) {
+        let Some(stamp) = FileStamp::of(file) else {
+            return;
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let text = format!(
+            "v1 {} {} {} {} {now} {}\n",
+            stamp.len, stamp.mtime_ns, stamp.ino, stamp.dev, key.0
+        );
+        let record = self.path_record(file);
+        let write = || -> std::io::Result<()> {
+            let dir = self.config.dir.join("paths");
+            ensure_private_dir(&dir)?;
+            let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir)?;
+            std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+            tmp.persist(&record).map_err(|e| e.error)?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            tracing::debug!(error = %e, "could not record file metadata in the cache");
+        }
+    }
+
+    fn path_record(&self, file: &Path) -> PathBuf {
+        let absolute = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
+        let digest = blake3::hash(absolute.as_os_str().as_encoded_bytes());
+        self.config
+            .dir
+            .join("paths")
+            .join(&digest.to_hex().as_str()[..32])
+    }
+}
+
+fn is_hex_key(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What identifies a file's content without reading it.
+#[derive(Debug, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    mtime_ns: u128,
+    ino: u64,
+    dev: u64,
+}
+
+impl FileStamp {
+    fn of(file: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(file).ok()?;
+        let mtime_ns = meta
+            .modified()
+            .ok()?
+            .duration_since(UNIX_EPOCH)
+            .ok()?
+            .as_nanos();
+        #[cfg(unix)]
+        let (ino, dev) = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.ino(), meta.dev())
+        };
+        #[cfg(not(unix))]
+        let (ino, dev) = (0, 0);
+        Some(Self {
+            len: meta.len(),
+            mtime_ns,
+            ino,
+            dev,
+        })
+    }
+}
+
+/// Checks the footer of an entry against the content before it.
+fn verify_footer(path: &Path) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
+    if bytes.len() < FOOTER_LEN {
+        return Err("shorter than its footer".into());
+    }
+    let (body, footer) = bytes.split_at(bytes.len() - FOOTER_LEN);
+    let (magic, digest) = footer.split_at(FOOTER_MAGIC.len());
+    if magic != FOOTER_MAGIC {
+        return Err("no footer (truncated, or not written by this cache)".into());
+    }
+    if blake3::hash(body).as_bytes() != digest {
+        return Err("checksum mismatch".into());
+    }
+    Ok(())
+}
+
+fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Feeds `Hash` output into a BLAKE3 hasher.
+struct HashInto<'a>(&'a mut blake3::Hasher);
+
+impl std::hash::Hasher for HashInto<'_> {
+    fn finish(&self) -> u64 {
+        0 // unused: the digest is read from the BLAKE3 hasher
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}

@@ -1,0 +1,308 @@
+//! The compiled-artifact cache: hits, misses, corrupt entries, the metadata fast path,
+//! eviction, concurrency, and precompiled files.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use airssys_wasm_core::ResourceLimits;
+use airssys_wasm_engine::{CompiledComponent, Optimization, Sandbox, WasmEngine};
+use airssys_wasm_loader::{CacheConfig, CacheOutcome, ComponentLoader};
+use airssys_wasm_testkit as fx;
+
+fn loader(engine: &WasmEngine, dir: &Path) -> ComponentLoader {
+    ComponentLoader::new(engine).with_cache(CacheConfig::new(dir))
+}
+
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".tmp-")
+        })
+        .collect()
+}
+
+async fn answer(c: &CompiledComponent) -> i32 {
+    let limits = ResourceLimits::new(1 << 20, 1_000_000, Duration::from_secs(5)).unwrap();
+    let mut i = c.instantiate(&Sandbox::new(limits)).await.unwrap();
+    let ((v,), _) = i.call_typed::<(), (i32,)>("hello", ()).await.unwrap();
+    v
+}
+
+/// A component whose `hello` returns `n`.
+fn returning(n: i32) -> Vec<u8> {
+    format!(
+        r#"(component
+            (core module $m (func (export "hello") (result i32) i32.const {n}))
+            (core instance $i (instantiate $m))
+            (func (export "hello") (result s32) (canon lift (core func $i "hello"))))"#
+    )
+    .into_bytes()
+}
+
+fn set_mtime(path: &Path, ago: Duration) {
+    set_mtime_at(path, SystemTime::now() - ago);
+}
+
+fn set_mtime_at(path: &Path, at: SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(at)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_miss_stores_and_the_next_load_hits_with_a_working_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = WasmEngine::new().unwrap();
+    let l = loader(&engine, dir.path());
+    let (c, o) = l.load_named_with_outcome("hello", fx::HELLO).await.unwrap();
+    assert_eq!(o, CacheOutcome::Miss);
+    assert_eq!(answer(&c).await, 42);
+    assert_eq!(entries(dir.path()).len(), 1);
+
+    // Another loader, another engine with the same configuration: a hit.
+    let engine2 = WasmEngine::new().unwrap();
+    let (c, o) = loader(&engine2, dir.path())
+        .load_named_with_outcome("hello", fx::HELLO)
+        .await
+        .unwrap();
+    assert_eq!(o, CacheOutcome::Hit);
+    assert_eq!(c.name(), "hello");
+    assert!(
+        c.export_signatures()
+            .contains(&"hello: func() -> s32".to_owned())
+    );
+    assert_eq!(answer(&c).await, 42);
+    assert!(leftovers(dir.path()).is_empty());
+
+    // Without a cache, nothing is looked up.
+    let (_, o) = ComponentLoader::new(&engine)
+        .load_named_with_outcome("hello", fx::HELLO)
+        .await
+        .unwrap();
+    assert_eq!(o, CacheOutcome::Disabled);
+}
+
+#[tokio::test]
+async fn different_bytes_or_code_settings_are_different_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = WasmEngine::new().unwrap();
+    let l = loader(&engine, dir.path());
+    let (a, _) = l.load_named_with_outcome("a", &returning(1)).await.unwrap();
+    let (b, o) = l.load_named_with_outcome("b", &returning(2)).await.unwrap();
+    assert_eq!(o, CacheOutcome::Miss);
+    assert_eq!((answer(&a).await, answer(&b).await), (1, 2));
+
+    let unoptimized = WasmEngine::builder()
+        .optimization(Optimization::None)
+        .build()
+        .unwrap();
+    let (c, o) = loader(&unoptimized, dir.path())
+        .load_named_with_outcome("a", &returning(1))
+        .await
+        .unwrap();
+    assert_eq!(o, CacheOutcome::Miss, "another code setting must not hit");
+    assert_eq!(answer(&c).await, 1);
+    assert_eq!(entries(dir.path()).len(), 3);
+}
+
+#[tokio::test]
+async fn corrupt_truncated_or_foreign_entries_are_replaced_never_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = WasmEngine::new().unwrap();
+    let l = loader(&engine, dir.path());
+    l.load_named("hello", fx::HELLO).await.unwrap();
+    let entry = entries(dir.path()).pop().unwrap();
+    let good = std::fs::read(&entry).unwrap();
+
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    let truncated = good[..good.len() / 3].to_vec();
+    // Valid-looking footer over bytes Wasmtime must reject.
+    let mut foreign = b"not an artifact".to_vec();
+    foreign.extend_from_slice(b"AIRSSYS1");
+    foreign.extend_from_slice(blake3::hash(b"not an artifact").as_bytes());
+    // The right footer over an artifact from an incompatible Wasmtime configuration
+    // (no fuel or epoch instrumentation).
+    let other = wasmtime::Engine::default();
+    let mut incompatible = wasmtime::component::Component::new(&other, fx::HELLO)
+        .unwrap()
+        .serialize()
+        .unwrap();
+    let sum = blake3::hash(&incompatible);
+    incompatible.extend_from_slice(b"AIRSSYS1");
+    incompatible.extend_from_slice(sum.as_bytes());
+
+    for (what, bad) in [
+        ("a flipped bit", flipped),
+        ("a truncated entry", truncated),
+        ("an empty entry", Vec::new()),
+        ("a foreign file", foreign),
+        ("an incompatible artifact", incompatible),
+    ] {
+        std::fs::write(&entry, &bad).unwrap();
+        let (c, o) = l.load_named_with_outcome("hello", fx::HELLO).await.unwrap();
+        assert_eq!(o, CacheOutcome::Replaced, "{what}");
+        assert_eq!(answer(&c).await, 42, "{what}");
+        assert_eq!(std::fs::read(&entry).unwrap(), good, "{what} rewritten");
+    }
+}
+
+#[tokio::test]
+async fn unchanged_files_are_found_by_metadata_and_changed_ones_by_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("c.wat");
+    std::fs::write(&file, returning(7)).unwrap();
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    set_mtime_at(&file, an_hour_ago);
+    let engine = WasmEngine::new().unwrap();
+    let l = loader(&engine, dir.path());
+
+    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    assert_eq!((o, answer(&c).await), (CacheOutcome::Miss, 7));
+    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    assert_eq!((o, answer(&c).await), (CacheOutcome::Hit, 7));
+
+    // Same size, same inode, and the old modification time put back: the metadata
+    // fast path trusts it without reading (documented: like git's index, it keys on
+    // metadata).
+    std::fs::write(&file, returning(8)).unwrap();
+    set_mtime_at(&file, an_hour_ago);
+    let (c, _) = l.load_from_file_with_outcome(&file).await.unwrap();
+    assert_eq!(answer(&c).await, 7, "the fast path did not read the file");
+
+    // A real edit changes the modification time: the new content is compiled.
+    std::fs::write(&file, returning(9)).unwrap();
+    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    assert_eq!((o, answer(&c).await), (CacheOutcome::Miss, 9));
+    // Modified just now (within the racy window): hashed again, still right.
+    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    assert_eq!((o, answer(&c).await), (CacheOutcome::Hit, 9));
+}
+
+#[tokio::test]
+async fn the_least_recently_used_entries_are_evicted_over_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = WasmEngine::new().unwrap();
+    let probe = loader(&engine, dir.path());
+    probe.load_named("a", &returning(1)).await.unwrap();
+    let one = std::fs::metadata(&entries(dir.path())[0]).unwrap().len();
+    std::fs::remove_file(&entries(dir.path())[0]).unwrap();
+
+    // Room for two entries, not three.
+    let l = ComponentLoader::new(&engine)
+        .with_cache(CacheConfig::new(dir.path()).with_max_bytes(one * 5 / 2));
+    l.load_named("a", &returning(1)).await.unwrap();
+    l.load_named("b", &returning(2)).await.unwrap();
+    let both = entries(dir.path());
+    assert_eq!(both.len(), 2);
+    // Make "a" the most recently used (a hit refreshes it), "b" the oldest.
+    for e in &both {
+        set_mtime(e, Duration::from_secs(600));
+    }
+    let (_, o) = l.load_named_with_outcome("a", &returning(1)).await.unwrap();
+    assert_eq!(o, CacheOutcome::Hit);
+    l.load_named("c", &returning(3)).await.unwrap();
+    assert_eq!(entries(dir.path()).len(), 2);
+    assert_eq!(
+        l.load_named_with_outcome("a", &returning(1))
+            .await
+            .unwrap()
+            .1,
+        CacheOutcome::Hit
+    );
+    assert_eq!(
+        l.load_named_with_outcome("c", &returning(3))
+            .await
+            .unwrap()
+            .1,
+        CacheOutcome::Hit
+    );
+    assert_eq!(
+        l.load_named_with_outcome("b", &returning(2))
+            .await
+            .unwrap()
+            .1,
+        CacheOutcome::Miss,
+        "b was the least recently used"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_loads_of_one_component_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = WasmEngine::new().unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let l = loader(&engine, dir.path());
+        tasks.push(tokio::spawn(async move {
+            let c = l.load_named("hello", fx::HELLO).await.unwrap();
+            answer(&c).await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 42);
+    }
+    assert_eq!(entries(dir.path()).len(), 1);
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[tokio::test]
+async fn an_unwritable_cache_directory_only_costs_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let engine = WasmEngine::new().unwrap();
+    let l = loader(&engine, &blocker.join("cache"));
+    let (c, o) = l.load_named_with_outcome("hello", fx::HELLO).await.unwrap();
+    assert_eq!(o, CacheOutcome::Miss);
+    assert_eq!(answer(&c).await, 42);
+}
+
+#[tokio::test]
+async fn precompiled_files_load_only_through_the_explicit_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = WasmEngine::new().unwrap();
+    let l = ComponentLoader::new(&engine);
+    let artifact = l.precompile("hello", fx::HELLO).await.unwrap();
+    let path = dir.path().join("hello.cwasm");
+    std::fs::write(&path, &artifact).unwrap();
+
+    // SAFETY: written just above by this engine configuration.
+    let c = unsafe { l.load_precompiled_file(&path) }.await.unwrap();
+    assert_eq!(answer(&c).await, 42);
+
+    // The ordinary path refuses it: it is not a component binary.
+    let err = l.load_from_file(&path).await.unwrap_err();
+    assert!(err.is_load_error(), "{err}");
+
+    // And the explicit path refuses what is not a precompiled component.
+    let wasm = dir.path().join("hello.wasm");
+    std::fs::write(&wasm, fx::HELLO).unwrap();
+    // SAFETY: a plain component file; Wasmtime rejects it before running anything.
+    let err = unsafe { l.load_precompiled_file(&wasm) }.await.unwrap_err();
+    assert!(
+        err.to_string().contains("not a precompiled component"),
+        "{err}"
+    );
+}
