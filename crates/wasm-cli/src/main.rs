@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use airssys_wasm_core::units::format_duration;
 use airssys_wasm_core::{CapabilitySet, PartialResourceLimits, ResourceLimits, WasmError};
 use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
-use airssys_wasm_loader::ComponentLoader;
+use airssys_wasm_loader::{CacheConfig, ComponentLoader};
 use airssys_wasm_manifest::{ComponentManifest, MANIFEST_FILE};
 
 const EXIT_CODES: &str = "\
@@ -30,6 +30,33 @@ A command component (`wasi:cli/run`) run without --invoke exits with the guest's
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+/// Where compiled components are cached between runs.
+#[derive(Args, Debug, Clone)]
+struct CacheArgs {
+    /// Do not use the compiled-artifact cache (compile every time).
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// The compiled-artifact cache directory (default `$XDG_CACHE_HOME/airssys-wasm`,
+    /// else `~/.cache/airssys-wasm`). It must be writable only by you: its entries are
+    /// native code that is run without validation.
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    fn config(&self) -> Option<CacheConfig> {
+        if self.no_cache {
+            return None;
+        }
+        match &self.cache_dir {
+            Some(dir) => Some(CacheConfig::new(dir)),
+            None => CacheConfig::user_default(),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -50,6 +77,17 @@ enum Command {
     /// Run a component under memory, fuel and wall-clock limits.
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
+    /// Compile a component ahead of time into a native artifact for this machine and
+    /// configuration (like `wasmtime compile`); run it with `run --allow-precompiled`.
+    #[command(after_help = EXIT_CODES)]
+    Compile {
+        /// A `.wasm` or `.wat` component, a `Component.toml`, or a directory holding one.
+        path: PathBuf,
+        /// Where to write the artifact (default: the component's name with `.cwasm`, in
+        /// the current directory).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -75,6 +113,10 @@ struct RunArgs {
     /// Print what the call used (fuel, wall time, peak memory) to stderr.
     #[arg(long)]
     report: bool,
+    /// Accept a precompiled artifact (from `airssys-wasm compile`) as the component.
+    /// Artifacts are native code run without validation: only pass ones you trust.
+    #[arg(long)]
+    allow_precompiled: bool,
     /// Arguments for the guest (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -128,7 +170,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(dispatch(cli.command));
+    let result = runtime.block_on(dispatch(cli.command, &cli.cache));
     // Guest output first, then any report of ours.
     let _ = std::io::stdout().flush();
     match result {
@@ -165,11 +207,12 @@ fn report_failure(error: &anyhow::Error) {
     }
 }
 
-async fn dispatch(command: Command) -> Result<u8, Failure> {
+async fn dispatch(command: Command, cache: &CacheArgs) -> Result<u8, Failure> {
     match command {
         Command::Validate { path } => validate(&path).await,
-        Command::Inspect { path } => inspect(&path).await,
-        Command::Run(args) => run(args).await,
+        Command::Inspect { path } => inspect(&path, cache).await,
+        Command::Run(args) => run(args, cache).await,
+        Command::Compile { path, output } => compile(&path, output).await,
     }
 }
 
@@ -211,22 +254,94 @@ fn engine() -> Result<WasmEngine, Failure> {
     WasmEngine::new().map_err(Failure::from)
 }
 
-async fn load(target: &Target) -> Result<CompiledComponent, Failure> {
-    let engine = engine()?;
-    let loader = ComponentLoader::new(&engine);
-    let path = target.component_path();
-    let bytes = tokio::fs::read(&path).await.map_err(|e| Failure {
-        code: 3,
-        error: anyhow::Error::new(e).context(format!("cannot read component {}", path.display())),
-    })?;
-    let name = match target.manifest() {
+/// The name messages use: the manifest's component name, else the file name.
+fn component_name(target: &Target) -> String {
+    match target.manifest() {
         Some(m) => m.name().to_owned(),
-        None => path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        ),
-    };
-    Ok(loader.load_named(&name, &bytes).await?)
+        None => {
+            let path = target.component_path();
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        }
+    }
+}
+
+async fn load(
+    target: &Target,
+    cache: &CacheArgs,
+    allow_precompiled: bool,
+) -> Result<CompiledComponent, Failure> {
+    let engine = engine()?;
+    let mut loader = ComponentLoader::new(&engine);
+    let path = target.component_path();
+    if is_precompiled(&path) {
+        if !allow_precompiled || target.manifest().is_some() {
+            return Err(Failure {
+                code: 3,
+                error: anyhow::anyhow!(
+                    "{} is a precompiled artifact (native code), not a component; run it \
+                     with --allow-precompiled if you trust where it came from, or run the \
+                     .wasm it was compiled from",
+                    path.display()
+                ),
+            });
+        }
+        // SAFETY: the user asked for this file to be trusted (--allow-precompiled,
+        // documented as native code run without validation).
+        return Ok(unsafe { loader.load_precompiled_file(&path) }.await?);
+    }
+    if let Some(config) = cache.config() {
+        loader = loader.with_cache(config);
+    }
+    let (component, outcome) = loader
+        .load_file_named(&component_name(target), &path)
+        .await?;
+    tracing::debug!(?outcome, "artifact cache");
+    Ok(component)
+}
+
+/// Whether `path` starts like a Wasmtime artifact (an ELF file).
+fn is_precompiled(path: &Path) -> bool {
+    let mut head = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| head == *b"\x7fELF")
+}
+
+async fn compile(path: &Path, output: Option<PathBuf>) -> Result<u8, Failure> {
+    let target = Target::resolve(path)?;
+    let engine = engine()?;
+    let source = target.component_path();
+    let bytes = tokio::fs::read(&source).await.map_err(|e| Failure {
+        code: 3,
+        error: anyhow::Error::new(e).context(format!("cannot read component {}", source.display())),
+    })?;
+    let name = component_name(&target);
+    let artifact = ComponentLoader::new(&engine)
+        .precompile(&name, &bytes)
+        .await?;
+    let output = output.unwrap_or_else(|| {
+        let stem = match target.manifest() {
+            Some(m) => m.name().to_owned(),
+            None => source
+                .file_stem()
+                .map_or_else(|| name.clone(), |s| s.to_string_lossy().into_owned()),
+        };
+        PathBuf::from(format!("{stem}.cwasm"))
+    });
+    std::fs::write(&output, &artifact)
+        .with_context(|| format!("writing {}", output.display()))
+        .map_err(|e| Failure { code: 1, error: e })?;
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "compiled {} -> {} ({} KiB)",
+        source.display(),
+        output.display(),
+        artifact.len() / 1024
+    );
+    Ok(0)
 }
 
 async fn validate(path: &Path) -> Result<u8, Failure> {
@@ -255,9 +370,9 @@ fn limits_line(m: &ComponentManifest) -> String {
         .unwrap_or_else(|e| e.to_string())
 }
 
-async fn inspect(path: &Path) -> Result<u8, Failure> {
+async fn inspect(path: &Path, cache: &CacheArgs) -> Result<u8, Failure> {
     let target = Target::resolve(path)?;
-    let component = load(&target).await?;
+    let component = load(&target, cache, false).await?;
     let mut out = String::new();
     out.push_str(&format!("component {}\n", component.name()));
     if let Some(m) = target.manifest() {
@@ -328,14 +443,14 @@ fn limits_for(target: &Target, args: &RunArgs) -> Result<ResourceLimits, Failure
     Ok(base.overridden_by(flags).resolve()?)
 }
 
-async fn run(args: RunArgs) -> Result<u8, Failure> {
+async fn run(args: RunArgs, cache: &CacheArgs) -> Result<u8, Failure> {
     let target = Target::resolve(&args.path)?;
     // Limits first: a run without them is refused before anything is compiled.
     let limits = limits_for(&target, &args)?;
     let capabilities = target
         .manifest()
         .map_or_else(CapabilitySet::default, ComponentManifest::capability_set);
-    let component = load(&target).await?;
+    let component = load(&target, cache, args.allow_precompiled).await?;
     let mut guest_args = vec![component.name().to_owned()];
     guest_args.extend(args.args.iter().cloned());
     let sandbox = Sandbox::new(limits.clone())

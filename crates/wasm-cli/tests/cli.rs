@@ -7,8 +7,15 @@ use std::process::{Command, Output};
 
 use airssys_wasm_testkit as fx;
 
+/// The binary, with its artifact cache in the test's target directory rather than the
+/// user's.
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_airssys-wasm"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_airssys-wasm"));
+    c.env(
+        "XDG_CACHE_HOME",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"),
+    );
+    c
 }
 
 fn run(args: &[&str]) -> Output {

@@ -133,6 +133,22 @@ impl ComponentLoader {
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
+        self.load_file_named(&name, path).await
+    }
+
+    /// As [`load_from_file_with_outcome`](Self::load_from_file_with_outcome), with the
+    /// name to use in messages (a manifest's component name, say).
+    ///
+    /// # Errors
+    ///
+    /// As [`load_from_file`](Self::load_from_file).
+    pub async fn load_file_named(
+        &self,
+        name: &str,
+        path: impl AsRef<Path>,
+    ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
+        let path = path.as_ref();
+        let name = name.to_owned();
         if let Some(cache) = &self.cache {
             // Fast path: an unchanged file is neither read nor hashed.
             let (cache, engine, file) = (cache.clone(), self.engine.clone(), path.to_owned());
