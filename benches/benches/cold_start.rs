@@ -4,22 +4,31 @@
 //!
 //! "The same work": the raw variant uses an engine with the same configuration (fuel
 //! metering and epoch interruption on) and, like any embedder that wants the same
-//! guarantees, sets fuel and an epoch deadline before each call. What it does not do
-//! is what airssys-wasm adds: the limiter, the WASI context, the report, poisoning.
+//! guarantees, sets fuel and an epoch deadline before each call; for guests that import
+//! WASI it links `wasmtime-wasi` and builds a `WasiCtx` per instance, as airssys does.
+//! What it does not do is what airssys-wasm adds: the limiter, capabilities, the
+//! report, poisoning. Groups with other variants say what they compare in
+//! BENCHMARKS.md.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use wasmtime::component::{Component, Linker, TypedFunc};
-use wasmtime::{Config, Engine, OptLevel, Store};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, TypedFunc};
+use wasmtime::{Config, Engine, OptLevel, PoolingAllocationConfig, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use airssys_wasm_core::ResourceLimits;
-use airssys_wasm_engine::{Sandbox, WasmEngine};
-use airssys_wasm_loader::ComponentLoader;
-use airssys_wasm_testkit as fx;
+use airssys_wasm_engine::{CompiledComponent, Pooling, Sandbox, WasmEngine};
+use airssys_wasm_loader::{CacheConfig, CacheOutcome, ComponentLoader};
+use airssys_wasm_testkit::{self as fx, guests};
 
 const FUEL: u64 = 10_000_000;
+const CPU_FUEL: u64 = 100_000_000_000;
+const FIB_N: u32 = 1_000_000;
+const CONCURRENT: usize = 64;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -29,12 +38,15 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn sandbox() -> Sandbox {
-    Sandbox::new(ResourceLimits::new(4 << 20, FUEL, Duration::from_secs(5)).unwrap())
+fn limits() -> ResourceLimits {
+    ResourceLimits::new(16 << 20, FUEL, Duration::from_secs(5)).unwrap()
 }
 
-/// A raw Wasmtime engine configured like `WasmEngine::new()`.
-fn raw_engine() -> Engine {
+fn sandbox() -> Sandbox {
+    Sandbox::new(limits())
+}
+
+fn raw_config() -> Config {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
@@ -43,14 +55,75 @@ fn raw_engine() -> Engine {
         .epoch_interruption(true)
         .max_wasm_stack(1 << 20)
         .async_stack_size(2 << 20);
-    Engine::new(&config).unwrap()
+    config
 }
 
-fn raw_store(engine: &Engine) -> Store<()> {
-    let mut store = Store::new(engine, ());
+/// A raw Wasmtime engine configured like `WasmEngine::new()`.
+fn raw_engine() -> Engine {
+    Engine::new(&raw_config()).unwrap()
+}
+
+/// What a raw embedder's store holds to run WASI guests.
+struct RawWasi {
+    ctx: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for RawWasi {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+fn raw_store(engine: &Engine) -> Store<RawWasi> {
+    let mut store = Store::new(
+        engine,
+        RawWasi {
+            ctx: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+        },
+    );
     store.set_fuel(FUEL).unwrap();
     store.set_epoch_deadline(1_000);
     store
+}
+
+fn raw_linker(engine: &Engine) -> Linker<RawWasi> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    linker
+}
+
+async fn airssys_first_call(c: &CompiledComponent, export: &str) -> i32 {
+    let mut i = c.instantiate(&sandbox()).await.unwrap();
+    let ((v,), _) = i
+        .call_typed::<(i32, i32), (i32,)>(export, (40, 2))
+        .await
+        .unwrap();
+    v
+}
+
+async fn airssys_hello(c: &CompiledComponent) -> i32 {
+    let mut i = c.instantiate(&sandbox()).await.unwrap();
+    let ((v,), _) = i.call_typed::<(), (i32,)>("hello", ()).await.unwrap();
+    v
+}
+
+async fn raw_hello(pre: &InstancePre<RawWasi>, engine: &Engine) -> i32 {
+    let mut store = raw_store(engine);
+    let instance = pre.instantiate_async(&mut store).await.unwrap();
+    let f: TypedFunc<(), (i32,)> = instance.get_typed_func(&mut store, "hello").unwrap();
+    f.call_async(&mut store, ()).await.unwrap().0
+}
+
+async fn raw_add(pre: &InstancePre<RawWasi>, engine: &Engine) -> i32 {
+    let mut store = raw_store(engine);
+    let instance = pre.instantiate_async(&mut store).await.unwrap();
+    let f: TypedFunc<(i32, i32), (i32,)> = instance.get_typed_func(&mut store, "add").unwrap();
+    f.call_async(&mut store, (40, 2)).await.unwrap().0
 }
 
 fn cold_start_from_bytes(c: &mut Criterion) {
@@ -58,61 +131,187 @@ fn cold_start_from_bytes(c: &mut Criterion) {
     let engine = WasmEngine::new().unwrap();
     let loader = ComponentLoader::new(&engine);
     let raw = raw_engine();
+    let linker = raw_linker(&raw);
+
     let mut g = c.benchmark_group("cold_start_from_bytes/hello");
     g.bench_function("airssys", |b| {
         b.to_async(&rt).iter(|| async {
             let component = loader.load_from_bytes(fx::HELLO).await.unwrap();
-            let mut i = component.instantiate(&sandbox()).await.unwrap();
-            let ((v,), _) = i.call_typed::<(), (i32,)>("hello", ()).await.unwrap();
-            assert_eq!(v, 42);
+            assert_eq!(airssys_hello(&component).await, 42);
         });
     });
     g.bench_function("raw_wasmtime", |b| {
         b.to_async(&rt).iter(|| async {
             let component = Component::new(&raw, fx::HELLO).unwrap();
-            let linker = Linker::<()>::new(&raw);
-            let mut store = raw_store(&raw);
-            let instance = linker
-                .instantiate_async(&mut store, &component)
-                .await
-                .unwrap();
-            let f: TypedFunc<(), (i32,)> = instance.get_typed_func(&mut store, "hello").unwrap();
-            let (v,) = f.call_async(&mut store, ()).await.unwrap();
-            assert_eq!(v, 42);
+            let pre = linker.instantiate_pre(&component).unwrap();
+            assert_eq!(raw_hello(&pre, &raw).await, 42);
+        });
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("cold_start_from_bytes/rust_calc");
+    g.sample_size(20);
+    g.bench_function("airssys", |b| {
+        b.to_async(&rt).iter(|| async {
+            let component = loader.load_from_bytes(guests::CALC).await.unwrap();
+            assert_eq!(airssys_first_call(&component, "add").await, 42);
+        });
+    });
+    g.bench_function("raw_wasmtime", |b| {
+        b.to_async(&rt).iter(|| async {
+            let component = Component::new(&raw, guests::CALC).unwrap();
+            let pre = linker.instantiate_pre(&component).unwrap();
+            assert_eq!(raw_add(&pre, &raw).await, 42);
         });
     });
     g.finish();
 }
 
-fn warm_instantiate_and_call(c: &mut Criterion) {
+fn cold_start_cached(c: &mut Criterion) {
     let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
     let engine = WasmEngine::new().unwrap();
-    let component = rt
-        .block_on(ComponentLoader::new(&engine).load_from_bytes(fx::HELLO))
+    let loader =
+        ComponentLoader::new(&engine).with_cache(CacheConfig::new(dir.path().join("cache")));
+    let wasm = dir.path().join("calc.wasm");
+    std::fs::write(&wasm, guests::CALC).unwrap();
+    age(&wasm);
+    // Warm the cache.
+    let (_, o) = rt
+        .block_on(loader.load_from_file_with_outcome(&wasm))
         .unwrap();
+    assert_eq!(o, CacheOutcome::Miss);
+
     let raw = raw_engine();
-    let raw_component = Component::new(&raw, fx::HELLO).unwrap();
-    let raw_pre = Linker::<()>::new(&raw)
-        .instantiate_pre(&raw_component)
-        .unwrap();
-    let mut g = c.benchmark_group("instantiate_and_call/hello");
+    let linker = raw_linker(&raw);
+    let cwasm = dir.path().join("calc.cwasm");
+    std::fs::write(&cwasm, raw.precompile_component(guests::CALC).unwrap()).unwrap();
+
+    let mut g = c.benchmark_group("cold_start_cached/rust_calc");
     g.bench_function("airssys", |b| {
         b.to_async(&rt).iter(|| async {
-            let mut i = component.instantiate(&sandbox()).await.unwrap();
-            let ((v,), _) = i.call_typed::<(), (i32,)>("hello", ()).await.unwrap();
-            assert_eq!(v, 42);
+            let (component, o) = loader.load_from_file_with_outcome(&wasm).await.unwrap();
+            debug_assert_eq!(o, CacheOutcome::Hit);
+            assert_eq!(airssys_first_call(&component, "add").await, 42);
         });
     });
     g.bench_function("raw_wasmtime", |b| {
         b.to_async(&rt).iter(|| async {
-            let mut store = raw_store(&raw);
-            let instance = raw_pre.instantiate_async(&mut store).await.unwrap();
-            let f: TypedFunc<(), (i32,)> = instance.get_typed_func(&mut store, "hello").unwrap();
-            let (v,) = f.call_async(&mut store, ()).await.unwrap();
-            assert_eq!(v, 42);
+            // SAFETY: written above by this engine.
+            let component = unsafe { Component::deserialize_file(&raw, &cwasm) }.unwrap();
+            let pre = linker.instantiate_pre(&component).unwrap();
+            assert_eq!(raw_add(&pre, &raw).await, 42);
         });
     });
     g.finish();
+}
+
+/// Puts a file's modification time an hour back, out of the cache's racy window.
+fn age(path: &Path) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+}
+
+/// What the metadata fast path saves on a large component: a cache hit found by the
+/// file's metadata against one found by reading and hashing the file.
+fn cache_hit_paths(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = WasmEngine::new().unwrap();
+    let loader =
+        ComponentLoader::new(&engine).with_cache(CacheConfig::new(dir.path().join("cache")));
+    // 8 MiB of data in a data segment: a large file that compiles quickly.
+    let big = format!(
+        r#"(component (core module $m (memory 129) (data (i32.const 0) "{}")
+              (func (export "hello") (result i32) i32.const 42))
+            (core instance $i (instantiate $m))
+            (func (export "hello") (result s32) (canon lift (core func $i "hello"))))"#,
+        "a".repeat(8 << 20)
+    );
+    let wasm = dir.path().join("big.wasm");
+    std::fs::write(&wasm, wat::parse_str(&big).unwrap()).unwrap();
+    age(&wasm);
+    rt.block_on(loader.load_from_file(&wasm)).unwrap();
+
+    let mut g = c.benchmark_group("cache_hit/8MiB_component");
+    g.bench_function("metadata_fast_path", |b| {
+        b.to_async(&rt).iter(|| async {
+            let (_, o) = loader.load_from_file_with_outcome(&wasm).await.unwrap();
+            assert_eq!(o, CacheOutcome::Hit);
+        });
+    });
+    g.bench_function("read_and_hash", |b| {
+        b.to_async(&rt).iter(|| async {
+            let bytes = tokio::fs::read(&wasm).await.unwrap();
+            let (_, o) = loader.load_named_with_outcome("big", &bytes).await.unwrap();
+            assert_eq!(o, CacheOutcome::Hit);
+        });
+    });
+    g.finish();
+}
+
+fn instantiate_and_call(c: &mut Criterion) {
+    let rt = runtime();
+    for pooled in [false, true] {
+        let engine = if pooled {
+            WasmEngine::builder()
+                .pooling(Pooling::for_limits(&limits(), 256))
+                .build()
+                .unwrap()
+        } else {
+            WasmEngine::new().unwrap()
+        };
+        let loader = ComponentLoader::new(&engine);
+        let hello = rt.block_on(loader.load_from_bytes(fx::HELLO)).unwrap();
+        let calc = rt.block_on(loader.load_from_bytes(guests::CALC)).unwrap();
+
+        let mut config = raw_config();
+        if pooled {
+            let mut p = PoolingAllocationConfig::default();
+            p.total_component_instances(256)
+                .total_core_instances(256 * 20)
+                .total_memories(256 * 4)
+                .total_tables(256 * 10)
+                .total_stacks(256)
+                .max_memory_size(16 << 20);
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(p));
+        }
+        let raw = Engine::new(&config).unwrap();
+        let linker = raw_linker(&raw);
+        let raw_hello_pre = linker
+            .instantiate_pre(&Component::new(&raw, fx::HELLO).unwrap())
+            .unwrap();
+        let raw_calc_pre = linker
+            .instantiate_pre(&Component::new(&raw, guests::CALC).unwrap())
+            .unwrap();
+        let suffix = if pooled { "_pooled" } else { "" };
+
+        let mut g = c.benchmark_group(format!("instantiate_and_call{suffix}/hello"));
+        g.bench_function("airssys", |b| {
+            b.to_async(&rt)
+                .iter(|| async { assert_eq!(airssys_hello(&hello).await, 42) });
+        });
+        g.bench_function("raw_wasmtime", |b| {
+            b.to_async(&rt)
+                .iter(|| async { assert_eq!(raw_hello(&raw_hello_pre, &raw).await, 42) });
+        });
+        g.finish();
+
+        let mut g = c.benchmark_group(format!("instantiate_and_call{suffix}/rust_calc"));
+        g.bench_function("airssys", |b| {
+            b.to_async(&rt)
+                .iter(|| async { assert_eq!(airssys_first_call(&calc, "add").await, 42) });
+        });
+        g.bench_function("raw_wasmtime", |b| {
+            b.to_async(&rt)
+                .iter(|| async { assert_eq!(raw_add(&raw_calc_pre, &raw).await, 42) });
+        });
+        g.finish();
+    }
 }
 
 fn call_overhead(c: &mut Criterion) {
@@ -123,9 +322,11 @@ fn call_overhead(c: &mut Criterion) {
     let greet = rt.block_on(loader.load_from_bytes(fx::GREET)).unwrap();
     let mut hello_i = rt.block_on(hello.instantiate(&sandbox())).unwrap();
     let mut greet_i = rt.block_on(greet.instantiate(&sandbox())).unwrap();
+    let double = hello_i.typed_export::<(i32,), (i32,)>("double").unwrap();
+    let greet_h = greet_i.typed_export::<(&str,), (String,)>("greet").unwrap();
 
     let raw = raw_engine();
-    let linker = Linker::<()>::new(&raw);
+    let linker = raw_linker(&raw);
     let raw_hello = Component::new(&raw, fx::HELLO).unwrap();
     let raw_greet = Component::new(&raw, fx::GREET).unwrap();
     let mut hs = raw_store(&raw);
@@ -143,6 +344,23 @@ fn call_overhead(c: &mut Criterion) {
     let mut g = c.benchmark_group("call/typed_double");
     g.bench_function("airssys", |b| {
         b.iter(|| {
+            let ((v,), _) = rt.block_on(hello_i.call_export(&double, (21,))).unwrap();
+            assert_eq!(v, 42);
+        });
+    });
+    g.bench_function("raw_wasmtime", |b| {
+        b.iter(|| {
+            hs.set_fuel(FUEL).unwrap();
+            hs.set_epoch_deadline(1_000);
+            let (v,) = rt.block_on(raw_double.call_async(&mut hs, (21,))).unwrap();
+            assert_eq!(v, 42);
+        });
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("call/typed_double_by_name");
+    g.bench_function("airssys", |b| {
+        b.iter(|| {
             let ((v,), _) = rt
                 .block_on(hello_i.call_typed::<(i32,), (i32,)>("double", (21,)))
                 .unwrap();
@@ -153,7 +371,8 @@ fn call_overhead(c: &mut Criterion) {
         b.iter(|| {
             hs.set_fuel(FUEL).unwrap();
             hs.set_epoch_deadline(1_000);
-            let (v,) = rt.block_on(raw_double.call_async(&mut hs, (21,))).unwrap();
+            let f: TypedFunc<(i32,), (i32,)> = hi.get_typed_func(&mut hs, "double").unwrap();
+            let (v,) = rt.block_on(f.call_async(&mut hs, (21,))).unwrap();
             assert_eq!(v, 42);
         });
     });
@@ -187,7 +406,7 @@ fn call_overhead(c: &mut Criterion) {
     g.bench_function("airssys", |b| {
         b.iter(|| {
             let ((s,), _) = rt
-                .block_on(greet_i.call_typed::<(&str,), (String,)>("greet", ("bench",)))
+                .block_on(greet_i.call_export(&greet_h, ("bench",)))
                 .unwrap();
             assert_eq!(s.len(), 13);
         });
@@ -205,11 +424,120 @@ fn call_overhead(c: &mut Criterion) {
     g.finish();
 }
 
+/// `CONCURRENT` tasks, each instantiating the Rust guest and calling it once, on a
+/// two-worker runtime: time for the whole batch.
+fn concurrent_instances(c: &mut Criterion) {
+    let rt = runtime();
+    let engine = WasmEngine::new().unwrap();
+    let calc = rt
+        .block_on(ComponentLoader::new(&engine).load_from_bytes(guests::CALC))
+        .unwrap();
+    let raw = raw_engine();
+    let pre = raw_linker(&raw)
+        .instantiate_pre(&Component::new(&raw, guests::CALC).unwrap())
+        .unwrap();
+
+    let mut g = c.benchmark_group(format!("concurrent/{CONCURRENT}_instances_rust_calc"));
+    g.bench_function("airssys", |b| {
+        b.to_async(&rt).iter(|| async {
+            let tasks: Vec<_> = (0..CONCURRENT)
+                .map(|_| {
+                    let calc = calc.clone();
+                    tokio::spawn(async move { airssys_first_call(&calc, "add").await })
+                })
+                .collect();
+            for t in tasks {
+                assert_eq!(t.await.unwrap(), 42);
+            }
+        });
+    });
+    g.bench_function("raw_wasmtime", |b| {
+        b.to_async(&rt).iter(|| async {
+            let tasks: Vec<_> = (0..CONCURRENT)
+                .map(|_| {
+                    let (pre, raw) = (pre.clone(), raw.clone());
+                    tokio::spawn(async move { raw_add(&pre, &raw).await })
+                })
+                .collect();
+            for t in tasks {
+                assert_eq!(t.await.unwrap(), 42);
+            }
+        });
+    });
+    g.finish();
+}
+
+fn native_fib(n: u32) -> u64 {
+    let (mut a, mut b) = (0u64, 1u64);
+    for _ in 0..n {
+        (a, b) = (b, black_box(a.wrapping_add(b)));
+    }
+    a
+}
+
+/// CPU-bound guest work (`fib(1_000_000)` in the Rust guest): airssys with fuel and
+/// epochs on, raw Wasmtime with both **off** (the price of the safety), and native Rust.
+fn cpu_bound(c: &mut Criterion) {
+    let rt = runtime();
+    let engine = WasmEngine::new().unwrap();
+    let calc = rt
+        .block_on(ComponentLoader::new(&engine).load_from_bytes(guests::CALC))
+        .unwrap();
+    let cpu =
+        Sandbox::new(ResourceLimits::new(16 << 20, CPU_FUEL, Duration::from_secs(60)).unwrap());
+    let mut i = rt.block_on(calc.instantiate(&cpu)).unwrap();
+    let fib = i.typed_export::<(u32,), (u64,)>("fib").unwrap();
+    let expected = native_fib(FIB_N);
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .cranelift_opt_level(OptLevel::Speed);
+    let raw = Engine::new(&config).unwrap();
+    let mut linker = Linker::new(&raw);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    let mut store = Store::new(
+        &raw,
+        RawWasi {
+            ctx: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+        },
+    );
+    let instance = rt
+        .block_on(
+            linker.instantiate_async(&mut store, &Component::new(&raw, guests::CALC).unwrap()),
+        )
+        .unwrap();
+    let raw_fib: TypedFunc<(u32,), (u64,)> = instance.get_typed_func(&mut store, "fib").unwrap();
+
+    let mut g = c.benchmark_group("cpu/fib_1e6");
+    g.sample_size(20);
+    g.bench_function("airssys", |b| {
+        b.iter(|| {
+            let ((v,), _) = rt.block_on(i.call_export(&fib, (FIB_N,))).unwrap();
+            assert_eq!(v, expected);
+        });
+    });
+    g.bench_function("raw_wasmtime", |b| {
+        b.iter(|| {
+            let (v,) = rt
+                .block_on(raw_fib.call_async(&mut store, (FIB_N,)))
+                .unwrap();
+            assert_eq!(v, expected);
+        });
+    });
+    g.bench_function("native", |b| {
+        b.iter(|| assert_eq!(native_fib(black_box(FIB_N)), expected));
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    targets = cold_start_from_bytes, warm_instantiate_and_call, call_overhead
+    targets = cold_start_from_bytes, cold_start_cached, cache_hit_paths, instantiate_and_call,
+        call_overhead, concurrent_instances, cpu_bound
 }
 criterion_main!(benches);

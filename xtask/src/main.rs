@@ -133,6 +133,7 @@ fn build_guests() -> anyhow::Result<()> {
 
 fn bench() -> anyhow::Result<()> {
     let root = workspace_root();
+    let started = std::time::SystemTime::now();
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(&root)
         .args(["bench", "--locked", "-p", "airssys-wasm-benches"])
@@ -141,7 +142,7 @@ fn bench() -> anyhow::Result<()> {
     if !status.success() {
         bail!("cargo bench failed");
     }
-    let results = read_medians(&root.join("target/criterion"))?;
+    let results = read_medians(&root.join("target/criterion"), started)?;
     let table = render(&results);
     let path = root.join("BENCHMARKS.md");
     let doc =
@@ -156,8 +157,12 @@ fn bench() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// group -> variant -> median in nanoseconds, from criterion's `new/estimates.json`.
-fn read_medians(dir: &Path) -> anyhow::Result<BTreeMap<String, BTreeMap<String, f64>>> {
+/// group -> variant -> median in nanoseconds, from criterion's `new/estimates.json`
+/// files written since `since` (older ones are from benchmarks that no longer exist).
+fn read_medians(
+    dir: &Path,
+    since: std::time::SystemTime,
+) -> anyhow::Result<BTreeMap<String, BTreeMap<String, f64>>> {
     let mut out: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -168,7 +173,11 @@ fn read_medians(dir: &Path) -> anyhow::Result<BTreeMap<String, BTreeMap<String, 
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.ends_with("new/estimates.json") {
+            } else if p.ends_with("new/estimates.json")
+                && std::fs::metadata(&p)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t >= since)
+            {
                 let bench = std::fs::read_to_string(p.with_file_name("benchmark.json"))?;
                 let bench: serde_json::Value = serde_json::from_str(&bench)?;
                 let est: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p)?)?;
@@ -196,7 +205,8 @@ fn render(results: &BTreeMap<String, BTreeMap<String, f64>>) -> String {
     let machine = machine();
     let mut s = format!(
         "\nMachine: {machine}. Date: {}. Medians of criterion's samples.\n\n\
-         | group | airssys | raw Wasmtime | ratio (airssys / raw) |\n|---|---|---|---|\n",
+         | group | airssys | raw Wasmtime | ratio (airssys / raw) | other variants |\n\
+         |---|---|---|---|---|\n",
         today()
     );
     for (group, variants) in results {
@@ -206,10 +216,16 @@ fn render(results: &BTreeMap<String, BTreeMap<String, f64>>) -> String {
             (Some(a), Some(r)) if r > 0.0 => format!("{:.2}", a / r),
             _ => "—".into(),
         };
+        let others: Vec<String> = variants
+            .iter()
+            .filter(|(name, _)| *name != "airssys" && *name != "raw_wasmtime")
+            .map(|(name, ns)| format!("{name}: {}", fmt_ns(*ns)))
+            .collect();
         s.push_str(&format!(
-            "| `{group}` | {} | {} | {ratio} |\n",
+            "| `{group}` | {} | {} | {ratio} | {} |\n",
             a.map_or("—".into(), fmt_ns),
-            r.map_or("—".into(), fmt_ns)
+            r.map_or("—".into(), fmt_ns),
+            others.join(", ")
         ));
     }
     s

@@ -351,6 +351,11 @@ impl EpochTicker {
                 let (lock, cvar) = &*signal;
                 let Ok(mut stopped) = lock.lock() else { return };
                 loop {
+                    // Checked before waiting too: a stop signalled before this thread
+                    // first waits must not cost a whole tick at shutdown.
+                    if *stopped {
+                        return;
+                    }
                     let Ok((guard, _)) = cvar.wait_timeout(stopped, tick) else {
                         return;
                     };

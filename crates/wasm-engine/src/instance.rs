@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::types::ComponentFunc;
 use wasmtime::component::wasm_wave::untyped::UntypedFuncCall;
-use wasmtime::component::{ComponentNamedList, Func, Instance, Lift, Lower, Type, Val};
+use wasmtime::component::{ComponentNamedList, Func, Instance, Lift, Lower, Type, TypedFunc, Val};
 use wasmtime::{Store, Trap, WasmBacktrace};
 
 use airssys_wasm_core::error::duration_ms;
@@ -66,7 +67,71 @@ pub struct ComponentInstance {
     last_report: ExecutionReport,
     /// Exports already looked up, by the name they were asked for.
     funcs: HashMap<String, Func>,
+    /// Tells this instance's [`TypedExport`]s from other instances'.
+    id: u64,
 }
+
+/// A typed handle on one export of one instance, from
+/// [`ComponentInstance::typed_export`]: calls through it skip the name lookup and the
+/// type check, which is what a hot path wants.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use airssys_wasm_core::ResourceLimits;
+/// # use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), airssys_wasm_core::WasmError> {
+/// # let engine = WasmEngine::new()?;
+/// # let wat = r#"(component
+/// #   (core module $m (func (export "double") (param i32) (result i32)
+/// #     local.get 0 i32.const 2 i32.mul))
+/// #   (core instance $i (instantiate $m))
+/// #   (func (export "double") (param "x" s32) (result s32)
+/// #     (canon lift (core func $i "double"))))"#;
+/// # let c = wasmtime::component::Component::new(engine.wasmtime_engine(), wat).unwrap();
+/// # let component = CompiledComponent::new(&engine, "doc", c)?;
+/// # let limits = ResourceLimits::new(1 << 20, 1_000_000, Duration::from_secs(1))?;
+/// let mut instance = component.instantiate(&Sandbox::new(limits)).await?;
+/// let double = instance.typed_export::<(i32,), (i32,)>("double")?;
+/// for x in 0..3 {
+///     let ((y,), _report) = instance.call_export(&double, (x,)).await?;
+///     assert_eq!(y, 2 * x);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub struct TypedExport<P, R> {
+    func: TypedFunc<P, R>,
+    export: String,
+    instance: u64,
+}
+
+impl<P, R> Clone for TypedExport<P, R> {
+    fn clone(&self) -> Self {
+        Self {
+            func: self.func,
+            export: self.export.clone(),
+            instance: self.instance,
+        }
+    }
+}
+
+impl<P, R> std::fmt::Debug for TypedExport<P, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedExport")
+            .field("export", &self.export)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P, R> TypedExport<P, R> {
+    /// The export's name.
+    pub fn export(&self) -> &str {
+        &self.export
+    }
+}
+
+static NEXT_INSTANCE_ID: AtomicU64 = AtomicU64::new(1);
 
 impl std::fmt::Debug for ComponentInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,6 +160,7 @@ impl ComponentInstance {
             instantiation,
             last_report: instantiation,
             funcs: HashMap::new(),
+            id: NEXT_INSTANCE_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -179,7 +245,22 @@ impl ComponentInstance {
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
-        self.check_poison()?;
+        let handle = self.typed_export::<P, R>(export)?;
+        self.call_export(&handle, params).await
+    }
+
+    /// Looks `export` up once and checks it against the Rust types `P` and `R`, for
+    /// repeated calls with [`call_export`](Self::call_export).
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::ExportNotFound`], or [`WasmError::InvalidArguments`] when the types
+    /// do not match the export's signature.
+    pub fn typed_export<P, R>(&mut self, export: &str) -> WasmResult<TypedExport<P, R>>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
         let func = self.lookup(export)?;
         let typed = func
             .typed::<P, R>(&self.store)
@@ -189,9 +270,49 @@ impl ComponentInstance {
                 reason: format!("the Rust types do not match the export: {e}"),
                 signature: render_func(&func.ty(&self.store)),
             })?;
+        Ok(TypedExport {
+            func: typed,
+            export: export.to_owned(),
+            instance: self.id,
+        })
+    }
+
+    /// Calls through a handle from [`typed_export`](Self::typed_export) on this
+    /// instance: same limits, report and poisoning as [`call`](Self::call), without the
+    /// lookup.
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call); [`WasmError::InvalidArguments`] for a handle from
+    /// another instance.
+    pub async fn call_export<P, R>(
+        &mut self,
+        export: &TypedExport<P, R>,
+        params: P,
+    ) -> WasmResult<(R, ExecutionReport)>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        self.check_poison()?;
+        if export.instance != self.id {
+            return Err(WasmError::InvalidArguments {
+                component: self.component.name().to_owned(),
+                export: export.export.clone(),
+                reason: "this handle belongs to another instance; get one from this \
+                         instance with typed_export"
+                    .into(),
+                signature: self
+                    .component
+                    .export_signatures()
+                    .into_iter()
+                    .find(|s| s.starts_with(&format!("{}:", export.export)))
+                    .unwrap_or_else(|| "unknown".into()),
+            });
+        }
         let started = Deadline::begin(&mut self.store, &self.limits);
         let bound = Deadline::hard_bound(&self.limits, self.component.engine().epoch_tick());
-        let outcome = bounded(bound, typed.call_async(&mut self.store, params)).await;
+        let outcome = bounded(bound, export.func.call_async(&mut self.store, params)).await;
         let report = started.finish(&mut self.store, &self.limits);
         let value = self.settle(outcome, report)?;
         Ok((value, report))

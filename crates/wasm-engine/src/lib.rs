@@ -59,7 +59,7 @@ pub use engine::{
     WasmEngineBuilder,
 };
 pub use host::HostState;
-pub use instance::{CallOutcome, ComponentInstance};
+pub use instance::{CallOutcome, ComponentInstance, TypedExport};
 pub use sandbox::{ExecutionReport, Sandbox};
 pub use types::ItemInfo;
 

@@ -514,3 +514,27 @@ async fn many_concurrent_instances_good_and_hostile() {
     assert_eq!(good_done, 80);
     assert!(t.elapsed() < Duration::from_secs(60));
 }
+
+#[tokio::test]
+async fn typed_handles_call_without_lookup_and_refuse_other_instances() {
+    let engine = WasmEngine::new().unwrap();
+    let hello = compile(&engine, "hello", fx::HELLO);
+    let mut a = hello.instantiate(&roomy()).await.unwrap();
+    let mut b = hello.instantiate(&roomy()).await.unwrap();
+    let double = a.typed_export::<(i32,), (i32,)>("double").unwrap();
+    assert_eq!(double.export(), "double");
+    for x in [0, 1, 21, -4] {
+        let ((y,), report) = a.call_export(&double, (x,)).await.unwrap();
+        assert_eq!(y, 2 * x);
+        assert!(report.fuel_consumed > 0);
+    }
+    let err = b.call_export(&double, (1,)).await.unwrap_err();
+    assert!(matches!(err, WasmError::InvalidArguments { .. }), "{err}");
+    assert!(err.to_string().contains("another instance"), "{err}");
+    assert!(b.poisoned().is_none(), "a usage error does not poison");
+
+    let err = a.typed_export::<(String,), (i32,)>("double").unwrap_err();
+    assert!(matches!(err, WasmError::InvalidArguments { .. }), "{err}");
+    let err = a.typed_export::<(), ()>("nope").unwrap_err();
+    assert!(matches!(err, WasmError::ExportNotFound { .. }), "{err}");
+}

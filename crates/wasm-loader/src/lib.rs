@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 mod cache;
 use cache::{ArtifactCache, Lookup};
-pub use cache::{CacheConfig, CacheOutcome, DEFAULT_MAX_BYTES, RACY_WINDOW};
+pub use cache::{CacheConfig, CacheOutcome, DEFAULT_MAX_BYTES, RACY_WINDOW, TOUCH_AFTER};
 
 use wasmtime::component::Component;
 use wasmtime::wasmparser::{Validator, WasmFeatures};
@@ -54,6 +54,23 @@ pub const BYTES_NAME: &str = "<bytes>";
 /// Inputs smaller than this are validated on the calling task; larger ones on the
 /// blocking pool.
 const INLINE_VALIDATION_LIMIT: usize = 256 * 1024;
+
+/// Components up to this size are looked up in the artifact cache on the calling task:
+/// a hit (hash, checksum, mmap) takes tens of microseconds, less than a round trip
+/// through the blocking pool costs. Larger ones go to the blocking pool.
+const INLINE_CACHE_HIT_LIMIT: u64 = 256 * 1024;
+
+/// Runs `f` on tokio's blocking pool when `heavy`, else right here.
+async fn off_the_executor_if<T: Send + 'static>(
+    heavy: bool,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    if heavy {
+        tokio::task::spawn_blocking(f).await
+    } else {
+        Ok(f())
+    }
+}
 
 /// What kind of WebAssembly binary some bytes are, from their 8-byte header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,16 +168,20 @@ impl ComponentLoader {
         let name = name.to_owned();
         if let Some(cache) = &self.cache {
             // Fast path: an unchanged file is neither read nor hashed.
-            let (cache, engine, file) = (cache.clone(), self.engine.clone(), path.to_owned());
-            let hit = tokio::task::spawn_blocking(move || {
-                let key = cache.key_by_metadata(&file)?;
-                match cache.lookup(engine.wasmtime_engine(), &key) {
-                    Lookup::Hit(c) => Some(c),
-                    Lookup::Miss | Lookup::Corrupt => None,
+            let probe = {
+                let (cache, engine, file) = (cache.clone(), self.engine.clone(), path.to_owned());
+                move || {
+                    let key = cache.key_by_metadata(&file)?;
+                    match cache.lookup(engine.wasmtime_engine(), &key) {
+                        Lookup::Hit(c) => Some(c),
+                        Lookup::Miss | Lookup::Corrupt => None,
+                    }
                 }
-            })
-            .await
-            .map_err(|e| join_error(&name, e))?;
+            };
+            let size = std::fs::metadata(path).map_or(u64::MAX, |m| m.len());
+            let hit = off_the_executor_if(size > INLINE_CACHE_HIT_LIMIT, probe)
+                .await
+                .map_err(|e| join_error(&name, e))?;
             if let Some(component) = hit {
                 tracing::debug!(component = %name, "loaded from the artifact cache (unchanged file)");
                 return Ok((
@@ -335,7 +356,8 @@ impl ComponentLoader {
         };
         let engine = self.engine.clone();
         let lookup_path = path.clone();
-        let (key, found, bytes) = tokio::task::spawn_blocking(move || {
+        let large = bytes.len() as u64 > INLINE_CACHE_HIT_LIMIT;
+        let (key, found, bytes) = off_the_executor_if(large, move || {
             let key = cache.key(&bytes);
             let found = cache.lookup(engine.wasmtime_engine(), &key);
             if let (Lookup::Hit(_), Some(file)) = (&found, &lookup_path) {

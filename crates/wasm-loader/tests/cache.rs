@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use airssys_wasm_core::ResourceLimits;
 use airssys_wasm_engine::{CompiledComponent, Optimization, Sandbox, WasmEngine};
-use airssys_wasm_loader::{CacheConfig, CacheOutcome, ComponentLoader};
+use airssys_wasm_loader::{CacheConfig, CacheOutcome, ComponentLoader, TOUCH_AFTER};
 use airssys_wasm_testkit as fx;
 
 fn loader(engine: &WasmEngine, dir: &Path) -> ComponentLoader {
@@ -66,6 +66,16 @@ fn set_mtime_at(path: &Path, at: SystemTime) {
         .unwrap()
         .set_modified(at)
         .unwrap();
+}
+
+/// `body` with the cache's footer: magic, length, CRC-32.
+fn with_footer(mut body: Vec<u8>) -> Vec<u8> {
+    let crc = crc32fast::hash(&body);
+    let len = body.len() as u64;
+    body.extend_from_slice(b"AIRSSYS2");
+    body.extend_from_slice(&len.to_le_bytes());
+    body.extend_from_slice(&crc.to_le_bytes());
+    body
 }
 
 #[tokio::test]
@@ -138,23 +148,24 @@ async fn corrupt_truncated_or_foreign_entries_are_replaced_never_loaded() {
     flipped[mid] ^= 0x40;
     let truncated = good[..good.len() / 3].to_vec();
     // Valid-looking footer over bytes Wasmtime must reject.
-    let mut foreign = b"not an artifact".to_vec();
-    foreign.extend_from_slice(b"AIRSSYS1");
-    foreign.extend_from_slice(blake3::hash(b"not an artifact").as_bytes());
+    let foreign = with_footer(b"not an artifact".to_vec());
     // The right footer over an artifact from an incompatible Wasmtime configuration
     // (no fuel or epoch instrumentation).
     let other = wasmtime::Engine::default();
-    let mut incompatible = wasmtime::component::Component::new(&other, fx::HELLO)
-        .unwrap()
-        .serialize()
-        .unwrap();
-    let sum = blake3::hash(&incompatible);
-    incompatible.extend_from_slice(b"AIRSSYS1");
-    incompatible.extend_from_slice(sum.as_bytes());
+    let incompatible = with_footer(
+        wasmtime::component::Component::new(&other, fx::HELLO)
+            .unwrap()
+            .serialize()
+            .unwrap(),
+    );
+    // The footer of the good entry on a body one byte short.
+    let mut short = good.clone();
+    short.remove(10);
 
     for (what, bad) in [
         ("a flipped bit", flipped),
         ("a truncated entry", truncated),
+        ("a body shorter than its footer says", short),
         ("an empty entry", Vec::new()),
         ("a foreign file", foreign),
         ("an incompatible artifact", incompatible),
@@ -216,9 +227,10 @@ async fn the_least_recently_used_entries_are_evicted_over_the_cap() {
     l.load_named("b", &returning(2)).await.unwrap();
     let both = entries(dir.path());
     assert_eq!(both.len(), 2);
-    // Make "a" the most recently used (a hit refreshes it), "b" the oldest.
+    // Make "a" the most recently used (a hit refreshes an entry older than
+    // TOUCH_AFTER), "b" the oldest.
     for e in &both {
-        set_mtime(e, Duration::from_secs(600));
+        set_mtime(e, TOUCH_AFTER * 2);
     }
     let (_, o) = l.load_named_with_outcome("a", &returning(1)).await.unwrap();
     assert_eq!(o, CacheOutcome::Hit);
