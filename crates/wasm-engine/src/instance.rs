@@ -88,7 +88,8 @@ pub struct ComponentInstance {
 /// #   (core instance $i (instantiate $m))
 /// #   (func (export "double") (param "x" s32) (result s32)
 /// #     (canon lift (core func $i "double"))))"#;
-/// # let c = wasmtime::component::Component::new(engine.wasmtime_engine(), wat).unwrap();
+/// # let bytes = wat::parse_str(wat).unwrap();
+/// # let c = wasmtime::component::Component::new(engine.wasmtime_engine(), &bytes).unwrap();
 /// # let component = CompiledComponent::new(&engine, "doc", c)?;
 /// # let limits = ResourceLimits::new(1 << 20, 1_000_000, Duration::from_secs(1))?;
 /// let mut instance = component.instantiate(&Sandbox::new(limits)).await?;

@@ -14,7 +14,8 @@
 //!   (memory-mapped). An entry whose footer is missing, whose length or checksum does
 //!   not match, or that Wasmtime rejects (incompatible engine) is deleted and the
 //!   component recompiled — never loaded.
-//! - **Metadata fast path**: for files, `<dir>/paths/<hash of the path>` remembers the
+//! - **Metadata fast path**: for files, `<dir>/paths/<hash of the engine key and the
+//!   path>` remembers the
 //!   file's size, modification time, inode and device with its key, so an unchanged file
 //!   is not read or hashed at all. A file modified within [`RACY_WINDOW`] of being
 //!   recorded is always re-hashed (the same precaution git takes for its index).
@@ -143,7 +144,8 @@ pub(crate) enum Lookup {
 impl ArtifactCache {
     pub(crate) fn new(config: CacheConfig, engine: &Engine) -> Self {
         let mut h = blake3::Hasher::new();
-        h.update(b"airssys-wasm artifact cache v1\0");
+        // The entry format is part of the key: entries of another format are misses.
+        h.update(b"airssys-wasm artifact cache v2\0");
         h.update(env!("CARGO_PKG_VERSION").as_bytes());
         h.update(b"\0");
         std::hash::Hash::hash(
@@ -324,7 +326,11 @@ impl ArtifactCache {
         // Lexically absolute (no syscalls); another spelling of the same file only
         // costs another record.
         let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
-        let digest = blake3::hash(absolute.as_os_str().as_encoded_bytes());
+        // Per engine configuration: the key a record holds is only valid for it.
+        let mut h = blake3::Hasher::new();
+        h.update(&self.engine_key);
+        h.update(absolute.as_os_str().as_encoded_bytes());
+        let digest = h.finalize();
         self.config
             .dir
             .join("paths")

@@ -318,3 +318,35 @@ async fn precompiled_files_load_only_through_the_explicit_call() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn engines_with_different_settings_share_a_directory_without_thrashing() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("c.wat");
+    std::fs::write(&file, returning(5)).unwrap();
+    set_mtime(&file, Duration::from_secs(3600));
+    let speed = loader(&WasmEngine::new().unwrap(), dir.path());
+    let none = loader(
+        &WasmEngine::builder()
+            .optimization(Optimization::None)
+            .build()
+            .unwrap(),
+        dir.path(),
+    );
+    assert_eq!(
+        speed.load_from_file_with_outcome(&file).await.unwrap().1,
+        CacheOutcome::Miss
+    );
+    assert_eq!(
+        none.load_from_file_with_outcome(&file).await.unwrap().1,
+        CacheOutcome::Miss
+    );
+    for _ in 0..2 {
+        let (c, o) = speed.load_from_file_with_outcome(&file).await.unwrap();
+        assert_eq!((o, answer(&c).await), (CacheOutcome::Hit, 5));
+        let (c, o) = none.load_from_file_with_outcome(&file).await.unwrap();
+        assert_eq!((o, answer(&c).await), (CacheOutcome::Hit, 5));
+    }
+    assert_eq!(entries(dir.path()).len(), 2);
+}
