@@ -476,7 +476,8 @@ fn native_fib(n: u32) -> u64 {
 }
 
 /// CPU-bound guest work (`fib(1_000_000)` in the Rust guest): airssys with fuel and
-/// epochs on, raw Wasmtime with both **off** (the price of the safety), and native Rust.
+/// epochs on, raw Wasmtime with both **off** (the price of the safety), raw Wasmtime
+/// with our configuration (`raw_same_config`), and native Rust.
 fn cpu_bound(c: &mut Criterion) {
     let rt = runtime();
     let engine = WasmEngine::new().unwrap();
@@ -510,6 +511,19 @@ fn cpu_bound(c: &mut Criterion) {
         .unwrap();
     let raw_fib: TypedFunc<(u32,), (u64,)> = instance.get_typed_func(&mut store, "fib").unwrap();
 
+    // The same work on raw Wasmtime with our configuration (fuel and epochs on).
+    let same = raw_engine();
+    let mut same_store = raw_store(&same);
+    let same_instance = rt
+        .block_on(raw_linker(&same).instantiate_async(
+            &mut same_store,
+            &Component::new(&same, guests::CALC).unwrap(),
+        ))
+        .unwrap();
+    let same_fib: TypedFunc<(u32,), (u64,)> = same_instance
+        .get_typed_func(&mut same_store, "fib")
+        .unwrap();
+
     let mut g = c.benchmark_group("cpu/fib_1e6");
     g.sample_size(20);
     g.bench_function("airssys", |b| {
@@ -522,6 +536,16 @@ fn cpu_bound(c: &mut Criterion) {
         b.iter(|| {
             let (v,) = rt
                 .block_on(raw_fib.call_async(&mut store, (FIB_N,)))
+                .unwrap();
+            assert_eq!(v, expected);
+        });
+    });
+    g.bench_function("raw_same_config", |b| {
+        b.iter(|| {
+            same_store.set_fuel(CPU_FUEL).unwrap();
+            same_store.set_epoch_deadline(1_000_000);
+            let (v,) = rt
+                .block_on(same_fib.call_async(&mut same_store, (FIB_N,)))
                 .unwrap();
             assert_eq!(v, expected);
         });
