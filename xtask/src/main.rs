@@ -7,6 +7,11 @@
 //!   tools (`wasm-tools`, `wasmtime`). `--no-guests` skips the guest build.
 //! - `cargo xtask bench` runs the criterion benchmarks and rewrites the results section
 //!   of `BENCHMARKS.md` with the medians, the airssys/raw ratios and the machine.
+//! - `cargo xtask soak` runs the soak test (`crates/wasm-loader/tests/soak.rs`):
+//!   thousands of good and hostile runs, resident memory and file descriptors checked.
+//! - `cargo xtask fuzz [--seconds N] [TARGET...]` runs every fuzz target (or those named)
+//!   for N seconds each (default 60) with cargo-fuzz on the nightly toolchain, seeded with
+//!   the testkit's fixtures and guests; it fails when a target finds a crash.
 
 #![allow(clippy::print_stdout)] // a task runner reports on stdout
 
@@ -16,7 +21,8 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-const USAGE: &str = "usage: cargo xtask fixtures [--out DIR] [--no-guests] | cargo xtask bench";
+const USAGE: &str = "usage: cargo xtask fixtures [--out DIR] [--no-guests] | cargo xtask bench \
+                     | cargo xtask soak | cargo xtask fuzz [--seconds N] [TARGET...]";
 const START: &str = "<!-- results:start (written by `cargo xtask bench`) -->";
 const END: &str = "<!-- results:end -->";
 
@@ -25,6 +31,8 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("fixtures") => fixtures(&args[1..]),
         Some("bench") => bench(),
+        Some("soak") => soak(),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => bail!(USAGE),
     }
 }
@@ -252,4 +260,122 @@ fn today() -> String {
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map_or_else(|| "unknown".into(), |d| d.trim().to_owned())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn soak() -> anyhow::Result<()> {
+    let status = cargo()
+        .current_dir(workspace_root())
+        .args([
+            "test",
+            "--release",
+            "--locked",
+            "-p",
+            "airssys-wasm-loader",
+            "--test",
+            "soak",
+            "--",
+            "--ignored",
+            "--nocapture",
+        ])
+        .status()
+        .context("running the soak test")?;
+    if !status.success() {
+        bail!("the soak test failed");
+    }
+    Ok(())
+}
+
+const FUZZ_TARGETS: &[&str] = &[
+    "loader_bytes",
+    "manifest_text",
+    "invoke_wave",
+    "instantiate_call",
+];
+
+fn fuzz(args: &[String]) -> anyhow::Result<()> {
+    let mut seconds: u64 = 60;
+    let mut targets: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--seconds" => {
+                seconds = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .context("--seconds needs a number")?;
+            }
+            t if FUZZ_TARGETS.contains(&t) => targets.push(t.to_owned()),
+            other => bail!("unknown fuzz target or flag `{other}`; targets: {FUZZ_TARGETS:?}"),
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.iter().map(|t| (*t).to_owned()).collect();
+    }
+    let root = workspace_root();
+    let fuzz_dir = root.join("fuzz");
+    for target in &targets {
+        let corpus = root.join("target/fuzz-corpus").join(target);
+        seed(target, &corpus)?;
+        eprintln!("fuzzing {target} for {seconds} s");
+        // `cargo +nightly`: rustup's proxy picks the toolchain, not this process's cargo.
+        let status = Command::new("cargo")
+            .current_dir(&fuzz_dir)
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("CARGO")
+            .args(["+nightly", "fuzz", "run", "-O", target])
+            .arg(&corpus)
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .args(["-timeout=20", "-rss_limit_mb=4096", "-print_final_stats=1"])
+            .status()
+            .context("running cargo fuzz (install it with `cargo install cargo-fuzz`)")?;
+        if !status.success() {
+            bail!("fuzz target {target} failed: see fuzz/artifacts/{target}/");
+        }
+    }
+    Ok(())
+}
+
+/// Seeds a target's corpus with inputs worth mutating.
+fn seed(target: &str, corpus: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(corpus)?;
+    match target {
+        "loader_bytes" | "instantiate_call" => {
+            airssys_wasm_testkit::write_all(corpus)?;
+            for g in airssys_wasm_testkit::guests::GUESTS {
+                std::fs::write(corpus.join(format!("{}.wasm", g.name)), g.wasm)?;
+            }
+        }
+        "manifest_text" => {
+            let examples = workspace_root().join("examples");
+            for entry in std::fs::read_dir(&examples)? {
+                let manifest = entry?.path().join("Component.toml");
+                if let (Ok(text), Some(name)) = (
+                    std::fs::read(&manifest),
+                    manifest.parent().and_then(Path::file_name),
+                ) {
+                    std::fs::write(corpus.join(name), text)?;
+                }
+            }
+        }
+        "invoke_wave" => {
+            for (i, call) in [
+                "pick(true, 1, 2)",
+                "scale(1.5, 2.0)",
+                "maybe(some(3))",
+                "maybe(none)",
+            ]
+            .iter()
+            .enumerate()
+            {
+                std::fs::write(corpus.join(format!("seed-{i}")), call)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }

@@ -1,28 +1,14 @@
 //! The CLI and the compiled-artifact cache; `compile` and `run --allow-precompiled`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{bin, code, stderr, stdout};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use airssys_wasm_testkit::guests::guests_dir;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_airssys-wasm"));
-    c.env_clear();
-    c
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exited by a signal")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn calc() -> String {
     guests_dir().join("wasm/calc.wasm").display().to_string()

@@ -2,13 +2,17 @@
 //! that no input makes it panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{code, stderr, stdout};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use airssys_wasm_testkit as fx;
 
 /// The binary, with its artifact cache in the test's target directory rather than the
-/// user's.
+/// user's (and the rest of the environment kept: these tests run as a user would).
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_airssys-wasm"));
     c.env(
@@ -31,18 +35,6 @@ fn fixture(name: &str) -> String {
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exited by a signal")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 const LIMITS: [&str; 6] = ["--memory", "1MiB", "--fuel", "1000000", "--timeout", "1s"];

@@ -2,33 +2,18 @@
 //! after `--`, grants from a manifest, exit codes, and limits.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{bin, code, stderr, stdout};
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use airssys_wasm_testkit::guests::guests_dir;
 
 fn guest(name: &str) -> PathBuf {
     guests_dir().join("wasm").join(format!("{name}.wasm"))
-}
-
-/// `airssys-wasm` with an empty environment but for what the test sets.
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_airssys-wasm"));
-    c.env_clear();
-    c
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("exited by a signal")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 const LIMITS: [&str; 6] = [
