@@ -240,7 +240,8 @@ impl ArtifactCache {
             .prefix(".tmp-")
             .tempfile_in(&self.config.dir)?;
         std::io::Write::write_all(&mut tmp, &bytes)?;
-        tmp.as_file().sync_data()?;
+        // No fsync: an entry torn by a power loss fails its length or checksum check and
+        // is recompiled, so durability is not worth a disk flush on every miss.
         tmp.persist(self.entry_path(key)).map_err(|e| e.error)?;
         Ok(())
     }
