@@ -672,16 +672,32 @@ impl Failure {
             },
             (None, Phase::Instantiate) => WasmError::ComponentInstantiationFailed {
                 component,
-                reason: format!("{err:#}"),
+                reason: without_backtrace(&err),
                 source: Some(err.into()),
             },
             (None, Phase::Call) => WasmError::ComponentTrapped {
                 component,
-                reason: format!("{err:#}"),
+                reason: without_backtrace(&err),
                 fuel_consumed: Some(fuel_consumed),
                 backtrace,
             },
         }
+    }
+}
+
+/// The error's chain of causes without Wasmtime's backtrace context (which is reported
+/// on its own): "unknown handle index 1", not "error while executing at wasm
+/// backtrace: …: unknown handle index 1".
+fn without_backtrace(err: &wasmtime::Error) -> String {
+    let parts: Vec<String> = err
+        .chain()
+        .map(ToString::to_string)
+        .filter(|e| !e.starts_with("error while executing at wasm backtrace"))
+        .collect();
+    if parts.is_empty() {
+        format!("{err:#}")
+    } else {
+        parts.join(": ")
     }
 }
 

@@ -3,7 +3,8 @@
 //! every `(component …)` is validated and compiled by `ComponentLoader` and instantiated
 //! by our engine under limits; `assert_invalid`/`assert_malformed` must be refused by
 //! `ComponentLoader::validate` with a load error; `assert_return`/`assert_trap` invoke
-//! exports with dynamic values through `ComponentInstance::call` and compare.
+//! exports with dynamic values through `ComponentInstance::call` and compare (a trap's
+//! reason must contain the expected message).
 //!
 //! Every file outside `async/` and `nyi.txt` runs; the async ones need Component Model
 //! async, which our engine does not enable.
@@ -289,7 +290,15 @@ impl Runner {
                 Ok(())
             }
             WastDirective::AssertTrap { exec, message, .. } => match self.invoke(&exec).await? {
-                Err(WasmError::ComponentTrapped { .. }) => Ok(()),
+                Err(WasmError::ComponentTrapped { reason, .. }) => {
+                    // The reference message, as Wasmtime words it (ours may add detail).
+                    let want = message.strip_prefix("wasm trap: ").unwrap_or(message);
+                    if reason.contains(want) {
+                        Ok(())
+                    } else {
+                        Err(format!("trapped with `{reason}`, expected `{message}`").into())
+                    }
+                }
                 Err(e) => {
                     Err(format!("expected a trap (`{message}`), got another error: {e}").into())
                 }
