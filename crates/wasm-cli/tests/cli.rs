@@ -340,6 +340,21 @@ fn no_input_makes_it_panic() {
         bytes[at] ^= 0xa5;
         inputs.push((format!("mutant{i}.wasm"), bytes));
     }
+    // A truncated precompiled artifact, and a foreign ELF file, behind the flag that
+    // accepts precompiled files.
+    let artifact = wasmtime::Engine::default()
+        .precompile_component(fx::HELLO)
+        .unwrap();
+    inputs.push((
+        "truncated.cwasm".into(),
+        artifact[..artifact.len() / 2].to_vec(),
+    ));
+    inputs.push((
+        "foreign.cwasm".into(),
+        std::fs::read(env!("CARGO_BIN_EXE_airssys-wasm")).unwrap()[..4096].to_vec(),
+    ));
+    let out = dir.path().join("out.cwasm");
+    let out = out.display().to_string();
     for (name, bytes) in inputs {
         let path = dir.path().join(&name);
         std::fs::write(&path, &bytes).unwrap();
@@ -347,6 +362,20 @@ fn no_input_makes_it_panic() {
         for cmd in [
             vec!["validate", p.as_str()],
             vec!["inspect", p.as_str()],
+            vec!["compile", p.as_str(), "-o", out.as_str()],
+            vec![
+                "run",
+                p.as_str(),
+                "--allow-precompiled",
+                "--memory",
+                "1MiB",
+                "--fuel",
+                "100000",
+                "--timeout",
+                "1s",
+                "--invoke",
+                "hello()",
+            ],
             vec![
                 "run",
                 p.as_str(),
