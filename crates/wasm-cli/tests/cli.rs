@@ -359,35 +359,18 @@ fn no_input_makes_it_panic() {
         let path = dir.path().join(&name);
         std::fs::write(&path, &bytes).unwrap();
         let p = path.display().to_string();
+        let run_with = |flag: &'static str| {
+            let mut v = vec!["run", p.as_str(), flag];
+            v.extend(LIMITS);
+            v.extend(["--invoke", "hello()"]);
+            v
+        };
         for cmd in [
             vec!["validate", p.as_str()],
             vec!["inspect", p.as_str()],
             vec!["compile", p.as_str(), "-o", out.as_str()],
-            vec![
-                "run",
-                p.as_str(),
-                "--allow-precompiled",
-                "--memory",
-                "1MiB",
-                "--fuel",
-                "100000",
-                "--timeout",
-                "1s",
-                "--invoke",
-                "hello()",
-            ],
-            vec![
-                "run",
-                p.as_str(),
-                "--memory",
-                "1MiB",
-                "--fuel",
-                "100000",
-                "--timeout",
-                "1s",
-                "--invoke",
-                "hello()",
-            ],
+            run_with("--report"),
+            run_with("--allow-precompiled"),
         ] {
             let o = run(&cmd);
             let c = code(&o);
