@@ -7,7 +7,10 @@
 //!   with exactly the engine's WebAssembly features: cheap, and safe on hostile input.
 //! - A core module handed in where a component is expected is refused with a message
 //!   that says how to make it a component.
-//! - Compilation is CPU-heavy and runs on tokio's blocking pool, never on the executor.
+//! - Compilation is CPU-heavy and never stalls the executor: on a multi-threaded runtime
+//!   it runs under `block_in_place` (the worker's other tasks move to another thread; the
+//!   loading task itself waits, including futures joined with it), on a current-thread
+//!   runtime on the blocking pool.
 //!
 //! ```
 //! use airssys_wasm_engine::WasmEngine;
@@ -60,16 +63,37 @@ const INLINE_VALIDATION_LIMIT: usize = 256 * 1024;
 /// through the blocking pool costs. Larger ones go to the blocking pool.
 const INLINE_CACHE_HIT_LIMIT: u64 = 256 * 1024;
 
+/// Runs CPU-heavy `f` without stalling the executor: on a multi-threaded runtime in
+/// place (`block_in_place` hands this worker's other tasks to another thread, and the
+/// caller skips a round trip through the blocking pool, ~100 µs on a small VM); on a
+/// current-thread runtime on the blocking pool. A panic inside `f` becomes a
+/// `JoinError`-like failure either way, never an unwinding caller.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                tokio::task::block_in_place(f)
+            })) {
+                Ok(v) => Ok(v),
+                // Report it the way spawn_blocking would: as a failed task.
+                Err(payload) => {
+                    tokio::task::spawn(async move { std::panic::resume_unwind(payload) }).await
+                }
+            }
+        }
+        _ => tokio::task::spawn_blocking(f).await,
+    }
+}
+
 /// Runs `f` on tokio's blocking pool when `heavy`, else right here.
 async fn off_the_executor_if<T: Send + 'static>(
     heavy: bool,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, tokio::task::JoinError> {
-    if heavy {
-        tokio::task::spawn_blocking(f).await
-    } else {
-        Ok(f())
-    }
+    if heavy { blocking(f).await } else { Ok(f()) }
 }
 
 /// What kind of WebAssembly binary some bytes are, from their 8-byte header.
@@ -275,7 +299,7 @@ impl ComponentLoader {
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             // SAFETY: the caller vouches for the file (this function's contract).
             let component = unsafe { Component::deserialize_file(engine.wasmtime_engine(), &path) }
                 .map_err(|e| WasmError::ComponentLoadFailed {
@@ -304,7 +328,7 @@ impl ComponentLoader {
         }
         let this = self.clone();
         let owned = bytes.to_vec();
-        tokio::task::spawn_blocking(move || this.validate_blocking(BYTES_NAME, &owned))
+        blocking(move || this.validate_blocking(BYTES_NAME, &owned))
             .await
             .map_err(|e| join_error(BYTES_NAME, e))?
     }
@@ -320,7 +344,7 @@ impl ComponentLoader {
         let name = path.display().to_string();
         let this = self.clone();
         let path = path.to_owned();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let binary = to_binary(&name, Some(&path), &bytes)?;
             this.check(&name, &binary)
         })
@@ -381,7 +405,7 @@ impl ComponentLoader {
         let (component, _) = self.compile_uncached(name, path.clone(), bytes).await?;
         if let Some(cache) = self.cache.clone() {
             let stored = component.clone();
-            tokio::task::spawn_blocking(move || {
+            blocking(move || {
                 cache.store(&key, stored.wasmtime_component());
                 if let Some(file) = &path {
                     cache.record_metadata(file, &key);
@@ -406,7 +430,7 @@ impl ComponentLoader {
         } else {
             CacheOutcome::Disabled
         };
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let binary = to_binary(&name, path.as_deref(), &bytes)?;
             check_header(&name, &binary)?;
             let component = match Component::from_binary(engine.wasmtime_engine(), &binary) {

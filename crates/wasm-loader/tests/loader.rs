@@ -191,3 +191,45 @@ proptest! {
         }
     }
 }
+
+/// Other tasks keep running while a component compiles (about 30 ms for the Rust
+/// guest): counts the ticks of a 1 ms interval task during a load.
+async fn ticks_during_a_compile() -> u64 {
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&ticks);
+    let ticker = tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(1));
+        // After a stall, one tick, not a burst of the missed ones.
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            every.tick().await;
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    tokio::task::yield_now().await;
+    let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
+    // On a worker thread, as a server's tasks are (not in `block_on`).
+    tokio::spawn(async {
+        loader()
+            .load_from_bytes(airssys_wasm_testkit::guests::CALC)
+            .await
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let during = ticks.load(std::sync::atomic::Ordering::Relaxed) - before;
+    ticker.abort();
+    during
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn compiling_does_not_stall_a_current_thread_runtime() {
+    let during = ticks_during_a_compile().await;
+    assert!(during >= 3, "only {during} ticks while compiling");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn compiling_does_not_stall_a_multi_thread_runtime() {
+    let during = ticks_during_a_compile().await;
+    assert!(during >= 3, "only {during} ticks while compiling");
+}
