@@ -106,7 +106,7 @@ fn build_guests() -> anyhow::Result<()> {
         }
     }
     let target_dir = root.join("target/guests");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let status = cargo()
         .current_dir(&dir)
         .args(["build", "--release", "--locked", "--target", GUEST_TARGET])
         .arg("--target-dir")
@@ -142,7 +142,7 @@ fn build_guests() -> anyhow::Result<()> {
 fn bench() -> anyhow::Result<()> {
     let root = workspace_root();
     let started = std::time::SystemTime::now();
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let status = cargo()
         .current_dir(&root)
         .args(["bench", "--locked", "-p", "airssys-wasm-benches"])
         .status()

@@ -276,18 +276,9 @@ async fn load(
     let engine = engine()?;
     let mut loader = ComponentLoader::new(&engine);
     let path = target.component_path();
-    if is_precompiled(&path) {
-        if !allow_precompiled || target.manifest().is_some() {
-            return Err(Failure {
-                code: 3,
-                error: anyhow::anyhow!(
-                    "{} is a precompiled artifact (native code), not a component; run it \
-                     with --allow-precompiled if you trust where it came from, or run the \
-                     .wasm it was compiled from",
-                    path.display()
-                ),
-            });
-        }
+    // Precompiled artifacts are only looked for when asked for (or to explain a failure):
+    // an ordinary run does not open the file one more time.
+    if allow_precompiled && target.manifest().is_none() && is_precompiled(&path) {
         // SAFETY: the user asked for this file to be trusted (--allow-precompiled,
         // documented as native code run without validation).
         return Ok(unsafe { loader.load_precompiled_file(&path) }.await?);
@@ -295,11 +286,22 @@ async fn load(
     if let Some(config) = cache.config() {
         loader = loader.with_cache(config);
     }
-    let (component, outcome) = loader
-        .load_file_named(&component_name(target), &path)
-        .await?;
-    tracing::debug!(?outcome, "artifact cache");
-    Ok(component)
+    match loader.load_file_named(&component_name(target), &path).await {
+        Ok((component, outcome)) => {
+            tracing::debug!(?outcome, "artifact cache");
+            Ok(component)
+        }
+        Err(e) if e.is_load_error() && is_precompiled(&path) => Err(Failure {
+            code: 3,
+            error: anyhow::anyhow!(
+                "{} is a precompiled artifact (native code), not a component; run it with \
+                 --allow-precompiled if you trust where it came from, or run the .wasm it \
+                 was compiled from",
+                path.display()
+            ),
+        }),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether `path` starts like a Wasmtime artifact (an ELF file).

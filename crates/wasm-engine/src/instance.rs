@@ -246,8 +246,9 @@ impl ComponentInstance {
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
-        let handle = self.typed_export::<P, R>(export)?;
-        self.call_export(&handle, params).await
+        self.check_poison()?;
+        let func = self.typed_func::<P, R>(export)?;
+        self.run_typed(func, params).await
     }
 
     /// Looks `export` up once and checks it against the Rust types `P` and `R`, for
@@ -262,20 +263,27 @@ impl ComponentInstance {
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
+        Ok(TypedExport {
+            func: self.typed_func(export)?,
+            export: export.to_owned(),
+            instance: self.id,
+        })
+    }
+
+    /// `export`, checked against the Rust types `P` and `R`.
+    fn typed_func<P, R>(&mut self, export: &str) -> WasmResult<TypedFunc<P, R>>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
         let func = self.lookup(export)?;
-        let typed = func
-            .typed::<P, R>(&self.store)
+        func.typed::<P, R>(&self.store)
             .map_err(|e| WasmError::InvalidArguments {
                 component: self.component.name().to_owned(),
                 export: export.to_owned(),
                 reason: format!("the Rust types do not match the export: {e}"),
                 signature: render_func(&func.ty(&self.store)),
-            })?;
-        Ok(TypedExport {
-            func: typed,
-            export: export.to_owned(),
-            instance: self.id,
-        })
+            })
     }
 
     /// Calls through a handle from [`typed_export`](Self::typed_export) on this
@@ -311,9 +319,22 @@ impl ComponentInstance {
                     .unwrap_or_else(|| "unknown".into()),
             });
         }
+        self.run_typed(export.func, params).await
+    }
+
+    /// One typed call under the limits: fresh fuel and deadline, report, poisoning.
+    async fn run_typed<P, R>(
+        &mut self,
+        func: TypedFunc<P, R>,
+        params: P,
+    ) -> WasmResult<(R, ExecutionReport)>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
         let started = Deadline::begin(&mut self.store, &self.limits);
         let bound = Deadline::hard_bound(&self.limits, self.component.engine().epoch_tick());
-        let outcome = bounded(bound, export.func.call_async(&mut self.store, params)).await;
+        let outcome = bounded(bound, func.call_async(&mut self.store, params)).await;
         let report = started.finish(&mut self.store, &self.limits);
         let value = self.settle(outcome, report)?;
         Ok((value, report))
@@ -644,10 +665,10 @@ impl Failure {
         let backtrace = err
             .downcast_ref::<WasmBacktrace>()
             .map(|bt| {
-                // Keep the frames; drop Wasmtime's "error while executing at" header.
+                // Keep the frames; drop Wasmtime's header.
                 bt.to_string()
                     .lines()
-                    .filter(|l| !l.starts_with("error while executing"))
+                    .filter(|l| !l.starts_with(BACKTRACE_HEADER))
                     .collect::<Vec<_>>()
                     .join("\n")
             })
@@ -685,6 +706,9 @@ impl Failure {
     }
 }
 
+/// How Wasmtime's `WasmBacktrace` context starts when displayed.
+const BACKTRACE_HEADER: &str = "error while executing at wasm backtrace";
+
 /// The error's chain of causes without Wasmtime's backtrace context (which is reported
 /// on its own): "unknown handle index 1", not "error while executing at wasm
 /// backtrace: …: unknown handle index 1".
@@ -692,7 +716,7 @@ fn without_backtrace(err: &wasmtime::Error) -> String {
     let parts: Vec<String> = err
         .chain()
         .map(ToString::to_string)
-        .filter(|e| !e.starts_with("error while executing at wasm backtrace"))
+        .filter(|e| !e.starts_with(BACKTRACE_HEADER))
         .collect();
     if parts.is_empty() {
         format!("{err:#}")

@@ -276,9 +276,9 @@ impl ArtifactCache {
         Ok(())
     }
 
-    /// The key recorded for `file` if its metadata is unchanged since it was recorded
-    /// (and not too recent to trust).
-    pub(crate) fn key_by_metadata(&self, file: &Path) -> Option<Key> {
+    /// The key recorded for `file`, with the file's size, if its metadata is unchanged
+    /// since it was recorded (and not too recent to trust).
+    pub(crate) fn key_by_metadata(&self, file: &Path) -> Option<(Key, u64)> {
         let stamp = FileStamp::of(file)?;
         let text = std::fs::read_to_string(self.path_record(file)).ok()?;
         let mut parts = text.split_whitespace();
@@ -294,7 +294,7 @@ impl ArtifactCache {
         let recorded_at_ns: u128 = parts.next()?.parse().ok()?;
         let key = parts.next()?;
         let racy = recorded_at_ns.saturating_sub(stamp.mtime_ns) < RACY_WINDOW.as_nanos();
-        (recorded == stamp && !racy && is_hex_key(key)).then(|| Key(key.to_owned()))
+        (recorded == stamp && !racy && is_hex_key(key)).then(|| (Key(key.to_owned()), stamp.len))
     }
 
     /// Remembers `key` for `file` as it is now.

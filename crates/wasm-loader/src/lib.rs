@@ -63,6 +63,14 @@ const INLINE_VALIDATION_LIMIT: usize = 256 * 1024;
 /// through the blocking pool costs. Larger ones go to the blocking pool.
 const INLINE_CACHE_HIT_LIMIT: u64 = 256 * 1024;
 
+/// The name a file's component goes by in messages: its file name.
+fn file_label(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
 /// Runs CPU-heavy `f` without stalling the executor: on a multi-threaded runtime in
 /// place (`block_in_place` hands this worker's other tasks to another thread, and the
 /// caller skips a round trip through the blocking pool, ~100 µs on a small VM); on a
@@ -170,11 +178,7 @@ impl ComponentLoader {
         path: impl AsRef<Path>,
     ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
         let path = path.as_ref();
-        let name = path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        self.load_file_named(&name, path).await
+        self.load_file_named(&file_label(path), path).await
     }
 
     /// As [`load_from_file_with_outcome`](Self::load_from_file_with_outcome), with the
@@ -191,21 +195,23 @@ impl ComponentLoader {
         let path = path.as_ref();
         let name = name.to_owned();
         if let Some(cache) = &self.cache {
-            // Fast path: an unchanged file is neither read nor hashed.
-            let probe = {
-                let (cache, engine, file) = (cache.clone(), self.engine.clone(), path.to_owned());
-                move || {
-                    let key = cache.key_by_metadata(&file)?;
-                    match cache.lookup(engine.wasmtime_engine(), &key) {
-                        Lookup::Hit(c) => Some(c),
-                        Lookup::Miss | Lookup::Corrupt => None,
-                    }
+            // Fast path: an unchanged file is neither read nor hashed. Finding its key
+            // (a stat and a small read) is cheap; the lookup leaves the executor only
+            // for large components.
+            let hit = match cache.key_by_metadata(path) {
+                None => None,
+                Some((key, size)) => {
+                    let (cache, engine) = (cache.clone(), self.engine.clone());
+                    off_the_executor_if(size > INLINE_CACHE_HIT_LIMIT, move || {
+                        match cache.lookup(engine.wasmtime_engine(), &key) {
+                            Lookup::Hit(c) => Some(c),
+                            Lookup::Miss | Lookup::Corrupt => None,
+                        }
+                    })
+                    .await
+                    .map_err(|e| join_error(&name, e))?
                 }
             };
-            let size = std::fs::metadata(path).map_or(u64::MAX, |m| m.len());
-            let hit = off_the_executor_if(size > INLINE_CACHE_HIT_LIMIT, probe)
-                .await
-                .map_err(|e| join_error(&name, e))?;
             if let Some(component) = hit {
                 tracing::debug!(component = %name, "loaded from the artifact cache (unchanged file)");
                 return Ok((
@@ -295,10 +301,7 @@ impl ComponentLoader {
     ) -> WasmResult<CompiledComponent> {
         let path = path.as_ref().to_owned();
         let engine = self.engine.clone();
-        let name = path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
+        let name = file_label(&path);
         blocking(move || {
             // SAFETY: the caller vouches for the file (this function's contract).
             let component = unsafe { Component::deserialize_file(engine.wasmtime_engine(), &path) }

@@ -527,6 +527,24 @@ impl Doc<'_> {
         )
     }
 
+    /// The items of the optional array `key` of `t` (none when it is absent), or a
+    /// type error naming `dotted` and what it must be.
+    fn array<'a, 'i>(
+        &self,
+        t: &'a DeTable<'i>,
+        key: &str,
+        dotted: &str,
+        expected: &str,
+    ) -> PResult<&'a [Value<'i>]> {
+        match Self::get(t, key) {
+            None => Ok(&[]),
+            Some(v) => match v.get_ref() {
+                DeValue::Array(items) => Ok(items),
+                other => Err(self.wrong_type(v.span(), dotted, expected, other)),
+            },
+        }
+    }
+
     fn string<'a>(&self, v: &'a Value<'_>, key: &str) -> PResult<&'a str> {
         match v.get_ref() {
             DeValue::String(s) => Ok(s.as_ref()),
@@ -734,72 +752,57 @@ impl Doc<'_> {
         let stdin = self.stdio(t, "stdin", StdioMode::Null)?;
 
         let mut env: Vec<EnvGrant> = Vec::new();
-        if let Some(v) = Self::get(t, "env") {
-            let DeValue::Array(items) = v.get_ref() else {
-                return Err(self.wrong_type(
-                    v.span(),
-                    "capabilities.env",
-                    "an array of strings",
-                    v.get_ref(),
-                ));
+        for item in self.array(t, "env", "capabilities.env", "an array of strings")? {
+            let s = self.string(item, "capabilities.env")?;
+            let (name, value) = match s.split_once('=') {
+                Some((n, val)) => (n, Some(val.to_owned())),
+                None => (s, None),
             };
-            for item in items.iter() {
-                let s = self.string(item, "capabilities.env")?;
-                let (name, value) = match s.split_once('=') {
-                    Some((n, val)) => (n, Some(val.to_owned())),
-                    None => (s, None),
-                };
-                if name.is_empty()
-                    || name.contains('\0')
-                    || value.as_deref().is_some_and(|v| v.contains('\0'))
-                {
-                    return Err(self.invalid(
-                        item.span(),
-                        "capabilities.env",
-                        format!("`{s}` is not an environment entry"),
-                        Some(
-                            "write NAME to pass the host's value through, or NAME=VALUE to set it"
-                                .into(),
-                        ),
-                    ));
-                }
-                if env.iter().any(|e| e.name == name) {
-                    return Err(self.invalid(
-                        item.span(),
-                        "capabilities.env",
-                        format!("`{name}` is granted twice"),
-                        Some("keep one entry per variable".into()),
-                    ));
-                }
-                env.push(EnvGrant {
-                    name: name.to_owned(),
-                    value,
-                });
+            if name.is_empty()
+                || name.contains('\0')
+                || value.as_deref().is_some_and(|v| v.contains('\0'))
+            {
+                return Err(self.invalid(
+                    item.span(),
+                    "capabilities.env",
+                    format!("`{s}` is not an environment entry"),
+                    Some(
+                        "write NAME to pass the host's value through, or NAME=VALUE to set it"
+                            .into(),
+                    ),
+                ));
             }
+            if env.iter().any(|e| e.name == name) {
+                return Err(self.invalid(
+                    item.span(),
+                    "capabilities.env",
+                    format!("`{name}` is granted twice"),
+                    Some("keep one entry per variable".into()),
+                ));
+            }
+            env.push(EnvGrant {
+                name: name.to_owned(),
+                value,
+            });
         }
 
         let mut filesystem: Vec<FilesystemEntry> = Vec::new();
-        if let Some(v) = Self::get(t, "filesystem") {
-            let DeValue::Array(items) = v.get_ref() else {
-                return Err(self.wrong_type(
-                    v.span(),
-                    "capabilities.filesystem",
-                    "an array of tables ([[capabilities.filesystem]])",
-                    v.get_ref(),
+        for item in self.array(
+            t,
+            "filesystem",
+            "capabilities.filesystem",
+            "an array of tables ([[capabilities.filesystem]])",
+        )? {
+            let entry = self.filesystem_entry(item)?;
+            if filesystem.iter().any(|f| f.guest == entry.guest) {
+                return Err(self.invalid(
+                    item.span(),
+                    "capabilities.filesystem.guest",
+                    format!("two directories are preopened at `{}`", entry.guest),
+                    Some("give each preopen its own guest path".into()),
                 ));
-            };
-            for item in items.iter() {
-                let entry = self.filesystem_entry(item)?;
-                if filesystem.iter().any(|f| f.guest == entry.guest) {
-                    return Err(self.invalid(
-                        item.span(),
-                        "capabilities.filesystem.guest",
-                        format!("two directories are preopened at `{}`", entry.guest),
-                        Some("give each preopen its own guest path".into()),
-                    ));
-                }
-                filesystem.push(entry);
             }
+            filesystem.push(entry);
         }
 
         let network = match self.table(t, "network", Some(T))? {
@@ -891,22 +894,16 @@ impl Doc<'_> {
         const T: &str = "capabilities.network";
         self.check_keys(t, NETWORK_KEYS, Some(T))?;
         let mut grant = NetworkGrant::default();
-        if let Some(v) = Self::get(t, "connect") {
-            let DeValue::Array(items) = v.get_ref() else {
-                return Err(self.wrong_type(
-                    v.span(),
-                    "capabilities.network.connect",
-                    "an array of strings",
-                    v.get_ref(),
-                ));
-            };
-            for item in items.iter() {
-                let s = self.string(item, "capabilities.network.connect")?;
-                let rule = ConnectRule::parse(s).map_err(|e| {
-                    self.invalid(item.span(), "capabilities.network.connect", e, None)
-                })?;
-                grant.connect.push(rule);
-            }
+        for item in self.array(
+            t,
+            "connect",
+            "capabilities.network.connect",
+            "an array of strings",
+        )? {
+            let s = self.string(item, "capabilities.network.connect")?;
+            let rule = ConnectRule::parse(s)
+                .map_err(|e| self.invalid(item.span(), "capabilities.network.connect", e, None))?;
+            grant.connect.push(rule);
         }
         if let Some(v) = Self::get(t, "dns") {
             match v.get_ref() {
