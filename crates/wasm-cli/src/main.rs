@@ -457,7 +457,8 @@ async fn run(args: RunArgs, cache: &CacheArgs) -> Result<u8, Failure> {
     guest_args.extend(args.args.iter().cloned());
     let sandbox = Sandbox::new(limits.clone())
         .with_capabilities(capabilities)
-        .with_args(guest_args);
+        .with_args(guest_args)
+        .measure_wall_time(args.report);
     tracing::debug!(component = component.name(), %limits, "instantiating");
     let mut instance = component.instantiate(&sandbox).await?;
 

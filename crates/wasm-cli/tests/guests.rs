@@ -194,6 +194,27 @@ fn hostile_commands_end_with_the_documented_codes() {
 }
 
 #[test]
+fn a_guest_asleep_in_the_host_is_ended_by_its_timeout_with_exit_4() {
+    let g = guest("hostile");
+    let o = bin()
+        .args([
+            "run",
+            g.to_str().unwrap(),
+            "--memory",
+            "16MiB",
+            "--fuel",
+            "1000000",
+        ])
+        .args(["--timeout", "300ms", "--report", "--", "sleep"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hostile: sleep\n");
+    let err = stderr(&o);
+    assert!(err.contains("300ms") || err.contains("300 ms"), "{err}");
+}
+
+#[test]
 fn stdin_reaches_the_guest_only_when_the_manifest_inherits_it() {
     use std::process::Stdio;
     let feed = |args: &[&str]| {

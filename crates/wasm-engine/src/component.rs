@@ -3,14 +3,15 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use wasmtime::component::{Component, InstancePre};
+use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Type};
 use wasmtime::{Store, UpdateDeadline};
 
 use airssys_wasm_core::{WasmError, WasmResult};
 
 use crate::engine::WasmEngine;
 use crate::host::{HostState, wasi_context};
-use crate::instance::{ComponentInstance, Deadline, Failure, Phase, bounded};
+use crate::instance::{Backstop, ComponentInstance, Deadline, Failure, Phase, bounded};
 use crate::limiter::InstanceLimiter;
 use crate::sandbox::Sandbox;
 use crate::types::{ItemInfo, describe_items};
@@ -31,6 +32,20 @@ struct Inner {
     engine: WasmEngine,
     pre: OnceLock<InstancePre<HostState>>,
     exports: OnceLock<Vec<ItemInfo>>,
+    funcs: OnceLock<foldhash::HashMap<String, ExportFunc>>,
+}
+
+/// An exported function, resolved once per component so that a call by name costs
+/// every instance a hash lookup, not a walk of the component's exports.
+pub(crate) struct ExportFunc {
+    /// Where it is in every instance.
+    pub(crate) index: ComponentExportIndex,
+    /// Its type, for messages.
+    pub(crate) ty: ComponentFunc,
+    /// Its parameters, for checking dynamic arguments.
+    pub(crate) params: Box<[(String, Type)]>,
+    /// How many results it has.
+    pub(crate) results: usize,
 }
 
 impl std::fmt::Debug for CompiledComponent {
@@ -66,6 +81,7 @@ impl CompiledComponent {
                 engine: engine.clone(),
                 pre: OnceLock::new(),
                 exports: OnceLock::new(),
+                funcs: OnceLock::new(),
             }),
         })
     }
@@ -100,6 +116,56 @@ impl CompiledComponent {
             );
             out
         })
+    }
+
+    /// The exported function called `name` (`func` or `interface#func`).
+    pub(crate) fn export_func(&self, name: &str) -> Option<&ExportFunc> {
+        self.inner
+            .funcs
+            .get_or_init(|| self.resolve_funcs())
+            .get(name)
+    }
+
+    /// Every function [`exports`](Self::exports) lists, with its index.
+    fn resolve_funcs(&self) -> foldhash::HashMap<String, ExportFunc> {
+        let engine = self.inner.engine.wasmtime_engine();
+        let component = &self.inner.component;
+        let mut out = foldhash::HashMap::default();
+        let mut add = |name: String, ty: ComponentFunc, index: Option<ComponentExportIndex>| {
+            if let Some(index) = index {
+                let params = ty.params().map(|(n, t)| (n.to_owned(), t)).collect();
+                let results = ty.results().len();
+                out.insert(
+                    name,
+                    ExportFunc {
+                        index,
+                        ty,
+                        params,
+                        results,
+                    },
+                );
+            }
+        };
+        for (name, item) in component.component_type().exports(engine) {
+            match item.ty {
+                ComponentItem::ComponentFunc(f) => {
+                    add(name.to_owned(), f, component.get_export_index(None, name));
+                }
+                ComponentItem::ComponentInstance(inst) => {
+                    let Some(iface) = component.get_export_index(None, name) else {
+                        continue;
+                    };
+                    for (func, item) in inst.exports(engine) {
+                        if let ComponentItem::ComponentFunc(f) = item.ty {
+                            let index = component.get_export_index(Some(&iface), func);
+                            add(format!("{name}#{func}"), f, index);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// The exported functions, as `name: signature` lines (used in error messages).
@@ -203,23 +269,35 @@ impl CompiledComponent {
         )?;
         let mut store = Store::new(
             engine.wasmtime_engine(),
-            HostState::new(InstanceLimiter::new(&limits), wasi, captured),
+            HostState::new(
+                InstanceLimiter::new(&limits),
+                wasi,
+                captured,
+                sandbox.measures_wall_time(),
+            ),
         );
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_callback(|mut cx| {
-            if Instant::now() >= cx.data().deadline {
-                cx.data_mut().timed_out = true;
-                Err(wasmtime::Error::new(Deadline))
-            } else {
-                // Not yet due: let other tasks run, then check again next tick.
-                Ok(UpdateDeadline::Yield(1))
+            let data = cx.data_mut();
+            match data.started {
+                // The first tick of this call: it began within the last tick. Counting
+                // from now never stops a guest early, and keeps the clock off the path
+                // of the calls that end before a tick (nearly all of them).
+                None => data.started = Some(Instant::now()),
+                Some(started) if started.elapsed() >= data.timeout => {
+                    data.timed_out = true;
+                    return Err(wasmtime::Error::new(Deadline));
+                }
+                Some(_) => {}
             }
+            // Not yet due: let other tasks run, then check again next tick.
+            Ok(UpdateDeadline::Yield(1))
         });
 
-        let started = Deadline::begin(&mut store, &limits);
-        let bound = Deadline::hard_bound(&limits, engine.epoch_tick());
-        let outcome = bounded(bound, pre.instantiate_async(&mut store)).await;
-        let report = started.finish(&mut store, &limits);
+        Deadline::begin(&mut store, &limits);
+        let mut backstop = Backstop::new(Deadline::hard_bound(&limits, engine.epoch_tick()));
+        let outcome = bounded(&mut backstop, pre.instantiate_async(&mut store)).await;
+        let report = Deadline::report(&store, &limits);
         match outcome {
             Some(Ok(instance)) => Ok(ComponentInstance::new(
                 self.clone(),

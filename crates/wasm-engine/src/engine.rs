@@ -141,8 +141,9 @@ impl WasmEngineBuilder {
         self
     }
 
-    /// How often the epoch advances (default 5 ms). Timeouts are enforced to within
-    /// one tick; a busy guest yields to the executor once per tick.
+    /// How often the epoch advances (default 5 ms). A call is stopped no earlier than
+    /// its timeout and within two ticks after it; a busy guest yields to the executor
+    /// once per tick.
     pub fn epoch_tick(mut self, tick: Duration) -> Self {
         self.epoch_tick = tick;
         self

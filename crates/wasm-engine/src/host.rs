@@ -2,7 +2,7 @@
 //! instance's capabilities, and the wall-clock deadline of the current call.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
@@ -18,8 +18,13 @@ pub struct HostState {
     pub(crate) limiter: InstanceLimiter,
     wasi: WasiCtx,
     table: ResourceTable,
-    /// When the current call (or instantiation) must end.
-    pub(crate) deadline: Instant,
+    /// When the current call (or instantiation) started, and how long it may run.
+    /// Taken when the call begins if its wall time is measured, else at its first
+    /// epoch tick (at most one tick late; see the epoch callback).
+    pub(crate) started: Option<Instant>,
+    pub(crate) timeout: Duration,
+    /// Whether reports carry the wall-clock time.
+    pub(crate) measure_wall_time: bool,
     /// Set by the epoch callback when it stopped the guest for the deadline.
     pub(crate) timed_out: bool,
     /// Captured stdout and stderr, when the sandbox asked for capture.
@@ -37,7 +42,7 @@ impl std::fmt::Debug for HostState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostState")
             .field("limiter", &self.limiter)
-            .field("deadline", &self.deadline)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -52,12 +57,19 @@ impl WasiView for HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(limiter: InstanceLimiter, wasi: WasiCtx, captured: Option<Captured>) -> Self {
+    pub(crate) fn new(
+        limiter: InstanceLimiter,
+        wasi: WasiCtx,
+        captured: Option<Captured>,
+        measure_wall_time: bool,
+    ) -> Self {
         Self {
             limiter,
             wasi,
             table: ResourceTable::new(),
-            deadline: Instant::now(),
+            started: None,
+            timeout: Duration::ZERO,
+            measure_wall_time,
             timed_out: false,
             captured,
         }

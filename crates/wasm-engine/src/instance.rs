@@ -1,21 +1,20 @@
 //! [`ComponentInstance`]: one sandboxed instance, its calls, and how failures map to
 //! [`WasmError`].
 
-use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::types::ComponentFunc;
 use wasmtime::component::wasm_wave::untyped::UntypedFuncCall;
-use wasmtime::component::{ComponentNamedList, Func, Instance, Lift, Lower, Type, TypedFunc, Val};
+use wasmtime::component::{ComponentNamedList, Func, Instance, Lift, Lower, TypedFunc, Val};
 use wasmtime::{Store, Trap, WasmBacktrace};
 
 use airssys_wasm_core::error::duration_ms;
 use airssys_wasm_core::{ResourceLimits, WasmError, WasmResult};
 
-use crate::component::CompiledComponent;
+use crate::component::{CompiledComponent, ExportFunc};
 use crate::host::HostState;
 use crate::limiter::Denial;
 use crate::sandbox::ExecutionReport;
@@ -65,10 +64,10 @@ pub struct ComponentInstance {
     poisoned: Option<String>,
     instantiation: ExecutionReport,
     last_report: ExecutionReport,
-    /// Exports already looked up, by the name they were asked for.
-    funcs: HashMap<String, Func>,
     /// Tells this instance's [`TypedExport`]s from other instances'.
     id: u64,
+    /// The async-side bound of every call.
+    backstop: Backstop,
 }
 
 /// A typed handle on one export of one instance, from
@@ -152,6 +151,7 @@ impl ComponentInstance {
         limits: ResourceLimits,
         instantiation: ExecutionReport,
     ) -> Self {
+        let bound = Deadline::hard_bound(&limits, component.engine().epoch_tick());
         Self {
             component,
             store,
@@ -160,8 +160,8 @@ impl ComponentInstance {
             poisoned: None,
             instantiation,
             last_report: instantiation,
-            funcs: HashMap::new(),
             id: NEXT_INSTANCE_ID.fetch_add(1, Ordering::Relaxed),
+            backstop: Backstop::new(bound),
         }
     }
 
@@ -219,15 +219,16 @@ impl ComponentInstance {
     /// which poison it; [`WasmError::InstancePoisoned`] after an earlier failure.
     pub async fn call(&mut self, export: &str, args: &[Val]) -> WasmResult<CallOutcome> {
         self.check_poison()?;
-        let func = self.lookup(export)?;
-        let ty = func.ty(&self.store);
-        self.check_args(export, &ty, args)?;
-        let mut results = vec![placeholder(); ty.results().len()];
-        let started = Deadline::begin(&mut self.store, &self.limits);
-        let bound = Deadline::hard_bound(&self.limits, self.component.engine().epoch_tick());
-        let outcome = bounded(bound, func.call_async(&mut self.store, args, &mut results)).await;
-        let report = started.finish(&mut self.store, &self.limits);
-        self.settle(outcome, report)?;
+        let (func, info) = lookup(&self.component, &self.instance, &mut self.store, export)?;
+        check_args(&self.component, export, info, args)?;
+        let mut results = vec![placeholder(); info.results];
+        self.begin();
+        let outcome = bounded(
+            &mut self.backstop,
+            func.call_async(&mut self.store, args, &mut results),
+        )
+        .await;
+        let ((), report) = self.end(outcome)?;
         Ok(CallOutcome { results, report })
     }
 
@@ -248,7 +249,9 @@ impl ComponentInstance {
     {
         self.check_poison()?;
         let func = self.typed_func::<P, R>(export)?;
-        self.run_typed(func, params).await
+        self.begin();
+        let outcome = bounded(&mut self.backstop, func.call_async(&mut self.store, params)).await;
+        self.end(outcome)
     }
 
     /// Looks `export` up once and checks it against the Rust types `P` and `R`, for
@@ -276,13 +279,13 @@ impl ComponentInstance {
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
-        let func = self.lookup(export)?;
+        let (func, info) = lookup(&self.component, &self.instance, &mut self.store, export)?;
         func.typed::<P, R>(&self.store)
             .map_err(|e| WasmError::InvalidArguments {
                 component: self.component.name().to_owned(),
                 export: export.to_owned(),
                 reason: format!("the Rust types do not match the export: {e}"),
-                signature: render_func(&func.ty(&self.store)),
+                signature: render_func(&info.ty),
             })
     }
 
@@ -305,37 +308,45 @@ impl ComponentInstance {
     {
         self.check_poison()?;
         if export.instance != self.id {
-            return Err(WasmError::InvalidArguments {
-                component: self.component.name().to_owned(),
-                export: export.export.clone(),
-                reason: "this handle belongs to another instance; get one from this \
-                         instance with typed_export"
-                    .into(),
-                signature: self
-                    .component
-                    .export_signatures()
-                    .into_iter()
-                    .find(|s| s.starts_with(&format!("{}:", export.export)))
-                    .unwrap_or_else(|| "unknown".into()),
-            });
+            return Err(self.foreign_handle(&export.export));
         }
-        self.run_typed(export.func, params).await
+        self.begin();
+        let outcome = bounded(
+            &mut self.backstop,
+            export.func.call_async(&mut self.store, params),
+        )
+        .await;
+        self.end(outcome)
     }
 
-    /// One typed call under the limits: fresh fuel and deadline, report, poisoning.
-    async fn run_typed<P, R>(
-        &mut self,
-        func: TypedFunc<P, R>,
-        params: P,
-    ) -> WasmResult<(R, ExecutionReport)>
-    where
-        P: ComponentNamedList + Lower + Send + Sync,
-        R: ComponentNamedList + Lift + Send + Sync + 'static,
-    {
-        let started = Deadline::begin(&mut self.store, &self.limits);
-        let bound = Deadline::hard_bound(&self.limits, self.component.engine().epoch_tick());
-        let outcome = bounded(bound, func.call_async(&mut self.store, params)).await;
-        let report = started.finish(&mut self.store, &self.limits);
+    /// The error for a [`TypedExport`] of another instance.
+    #[cold]
+    fn foreign_handle(&self, export: &str) -> WasmError {
+        WasmError::InvalidArguments {
+            component: self.component.name().to_owned(),
+            export: export.to_owned(),
+            reason: "this handle belongs to another instance; get one from this instance \
+                     with typed_export"
+                .into(),
+            signature: self
+                .component
+                .export_signatures()
+                .into_iter()
+                .find(|s| s.starts_with(&format!("{export}:")))
+                .unwrap_or_else(|| "unknown".into()),
+        }
+    }
+
+    /// Arms the store for one call: fresh fuel, deadline and peak.
+    #[inline(always)]
+    fn begin(&mut self) {
+        Deadline::begin(&mut self.store, &self.limits);
+    }
+
+    /// Ends a call: its report, and its outcome as a result (poisoning on failure).
+    #[inline(always)]
+    fn end<T>(&mut self, outcome: Option<wasmtime::Result<T>>) -> WasmResult<(T, ExecutionReport)> {
+        let report = Deadline::report(&self.store, &self.limits);
         let value = self.settle(outcome, report)?;
         Ok((value, report))
     }
@@ -361,17 +372,15 @@ impl ComponentInstance {
             signature: "see the component's exports".into(),
         })?;
         let name = parsed.name().to_owned();
-        let func = self.lookup(&name)?;
-        let ty = func.ty(&self.store);
-        let types: Vec<Type> = ty.params().map(|(_, t)| t).collect();
-        let args = parsed.to_wasm_params::<Val>(types.iter()).map_err(|e| {
-            WasmError::InvalidArguments {
+        let (_, info) = lookup(&self.component, &self.instance, &mut self.store, &name)?;
+        let args = parsed
+            .to_wasm_params::<Val>(info.params.iter().map(|(_, t)| t))
+            .map_err(|e| WasmError::InvalidArguments {
                 component: self.component.name().to_owned(),
                 export: name.clone(),
                 reason: format!("the arguments do not fit: {e}"),
-                signature: render_func(&ty),
-            }
-        })?;
+                signature: render_func(&info.ty),
+            })?;
         self.call(&name, &args).await
     }
 
@@ -404,85 +413,44 @@ impl ComponentInstance {
         }
     }
 
+    #[inline(always)]
     fn check_poison(&self) -> WasmResult<()> {
         match &self.poisoned {
-            Some(cause) => Err(WasmError::InstancePoisoned {
-                component: self.component.name().to_owned(),
-                cause: cause.clone(),
-            }),
+            Some(cause) => Err(self.poisoned_error(cause)),
             None => Ok(()),
         }
     }
 
-    fn lookup(&mut self, export: &str) -> WasmResult<Func> {
-        if let Some(func) = self.funcs.get(export) {
-            return Ok(*func);
-        }
-        let index = match export.split_once('#') {
-            Some((iface, name)) => self
-                .instance
-                .get_export_index(&mut self.store, None, iface)
-                .and_then(|i| {
-                    self.instance
-                        .get_export_index(&mut self.store, Some(&i), name)
-                }),
-            None => self
-                .instance
-                .get_export_index(&mut self.store, None, export),
-        };
-        let func = index
-            .and_then(|i| self.instance.get_func(&mut self.store, i))
-            .ok_or_else(|| WasmError::ExportNotFound {
-                component: self.component.name().to_owned(),
-                export: export.to_owned(),
-                available: self.component.export_signatures(),
-            })?;
-        self.funcs.insert(export.to_owned(), func);
-        Ok(func)
-    }
-
-    fn check_args(&self, export: &str, ty: &ComponentFunc, args: &[Val]) -> WasmResult<()> {
-        let bad = |reason: String| WasmError::InvalidArguments {
+    #[cold]
+    #[inline(never)]
+    fn poisoned_error(&self, cause: &str) -> WasmError {
+        WasmError::InstancePoisoned {
             component: self.component.name().to_owned(),
-            export: export.to_owned(),
-            reason,
-            signature: render_func(ty),
-        };
-        if ty.params().len() != args.len() {
-            return Err(bad(format!(
-                "expected {} argument(s), got {}",
-                ty.params().len(),
-                args.len()
-            )));
+            cause: cause.to_owned(),
         }
-        for (i, (arg, (name, t))) in args.iter().zip(ty.params()).enumerate() {
-            if !val_matches(arg, &t) {
-                return Err(bad(format!(
-                    "argument {} (`{name}`) must be {}, got {arg:?}",
-                    i + 1,
-                    render_type(&t)
-                )));
-            }
-        }
-        Ok(())
     }
 
-    /// Turns a call's outcome into a result, poisoning the instance on failure.
+    /// Turns a call's outcome into a result, poisoning the instance on failure. (A
+    /// denied growth the guest coped with is not an error; the next call's `begin`
+    /// forgets it.)
+    #[inline(always)]
     fn settle<T>(
         &mut self,
         outcome: Option<wasmtime::Result<T>>,
         report: ExecutionReport,
     ) -> WasmResult<T> {
         self.last_report = report;
-        let failure = match outcome {
-            Some(Ok(value)) => {
-                // A denied growth the guest coped with is not an error.
-                self.store.data_mut().limiter.take_denial();
-                return Ok(value);
-            }
-            Some(Err(e)) => Failure::Wasmtime(e),
-            None => Failure::AsyncTimeout,
-        };
+        match outcome {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(e)) => Err(self.fail(Failure::Wasmtime(e), report)),
+            None => Err(self.fail(Failure::AsyncTimeout, report)),
+        }
+    }
+
+    /// The error for a failed call; poisons the instance.
+    #[cold]
+    #[inline(never)]
+    fn fail(&mut self, failure: Failure, report: ExecutionReport) -> WasmError {
         let err = failure.classify(
             &mut self.store,
             &self.limits,
@@ -491,20 +459,141 @@ impl ComponentInstance {
             Phase::Call,
         );
         self.poisoned = Some(first_line(&err.to_string()));
-        Err(err)
+        err
     }
 }
 
-/// Runs `fut` under the async-side bound (`None` when it elapsed). The timer is armed
-/// only if the guest does not finish within its first poll — most calls do — which keeps
-/// timer registration off the fast path. A guest that keeps running yields at every
-/// epoch tick, so the bound starts at most one tick late.
-pub(crate) async fn bounded<F: Future>(bound: Duration, fut: F) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
-    match first {
-        Poll::Ready(v) => Some(v),
-        Poll::Pending => tokio::time::timeout(bound, fut).await.ok(),
+/// The export called `export` in `instance`, with what its component knows of it.
+fn lookup<'c>(
+    component: &'c CompiledComponent,
+    instance: &Instance,
+    store: &mut Store<HostState>,
+    export: &str,
+) -> WasmResult<(Func, &'c ExportFunc)> {
+    component
+        .export_func(export)
+        .and_then(|info| Some((instance.get_func(&mut *store, info.index)?, info)))
+        .ok_or_else(|| WasmError::ExportNotFound {
+            component: component.name().to_owned(),
+            export: export.to_owned(),
+            available: component.export_signatures(),
+        })
+}
+
+/// Checks dynamic arguments against the export's parameters, for a message that names
+/// the argument (Wasmtime would refuse them too, less helpfully).
+fn check_args(
+    component: &CompiledComponent,
+    export: &str,
+    info: &ExportFunc,
+    args: &[Val],
+) -> WasmResult<()> {
+    if info.params.len() == args.len()
+        && args
+            .iter()
+            .zip(info.params.iter())
+            .all(|(arg, (_, t))| val_matches(arg, t))
+    {
+        return Ok(());
+    }
+    Err(bad_args(component, export, info, args))
+}
+
+#[cold]
+fn bad_args(
+    component: &CompiledComponent,
+    export: &str,
+    info: &ExportFunc,
+    args: &[Val],
+) -> WasmError {
+    let reason = if info.params.len() == args.len() {
+        args.iter()
+            .zip(info.params.iter())
+            .enumerate()
+            .find(|(_, (arg, (_, t)))| !val_matches(arg, t))
+            .map(|(i, (arg, (name, t)))| {
+                format!(
+                    "argument {} (`{name}`) must be {}, got {arg:?}",
+                    i + 1,
+                    render_type(t)
+                )
+            })
+            .unwrap_or_default()
+    } else {
+        format!(
+            "expected {} argument(s), got {}",
+            info.params.len(),
+            args.len()
+        )
+    };
+    WasmError::InvalidArguments {
+        component: component.name().to_owned(),
+        export: export.to_owned(),
+        reason,
+        signature: render_func(&info.ty),
+    }
+}
+
+/// The async-side bound of a call: the timeout plus a margin for the epoch to be
+/// noticed ([`Deadline::hard_bound`]), and the timer that enforces it once armed. It
+/// is only reached when the guest is blocked in the host (where epochs are not
+/// checked) or the ticker could not start.
+#[derive(Debug)]
+pub(crate) struct Backstop {
+    bound: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Backstop {
+    pub(crate) fn new(bound: Duration) -> Self {
+        Self { bound, timer: None }
+    }
+}
+
+/// Runs `fut` under `backstop`: `None` when its bound elapsed. See [`Bounded`].
+pub(crate) fn bounded<F: Future>(backstop: &mut Backstop, fut: F) -> Bounded<'_, F> {
+    Bounded { fut, backstop }
+}
+
+pin_project_lite::pin_project! {
+    /// A future under the async-side bound. The timer is armed only if the guest does
+    /// not finish within its first poll — most calls do — which keeps timer
+    /// registration off the fast path, and it lives in the [`Backstop`] rather than in
+    /// this future, which is then only a pointer larger than the one it wraps. (Futures
+    /// are moved several times on their way into an executor, by `memcpy` calls whose
+    /// cost doubles past 256 bytes; a `tokio::time::Timeout` here made every call ~10%
+    /// slower.) A guest that keeps running yields at every epoch tick, so the bound
+    /// starts at most one tick late.
+    pub(crate) struct Bounded<'a, F> {
+        #[pin]
+        fut: F,
+        backstop: &'a mut Backstop,
+    }
+}
+
+impl<F: Future> Future for Bounded<'_, F> {
+    type Output = Option<F::Output>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(v) = this.fut.poll(cx) {
+            if this.backstop.timer.is_some() {
+                // Disarm: a stale timer would only wake this task for nothing.
+                this.backstop.timer = None;
+            }
+            return Poll::Ready(Some(v));
+        }
+        let bound = this.backstop.bound;
+        let timer = this
+            .backstop
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(bound)));
+        if timer.as_mut().poll(cx).is_ready() {
+            this.backstop.timer = None;
+            return Poll::Ready(None);
+        }
+        Poll::Pending
     }
 }
 
@@ -524,24 +613,21 @@ impl std::fmt::Display for Deadline {
 
 impl std::error::Error for Deadline {}
 
-/// A call in progress: when it started.
-pub(crate) struct Started(Instant);
-
 impl Deadline {
     /// Arms the store for one call: fresh fuel, a fresh deadline, a fresh peak.
-    pub(crate) fn begin(store: &mut Store<HostState>, limits: &ResourceLimits) -> Started {
+    #[inline(always)]
+    pub(crate) fn begin(store: &mut Store<HostState>, limits: &ResourceLimits) {
         // Fuel is enabled by our engine configuration, so this cannot fail.
         if let Err(e) = store.set_fuel(limits.fuel()) {
             tracing::error!(%e, "setting fuel failed");
         }
-        let now = Instant::now();
         let data = store.data_mut();
-        data.deadline = now + limits.timeout();
+        data.started = data.measure_wall_time.then(Instant::now);
+        data.timeout = limits.timeout();
         data.timed_out = false;
         data.limiter.reset_peak();
         // Check the deadline at the next tick, and every tick after (the callback).
         store.set_epoch_deadline(1);
-        Started(now)
     }
 
     /// The async-side bound: the timeout plus a margin for the epoch to be noticed.
@@ -550,17 +636,16 @@ impl Deadline {
     pub(crate) fn hard_bound(limits: &ResourceLimits, tick: Duration) -> Duration {
         limits.timeout() + (tick * 4).max(Duration::from_millis(50))
     }
-}
 
-impl Started {
-    pub(crate) fn finish(
-        self,
-        store: &mut Store<HostState>,
-        limits: &ResourceLimits,
-    ) -> ExecutionReport {
-        let wall_time = self.0.elapsed();
-        let remaining = store.get_fuel().unwrap_or(0);
+    /// What the call armed by [`begin`](Self::begin) used, read right after it.
+    #[inline(always)]
+    pub(crate) fn report(store: &Store<HostState>, limits: &ResourceLimits) -> ExecutionReport {
         let data = store.data();
+        let wall_time = data
+            .started
+            .filter(|_| data.measure_wall_time)
+            .map(|t| t.elapsed());
+        let remaining = store.get_fuel().unwrap_or(0);
         ExecutionReport {
             fuel_consumed: limits.fuel().saturating_sub(remaining),
             fuel_limit: limits.fuel(),

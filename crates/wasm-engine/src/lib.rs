@@ -12,8 +12,9 @@
 //!   [`CapabilitySet`](airssys_wasm_core::CapabilitySet) that grants WASI access and
 //!   nothing more.
 //!
-//! Every call returns an [`ExecutionReport`] (fuel, wall time, peak memory). A trap or a
-//! limit ends that call and poisons that instance; nothing else is affected.
+//! Every call returns an [`ExecutionReport`] (fuel, peak memory, and the wall time when
+//! the sandbox measures it). A trap or a limit ends that call and poisons that instance;
+//! nothing else is affected.
 //!
 //! ```
 //! use std::time::Duration;

@@ -147,10 +147,50 @@ async fn infinite_loop_with_unlimited_fuel_is_stopped_by_the_timeout() {
         }
         other => panic!("expected a timeout, got {other:?}"),
     }
-    // Not before the timeout; within it plus a tick (with a loose margin for a busy CI).
+    // Not before the timeout; within it plus two ticks (with a loose margin for a busy CI).
     assert!(took >= timeout, "{took:?}");
     assert!(took < timeout + Duration::from_secs(2), "{took:?}");
     still_healthy(&engine).await;
+}
+
+#[tokio::test]
+async fn wall_time_is_reported_only_when_the_sandbox_measures_it() {
+    let engine = WasmEngine::new().unwrap();
+    let hello = compile(&engine, "hello", fx::HELLO);
+    let mut i = hello.instantiate(&roomy()).await.unwrap();
+    assert_eq!(i.instantiation_report().wall_time, None);
+    let ((_,), report) = i.call_typed::<(), (i32,)>("hello", ()).await.unwrap();
+    assert_eq!(report.wall_time, None);
+    assert!(!report.to_string().contains("wall time"), "{report}");
+
+    let mut i = hello
+        .instantiate(&roomy().measure_wall_time(true))
+        .await
+        .unwrap();
+    assert!(i.instantiation_report().wall_time.is_some());
+    let ((_,), report) = i.call_typed::<(), (i32,)>("hello", ()).await.unwrap();
+    let quick = report.wall_time.unwrap();
+    assert!(quick < Duration::from_secs(1), "{quick:?}");
+    assert!(report.to_string().contains("wall time"), "{report}");
+
+    // A call stopped by its timeout took at least the timeout, and the clock agrees
+    // with the host's.
+    let spin = compile(&engine, "spin", fx::INFINITE_LOOP);
+    let timeout = Duration::from_millis(150);
+    let mut i = spin
+        .instantiate(&sandbox(MIB, u64::MAX, timeout).measure_wall_time(true))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    i.call("spin", &[]).await.unwrap_err();
+    let host = t.elapsed();
+    let wall = i.last_report().wall_time.unwrap();
+    assert!(wall >= timeout, "{wall:?}");
+    assert!(wall <= host, "{wall:?} measured inside {host:?}");
+    assert!(
+        host - wall < Duration::from_millis(50),
+        "{wall:?} vs {host:?}"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -440,6 +440,41 @@ async fn a_spinning_command_is_stopped_by_fuel_or_by_time() {
 }
 
 #[tokio::test]
+async fn a_guest_blocked_in_the_host_is_ended_by_the_async_bound() {
+    // `sleep` waits for a day in a WASI poll, in the host, where epoch interruption
+    // does not reach: only the async-side bound (the timeout plus a margin) ends it.
+    let timeout = Duration::from_millis(200);
+    let sandbox = Sandbox::new(limits(16 * MIB, u64::MAX, timeout))
+        .with_capabilities(stdio())
+        .with_args(["hostile", "sleep"])
+        .capture_output(1 << 20)
+        .measure_wall_time(true);
+    let mut instance = compiled("hostile").instantiate(&sandbox).await.unwrap();
+    let started = Instant::now();
+    let err = instance.run_command().await.unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            err,
+            WasmError::ComponentTimeout {
+                max_execution_ms: 200,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(took >= timeout, "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(instance.last_report().wall_time.unwrap() >= timeout);
+    assert!(instance.poisoned().is_some());
+    let stdout = String::from_utf8(instance.captured_stdout().unwrap()).unwrap();
+    assert_eq!(stdout, "hostile: sleep\n");
+    // The engine and the component carry on.
+    let r = run("cli-hello", stdio(), &[]).await;
+    assert_eq!(r.code.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn runaway_recursion_traps_and_says_why() {
     let r = run("hostile", stdio(), &["recurse"]).await;
     let Err(WasmError::ComponentTrapped {

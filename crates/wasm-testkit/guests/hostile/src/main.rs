@@ -5,9 +5,12 @@
 //! hostile spin         loops forever without calling the host
 //! hostile recurse      recurses without bound
 //! hostile panic        panics
+//! hostile sleep        sleeps for a day, blocked in the host (WASI poll), where epoch
+//!                      interruption cannot reach it
 //! ```
 
 use std::hint::black_box;
+use std::time::Duration;
 
 fn recurse(depth: u64) -> u64 {
     // A frame that can't be optimized away, and a call that isn't a tail call.
@@ -38,8 +41,12 @@ fn main() {
             println!("{}", recurse(0));
         }
         "panic" => panic!("the guest panicked on purpose"),
+        "sleep" => {
+            std::thread::sleep(Duration::from_secs(24 * 3600));
+            println!("woke up");
+        }
         _ => {
-            eprintln!("usage: hostile alloc-bomb | spin | recurse | panic");
+            eprintln!("usage: hostile alloc-bomb | spin | recurse | panic | sleep");
             std::process::exit(2);
         }
     }
