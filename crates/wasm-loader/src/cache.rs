@@ -15,10 +15,15 @@
 //!   not match, or that Wasmtime rejects (incompatible engine) is deleted and the
 //!   component recompiled — never loaded.
 //! - **Metadata fast path**: for files, `<dir>/paths/<hash of the engine key and the
-//!   path>` remembers the
-//!   file's size, modification time, inode and device with its key, so an unchanged file
-//!   is not read or hashed at all. A file modified within [`RACY_WINDOW`] of being
-//!   recorded is always re-hashed (the same precaution git takes for its index).
+//!   path>` remembers the file's size, modification time, inode and device with its
+//!   key, so an unchanged file is not read or hashed at all. A file modified within
+//!   [`RACY_WINDOW`] of being recorded is always re-hashed (the same precaution git
+//!   takes for its index). The record also holds the same stamp of the **entry** as it
+//!   was when written or last verified: an entry whose stamp still matches is not read
+//!   and checksummed again (a hit is then two `stat`s and a small read on top of
+//!   Wasmtime's own `deserialize_file`). Entries are written once (never modified in
+//!   place) and flushed to disk before they are renamed into place, so an entry with an
+//!   unchanged stamp is the one that was verified.
 //! - **Size cap**: after each insertion, the least recently used entries (by
 //!   modification time, which a hit refreshes when it is over [`TOUCH_AFTER`] old) are
 //!   removed until the total is under the cap.
@@ -136,9 +141,23 @@ pub(crate) struct Key(String);
 
 /// What a lookup returned.
 pub(crate) enum Lookup {
-    Hit(Component),
+    /// Found; `stale_record` when the entry had to be verified in full and could now
+    /// be vouched for by its stamp, so that a path record naming it should be written
+    /// again.
+    Hit {
+        component: Component,
+        stale_record: bool,
+    },
     Miss,
     Corrupt,
+}
+
+/// What a path record says: the file's key, its size, and the entry's stamp when it was
+/// last verified.
+pub(crate) struct Recorded {
+    pub(crate) key: Key,
+    pub(crate) size: u64,
+    entry: Option<FileStamp>,
 }
 
 impl ArtifactCache {
@@ -174,26 +193,40 @@ impl ArtifactCache {
         self.config.dir.join(format!("{}.{EXT}", key.0))
     }
 
-    /// Looks `key` up; a corrupt entry is deleted.
-    pub(crate) fn lookup(&self, engine: &Engine, key: &Key) -> Lookup {
+    /// Looks `key` up; a corrupt entry is deleted. An entry whose stamp is `verified`
+    /// (from a path record) is trusted without reading it; any other is checked against
+    /// its footer first.
+    pub(crate) fn lookup(&self, engine: &Engine, key: &Key, verified: Option<&Recorded>) -> Lookup {
         let path = self.entry_path(key);
-        let mut file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(_) => return Lookup::Miss,
-        };
-        let modified = match verify(&mut file) {
-            Ok(modified) => modified,
-            Err(why) => {
-                tracing::warn!(entry = %path.display(), %why, "discarding a corrupt cache entry");
-                let _ = std::fs::remove_file(&path);
-                return Lookup::Corrupt;
+        let trusted = verified
+            .and_then(|r| r.entry.as_ref())
+            .zip(FileStamp::of(&path))
+            .filter(|(recorded, now)| recorded == &now)
+            .map(|(_, now)| now.modified());
+        let (modified, checked) = match trusted {
+            Some(modified) => (modified, false),
+            None => {
+                let mut file = match std::fs::File::open(&path) {
+                    Ok(f) => f,
+                    Err(_) => return Lookup::Miss,
+                };
+                match verify(&mut file) {
+                    Ok(modified) => (modified, true),
+                    Err(why) => {
+                        tracing::warn!(entry = %path.display(), %why, "discarding a corrupt cache entry");
+                        let _ = std::fs::remove_file(&path);
+                        return Lookup::Corrupt;
+                    }
+                }
             }
         };
         // SAFETY: the entry was written by `store` below from `Component::serialize` of
-        // this engine configuration (the key covers it), and its length and checksum
-        // match, so it is neither truncated nor corrupted. The cache directory is
-        // trusted (module docs): tampering by someone who can write it is outside what
-        // this can detect.
+        // this engine configuration (the key covers it), and either its length and
+        // checksum match, or it is unchanged since they did (its size, modification
+        // time and inode are those recorded then; entries are never modified in place),
+        // so it is neither truncated nor corrupted. The cache directory is trusted
+        // (module docs): tampering by someone who can write it is outside what this can
+        // detect.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => {
                 let stale = modified.elapsed().map_or(true, |age| age > TOUCH_AFTER);
@@ -204,7 +237,13 @@ impl ArtifactCache {
                         .open(&path)
                         .and_then(|f| f.set_modified(SystemTime::now()));
                 }
-                Lookup::Hit(component)
+                // Worth recording: an entry just verified, old enough that a later
+                // change cannot share its modification time.
+                let racy = modified.elapsed().map_or(true, |age| age < RACY_WINDOW);
+                Lookup::Hit {
+                    component,
+                    stale_record: checked && !stale && !racy,
+                }
             }
             Err(e) => {
                 tracing::warn!(entry = %path.display(), error = %e, "discarding an unusable cache entry");
@@ -240,8 +279,10 @@ impl ArtifactCache {
             .prefix(".tmp-")
             .tempfile_in(&self.config.dir)?;
         std::io::Write::write_all(&mut tmp, &bytes)?;
-        // No fsync: an entry torn by a power loss fails its length or checksum check and
-        // is recompiled, so durability is not worth a disk flush on every miss.
+        // On disk before it has a name: a path record may vouch for this entry by its
+        // stamp alone, so it must never be torn (a flush costs little next to the
+        // compilation that preceded it).
+        tmp.as_file().sync_all()?;
         tmp.persist(self.entry_path(key)).map_err(|e| e.error)?;
         Ok(())
     }
@@ -276,39 +317,51 @@ impl ArtifactCache {
         Ok(())
     }
 
-    /// The key recorded for `file`, with the file's size, if its metadata is unchanged
-    /// since it was recorded (and not too recent to trust).
-    pub(crate) fn key_by_metadata(&self, file: &Path) -> Option<(Key, u64)> {
+    /// What the record of `file` says, if the file's metadata is unchanged since it was
+    /// recorded (and was not too recent to trust then).
+    pub(crate) fn key_by_metadata(&self, file: &Path) -> Option<Recorded> {
         let stamp = FileStamp::of(file)?;
-        let text = std::fs::read_to_string(self.path_record(file)).ok()?;
+        // One read of a record that is well under a page: no stat, no growing buffer.
+        let mut buf = [0u8; 512];
+        let n = std::io::Read::read(
+            &mut std::fs::File::open(self.path_record(file)).ok()?,
+            &mut buf,
+        )
+        .ok()?;
+        let text = std::str::from_utf8(buf.get(..n)?).ok()?;
         let mut parts = text.split_whitespace();
-        if parts.next()? != "v1" {
+        if parts.next()? != "v2" {
             return None;
         }
-        let recorded = FileStamp {
-            len: parts.next()?.parse().ok()?,
-            mtime_ns: parts.next()?.parse().ok()?,
-            ino: parts.next()?.parse().ok()?,
-            dev: parts.next()?.parse().ok()?,
-        };
+        let recorded = FileStamp::parse(&mut parts)?;
         let recorded_at_ns: u128 = parts.next()?.parse().ok()?;
         let key = parts.next()?;
+        let entry = FileStamp::parse(&mut parts);
         let racy = recorded_at_ns.saturating_sub(stamp.mtime_ns) < RACY_WINDOW.as_nanos();
-        (recorded == stamp && !racy && is_hex_key(key)).then(|| (Key(key.to_owned()), stamp.len))
+        (recorded == stamp && !racy && is_hex_key(key)).then(|| Recorded {
+            key: Key(key.to_owned()),
+            size: stamp.len,
+            entry,
+        })
     }
 
-    /// Remembers `key` for `file` as it is now.
+    /// Remembers `key` for `file` as it is now, with the stamp of the entry as it is now
+    /// (call it when the entry was just written or verified) unless that is too recent
+    /// to trust.
     pub(crate) fn record_metadata(&self, file: &Path, key: &Key) {
         let Some(stamp) = FileStamp::of(file) else {
             return;
         };
+        // The entry's stamp only once it is old enough that a later change cannot
+        // share its modification time (the racy-git problem again).
+        let entry = FileStamp::of(&self.entry_path(key))
+            .filter(|e| e.modified().elapsed().is_ok_and(|age| age >= RACY_WINDOW))
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let text = format!(
-            "v1 {} {} {} {} {now} {}\n",
-            stamp.len, stamp.mtime_ns, stamp.ino, stamp.dev, key.0
-        );
+        let text = format!("v2 {stamp} {now} {} {entry}\n", key.0);
         let record = self.path_record(file);
         let write = || -> std::io::Result<()> {
             let dir = self.config.dir.join("paths");
@@ -344,7 +397,7 @@ fn is_hex_key(s: &str) -> bool {
 }
 
 /// What identifies a file's content without reading it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct FileStamp {
     len: u64,
     mtime_ns: u128,
@@ -374,6 +427,30 @@ impl FileStamp {
             ino,
             dev,
         })
+    }
+
+    fn parse<'a>(parts: &mut impl Iterator<Item = &'a str>) -> Option<Self> {
+        Some(Self {
+            len: parts.next()?.parse().ok()?,
+            mtime_ns: parts.next()?.parse().ok()?,
+            ino: parts.next()?.parse().ok()?,
+            dev: parts.next()?.parse().ok()?,
+        })
+    }
+
+    fn modified(&self) -> SystemTime {
+        let nanos = u64::try_from(self.mtime_ns).unwrap_or(u64::MAX);
+        UNIX_EPOCH + Duration::from_nanos(nanos)
+    }
+}
+
+impl std::fmt::Display for FileStamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {} {}",
+            self.len, self.mtime_ns, self.ino, self.dev
+        )
     }
 }
 

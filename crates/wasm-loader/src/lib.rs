@@ -198,26 +198,46 @@ impl ComponentLoader {
             // Fast path: an unchanged file is neither read nor hashed. Finding its key
             // (a stat and a small read) is cheap; the lookup leaves the executor only
             // for large components.
-            let hit = match cache.key_by_metadata(path) {
-                None => None,
-                Some((key, size)) => {
+            let found = match cache.key_by_metadata(path) {
+                None => Lookup::Miss,
+                Some(recorded) => {
                     let (cache, engine) = (cache.clone(), self.engine.clone());
-                    off_the_executor_if(size > INLINE_CACHE_HIT_LIMIT, move || {
-                        match cache.lookup(engine.wasmtime_engine(), &key) {
-                            Lookup::Hit(c) => Some(c),
-                            Lookup::Miss | Lookup::Corrupt => None,
+                    let file = path.to_owned();
+                    off_the_executor_if(recorded.size > INLINE_CACHE_HIT_LIMIT, move || {
+                        let found =
+                            cache.lookup(engine.wasmtime_engine(), &recorded.key, Some(&recorded));
+                        if let Lookup::Hit {
+                            stale_record: true, ..
+                        } = found
+                        {
+                            cache.record_metadata(&file, &recorded.key);
                         }
+                        found
                     })
                     .await
                     .map_err(|e| join_error(&name, e))?
                 }
             };
-            if let Some(component) = hit {
-                tracing::debug!(component = %name, "loaded from the artifact cache (unchanged file)");
-                return Ok((
-                    CompiledComponent::new(&self.engine, name, component)?,
-                    CacheOutcome::Hit,
-                ));
+            match found {
+                Lookup::Hit { component, .. } => {
+                    tracing::debug!(component = %name, "loaded from the artifact cache (unchanged file)");
+                    return Ok((
+                        CompiledComponent::new(&self.engine, name, component)?,
+                        CacheOutcome::Hit,
+                    ));
+                }
+                // The entry was discarded: what follows replaces it.
+                Lookup::Corrupt => {
+                    let bytes = read_file(path).await?;
+                    let (c, o) = self.compile(name, Some(path.to_owned()), bytes).await?;
+                    let o = if o == CacheOutcome::Miss {
+                        CacheOutcome::Replaced
+                    } else {
+                        o
+                    };
+                    return Ok((c, o));
+                }
+                Lookup::Miss => {}
             }
         }
         let bytes = read_file(path).await?;
@@ -386,8 +406,8 @@ impl ComponentLoader {
         let large = bytes.len() as u64 > INLINE_CACHE_HIT_LIMIT;
         let (key, found, bytes) = off_the_executor_if(large, move || {
             let key = cache.key(&bytes);
-            let found = cache.lookup(engine.wasmtime_engine(), &key);
-            if let (Lookup::Hit(_), Some(file)) = (&found, &lookup_path) {
+            let found = cache.lookup(engine.wasmtime_engine(), &key, None);
+            if let (Lookup::Hit { .. }, Some(file)) = (&found, &lookup_path) {
                 cache.record_metadata(file, &key);
             }
             (key, found, bytes)
@@ -395,7 +415,7 @@ impl ComponentLoader {
         .await
         .map_err(|e| join_error(&name, e))?;
         let outcome = match found {
-            Lookup::Hit(component) => {
+            Lookup::Hit { component, .. } => {
                 tracing::debug!(component = %name, "loaded from the artifact cache");
                 return Ok((
                     CompiledComponent::new(&self.engine, name, component)?,

@@ -178,6 +178,77 @@ async fn corrupt_truncated_or_foreign_entries_are_replaced_never_loaded() {
     }
 }
 
+/// The path records in `dir`, with their (inode, modification time): a record that was
+/// rewritten has a new inode (records are replaced by a rename).
+fn records(dir: &Path) -> Vec<(u64, SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("paths"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap())
+        .map(|m| (m.ino(), m.modified().unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_path_record_vouches_for_its_entry_only_while_the_entry_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("c.wat");
+    std::fs::write(&file, returning(5)).unwrap();
+    set_mtime_at(&file, SystemTime::now() - Duration::from_secs(3600));
+    let engine = WasmEngine::new().unwrap();
+    let l = loader(&engine, dir.path());
+    let (_, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    assert_eq!(o, CacheOutcome::Miss);
+    let entry = entries(dir.path()).pop().unwrap();
+    let good = std::fs::read(&entry).unwrap();
+    // A fresh entry is too recent to be vouched for by its stamp: every hit verifies it
+    // in full and records nothing new.
+    let fresh = records(dir.path());
+    let (_, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    assert_eq!(o, CacheOutcome::Hit);
+    assert_eq!(records(dir.path()), fresh);
+    // Once it is old enough, a verified hit records its stamp ...
+    set_mtime_at(&entry, SystemTime::now() - Duration::from_secs(60));
+    let (_, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    assert_eq!(o, CacheOutcome::Hit);
+    let recorded = records(dir.path());
+    assert_ne!(recorded, fresh, "recorded afresh");
+
+    // ... and the unchanged entry is then trusted as recorded: nothing is rewritten.
+    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    assert_eq!((o, answer(&c).await), (CacheOutcome::Hit, 5));
+    assert_eq!(
+        records(dir.path()),
+        recorded,
+        "a trusted hit writes nothing"
+    );
+
+    // Changed in place (same size, a flipped bit): verified again, found corrupt,
+    // replaced — never loaded.
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    std::fs::write(&entry, &flipped).unwrap();
+    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    assert_eq!((o, answer(&c).await), (CacheOutcome::Replaced, 5));
+    assert_eq!(std::fs::read(&entry).unwrap(), good);
+
+    // Touched (the same bytes, another modification time): verified in full, then
+    // recorded afresh, and trusted again after that.
+    set_mtime_at(&entry, SystemTime::now() - Duration::from_secs(30));
+    let before = records(dir.path());
+    let (_, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    assert_eq!(o, CacheOutcome::Hit);
+    let after = records(dir.path());
+    assert_ne!(after, before, "the verified entry's new stamp is recorded");
+    let (_, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    assert_eq!(o, CacheOutcome::Hit);
+    assert_eq!(records(dir.path()), after);
+}
+
 #[tokio::test]
 async fn unchanged_files_are_found_by_metadata_and_changed_ones_by_content() {
     let dir = tempfile::tempdir().unwrap();
