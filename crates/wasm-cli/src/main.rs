@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use airssys_wasm_core::units::format_duration;
 use airssys_wasm_core::{CapabilitySet, PartialResourceLimits, ResourceLimits, WasmError};
-use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
+use airssys_wasm_engine::{CallOutcome, CompiledComponent, Sandbox, WasmEngine};
 use airssys_wasm_loader::{CacheConfig, ComponentLoader};
 use airssys_wasm_manifest::{ComponentManifest, MANIFEST_FILE};
 
@@ -462,18 +462,11 @@ async fn run(args: RunArgs, cache: &CacheArgs) -> Result<u8, Failure> {
     tracing::debug!(component = component.name(), %limits, "instantiating");
     let mut instance = component.instantiate(&sandbox).await?;
 
-    let (code, report) = match &args.invoke {
-        Some(call) => {
-            let outcome = instance.invoke(call).await?;
-            let results = outcome.results_wave().map_err(Failure::from)?;
-            let mut out = std::io::stdout().lock();
-            for r in results {
-                writeln!(out, "{r}")
-                    .context("writing the result to stdout")
-                    .map_err(|e| Failure { code: 1, error: e })?;
-            }
-            (0, outcome.report)
-        }
+    let code = match &args.invoke {
+        Some(call) => match instance.invoke(call).await {
+            Ok(outcome) => print_results(&outcome).map(|()| 0),
+            Err(e) => Err(Failure::from(e)),
+        },
         None => {
             if component.command_export().is_none() {
                 return Err(usage(anyhow::anyhow!(
@@ -487,15 +480,34 @@ async fn run(args: RunArgs, cache: &CacheArgs) -> Result<u8, Failure> {
                         .collect::<String>()
                 )));
             }
-            instance.run_command().await?
+            instance
+                .run_command()
+                .await
+                .map(|(code, _)| code)
+                .map_err(Failure::from)
         }
     };
     let _ = std::io::stdout().flush();
-    if args.report {
+    // The report of a call that ran, also when the guest trapped or hit a limit (what
+    // it used up to then is what one wants to see); not after a usage error.
+    if args.report && matches!(&code, Ok(_) | Err(Failure { code: 1 | 4, .. })) {
         eprintln!(
-            "report: {report} (timeout {})",
+            "report: {} (timeout {})",
+            instance.last_report(),
             format_duration(limits.timeout())
         );
     }
-    Ok(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
+    Ok(u8::try_from(code?.clamp(0, 255)).unwrap_or(1))
+}
+
+/// Prints an invoked export's results, one WAVE value a line.
+fn print_results(outcome: &CallOutcome) -> Result<(), Failure> {
+    let results = outcome.results_wave().map_err(Failure::from)?;
+    let mut out = std::io::stdout().lock();
+    for r in results {
+        writeln!(out, "{r}")
+            .context("writing the result to stdout")
+            .map_err(|e| Failure { code: 1, error: e })?;
+    }
+    Ok(())
 }

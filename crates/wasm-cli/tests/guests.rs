@@ -212,6 +212,21 @@ fn a_guest_asleep_in_the_host_is_ended_by_its_timeout_with_exit_4() {
     assert_eq!(stdout(&o), "hostile: sleep\n");
     let err = stderr(&o);
     assert!(err.contains("300ms") || err.contains("300 ms"), "{err}");
+    // --report also reports a call that failed: its wall time covers the timeout.
+    let report = err
+        .lines()
+        .find(|l| l.starts_with("report: "))
+        .unwrap_or_else(|| panic!("no report in {err}"));
+    let wall = report
+        .split("wall time ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("no wall time in {report}"));
+    let ms: f64 = wall.strip_suffix("ms").map_or_else(
+        || wall.strip_suffix('s').unwrap().parse::<f64>().unwrap() * 1000.0,
+        |ms| ms.parse().unwrap(),
+    );
+    assert!(ms >= 300.0, "{report}");
 }
 
 #[test]
