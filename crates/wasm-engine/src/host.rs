@@ -18,10 +18,11 @@ pub struct HostState {
     pub(crate) limiter: InstanceLimiter,
     wasi: WasiCtx,
     table: ResourceTable,
-    /// When the current call (or instantiation) started, and how long it may run.
-    /// Taken when the call begins if its wall time is measured, else at its first
-    /// epoch tick (at most one tick late; see the epoch callback).
+    /// When the current call (or instantiation) started: taken when the call begins if
+    /// its wall time is measured, else at its first epoch tick (at most one tick late;
+    /// see the epoch callback).
     pub(crate) started: Option<Instant>,
+    /// How long the current call may run.
     pub(crate) timeout: Duration,
     /// Whether reports carry the wall-clock time.
     pub(crate) measure_wall_time: bool,

@@ -45,9 +45,10 @@ impl Sandbox {
     }
 
     /// Measures every call's (and the instantiation's) wall-clock time into
-    /// [`ExecutionReport::wall_time`]. Off by default: it reads the clock once more per
-    /// call, which is ~5% of a call into an export that does nothing (see
-    /// BENCHMARKS.md); the timeout is enforced either way.
+    /// [`ExecutionReport::wall_time`]. Off by default: it reads the clock twice per
+    /// call (~50 ns on a KVM guest, a fifth of a call into an export that does nothing;
+    /// see BENCHMARKS.md), which nothing else on a call's path needs; the timeout is
+    /// enforced either way.
     #[must_use]
     pub fn measure_wall_time(mut self, on: bool) -> Self {
         self.wall_time = on;

@@ -400,7 +400,7 @@ fn is_hex_key(s: &str) -> bool {
 }
 
 /// What identifies a file's content without reading it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 struct FileStamp {
     len: u64,
     mtime_ns: u128,

@@ -194,6 +194,7 @@ impl ComponentLoader {
     ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
         let path = path.as_ref();
         let name = name.to_owned();
+        let mut replaced = false;
         if let Some(cache) = &self.cache {
             // Fast path: an unchanged file is neither read nor hashed. Finding its key
             // (a stat and a small read) is cheap; the lookup leaves the executor only
@@ -227,21 +228,16 @@ impl ComponentLoader {
                     ));
                 }
                 // The entry was discarded: what follows replaces it.
-                Lookup::Corrupt => {
-                    let bytes = read_file(path).await?;
-                    let (c, o) = self.compile(name, Some(path.to_owned()), bytes).await?;
-                    let o = if o == CacheOutcome::Miss {
-                        CacheOutcome::Replaced
-                    } else {
-                        o
-                    };
-                    return Ok((c, o));
-                }
+                Lookup::Corrupt => replaced = true,
                 Lookup::Miss => {}
             }
         }
         let bytes = read_file(path).await?;
-        self.compile(name, Some(path.to_owned()), bytes).await
+        let (component, outcome) = self.compile(name, Some(path.to_owned()), bytes).await?;
+        match outcome {
+            CacheOutcome::Miss if replaced => Ok((component, CacheOutcome::Replaced)),
+            _ => Ok((component, outcome)),
+        }
     }
 
     /// Validates and compiles a component from bytes (binary or WAT text), named
