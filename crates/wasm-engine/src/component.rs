@@ -44,8 +44,6 @@ pub(crate) struct ExportFunc {
     pub(crate) ty: ComponentFunc,
     /// Its parameters, for checking dynamic arguments.
     pub(crate) params: Box<[(String, Type)]>,
-    /// How many results it has.
-    pub(crate) results: usize,
 }
 
 impl std::fmt::Debug for CompiledComponent {
@@ -126,46 +124,27 @@ impl CompiledComponent {
             .get(name)
     }
 
-    /// Every function [`exports`](Self::exports) lists, with its index.
+    /// Every function [`exports`](Self::exports) lists, with its index and type.
     fn resolve_funcs(&self) -> foldhash::HashMap<String, ExportFunc> {
-        let engine = self.inner.engine.wasmtime_engine();
         let component = &self.inner.component;
-        let mut out = foldhash::HashMap::default();
-        let mut add = |name: String, ty: ComponentFunc, index: Option<ComponentExportIndex>| {
-            if let Some(index) = index {
-                let params = ty.params().map(|(n, t)| (n.to_owned(), t)).collect();
-                let results = ty.results().len();
-                out.insert(
-                    name,
-                    ExportFunc {
-                        index,
-                        ty,
-                        params,
-                        results,
-                    },
-                );
-            }
-        };
-        for (name, item) in component.component_type().exports(engine) {
-            match item.ty {
-                ComponentItem::ComponentFunc(f) => {
-                    add(name.to_owned(), f, component.get_export_index(None, name));
-                }
-                ComponentItem::ComponentInstance(inst) => {
-                    let Some(iface) = component.get_export_index(None, name) else {
-                        continue;
-                    };
-                    for (func, item) in inst.exports(engine) {
-                        if let ComponentItem::ComponentFunc(f) = item.ty {
-                            let index = component.get_export_index(Some(&iface), func);
-                            add(format!("{name}#{func}"), f, index);
-                        }
+        self.exports()
+            .iter()
+            .filter(|e| e.is_func)
+            .filter_map(|e| {
+                let (item, index) = match e.name.split_once('#') {
+                    Some((iface, func)) => {
+                        let (_, iface) = component.get_export(None, iface)?;
+                        component.get_export(Some(&iface), func)?
                     }
-                }
-                _ => {}
-            }
-        }
-        out
+                    None => component.get_export(None, e.name.as_str())?,
+                };
+                let ComponentItem::ComponentFunc(ty) = item else {
+                    return None;
+                };
+                let params = ty.params().map(|(n, t)| (n.to_owned(), t)).collect();
+                Some((e.name.clone(), ExportFunc { index, ty, params }))
+            })
+            .collect()
     }
 
     /// The exported functions, as `name: signature` lines (used in error messages).
@@ -273,6 +252,7 @@ impl CompiledComponent {
                 InstanceLimiter::new(&limits),
                 wasi,
                 captured,
+                limits.timeout(),
                 sandbox.measures_wall_time(),
             ),
         );

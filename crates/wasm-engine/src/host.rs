@@ -22,7 +22,7 @@ pub struct HostState {
     /// its wall time is measured, else at its first epoch tick (at most one tick late;
     /// see the epoch callback).
     pub(crate) started: Option<Instant>,
-    /// How long the current call may run.
+    /// How long a call may run.
     pub(crate) timeout: Duration,
     /// Whether reports carry the wall-clock time.
     pub(crate) measure_wall_time: bool,
@@ -62,6 +62,7 @@ impl HostState {
         limiter: InstanceLimiter,
         wasi: WasiCtx,
         captured: Option<Captured>,
+        timeout: Duration,
         measure_wall_time: bool,
     ) -> Self {
         Self {
@@ -69,7 +70,7 @@ impl HostState {
             wasi,
             table: ResourceTable::new(),
             started: None,
-            timeout: Duration::ZERO,
+            timeout,
             measure_wall_time,
             timed_out: false,
             captured,

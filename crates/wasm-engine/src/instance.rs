@@ -221,7 +221,7 @@ impl ComponentInstance {
         self.check_poison()?;
         let (func, info) = lookup(&self.component, &self.instance, &mut self.store, export)?;
         check_args(&self.component, export, info, args)?;
-        let mut results = vec![placeholder(); info.results];
+        let mut results = vec![placeholder(); info.ty.results().len()];
         self.begin();
         let outcome = bounded(
             &mut self.backstop,
@@ -330,10 +330,8 @@ impl ComponentInstance {
                 .into(),
             signature: self
                 .component
-                .export_signatures()
-                .into_iter()
-                .find(|s| s.starts_with(&format!("{export}:")))
-                .unwrap_or_else(|| "unknown".into()),
+                .export_func(export)
+                .map_or_else(|| "unknown".into(), |f| render_func(&f.ty)),
         }
     }
 
@@ -623,7 +621,6 @@ impl Deadline {
         }
         let data = store.data_mut();
         data.started = data.measure_wall_time.then(Instant::now);
-        data.timeout = limits.timeout();
         data.timed_out = false;
         data.limiter.reset_peak();
         // Check the deadline at the next tick, and every tick after (the callback).
