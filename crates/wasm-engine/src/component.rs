@@ -40,6 +40,8 @@ struct Inner {
 pub(crate) struct ExportFunc {
     /// Where it is in every instance.
     pub(crate) index: ComponentExportIndex,
+    /// Its place, `0..export_func_count()`, in an instance's per-export cache.
+    pub(crate) slot: usize,
     /// Its type, for messages.
     pub(crate) ty: ComponentFunc,
     /// Its parameters, for checking dynamic arguments.
@@ -124,6 +126,12 @@ impl CompiledComponent {
             .get(name)
     }
 
+    /// How many exported functions [`export_func`](Self::export_func) knows: one
+    /// more than the highest [`ExportFunc::slot`].
+    pub(crate) fn export_func_count(&self) -> usize {
+        self.inner.funcs.get_or_init(|| self.resolve_funcs()).len()
+    }
+
     /// Every function [`exports`](Self::exports) lists, with its index and type.
     fn resolve_funcs(&self) -> foldhash::HashMap<String, ExportFunc> {
         let component = &self.inner.component;
@@ -142,7 +150,17 @@ impl CompiledComponent {
                     return None;
                 };
                 let params = ty.params().map(|(n, t)| (n.to_owned(), t)).collect();
-                Some((e.name.clone(), ExportFunc { index, ty, params }))
+                Some((e.name.clone(), index, ty, params))
+            })
+            .enumerate()
+            .map(|(slot, (name, index, ty, params))| {
+                let func = ExportFunc {
+                    index,
+                    slot,
+                    ty,
+                    params,
+                };
+                (name, func)
             })
             .collect()
     }

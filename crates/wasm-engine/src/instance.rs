@@ -1,6 +1,7 @@
 //! [`ComponentInstance`]: one sandboxed instance, its calls, and how failures map to
 //! [`WasmError`].
 
+use std::any::TypeId;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,6 +69,20 @@ pub struct ComponentInstance {
     id: u64,
     /// The async-side bound of every call.
     backstop: Backstop,
+    /// What calls by name have learnt of each export, by [`ExportFunc::slot`]; filled
+    /// on first use.
+    funcs: Vec<Option<Resolved>>,
+}
+
+/// One export of one instance, as calls by name found it.
+#[derive(Clone, Copy)]
+struct Resolved {
+    /// The export in this instance's store.
+    func: Func,
+    /// The Rust parameter and result types (lifetimes erased) of the last typed call
+    /// whose types Wasmtime checked against this export. A call with the same types
+    /// skips the check, which costs more than the rest of a call's bookkeeping.
+    checked: Option<(TypeId, TypeId)>,
 }
 
 /// A typed handle on one export of one instance, from
@@ -162,6 +177,7 @@ impl ComponentInstance {
             last_report: instantiation,
             id: NEXT_INSTANCE_ID.fetch_add(1, Ordering::Relaxed),
             backstop: Backstop::new(bound),
+            funcs: Vec::new(),
         }
     }
 
@@ -218,10 +234,9 @@ impl ComponentInstance {
     /// which leave the instance usable; runtime errors (trap, fuel, timeout, memory),
     /// which poison it; [`WasmError::InstancePoisoned`] after an earlier failure.
     pub async fn call(&mut self, export: &str, args: &[Val]) -> WasmResult<CallOutcome> {
-        self.check_poison()?;
-        let (func, info) = lookup(&self.component, &self.instance, &mut self.store, export)?;
-        check_args(&self.component, export, info, args)?;
-        let mut results = vec![placeholder(); info.ty.results().len()];
+        let (func, count) = self.dynamic_func(export, args)?;
+        let mut results = Vec::with_capacity(count);
+        results.resize_with(count, placeholder);
         self.begin();
         let outcome = bounded(
             &mut self.backstop,
@@ -230,6 +245,66 @@ impl ComponentInstance {
         .await;
         let ((), report) = self.end(outcome)?;
         Ok(CallOutcome { results, report })
+    }
+
+    /// Calls `export` with dynamic values like [`call`](Self::call), writing the
+    /// results into `results`, which must have exactly one slot per result (as
+    /// Wasmtime's `Func::call`): the form of a dynamic call that allocates nothing, for
+    /// hot paths. After an error the slots' contents are unspecified.
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call); [`WasmError::InvalidArguments`] (which does not poison)
+    /// when `results` has the wrong length.
+    pub async fn call_into(
+        &mut self,
+        export: &str,
+        args: &[Val],
+        results: &mut [Val],
+    ) -> WasmResult<ExecutionReport> {
+        let (func, count) = self.dynamic_func(export, args)?;
+        if results.len() != count {
+            return Err(self.bad_results(export, count, results.len()));
+        }
+        self.begin();
+        let outcome = bounded(
+            &mut self.backstop,
+            func.call_async(&mut self.store, args, results),
+        )
+        .await;
+        let ((), report) = self.end(outcome)?;
+        Ok(report)
+    }
+
+    /// `export`, ready for a dynamic call with `args`, and how many results it has.
+    fn dynamic_func(&mut self, export: &str, args: &[Val]) -> WasmResult<(Func, usize)> {
+        self.check_poison()?;
+        let (info, resolved) = lookup(
+            &self.component,
+            &self.instance,
+            &mut self.store,
+            &mut self.funcs,
+            export,
+        )?;
+        check_args(&self.component, export, info, args)?;
+        Ok((resolved.func, info.ty.results().len()))
+    }
+
+    /// The error for a results slice of the wrong length.
+    #[cold]
+    fn bad_results(&self, export: &str, expected: usize, got: usize) -> WasmError {
+        WasmError::InvalidArguments {
+            component: self.component.name().to_owned(),
+            export: export.to_owned(),
+            reason: format!(
+                "the results slice must have exactly one slot per result: expected \
+                 {expected}, got {got}"
+            ),
+            signature: self
+                .component
+                .export_func(export)
+                .map_or_else(|| "unknown".into(), |f| render_func(&f.ty)),
+        }
     }
 
     /// Calls `export` with Rust-typed parameters and results, e.g.
@@ -273,20 +348,43 @@ impl ComponentInstance {
         })
     }
 
-    /// `export`, checked against the Rust types `P` and `R`.
+    /// `export`, checked against the Rust types `P` and `R` — by Wasmtime, the first
+    /// time this instance meets these types for this export.
     fn typed_func<P, R>(&mut self, export: &str) -> WasmResult<TypedFunc<P, R>>
     where
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
-        let (func, info) = lookup(&self.component, &self.instance, &mut self.store, export)?;
-        func.typed::<P, R>(&self.store)
-            .map_err(|e| WasmError::InvalidArguments {
-                component: self.component.name().to_owned(),
-                export: export.to_owned(),
-                reason: format!("the Rust types do not match the export: {e}"),
-                signature: render_func(&info.ty),
-            })
+        let (info, resolved) = lookup(
+            &self.component,
+            &self.instance,
+            &mut self.store,
+            &mut self.funcs,
+            export,
+        )?;
+        // Lifetimes erased: `(&'a str,)` and `(&'static str,)` are one type to
+        // Wasmtime's type check and lowering, as trait implementations cannot tell
+        // lifetimes apart.
+        let types = (typeid::of::<P>(), TypeId::of::<R>());
+        if resolved.checked == Some(types) {
+            // SAFETY: `new_unchecked` requires that `P` and `R` match the function's
+            // type. This very `Func` (this instance, this store) passed
+            // `Func::typed::<P, R>` below with the same types up to lifetimes, and a
+            // function's type never changes.
+            return Ok(unsafe { TypedFunc::new_unchecked(resolved.func) });
+        }
+        let typed =
+            resolved
+                .func
+                .typed::<P, R>(&self.store)
+                .map_err(|e| WasmError::InvalidArguments {
+                    component: self.component.name().to_owned(),
+                    export: export.to_owned(),
+                    reason: format!("the Rust types do not match the export: {e}"),
+                    signature: render_func(&info.ty),
+                })?;
+        resolved.checked = Some(types);
+        Ok(typed)
     }
 
     /// Calls through a handle from [`typed_export`](Self::typed_export) on this
@@ -341,12 +439,18 @@ impl ComponentInstance {
         Deadline::begin(&mut self.store, &self.limits);
     }
 
-    /// Ends a call: its report, and its outcome as a result (poisoning on failure).
+    /// Ends a call: its report, and its outcome as a result (poisoning on failure). (A
+    /// denied growth the guest coped with is not an error; the next call's `begin`
+    /// forgets it.)
     #[inline(always)]
     fn end<T>(&mut self, outcome: Option<wasmtime::Result<T>>) -> WasmResult<(T, ExecutionReport)> {
         let report = Deadline::report(&self.store, &self.limits);
-        let value = self.settle(outcome, report)?;
-        Ok((value, report))
+        self.last_report = report;
+        match outcome {
+            Some(Ok(value)) => Ok((value, report)),
+            Some(Err(e)) => Err(self.fail(Failure::Wasmtime(e))),
+            None => Err(self.fail(Failure::AsyncTimeout)),
+        }
     }
 
     /// Parses a call in WAVE syntax — `double(21)`, `greet("you")`, `noop()` or just
@@ -370,7 +474,13 @@ impl ComponentInstance {
             signature: "see the component's exports".into(),
         })?;
         let name = parsed.name().to_owned();
-        let (_, info) = lookup(&self.component, &self.instance, &mut self.store, &name)?;
+        let (info, _) = lookup(
+            &self.component,
+            &self.instance,
+            &mut self.store,
+            &mut self.funcs,
+            &name,
+        )?;
         let args = parsed
             .to_wasm_params::<Val>(info.params.iter().map(|(_, t)| t))
             .map_err(|e| WasmError::InvalidArguments {
@@ -428,32 +538,15 @@ impl ComponentInstance {
         }
     }
 
-    /// Turns a call's outcome into a result, poisoning the instance on failure. (A
-    /// denied growth the guest coped with is not an error; the next call's `begin`
-    /// forgets it.)
-    #[inline(always)]
-    fn settle<T>(
-        &mut self,
-        outcome: Option<wasmtime::Result<T>>,
-        report: ExecutionReport,
-    ) -> WasmResult<T> {
-        self.last_report = report;
-        match outcome {
-            Some(Ok(value)) => Ok(value),
-            Some(Err(e)) => Err(self.fail(Failure::Wasmtime(e), report)),
-            None => Err(self.fail(Failure::AsyncTimeout, report)),
-        }
-    }
-
     /// The error for a failed call; poisons the instance.
     #[cold]
     #[inline(never)]
-    fn fail(&mut self, failure: Failure, report: ExecutionReport) -> WasmError {
+    fn fail(&mut self, failure: Failure) -> WasmError {
         let err = failure.classify(
             &mut self.store,
             &self.limits,
             self.component.name(),
-            report.fuel_consumed,
+            self.last_report.fuel_consumed,
             Phase::Call,
         );
         self.poisoned = Some(first_line(&err.to_string()));
@@ -461,21 +554,44 @@ impl ComponentInstance {
     }
 }
 
-/// The export called `export` in `instance`, with what its component knows of it.
-fn lookup<'c>(
+/// What `component` knows of the export called `export`, and what `funcs` (the
+/// instance's cache) knows of it in `instance`.
+fn lookup<'c, 'f>(
     component: &'c CompiledComponent,
     instance: &Instance,
     store: &mut Store<HostState>,
+    funcs: &'f mut Vec<Option<Resolved>>,
     export: &str,
-) -> WasmResult<(Func, &'c ExportFunc)> {
-    component
-        .export_func(export)
-        .and_then(|info| Some((instance.get_func(&mut *store, info.index)?, info)))
-        .ok_or_else(|| WasmError::ExportNotFound {
-            component: component.name().to_owned(),
-            export: export.to_owned(),
-            available: component.export_signatures(),
-        })
+) -> WasmResult<(&'c ExportFunc, &'f mut Resolved)> {
+    let Some(info) = component.export_func(export) else {
+        return Err(not_found(component, export));
+    };
+    if funcs.len() <= info.slot {
+        funcs.resize(component.export_func_count().max(info.slot + 1), None);
+    }
+    let slot = &mut funcs[info.slot];
+    let resolved = match slot {
+        Some(resolved) => resolved,
+        None => {
+            let func = instance
+                .get_func(&mut *store, info.index)
+                .ok_or_else(|| not_found(component, export))?;
+            slot.insert(Resolved {
+                func,
+                checked: None,
+            })
+        }
+    };
+    Ok((info, resolved))
+}
+
+#[cold]
+fn not_found(component: &CompiledComponent, export: &str) -> WasmError {
+    WasmError::ExportNotFound {
+        component: component.name().to_owned(),
+        export: export.to_owned(),
+        available: component.export_signatures(),
+    }
 }
 
 /// Checks dynamic arguments against the export's parameters, for a message that names

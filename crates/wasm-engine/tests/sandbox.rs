@@ -578,3 +578,100 @@ async fn typed_handles_call_without_lookup_and_refuse_other_instances() {
     let err = a.typed_export::<(), ()>("nope").unwrap_err();
     assert!(matches!(err, WasmError::ExportNotFound { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn typed_calls_by_name_refuse_mismatched_types_also_after_a_match() {
+    let engine = WasmEngine::new().unwrap();
+    let hello = compile(&engine, "hello", fx::HELLO);
+    let mut i = hello.instantiate(&roomy()).await.unwrap();
+    for x in [3, -7] {
+        let ((y,), _) = i
+            .call_typed::<(i32,), (i32,)>("double", (x,))
+            .await
+            .unwrap();
+        assert_eq!(y, 2 * x);
+    }
+    // Other parameter types, then other result types, for the export whose types
+    // matched just before: each is checked, and refused.
+    let err = i
+        .call_typed::<(u32,), (i32,)>("double", (3,))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WasmError::InvalidArguments { .. }), "{err}");
+    let err = i
+        .call_typed::<(i32,), (i64,)>("double", (3,))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WasmError::InvalidArguments { .. }), "{err}");
+    let err = i.typed_export::<(i32,), ()>("double").unwrap_err();
+    assert!(err.to_string().contains("func(x: s32) -> s32"), "{err}");
+    assert!(i.poisoned().is_none());
+    let ((y,), _) = i
+        .call_typed::<(i32,), (i32,)>("double", (21,))
+        .await
+        .unwrap();
+    assert_eq!(y, 42);
+
+    // Borrowed parameters of different lifetimes are one Rust type to the check.
+    let greet = compile(&engine, "greet", fx::GREET);
+    let mut g = greet.instantiate(&roomy()).await.unwrap();
+    for k in 0..3 {
+        let name = format!("guest {k}");
+        let ((s,), _) = g
+            .call_typed::<(&str,), (String,)>("greet", (name.as_str(),))
+            .await
+            .unwrap();
+        assert_eq!(s, format!("Hello, guest {k}!"));
+    }
+    let err = g
+        .call_typed::<(String,), (i32,)>("greet", ("x".into(),))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WasmError::InvalidArguments { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn call_into_writes_the_callers_slots_and_refuses_a_wrong_number() {
+    let engine = WasmEngine::new().unwrap();
+    let hello = compile(&engine, "hello", fx::HELLO);
+    let mut i = hello.instantiate(&roomy()).await.unwrap();
+
+    let mut results = [Val::Bool(false)];
+    let report = i
+        .call_into("double", &[Val::S32(21)], &mut results)
+        .await
+        .unwrap();
+    assert_eq!(results, [Val::S32(42)]);
+    assert!(report.fuel_consumed > 0);
+    assert_eq!(&report, i.last_report());
+    i.call_into("noop", &[], &mut []).await.unwrap();
+
+    for slots in [0, 2] {
+        let mut results = vec![Val::Bool(false); slots];
+        let err = i
+            .call_into("double", &[Val::S32(21)], &mut results)
+            .await
+            .unwrap_err();
+        assert!(err.is_usage_error(), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("expected 1, got {slots}")), "{msg}");
+        assert!(msg.contains("func(x: s32) -> s32"), "{msg}");
+    }
+    let err = i.call_into("nope", &[], &mut []).await.unwrap_err();
+    assert!(matches!(err, WasmError::ExportNotFound { .. }), "{err}");
+    let err = i.call_into("double", &[], &mut results).await.unwrap_err();
+    assert!(
+        err.to_string().contains("expected 1 argument(s), got 0"),
+        "{err}"
+    );
+    assert!(i.poisoned().is_none(), "usage errors do not poison");
+
+    // A trap through call_into poisons, as through call.
+    let boom = compile(&engine, "boom", fx::UNREACHABLE);
+    let mut b = boom.instantiate(&roomy()).await.unwrap();
+    let err = b.call_into("boom", &[], &mut []).await.unwrap_err();
+    assert!(err.is_runtime_error(), "{err:?}");
+    assert!(b.poisoned().is_some());
+    let err = b.call_into("boom", &[], &mut []).await.unwrap_err();
+    assert!(matches!(err, WasmError::InstancePoisoned { .. }), "{err}");
+}
