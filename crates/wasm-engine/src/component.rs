@@ -14,7 +14,7 @@ use crate::host::{HostState, wasi_context};
 use crate::instance::{Backstop, ComponentInstance, Deadline, Failure, Phase, bounded};
 use crate::limiter::InstanceLimiter;
 use crate::sandbox::Sandbox;
-use crate::types::{ItemInfo, describe_items};
+use crate::types::{ItemInfo, describe_items, walk_items};
 
 /// A compiled component: code ready to instantiate, cheap to clone, `Send + Sync`,
 /// shared by any number of concurrent instances.
@@ -107,62 +107,64 @@ impl CompiledComponent {
         self.inner.exports.get_or_init(|| {
             let engine = self.inner.engine.wasmtime_engine();
             let ty = self.inner.component.component_type();
-            let mut out = Vec::new();
-            describe_items(
-                engine,
-                ty.exports(engine).map(|(n, e)| (n, e.ty)),
-                None,
-                &mut out,
-            );
-            out
+            describe_items(engine, ty.exports(engine).map(|(n, e)| (n, e.ty)))
         })
     }
 
     /// The exported function called `name` (`func` or `interface#func`).
     pub(crate) fn export_func(&self, name: &str) -> Option<&ExportFunc> {
-        self.inner
-            .funcs
-            .get_or_init(|| self.resolve_funcs())
-            .get(name)
+        self.funcs().get(name)
     }
 
     /// How many exported functions [`export_func`](Self::export_func) knows: one
     /// more than the highest [`ExportFunc::slot`].
     pub(crate) fn export_func_count(&self) -> usize {
-        self.inner.funcs.get_or_init(|| self.resolve_funcs()).len()
+        self.funcs().len()
     }
 
-    /// Every function [`exports`](Self::exports) lists, with its index and type.
+    /// The exported functions by name, resolved on first use.
+    fn funcs(&self) -> &foldhash::HashMap<String, ExportFunc> {
+        self.inner.funcs.get_or_init(|| self.resolve_funcs())
+    }
+
+    /// Every function [`exports`](Self::exports) lists, with its index and type — by
+    /// the same walk, without rendering signatures, which a first call should not pay.
     fn resolve_funcs(&self) -> foldhash::HashMap<String, ExportFunc> {
         let component = &self.inner.component;
-        self.exports()
-            .iter()
-            .filter(|e| e.is_func)
-            .filter_map(|e| {
-                let (item, index) = match e.name.split_once('#') {
-                    Some((iface, func)) => {
-                        let (_, iface) = component.get_export(None, iface)?;
-                        component.get_export(Some(&iface), func)?
-                    }
-                    None => component.get_export(None, e.name.as_str())?,
-                };
+        let engine = self.inner.engine.wasmtime_engine();
+        let mut funcs = foldhash::HashMap::default();
+        let exports = component.component_type();
+        walk_items(
+            engine,
+            exports.exports(engine).map(|(n, e)| (n, e.ty)),
+            None,
+            &mut |name, item| {
                 let ComponentItem::ComponentFunc(ty) = item else {
-                    return None;
+                    return;
+                };
+                let index = match name.split_once('#') {
+                    Some((iface, func)) => component
+                        .get_export_index(None, iface)
+                        .and_then(|iface| component.get_export_index(Some(&iface), func)),
+                    None => component.get_export_index(None, &name),
+                };
+                let Some(index) = index else {
+                    return;
                 };
                 let params = ty.params().map(|(n, t)| (n.to_owned(), t)).collect();
-                Some((e.name.clone(), index, ty, params))
-            })
-            .enumerate()
-            .map(|(slot, (name, index, ty, params))| {
-                let func = ExportFunc {
-                    index,
-                    slot,
-                    ty,
-                    params,
-                };
-                (name, func)
-            })
-            .collect()
+                let slot = funcs.len();
+                funcs.insert(
+                    name,
+                    ExportFunc {
+                        index,
+                        slot,
+                        ty,
+                        params,
+                    },
+                );
+            },
+        );
+        funcs
     }
 
     /// The exported functions, as `name: signature` lines (used in error messages).
@@ -177,26 +179,17 @@ impl CompiledComponent {
     /// The name of the `wasi:cli/run` entry point (`wasi:cli/run@0.2.x#run`) if the
     /// component is a command.
     pub fn command_export(&self) -> Option<&str> {
-        self.exports()
-            .iter()
-            .find(|e| {
-                e.is_func && e.name.starts_with("wasi:cli/run@0.2") && e.name.ends_with("#run")
-            })
-            .map(|e| e.name.as_str())
+        self.funcs()
+            .keys()
+            .find(|name| name.starts_with("wasi:cli/run@0.2") && name.ends_with("#run"))
+            .map(String::as_str)
     }
 
     /// The imported items, WIT-like.
     pub fn imports(&self) -> Vec<ItemInfo> {
         let engine = self.inner.engine.wasmtime_engine();
         let ty = self.inner.component.component_type();
-        let mut out = Vec::new();
-        describe_items(
-            engine,
-            ty.imports(engine).map(|(n, e)| (n, e.ty)),
-            None,
-            &mut out,
-        );
-        out
+        describe_items(engine, ty.imports(engine).map(|(n, e)| (n, e.ty)))
     }
 
     /// Type-checks the imports against the engine's linker once, and keeps the result

@@ -23,44 +23,53 @@ impl std::fmt::Display for ItemInfo {
     }
 }
 
-/// Flattens a component's imports or exports into [`ItemInfo`]s, descending into
-/// instances (`iface#func`).
-pub(crate) fn describe_items<'a>(
+/// Flattens a component's imports or exports, descending into instances: calls `f`
+/// with each item and the name to call it by (`func`, or `iface#func` inside an
+/// instance). The one walk that decides what is listed and what is callable.
+pub(crate) fn walk_items<'a>(
     engine: &wasmtime::Engine,
     items: impl Iterator<Item = (&'a str, ComponentItem)>,
     prefix: Option<&str>,
-    out: &mut Vec<ItemInfo>,
+    f: &mut dyn FnMut(String, ComponentItem),
 ) {
     for (name, item) in items {
         let full = match prefix {
             Some(p) => format!("{p}#{name}"),
             None => name.to_owned(),
         };
-        match item {
-            ComponentItem::ComponentFunc(f) => out.push(ItemInfo {
-                name: full,
+        if let (ComponentItem::ComponentInstance(inst), None) = (&item, prefix) {
+            let nested: Vec<_> = inst.exports(engine).map(|(n, e)| (n, e.ty)).collect();
+            if !nested.is_empty() {
+                walk_items(engine, nested.into_iter(), Some(&full), f);
+                continue;
+            }
+        }
+        f(full, item);
+    }
+}
+
+/// Flattens a component's imports or exports into [`ItemInfo`]s ([`walk_items`]).
+pub(crate) fn describe_items<'a>(
+    engine: &wasmtime::Engine,
+    items: impl Iterator<Item = (&'a str, ComponentItem)>,
+) -> Vec<ItemInfo> {
+    let mut out = Vec::new();
+    walk_items(engine, items, None, &mut |name, item| {
+        out.push(match item {
+            ComponentItem::ComponentFunc(f) => ItemInfo {
+                name,
                 signature: render_func(&f),
                 is_func: true,
-            }),
-            ComponentItem::ComponentInstance(inst) => {
-                let nested: Vec<_> = inst.exports(engine).map(|(n, e)| (n, e.ty)).collect();
-                if nested.is_empty() || prefix.is_some() {
-                    out.push(ItemInfo {
-                        name: full,
-                        signature: "instance".into(),
-                        is_func: false,
-                    });
-                } else {
-                    describe_items(engine, nested.into_iter(), Some(&full), out);
-                }
-            }
-            ComponentItem::CoreFunc(_) => out.push(other(full, "core func")),
-            ComponentItem::Module(_) => out.push(other(full, "core module")),
-            ComponentItem::Component(_) => out.push(other(full, "component")),
-            ComponentItem::Type(t) => out.push(other(full, &format!("type {}", render_type(&t)))),
-            ComponentItem::Resource(_) => out.push(other(full, "resource")),
-        }
-    }
+            },
+            ComponentItem::ComponentInstance(_) => other(name, "instance"),
+            ComponentItem::CoreFunc(_) => other(name, "core func"),
+            ComponentItem::Module(_) => other(name, "core module"),
+            ComponentItem::Component(_) => other(name, "component"),
+            ComponentItem::Type(t) => other(name, &format!("type {}", render_type(&t))),
+            ComponentItem::Resource(_) => other(name, "resource"),
+        });
+    });
+    out
 }
 
 fn other(name: String, signature: &str) -> ItemInfo {
