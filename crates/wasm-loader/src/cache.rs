@@ -21,8 +21,11 @@
 //!   takes for its index). Once an entry is older than [`RACY_WINDOW`], a hit that
 //!   verified it records the entry's stamp too; while the entry's stamp still matches,
 //!   later hits do not read and checksum it again (a hit is then two `stat`s and a
-//!   small read on top of Wasmtime's own `deserialize_file`: ~9 µs instead of ~17 µs
-//!   for a 195 KB entry, and a full read of the file saved for large ones). Entries are
+//!   `readlink` on top of Wasmtime's own `deserialize_file`: ~9 µs instead of ~17 µs
+//!   for a 195 KB entry, and a full read of the file saved for large ones). On Unix a
+//!   record is the target of a symbolic link, read in one system call where a file
+//!   takes three (open, read, close: ~1.5 µs more here); elsewhere a small file. Both
+//!   are replaced atomically by a rename. Entries are
 //!   written once, never modified in place, and flushed to disk before they are
 //!   renamed into place, so an entry whose stamp is unchanged is the one verified: any
 //!   write through the filesystem changes it. What a stamp cannot see is silent media
@@ -324,15 +327,8 @@ impl ArtifactCache {
     /// recorded (and was not too recent to trust then).
     pub(crate) fn key_by_metadata(&self, file: &Path) -> Option<Recorded> {
         let stamp = FileStamp::of(file)?;
-        // One read of a record that is well under a page: no stat, no growing buffer.
-        let mut buf = [0u8; 512];
-        let n = std::io::Read::read(
-            &mut std::fs::File::open(self.path_record(file)).ok()?,
-            &mut buf,
-        )
-        .ok()?;
-        let text = std::str::from_utf8(buf.get(..n)?).ok()?;
-        let mut parts = text.split_whitespace();
+        let text = read_record(&self.path_record(file))?;
+        let mut parts = text.split_ascii_whitespace();
         if parts.next()? != "v2" {
             return None;
         }
@@ -364,15 +360,12 @@ impl ArtifactCache {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let text = format!("v2 {stamp} {now} {} {entry}\n", key.0);
+        let text = format!("v2 {stamp} {now} {} {entry}", key.0);
         let record = self.path_record(file);
         let write = || -> std::io::Result<()> {
             let dir = self.config.dir.join("paths");
             ensure_private_dir(&dir)?;
-            let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir)?;
-            std::io::Write::write_all(&mut tmp, text.as_bytes())?;
-            tmp.persist(&record).map_err(|e| e.error)?;
-            Ok(())
+            write_record(&dir, &record, &text)
         };
         if let Err(e) = write() {
             tracing::debug!(error = %e, "could not record file metadata in the cache");
@@ -393,6 +386,41 @@ impl ArtifactCache {
             .join("paths")
             .join(&digest.to_hex().as_str()[..32])
     }
+}
+
+/// Reads a path record: the target of a symbolic link, one `readlink`.
+#[cfg(unix)]
+fn read_record(record: &Path) -> Option<String> {
+    std::fs::read_link(record)
+        .ok()?
+        .into_os_string()
+        .into_string()
+        .ok()
+}
+
+/// Reads a path record: a small file.
+#[cfg(not(unix))]
+fn read_record(record: &Path) -> Option<String> {
+    std::fs::read_to_string(record).ok()
+}
+
+/// Writes a path record under a temporary name in `dir`, then renames it into place.
+#[cfg(unix)]
+fn write_record(dir: &Path, record: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .make_in(dir, |path| std::os::unix::fs::symlink(text, path))?;
+    tmp.persist(record).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Writes a path record under a temporary name in `dir`, then renames it into place.
+#[cfg(not(unix))]
+fn write_record(dir: &Path, record: &Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+    tmp.persist(record).map_err(|e| e.error)?;
+    Ok(())
 }
 
 fn is_hex_key(s: &str) -> bool {

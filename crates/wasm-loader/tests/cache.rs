@@ -421,3 +421,34 @@ async fn engines_with_different_settings_share_a_directory_without_thrashing() {
     }
     assert_eq!(entries(dir.path()).len(), 2);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn path_records_are_symbolic_links_and_file_records_are_replaced_by_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("c.wat");
+    std::fs::write(&file, returning(9)).unwrap();
+    set_mtime_at(&file, SystemTime::now() - Duration::from_secs(3600));
+    let engine = WasmEngine::new().unwrap();
+    let l = loader(&engine, dir.path());
+    l.load_from_file(&file).await.unwrap();
+    let paths: Vec<PathBuf> = std::fs::read_dir(dir.path().join("paths"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(paths.len(), 1, "{paths:?}");
+    let record = &paths[0];
+    let text = std::fs::read_link(record).unwrap();
+    let text = text.to_str().unwrap();
+    assert!(text.starts_with("v2 "), "{text}");
+
+    // A record written as a file (as before links were used) is not read: the file is
+    // hashed, found, and the record rewritten as a link.
+    std::fs::remove_file(record).unwrap();
+    std::fs::write(record, text).unwrap();
+    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    assert_eq!((o, answer(&c).await), (CacheOutcome::Hit, 9));
+    assert!(record.symlink_metadata().unwrap().is_symlink());
+    assert!(leftovers(&dir.path().join("paths")).is_empty());
+}
