@@ -60,7 +60,8 @@ impl CallOutcome {
 pub struct ComponentInstance {
     component: CompiledComponent,
     store: Store<HostState>,
-    instance: Instance,
+    /// The instance's exports, as calls by name found them.
+    exports: Exports,
     limits: ResourceLimits,
     poisoned: Option<String>,
     instantiation: ExecutionReport,
@@ -69,8 +70,12 @@ pub struct ComponentInstance {
     id: u64,
     /// The async-side bound of every call.
     backstop: Backstop,
-    /// What calls by name have learnt of each export, by [`ExportFunc::slot`]; filled
-    /// on first use.
+}
+
+/// The Wasmtime instance, and what calls by name have learnt of each of its exports,
+/// by [`ExportFunc::slot`] (filled on first use).
+struct Exports {
+    instance: Instance,
     funcs: Vec<Option<Resolved>>,
 }
 
@@ -170,14 +175,16 @@ impl ComponentInstance {
         Self {
             component,
             store,
-            instance,
+            exports: Exports {
+                instance,
+                funcs: Vec::new(),
+            },
             limits,
             poisoned: None,
             instantiation,
             last_report: instantiation,
             id: NEXT_INSTANCE_ID.fetch_add(1, Ordering::Relaxed),
             backstop: Backstop::new(bound),
-            funcs: Vec::new(),
         }
     }
 
@@ -279,13 +286,9 @@ impl ComponentInstance {
     /// `export`, ready for a dynamic call with `args`, and how many results it has.
     fn dynamic_func(&mut self, export: &str, args: &[Val]) -> WasmResult<(Func, usize)> {
         self.check_poison()?;
-        let (info, resolved) = lookup(
-            &self.component,
-            &self.instance,
-            &mut self.store,
-            &mut self.funcs,
-            export,
-        )?;
+        let (info, resolved) = self
+            .exports
+            .lookup(&self.component, &mut self.store, export)?;
         check_args(&self.component, export, info, args)?;
         Ok((resolved.func, info.ty.results().len()))
     }
@@ -300,10 +303,7 @@ impl ComponentInstance {
                 "the results slice must have exactly one slot per result: expected \
                  {expected}, got {got}"
             ),
-            signature: self
-                .component
-                .export_func(export)
-                .map_or_else(|| "unknown".into(), |f| render_func(&f.ty)),
+            signature: self.signature(export),
         }
     }
 
@@ -355,13 +355,9 @@ impl ComponentInstance {
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
-        let (info, resolved) = lookup(
-            &self.component,
-            &self.instance,
-            &mut self.store,
-            &mut self.funcs,
-            export,
-        )?;
+        let (info, resolved) = self
+            .exports
+            .lookup(&self.component, &mut self.store, export)?;
         // Lifetimes erased: `(&'a str,)` and `(&'static str,)` are one type to
         // Wasmtime's type check and lowering, as trait implementations cannot tell
         // lifetimes apart.
@@ -426,11 +422,15 @@ impl ComponentInstance {
             reason: "this handle belongs to another instance; get one from this instance \
                      with typed_export"
                 .into(),
-            signature: self
-                .component
-                .export_func(export)
-                .map_or_else(|| "unknown".into(), |f| render_func(&f.ty)),
+            signature: self.signature(export),
         }
+    }
+
+    /// `export`'s signature, for a message.
+    fn signature(&self, export: &str) -> String {
+        self.component
+            .export_func(export)
+            .map_or_else(|| "unknown".into(), |f| render_func(&f.ty))
     }
 
     /// Arms the store for one call: fresh fuel, deadline and peak.
@@ -474,13 +474,9 @@ impl ComponentInstance {
             signature: "see the component's exports".into(),
         })?;
         let name = parsed.name().to_owned();
-        let (info, _) = lookup(
-            &self.component,
-            &self.instance,
-            &mut self.store,
-            &mut self.funcs,
-            &name,
-        )?;
+        let (info, _) = self
+            .exports
+            .lookup(&self.component, &mut self.store, &name)?;
         let args = parsed
             .to_wasm_params::<Val>(info.params.iter().map(|(_, t)| t))
             .map_err(|e| WasmError::InvalidArguments {
@@ -554,35 +550,38 @@ impl ComponentInstance {
     }
 }
 
-/// What `component` knows of the export called `export`, and what `funcs` (the
-/// instance's cache) knows of it in `instance`.
-fn lookup<'c, 'f>(
-    component: &'c CompiledComponent,
-    instance: &Instance,
-    store: &mut Store<HostState>,
-    funcs: &'f mut Vec<Option<Resolved>>,
-    export: &str,
-) -> WasmResult<(&'c ExportFunc, &'f mut Resolved)> {
-    let Some(info) = component.export_func(export) else {
-        return Err(not_found(component, export));
-    };
-    if funcs.len() <= info.slot {
-        funcs.resize(component.export_func_count().max(info.slot + 1), None);
-    }
-    let slot = &mut funcs[info.slot];
-    let resolved = match slot {
-        Some(resolved) => resolved,
-        None => {
-            let func = instance
-                .get_func(&mut *store, info.index)
-                .ok_or_else(|| not_found(component, export))?;
-            slot.insert(Resolved {
-                func,
-                checked: None,
-            })
+impl Exports {
+    /// What `component` knows of the export called `export`, and what this instance
+    /// has learnt of it.
+    fn lookup<'c>(
+        &mut self,
+        component: &'c CompiledComponent,
+        store: &mut Store<HostState>,
+        export: &str,
+    ) -> WasmResult<(&'c ExportFunc, &mut Resolved)> {
+        let Some(info) = component.export_func(export) else {
+            return Err(not_found(component, export));
+        };
+        if self.funcs.len() <= info.slot {
+            self.funcs
+                .resize(component.export_func_count().max(info.slot + 1), None);
         }
-    };
-    Ok((info, resolved))
+        let slot = &mut self.funcs[info.slot];
+        let resolved = match slot {
+            Some(resolved) => resolved,
+            None => {
+                let func = self
+                    .instance
+                    .get_func(&mut *store, info.index)
+                    .ok_or_else(|| not_found(component, export))?;
+                slot.insert(Resolved {
+                    func,
+                    checked: None,
+                })
+            }
+        };
+        Ok((info, resolved))
+    }
 }
 
 #[cold]
