@@ -1,6 +1,6 @@
 //! [`CompiledComponent`]: a compiled component, shareable, instantiable many times.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
@@ -14,7 +14,7 @@ use crate::host::{HostState, wasi_context};
 use crate::instance::{Backstop, ComponentInstance, Deadline, Failure, Phase, bounded};
 use crate::limiter::InstanceLimiter;
 use crate::sandbox::Sandbox;
-use crate::types::{ItemInfo, describe_items, walk_items};
+use crate::types::{ItemInfo, describe_items};
 
 /// A compiled component: code ready to instantiate, cheap to clone, `Send + Sync`,
 /// shared by any number of concurrent instances.
@@ -32,20 +32,23 @@ struct Inner {
     engine: WasmEngine,
     pre: OnceLock<InstancePre<HostState>>,
     exports: OnceLock<Vec<ItemInfo>>,
-    funcs: OnceLock<foldhash::HashMap<String, ExportFunc>>,
+    /// The exported functions called so far, by the name they were called by: each
+    /// is resolved on its first call, so a run pays for the exports it uses only.
+    funcs: RwLock<foldhash::HashMap<Box<str>, Arc<ExportFunc>>>,
+    command: OnceLock<Option<String>>,
 }
 
 /// An exported function, resolved once per component so that a call by name costs
-/// every instance a hash lookup, not a walk of the component's exports.
+/// a new instance a hash lookup, not a walk of the component's exports.
 pub(crate) struct ExportFunc {
+    /// The name it is called by.
+    pub(crate) name: Box<str>,
     /// Where it is in every instance.
     pub(crate) index: ComponentExportIndex,
-    /// Its place, `0..export_func_count()`, in an instance's per-export cache.
-    pub(crate) slot: usize,
-    /// Its type, for messages.
+    /// Its type, for messages (parameter names included).
     pub(crate) ty: ComponentFunc,
-    /// Its parameters, for checking dynamic arguments.
-    pub(crate) params: Box<[(String, Type)]>,
+    /// Its parameters' types, for checking dynamic arguments.
+    pub(crate) params: Box<[Type]>,
 }
 
 impl std::fmt::Debug for CompiledComponent {
@@ -81,7 +84,8 @@ impl CompiledComponent {
                 engine: engine.clone(),
                 pre: OnceLock::new(),
                 exports: OnceLock::new(),
-                funcs: OnceLock::new(),
+                funcs: RwLock::default(),
+                command: OnceLock::new(),
             }),
         })
     }
@@ -111,60 +115,45 @@ impl CompiledComponent {
         })
     }
 
-    /// The exported function called `name` (`func` or `interface#func`).
-    pub(crate) fn export_func(&self, name: &str) -> Option<&ExportFunc> {
-        self.funcs().get(name)
+    /// The exported function called `name` (`func` or `interface#func`, as
+    /// [`exports`](Self::exports) lists it), resolved on the first call by that name.
+    pub(crate) fn export_func(&self, name: &str) -> Option<Arc<ExportFunc>> {
+        let funcs = &self.inner.funcs;
+        if let Some(found) = funcs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+        {
+            return Some(Arc::clone(found));
+        }
+        let resolved = Arc::new(self.resolve_func(name)?);
+        let mut funcs = funcs.write().unwrap_or_else(PoisonError::into_inner);
+        let entry = funcs.entry(resolved.name.clone()).or_insert(resolved);
+        Some(Arc::clone(entry))
     }
 
-    /// How many exported functions [`export_func`](Self::export_func) knows: one
-    /// more than the highest [`ExportFunc::slot`].
-    pub(crate) fn export_func_count(&self) -> usize {
-        self.funcs().len()
-    }
-
-    /// The exported functions by name, resolved on first use.
-    fn funcs(&self) -> &foldhash::HashMap<String, ExportFunc> {
-        self.inner.funcs.get_or_init(|| self.resolve_funcs())
-    }
-
-    /// Every function [`exports`](Self::exports) lists, with its index and type — by
-    /// the same walk, without rendering signatures, which a first call should not pay.
-    fn resolve_funcs(&self) -> foldhash::HashMap<String, ExportFunc> {
+    /// Finds the function `name` names: a function exported by the component, or by
+    /// an instance it exports (`interface#func`) — what [`exports`](Self::exports)
+    /// lists as callable, found by index lookups instead of a walk of every export.
+    fn resolve_func(&self, name: &str) -> Option<ExportFunc> {
         let component = &self.inner.component;
-        let engine = self.inner.engine.wasmtime_engine();
-        let mut funcs = foldhash::HashMap::default();
-        let exports = component.component_type();
-        walk_items(
-            engine,
-            exports.exports(engine).map(|(n, e)| (n, e.ty)),
-            None,
-            &mut |name, item| {
-                let ComponentItem::ComponentFunc(ty) = item else {
-                    return;
-                };
-                let index = match name.split_once('#') {
-                    Some((iface, func)) => component
-                        .get_export_index(None, iface)
-                        .and_then(|iface| component.get_export_index(Some(&iface), func)),
-                    None => component.get_export_index(None, &name),
-                };
-                let Some(index) = index else {
-                    return;
-                };
-                let params = ty.params().map(|(n, t)| (n.to_owned(), t)).collect();
-                let slot = funcs.len();
-                funcs.insert(
-                    name,
-                    ExportFunc {
-                        index,
-                        slot,
-                        ty,
-                        params,
-                    },
-                );
-            },
-        );
-        funcs
+        let (item, index) = match name.split_once('#') {
+            Some((iface, func)) => {
+                let iface = component.get_export_index(None, iface)?;
+                component.get_export(Some(&iface), func)?
+            }
+            None => component.get_export(None, name)?,
+        };
+        let ComponentItem::ComponentFunc(ty) = item else {
+            return None;
+        };
+        let params = ty.params().map(|(_, t)| t).collect();
+        Some(ExportFunc {
+            name: name.into(),
+            index,
+            ty,
+            params,
+        })
     }
 
     /// The exported functions, as `name: signature` lines (used in error messages).
@@ -179,10 +168,20 @@ impl CompiledComponent {
     /// The name of the `wasi:cli/run` entry point (`wasi:cli/run@0.2.x#run`) if the
     /// component is a command.
     pub fn command_export(&self) -> Option<&str> {
-        self.funcs()
-            .keys()
-            .find(|name| name.starts_with("wasi:cli/run@0.2") && name.ends_with("#run"))
-            .map(String::as_str)
+        self.inner
+            .command
+            .get_or_init(|| {
+                let engine = self.inner.engine.wasmtime_engine();
+                self.inner
+                    .component
+                    .component_type()
+                    .exports(engine)
+                    .map(|(name, _)| name)
+                    .filter(|name| name.starts_with("wasi:cli/run@0.2"))
+                    .map(|name| format!("{name}#run"))
+                    .find(|run| self.export_func(run).is_some())
+            })
+            .as_deref()
     }
 
     /// The imported items, WIT-like.

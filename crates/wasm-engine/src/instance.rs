@@ -4,6 +4,7 @@
 use std::any::TypeId;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -72,16 +73,24 @@ pub struct ComponentInstance {
     backstop: Backstop,
 }
 
-/// The Wasmtime instance, and what calls by name have learnt of each of its exports,
-/// by [`ExportFunc::slot`] (filled on first use).
+/// The Wasmtime instance, and what calls by name have learnt of its exports.
 struct Exports {
     instance: Instance,
-    funcs: Vec<Option<Resolved>>,
+    /// In order of first use.
+    resolved: Vec<Resolved>,
+    /// Where in `resolved` each export is, once there are more than a linear search
+    /// should go through (empty until then).
+    by_name: foldhash::HashMap<Box<str>, usize>,
 }
 
+/// How many exports an instance looks up by comparing names, before it indexes them:
+/// most instances call a few exports, for which comparing is cheaper than hashing.
+const LINEAR_LOOKUP: usize = 8;
+
 /// One export of one instance, as calls by name found it.
-#[derive(Clone, Copy)]
 struct Resolved {
+    /// What the component knows of it.
+    info: Arc<ExportFunc>,
     /// The export in this instance's store.
     func: Func,
     /// The Rust parameter and result types (lifetimes erased) of the last typed call
@@ -177,7 +186,8 @@ impl ComponentInstance {
             store,
             exports: Exports {
                 instance,
-                funcs: Vec::new(),
+                resolved: Vec::new(),
+                by_name: foldhash::HashMap::default(),
             },
             limits,
             poisoned: None,
@@ -286,11 +296,11 @@ impl ComponentInstance {
     /// `export`, ready for a dynamic call with `args`, and how many results it has.
     fn dynamic_func(&mut self, export: &str, args: &[Val]) -> WasmResult<(Func, usize)> {
         self.check_poison()?;
-        let (info, resolved) = self
+        let resolved = self
             .exports
             .lookup(&self.component, &mut self.store, export)?;
-        check_args(&self.component, export, info, args)?;
-        Ok((resolved.func, info.ty.results().len()))
+        check_args(&self.component, export, &resolved.info, args)?;
+        Ok((resolved.func, resolved.info.ty.results().len()))
     }
 
     /// The error for a results slice of the wrong length.
@@ -355,7 +365,7 @@ impl ComponentInstance {
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
-        let (info, resolved) = self
+        let resolved = self
             .exports
             .lookup(&self.component, &mut self.store, export)?;
         // Lifetimes erased: `(&'a str,)` and `(&'static str,)` are one type to
@@ -377,7 +387,7 @@ impl ComponentInstance {
                     component: self.component.name().to_owned(),
                     export: export.to_owned(),
                     reason: format!("the Rust types do not match the export: {e}"),
-                    signature: render_func(&info.ty),
+                    signature: render_func(&resolved.info.ty),
                 })?;
         resolved.checked = Some(types);
         Ok(typed)
@@ -454,7 +464,8 @@ impl ComponentInstance {
     }
 
     /// Parses a call in WAVE syntax — `double(21)`, `greet("you")`, `noop()` or just
-    /// `noop` — checks it against the export's signature and makes it.
+    /// `noop`; a function in an exported interface by its listed name,
+    /// `my:pkg/math#add(1, 2)` — checks it against the export's signature and makes it.
     ///
     /// # Errors
     ///
@@ -462,30 +473,36 @@ impl ComponentInstance {
     /// signature; otherwise as [`call`](Self::call).
     pub async fn invoke(&mut self, call: &str) -> WasmResult<CallOutcome> {
         let text = call.trim();
-        let text = if text.contains('(') {
-            text.to_owned()
-        } else {
-            format!("{text}()")
+        // The name is split off here: WAVE's grammar has no `iface#func` names.
+        let (name, arguments) = match text.find('(') {
+            Some(at) => (text[..at].trim_end(), &text[at..]),
+            None => (text, "()"),
         };
-        let parsed = UntypedFuncCall::parse(&text).map_err(|e| WasmError::InvalidArguments {
+        let wave = format!("f{arguments}");
+        let parsed = UntypedFuncCall::parse(&wave).map_err(|e| WasmError::InvalidArguments {
             component: self.component.name().to_owned(),
-            export: call.to_owned(),
-            reason: format!("`{call}` is not a call in WAVE syntax (e.g. `double(21)`): {e}"),
-            signature: "see the component's exports".into(),
+            export: name.to_owned(),
+            reason: format!(
+                "`{call}` is not a call in WAVE syntax (e.g. `double(21)`): the \
+                     arguments `{arguments}` do not parse: {e}"
+            ),
+            signature: self.signature(name),
         })?;
-        let name = parsed.name().to_owned();
-        let (info, _) = self
-            .exports
-            .lookup(&self.component, &mut self.store, &name)?;
+        let info = Arc::clone(
+            &self
+                .exports
+                .lookup(&self.component, &mut self.store, name)?
+                .info,
+        );
         let args = parsed
-            .to_wasm_params::<Val>(info.params.iter().map(|(_, t)| t))
+            .to_wasm_params::<Val>(info.params.iter())
             .map_err(|e| WasmError::InvalidArguments {
                 component: self.component.name().to_owned(),
-                export: name.clone(),
+                export: name.to_owned(),
                 reason: format!("the arguments do not fit: {e}"),
                 signature: render_func(&info.ty),
             })?;
-        self.call(&name, &args).await
+        self.call(name, &args).await
     }
 
     /// Runs a command component's `wasi:cli/run` entry point, as `wasmtime run` does,
@@ -551,36 +568,41 @@ impl ComponentInstance {
 }
 
 impl Exports {
-    /// What `component` knows of the export called `export`, and what this instance
-    /// has learnt of it.
-    fn lookup<'c>(
+    /// What this instance has learnt of the export called `export` (and what
+    /// `component` knows of it), learning it on first use.
+    fn lookup(
         &mut self,
-        component: &'c CompiledComponent,
+        component: &CompiledComponent,
         store: &mut Store<HostState>,
         export: &str,
-    ) -> WasmResult<(&'c ExportFunc, &mut Resolved)> {
-        let Some(info) = component.export_func(export) else {
-            return Err(not_found(component, export));
+    ) -> WasmResult<&mut Resolved> {
+        let found = if self.resolved.len() <= LINEAR_LOOKUP {
+            self.resolved.iter().position(|r| *r.info.name == *export)
+        } else {
+            self.by_name.get(export).copied()
         };
-        if self.funcs.len() <= info.slot {
-            self.funcs
-                .resize(component.export_func_count().max(info.slot + 1), None);
+        if let Some(at) = found {
+            return Ok(&mut self.resolved[at]);
         }
-        let slot = &mut self.funcs[info.slot];
-        let resolved = match slot {
-            Some(resolved) => resolved,
-            None => {
-                let func = self
-                    .instance
-                    .get_func(&mut *store, info.index)
-                    .ok_or_else(|| not_found(component, export))?;
-                slot.insert(Resolved {
-                    func,
-                    checked: None,
-                })
-            }
-        };
-        Ok((info, resolved))
+        let info = component
+            .export_func(export)
+            .ok_or_else(|| not_found(component, export))?;
+        let func = self
+            .instance
+            .get_func(&mut *store, info.index)
+            .ok_or_else(|| not_found(component, export))?;
+        if self.resolved.len() == LINEAR_LOOKUP {
+            let names = self.resolved.iter().map(|r| r.info.name.clone());
+            self.by_name = names.zip(0..).collect();
+        }
+        if self.resolved.len() >= LINEAR_LOOKUP {
+            self.by_name.insert(info.name.clone(), self.resolved.len());
+        }
+        Ok(self.resolved.push_mut(Resolved {
+            info,
+            func,
+            checked: None,
+        }))
     }
 }
 
@@ -605,7 +627,7 @@ fn check_args(
         && args
             .iter()
             .zip(info.params.iter())
-            .all(|(arg, (_, t))| val_matches(arg, t))
+            .all(|(arg, t)| val_matches(arg, t))
     {
         return Ok(());
     }
@@ -621,14 +643,14 @@ fn bad_args(
 ) -> WasmError {
     let reason = if info.params.len() == args.len() {
         args.iter()
-            .zip(info.params.iter())
+            .zip(info.ty.params())
             .enumerate()
             .find(|(_, (arg, (_, t)))| !val_matches(arg, t))
             .map(|(i, (arg, (name, t)))| {
                 format!(
                     "argument {} (`{name}`) must be {}, got {arg:?}",
                     i + 1,
-                    render_type(t)
+                    render_type(&t)
                 )
             })
             .unwrap_or_default()

@@ -23,10 +23,10 @@ impl std::fmt::Display for ItemInfo {
     }
 }
 
-/// Flattens a component's imports or exports, descending into instances: calls `f`
-/// with each item and the name to call it by (`func`, or `iface#func` inside an
-/// instance). The one walk that decides what is listed and what is callable.
-pub(crate) fn walk_items<'a>(
+/// Flattens a component's imports or exports, descending one level into instances:
+/// calls `f` with each item and the name to call it by (`func`, or `iface#func` inside
+/// an instance) — the names `CompiledComponent::export_func` resolves one by one.
+fn walk_items<'a>(
     engine: &wasmtime::Engine,
     items: impl Iterator<Item = (&'a str, ComponentItem)>,
     prefix: Option<&str>,

@@ -675,3 +675,106 @@ async fn call_into_writes_the_callers_slots_and_refuses_a_wrong_number() {
     let err = b.call_into("boom", &[], &mut []).await.unwrap_err();
     assert!(matches!(err, WasmError::InstancePoisoned { .. }), "{err}");
 }
+
+/// A component exporting `k0`..`k{n-1}` (each returning its number) and an interface
+/// `my:pkg/math` with `add` and `sub`.
+fn many_exports(n: usize) -> Vec<u8> {
+    let core: String = (0..n)
+        .map(|k| format!(r#"(func (export "k{k}") (result i32) i32.const {k})"#))
+        .collect();
+    let lifted: String = (0..n)
+        .map(|k| {
+            format!(r#"(func (export "k{k}") (result s32) (canon lift (core func $i "k{k}")))"#)
+        })
+        .collect();
+    wat::parse_str(format!(
+        r#"(component
+          (core module $m
+            (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add)
+            (func (export "sub") (param i32 i32) (result i32) local.get 0 local.get 1 i32.sub)
+            {core})
+          (core instance $i (instantiate $m))
+          (func $add (param "a" s32) (param "b" s32) (result s32) (canon lift (core func $i "add")))
+          (func $sub (param "a" s32) (param "b" s32) (result s32) (canon lift (core func $i "sub")))
+          (instance $math (export "add" (func $add)) (export "sub" (func $sub)))
+          (export "my:pkg/math" (instance $math))
+          {lifted})"#
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_listed_function_is_callable_by_its_listed_name_and_nothing_else_is() {
+    let engine = WasmEngine::new().unwrap();
+    // More exports than an instance compares names for before it indexes them.
+    let c = compile(&engine, "many", &many_exports(20));
+    let funcs: Vec<String> = c
+        .exports()
+        .iter()
+        .filter(|e| e.is_func)
+        .map(|e| e.name.clone())
+        .collect();
+    assert_eq!(funcs.len(), 22, "{funcs:?}");
+    assert!(funcs.contains(&"my:pkg/math#add".to_owned()), "{funcs:?}");
+
+    let expected = |name: &str| -> i32 {
+        match name {
+            "my:pkg/math#add" => 7 + 2,
+            "my:pkg/math#sub" => 7 - 2,
+            k => k.trim_start_matches('k').parse().unwrap(),
+        }
+    };
+    let args = |name: &str| -> Vec<Val> {
+        if name.contains('#') {
+            vec![Val::S32(7), Val::S32(2)]
+        } else {
+            Vec::new()
+        }
+    };
+    // Two instances, each calling every export in two orders, by every kind of call:
+    // each name reaches its own function, whichever was resolved first.
+    for round in 0..2 {
+        let mut i = c.instantiate(&roomy()).await.unwrap();
+        let order: Vec<&String> = if round == 0 {
+            funcs.iter().collect()
+        } else {
+            funcs.iter().rev().collect()
+        };
+        for name in order.iter().chain(order.iter().rev()) {
+            let out = i.call(name, &args(name)).await.unwrap();
+            assert_eq!(out.results, vec![Val::S32(expected(name))], "{name}");
+            if !name.contains('#') {
+                let ((v,), _) = i.call_typed::<(), (i32,)>(name, ()).await.unwrap();
+                assert_eq!(v, expected(name), "{name}");
+            }
+        }
+        let ((v,), _) = i
+            .call_typed::<(i32, i32), (i32,)>("my:pkg/math#sub", (7, 2))
+            .await
+            .unwrap();
+        assert_eq!(v, 5);
+        let out = i.invoke("my:pkg/math#add(40, 2)").await.unwrap();
+        assert_eq!(out.results, vec![Val::S32(42)]);
+
+        // The interface itself, names inside it spelled wrong, and names that only
+        // look qualified are not functions.
+        for name in [
+            "my:pkg/math",
+            "my:pkg/math#",
+            "my:pkg/math#mul",
+            "my:pkg/other#add",
+            "k3#add",
+            "add",
+            "k20",
+        ] {
+            let err = i.call(name, &[]).await.unwrap_err();
+            assert!(
+                matches!(err, WasmError::ExportNotFound { .. }),
+                "{name}: {err}"
+            );
+            assert!(err.to_string().contains("my:pkg/math#add"), "{err}");
+        }
+        assert!(i.poisoned().is_none());
+    }
+    assert!(c.command_export().is_none());
+}
