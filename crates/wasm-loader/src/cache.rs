@@ -17,15 +17,19 @@
 //! - **Metadata fast path**: for files, `<dir>/paths/<hash of the engine key and the
 //!   path>` remembers the file's size, modification time, inode and device with its
 //!   key, so an unchanged file is not read or hashed at all. A file modified within
-//!   [`RACY_WINDOW`] of being recorded is always re-hashed (the same precaution git
-//!   takes for its index). Once an entry is older than [`RACY_WINDOW`], a hit that
-//!   verified it records the entry's stamp too; while the entry's stamp still matches,
-//!   later hits do not read and checksum it again (a hit is then two `stat`s and a
-//!   `readlink` on top of Wasmtime's own `deserialize_file`: ~9 µs instead of ~17 µs
-//!   for a 195 KB entry, and a full read of the file saved for large ones). On Unix a
+//!   [`RACY_WINDOW`] of being recorded is not recorded, so always re-hashed (the same
+//!   precaution git takes for its index). Once an entry is older than [`RACY_WINDOW`],
+//!   a hit that verified it records the entry's stamp too; while the entry's stamp
+//!   still matches, later hits do not read and checksum it again (a hit is then two
+//!   `stat`s, a `readlink` and ~4 µs of bookkeeping on top of Wasmtime's own
+//!   `deserialize_file`, where checksumming the 195 KB entry of the benchmarks would
+//!   add ~10 µs, and a full read of the file is saved for large ones). On Unix a
 //!   record is the target of a symbolic link, read in one system call where a file
 //!   takes three (open, read, close: ~1.5 µs more here); elsewhere a small file. Both
-//!   are replaced atomically by a rename. Entries are
+//!   are replaced atomically by a rename. A record reads `v3 <stamp> <key>` or
+//!   `v3 <stamp> <key> <entry stamp>`, stamps in fixed-width hex, so that reading one
+//!   is slicing rather than parsing; records of another version are ignored, and
+//!   rewritten when their file is next hashed. Entries are
 //!   written once, never modified in place, and flushed to disk before they are
 //!   renamed into place, so an entry whose stamp is unchanged is the one verified: any
 //!   write through the filesystem changes it. What a stamp cannot see is silent media
@@ -137,13 +141,32 @@ pub enum CacheOutcome {
 #[derive(Debug)]
 pub(crate) struct ArtifactCache {
     config: CacheConfig,
+    /// `<dir>/paths`, where path records are.
+    paths: PathBuf,
     /// Digest of everything about the engine that changes the machine code.
     engine_key: [u8; 32],
 }
 
-/// A cache key: the hex BLAKE3 digest naming an entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Key(String);
+/// A cache key: a BLAKE3 digest, in the lowercase hex that names its entry (kept as
+/// text: records hold it so, and decoding it only to encode it again costs more than
+/// the rest of reading a record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Key([u8; 64]);
+
+impl Key {
+    /// The key in a record, if it is one.
+    fn parse(text: &str) -> Option<Self> {
+        let hex: [u8; 64] = text.as_bytes().try_into().ok()?;
+        hex.iter()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            .then_some(Self(hex))
+    }
+
+    fn as_str(&self) -> &str {
+        // Always ASCII: made from a digest's hex or checked by `parse`.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
 
 /// What a lookup returned.
 pub(crate) enum Lookup {
@@ -178,6 +201,7 @@ impl ArtifactCache {
             &mut HashInto(&mut h),
         );
         Self {
+            paths: config.dir.join("paths"),
             config,
             engine_key: *h.finalize().as_bytes(),
         }
@@ -192,11 +216,20 @@ impl ArtifactCache {
         let mut h = blake3::Hasher::new();
         h.update(&self.engine_key);
         h.update(bytes);
-        Key(h.finalize().to_hex().to_string())
+        let mut hex = [0u8; 64];
+        hex.copy_from_slice(h.finalize().to_hex().as_bytes());
+        Key(hex)
     }
 
     fn entry_path(&self, key: &Key) -> PathBuf {
-        self.config.dir.join(format!("{}.{EXT}", key.0))
+        let dir = self.config.dir.as_os_str();
+        let mut path = PathBuf::with_capacity(dir.len() + 2 + 64 + EXT.len());
+        path.push(dir);
+        path.push(key.as_str());
+        // Not `set_extension`, which parses the path it extends.
+        path.as_mut_os_string().push(".");
+        path.as_mut_os_string().push(EXT);
+        path
     }
 
     /// Looks `key` up; a corrupt entry is deleted. An entry whose stamp is `verified`
@@ -257,6 +290,24 @@ impl ArtifactCache {
                 Lookup::Corrupt
             }
         }
+    }
+
+    /// Looks up the entry a path record names, and records `file` again when the
+    /// entry had to be verified in full and can now be vouched for by its stamp.
+    pub(crate) fn lookup_recorded(
+        &self,
+        engine: &Engine,
+        file: &Path,
+        recorded: &Recorded,
+    ) -> Lookup {
+        let found = self.lookup(engine, &recorded.key, Some(recorded));
+        if let Lookup::Hit {
+            stale_record: true, ..
+        } = found
+        {
+            self.record_metadata(file, &recorded.key);
+        }
+        found
     }
 
     /// Stores a compiled component under `key`, atomically; then evicts down to the cap.
@@ -324,48 +375,49 @@ impl ArtifactCache {
     }
 
     /// What the record of `file` says, if the file's metadata is unchanged since it was
-    /// recorded (and was not too recent to trust then).
+    /// recorded.
+    ///
+    /// A record is `v3 <stamp> <key>` or `v3 <stamp> <key> <entry stamp>`, stamps in
+    /// fixed-width hex: sliced, not split and parsed (which cost more than the rest of
+    /// a hit's bookkeeping).
     pub(crate) fn key_by_metadata(&self, file: &Path) -> Option<Recorded> {
         let stamp = FileStamp::of(file)?;
         let text = read_record(&self.path_record(file))?;
-        let mut parts = text.split_ascii_whitespace();
-        if parts.next()? != "v2" {
+        let rest = text.strip_prefix("v3 ")?;
+        let (recorded, rest) = rest.split_at_checked(STAMP_HEX)?;
+        if FileStamp::from_hex(recorded)? != stamp {
             return None;
         }
-        let recorded = FileStamp::parse(&mut parts)?;
-        let recorded_at_ns: u128 = parts.next()?.parse().ok()?;
-        let key = parts.next()?;
-        let entry = FileStamp::parse(&mut parts);
-        let racy = recorded_at_ns.saturating_sub(stamp.mtime_ns) < RACY_WINDOW.as_nanos();
-        (recorded == stamp && !racy && is_hex_key(key)).then(|| Recorded {
-            key: Key(key.to_owned()),
+        let (key, entry) = match rest.strip_prefix(' ')?.split_at_checked(64)? {
+            (key, "") => (key, None),
+            (key, entry) => (key, Some(FileStamp::from_hex(entry.strip_prefix(' ')?)?)),
+        };
+        Some(Recorded {
+            key: Key::parse(key)?,
             size: stamp.len,
             entry,
         })
     }
 
     /// Remembers `key` for `file` as it is now, with the stamp of the entry as it is now
-    /// (call it when the entry was just written or verified) unless that is too recent
-    /// to trust.
+    /// (call it when the entry was just written or verified). Nothing is recorded for a
+    /// file modified within [`RACY_WINDOW`] (a later change could share its
+    /// modification time: the racy-git problem), and the entry's stamp only once the
+    /// entry is that old too.
     pub(crate) fn record_metadata(&self, file: &Path, key: &Key) {
-        let Some(stamp) = FileStamp::of(file) else {
+        let old_enough = |s: &FileStamp| s.modified().elapsed().is_ok_and(|age| age >= RACY_WINDOW);
+        let Some(stamp) = FileStamp::of(file).filter(old_enough) else {
             return;
         };
-        // The entry's stamp only once it is old enough that a later change cannot
-        // share its modification time (the racy-git problem again).
-        let entry = FileStamp::of(&self.entry_path(key))
-            .filter(|e| e.modified().elapsed().is_ok_and(|age| age >= RACY_WINDOW))
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let text = format!("v2 {stamp} {now} {} {entry}", key.0);
+        let mut text = format!("v3 {} {}", stamp.to_hex(), key.as_str());
+        if let Some(entry) = FileStamp::of(&self.entry_path(key)).filter(old_enough) {
+            text.push(' ');
+            text.push_str(&entry.to_hex());
+        }
         let record = self.path_record(file);
         let write = || -> std::io::Result<()> {
-            let dir = self.config.dir.join("paths");
-            ensure_private_dir(&dir)?;
-            write_record(&dir, &record, &text)
+            ensure_private_dir(&self.paths)?;
+            write_record(&self.paths, &record, &text)
         };
         if let Err(e) = write() {
             tracing::debug!(error = %e, "could not record file metadata in the cache");
@@ -375,16 +427,16 @@ impl ArtifactCache {
     fn path_record(&self, file: &Path) -> PathBuf {
         // Lexically absolute (no syscalls); another spelling of the same file only
         // costs another record.
-        let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
-        // Per engine configuration: the key a record holds is only valid for it.
-        let mut h = blake3::Hasher::new();
-        h.update(&self.engine_key);
-        h.update(absolute.as_os_str().as_encoded_bytes());
-        let digest = h.finalize();
-        self.config
-            .dir
-            .join("paths")
-            .join(&digest.to_hex().as_str()[..32])
+        let absolute = if file.is_absolute() {
+            std::borrow::Cow::Borrowed(file)
+        } else {
+            std::borrow::Cow::Owned(std::path::absolute(file).unwrap_or_else(|_| file.to_owned()))
+        };
+        // Per engine configuration: the key a record holds is only valid for it. (The
+        // one-shot keyed hash: a `Hasher` is a 2 KB struct to set up, which cost more
+        // than the rest of finding a record.)
+        let digest = blake3::keyed_hash(&self.engine_key, absolute.as_os_str().as_encoded_bytes());
+        self.paths.join(&digest.to_hex().as_str()[..32])
     }
 }
 
@@ -423,9 +475,8 @@ fn write_record(dir: &Path, record: &Path, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-fn is_hex_key(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
+/// How many hex digits a [`FileStamp`] is written in.
+const STAMP_HEX: usize = 16 + 32 + 16 + 16;
 
 /// What identifies a file's content without reading it.
 #[derive(Debug, PartialEq, Eq)]
@@ -460,28 +511,43 @@ impl FileStamp {
         })
     }
 
-    fn parse<'a>(parts: &mut impl Iterator<Item = &'a str>) -> Option<Self> {
+    /// The stamp as [`STAMP_HEX`] lowercase hex digits: length, modification time
+    /// (nanoseconds), inode, device.
+    fn to_hex(&self) -> String {
+        format!(
+            "{:016x}{:032x}{:016x}{:016x}",
+            self.len, self.mtime_ns, self.ino, self.dev
+        )
+    }
+
+    /// The stamp [`to_hex`](Self::to_hex) wrote, if `hex` is one.
+    fn from_hex(hex: &str) -> Option<Self> {
+        let hex = hex.as_bytes();
+        if hex.len() != STAMP_HEX {
+            return None;
+        }
+        // Sixteen digits at a time: a u128 accumulator costs twice as much.
+        let field = |at: usize| -> Option<u64> {
+            hex[at..at + 16].iter().try_fold(0u64, |acc, &b| {
+                let digit = match b {
+                    b'0'..=b'9' => b - b'0',
+                    b'a'..=b'f' => b - b'a' + 10,
+                    _ => return None,
+                };
+                Some(acc << 4 | u64::from(digit))
+            })
+        };
         Some(Self {
-            len: parts.next()?.parse().ok()?,
-            mtime_ns: parts.next()?.parse().ok()?,
-            ino: parts.next()?.parse().ok()?,
-            dev: parts.next()?.parse().ok()?,
+            len: field(0)?,
+            mtime_ns: u128::from(field(16)?) << 64 | u128::from(field(32)?),
+            ino: field(48)?,
+            dev: field(64)?,
         })
     }
 
     fn modified(&self) -> SystemTime {
         let nanos = u64::try_from(self.mtime_ns).unwrap_or(u64::MAX);
         UNIX_EPOCH + Duration::from_nanos(nanos)
-    }
-}
-
-impl std::fmt::Display for FileStamp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {} {} {}",
-            self.len, self.mtime_ns, self.ino, self.dev
-        )
     }
 }
 
@@ -551,5 +617,62 @@ impl std::hash::Hasher for HashInto<'_> {
 
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_round_trip_through_fixed_width_hex_and_nothing_else_parses() {
+        for stamp in [
+            FileStamp {
+                len: 0,
+                mtime_ns: 0,
+                ino: 0,
+                dev: 0,
+            },
+            FileStamp {
+                len: 195_344,
+                mtime_ns: 1_795_000_000_123_456_789,
+                ino: 0x0123_4567_89ab_cdef,
+                dev: 2049,
+            },
+            FileStamp {
+                len: u64::MAX,
+                mtime_ns: u128::MAX,
+                ino: u64::MAX,
+                dev: u64::MAX,
+            },
+        ] {
+            let hex = stamp.to_hex();
+            assert_eq!(hex.len(), STAMP_HEX);
+            assert_eq!(FileStamp::from_hex(&hex), Some(stamp));
+            if hex.contains(|c: char| c.is_ascii_lowercase()) {
+                assert_eq!(FileStamp::from_hex(&hex.to_uppercase()), None);
+            }
+            assert_eq!(FileStamp::from_hex(&hex[1..]), None);
+            assert_eq!(FileStamp::from_hex(&format!("{hex}0")), None);
+            assert_eq!(FileStamp::from_hex(&format!("{}g", &hex[1..])), None);
+        }
+    }
+
+    #[test]
+    fn keys_are_64_lowercase_hex_digits() {
+        let good = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            Key::parse(&good).map(|k| k.as_str().to_owned()),
+            Some(good.clone())
+        );
+        for bad in [
+            good.to_uppercase(),
+            good[1..].to_owned(),
+            format!("{good}0"),
+            format!("{}/", &good[1..]),
+            String::new(),
+        ] {
+            assert_eq!(Key::parse(&bad), None, "{bad}");
+        }
     }
 }

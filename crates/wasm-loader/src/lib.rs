@@ -178,7 +178,7 @@ impl ComponentLoader {
         path: impl AsRef<Path>,
     ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
         let path = path.as_ref();
-        self.load_file_named(&file_label(path), path).await
+        self.load_file(file_label(path), path).await
     }
 
     /// As [`load_from_file_with_outcome`](Self::load_from_file_with_outcome), with the
@@ -192,31 +192,32 @@ impl ComponentLoader {
         name: &str,
         path: impl AsRef<Path>,
     ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
-        let path = path.as_ref();
-        let name = name.to_owned();
+        self.load_file(name.to_owned(), path.as_ref()).await
+    }
+
+    async fn load_file(
+        &self,
+        name: String,
+        path: &Path,
+    ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
         let mut replaced = false;
         if let Some(cache) = &self.cache {
             // Fast path: an unchanged file is neither read nor hashed. Finding its key
-            // (a stat and a small read) is cheap; the lookup leaves the executor only
+            // (a stat and a readlink) is cheap; the lookup leaves the executor only
             // for large components.
             let found = match cache.key_by_metadata(path) {
                 None => Lookup::Miss,
-                Some(recorded) => {
+                Some(recorded) if recorded.size > INLINE_CACHE_HIT_LIMIT => {
                     let (cache, engine) = (cache.clone(), self.engine.clone());
                     let file = path.to_owned();
-                    off_the_executor_if(recorded.size > INLINE_CACHE_HIT_LIMIT, move || {
-                        let found =
-                            cache.lookup(engine.wasmtime_engine(), &recorded.key, Some(&recorded));
-                        if let Lookup::Hit {
-                            stale_record: true, ..
-                        } = found
-                        {
-                            cache.record_metadata(&file, &recorded.key);
-                        }
-                        found
+                    blocking(move || {
+                        cache.lookup_recorded(engine.wasmtime_engine(), &file, &recorded)
                     })
                     .await
                     .map_err(|e| join_error(&name, e))?
+                }
+                Some(recorded) => {
+                    cache.lookup_recorded(self.engine.wasmtime_engine(), path, &recorded)
                 }
             };
             match found {
