@@ -12,12 +12,13 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, TypedFunc};
 use wasmtime::{Config, Engine, OptLevel, PoolingAllocationConfig, Store};
+use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use airssys_wasm_core::ResourceLimits;
@@ -167,17 +168,24 @@ fn cold_start_from_bytes(c: &mut Criterion) {
     g.finish();
 }
 
-fn cold_start_cached(c: &mut Criterion) {
-    let rt = runtime();
+/// A cache directory as a run some time ago would have left it: `bytes` in a file an
+/// hour old, compiled into the cache; the entry put a minute back (past the racy window,
+/// short of the hourly LRU refresh) and the file loaded once more, so that the entry was
+/// verified and its stamp recorded. Every later load is a hit that trusts the stamp:
+/// the steady state of a component run again and again.
+struct WarmCache {
+    loader: ComponentLoader,
+    wasm: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+fn warm_cache(rt: &tokio::runtime::Runtime, engine: &WasmEngine, bytes: &[u8]) -> WarmCache {
     let dir = tempfile::tempdir().unwrap();
-    let engine = WasmEngine::new().unwrap();
     let loader =
-        ComponentLoader::new(&engine).with_cache(CacheConfig::new(dir.path().join("cache")));
-    let wasm = dir.path().join("calc.wasm");
-    std::fs::write(&wasm, guests::CALC).unwrap();
-    age(&wasm);
-    // Warm the cache, as a run some time ago would have: the entry is then old enough
-    // for the next hit to verify it once and record its stamp, and later hits trust it.
+        ComponentLoader::new(engine).with_cache(CacheConfig::new(dir.path().join("cache")));
+    let wasm = dir.path().join("component.wasm");
+    std::fs::write(&wasm, bytes).unwrap();
+    set_age(&wasm, Duration::from_secs(3600));
     let (_, o) = rt
         .block_on(loader.load_from_file_with_outcome(&wasm))
         .unwrap();
@@ -185,22 +193,43 @@ fn cold_start_cached(c: &mut Criterion) {
     for entry in std::fs::read_dir(dir.path().join("cache")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|x| x == "cwasm") {
-            // A minute: past the racy window, short of the hourly LRU refresh.
-            std::fs::File::options()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_modified(SystemTime::now() - Duration::from_secs(60))
-                .unwrap();
+            set_age(&path, Duration::from_secs(60));
         }
     }
-    rt.block_on(loader.load_from_file(&wasm)).unwrap();
+    let (_, o) = rt
+        .block_on(loader.load_from_file_with_outcome(&wasm))
+        .unwrap();
+    assert_eq!(o, CacheOutcome::Hit);
+    WarmCache { loader, wasm, dir }
+}
 
+/// Sets a file's modification time `age` back.
+fn set_age(path: &Path, age: Duration) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(SystemTime::now() - age)
+        .unwrap();
+}
+
+/// Raw Wasmtime's side of a cached cold start: `bytes` precompiled into a file that
+/// `Component::deserialize_file` trusts blindly.
+fn precompiled(raw: &Engine, warm: &WarmCache, bytes: &[u8]) -> PathBuf {
+    let cwasm = warm.dir.path().join("component.cwasm");
+    std::fs::write(&cwasm, raw.precompile_component(bytes).unwrap()).unwrap();
+    cwasm
+}
+
+fn cold_start_cached(c: &mut Criterion) {
+    let rt = runtime();
+    let engine = WasmEngine::new().unwrap();
     let raw = raw_engine();
     let linker = raw_linker(&raw);
-    let cwasm = dir.path().join("calc.cwasm");
-    std::fs::write(&cwasm, raw.precompile_component(guests::CALC).unwrap()).unwrap();
 
+    // A library component: file -> instantiate -> `add(40, 2)`.
+    let warm = warm_cache(&rt, &engine, guests::CALC);
+    let cwasm = precompiled(&raw, &warm, guests::CALC);
     let mut g = c.benchmark_group("cold_start_cached/rust_calc");
     // Longer than the other groups: the two variants run one after the other, and on a
     // shared two-core VM drift over a few seconds moved this ~100 µs group's ratio by
@@ -208,7 +237,11 @@ fn cold_start_cached(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(8));
     g.bench_function("airssys", |b| {
         b.to_async(&rt).iter(|| async {
-            let (component, o) = loader.load_from_file_with_outcome(&wasm).await.unwrap();
+            let (component, o) = warm
+                .loader
+                .load_from_file_with_outcome(&warm.wasm)
+                .await
+                .unwrap();
             debug_assert_eq!(o, CacheOutcome::Hit);
             assert_eq!(airssys_first_call(&component, "add").await, 42);
         });
@@ -222,26 +255,44 @@ fn cold_start_cached(c: &mut Criterion) {
         });
     });
     g.finish();
-}
 
-/// Puts a file's modification time an hour back, out of the cache's racy window.
-fn age(path: &Path) {
-    std::fs::File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
+    // A command of ~100 KB (the size the cold-start target names): file ->
+    // instantiate -> `wasi:cli/run` (arguments read, lines printed to a null stdout).
+    let warm = warm_cache(&rt, &engine, guests::CLI_HELLO);
+    let cwasm = precompiled(&raw, &warm, guests::CLI_HELLO);
+    let mut g = c.benchmark_group("cold_start_cached/rust_cli_hello");
+    g.measurement_time(Duration::from_secs(8));
+    g.bench_function("airssys", |b| {
+        b.to_async(&rt).iter(|| async {
+            let (component, o) = warm
+                .loader
+                .load_from_file_with_outcome(&warm.wasm)
+                .await
+                .unwrap();
+            debug_assert_eq!(o, CacheOutcome::Hit);
+            let mut i = component.instantiate(&sandbox()).await.unwrap();
+            assert_eq!(i.run_command().await.unwrap().0, 0);
+        });
+    });
+    g.bench_function("raw_wasmtime", |b| {
+        b.to_async(&rt).iter(|| async {
+            // SAFETY: written above by this engine.
+            let component = unsafe { Component::deserialize_file(&raw, &cwasm) }.unwrap();
+            let pre = CommandPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+            let mut store = raw_store(&raw);
+            let command = pre.instantiate_async(&mut store).await.unwrap();
+            let run = command.wasi_cli_run().call_run(&mut store).await.unwrap();
+            assert_eq!(run, Ok(()));
+        });
+    });
+    g.finish();
 }
 
 /// What the metadata fast path saves on a large component: a cache hit found by the
 /// file's metadata against one found by reading and hashing the file.
 fn cache_hit_paths(c: &mut Criterion) {
     let rt = runtime();
-    let dir = tempfile::tempdir().unwrap();
     let engine = WasmEngine::new().unwrap();
-    let loader =
-        ComponentLoader::new(&engine).with_cache(CacheConfig::new(dir.path().join("cache")));
     // 8 MiB of data in a data segment: a large file that compiles quickly.
     let big = format!(
         r#"(component (core module $m (memory 129) (data (i32.const 0) "{}")
@@ -250,22 +301,27 @@ fn cache_hit_paths(c: &mut Criterion) {
             (func (export "hello") (result s32) (canon lift (core func $i "hello"))))"#,
         "a".repeat(8 << 20)
     );
-    let wasm = dir.path().join("big.wasm");
-    std::fs::write(&wasm, wat::parse_str(&big).unwrap()).unwrap();
-    age(&wasm);
-    rt.block_on(loader.load_from_file(&wasm)).unwrap();
+    let warm = warm_cache(&rt, &engine, &wat::parse_str(&big).unwrap());
 
     let mut g = c.benchmark_group("cache_hit/8MiB_component");
     g.bench_function("metadata_fast_path", |b| {
         b.to_async(&rt).iter(|| async {
-            let (_, o) = loader.load_from_file_with_outcome(&wasm).await.unwrap();
+            let (_, o) = warm
+                .loader
+                .load_from_file_with_outcome(&warm.wasm)
+                .await
+                .unwrap();
             assert_eq!(o, CacheOutcome::Hit);
         });
     });
     g.bench_function("read_and_hash", |b| {
         b.to_async(&rt).iter(|| async {
-            let bytes = tokio::fs::read(&wasm).await.unwrap();
-            let (_, o) = loader.load_named_with_outcome("big", &bytes).await.unwrap();
+            let bytes = tokio::fs::read(&warm.wasm).await.unwrap();
+            let (_, o) = warm
+                .loader
+                .load_named_with_outcome("big", &bytes)
+                .await
+                .unwrap();
             assert_eq!(o, CacheOutcome::Hit);
         });
     });
