@@ -213,8 +213,8 @@ pub enum WasmError {
         code: i32,
     },
 
-    /// An earlier call on this instance trapped or hit a limit; the instance's state is
-    /// no longer trustworthy.
+    /// An earlier call on this instance trapped, hit a limit, or was cancelled by its
+    /// caller before it finished; the instance's state is no longer trustworthy.
     #[error(
         "instance of component `{component}` is poisoned by an earlier failure ({cause}); \
          instantiate the component again"

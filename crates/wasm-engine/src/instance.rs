@@ -57,7 +57,9 @@ impl CallOutcome {
 /// for the instance's whole life. A call that traps or hits a limit **poisons** the
 /// instance: later calls fail with [`WasmError::InstancePoisoned`] (instantiate again);
 /// the engine and the compiled component stay usable. A usage error (unknown export,
-/// wrong arguments) does not poison.
+/// wrong arguments) does not poison. Neither may a call be abandoned: one whose future
+/// is dropped before it finishes (a caller's own timeout, a `select!`) leaves the guest
+/// midway, and poisons the instance too.
 pub struct ComponentInstance {
     component: CompiledComponent,
     store: Store<HostState>,
@@ -239,6 +241,9 @@ impl ComponentInstance {
 
     /// Why the instance is poisoned, if it is.
     pub fn poisoned(&self) -> Option<&str> {
+        if self.backstop.in_flight {
+            return Some(ABANDONED);
+        }
         self.poisoned.as_deref()
     }
 
@@ -538,6 +543,7 @@ impl ComponentInstance {
     fn check_poison(&self) -> WasmResult<()> {
         match &self.poisoned {
             Some(cause) => Err(self.poisoned_error(cause)),
+            None if self.backstop.in_flight => Err(self.poisoned_error(ABANDONED)),
             None => Ok(()),
         }
     }
@@ -677,16 +683,27 @@ fn bad_args(
 pub(crate) struct Backstop {
     bound: Duration,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Set while a call is under way: still set after it, the call's future was
+    /// dropped before it finished (its caller cancelled it), leaving the guest midway.
+    in_flight: bool,
 }
 
 impl Backstop {
     pub(crate) fn new(bound: Duration) -> Self {
-        Self { bound, timer: None }
+        Self {
+            bound,
+            timer: None,
+            in_flight: false,
+        }
     }
 }
 
 /// Runs `fut` under `backstop`: `None` when its bound elapsed. See [`Bounded`].
+///
+/// Called where the call begins, right before its first poll: from then until the
+/// future finishes, the backstop records a call in flight.
 pub(crate) fn bounded<F: Future>(backstop: &mut Backstop, fut: F) -> Bounded<'_, F> {
+    backstop.in_flight = true;
     Bounded { fut, backstop }
 }
 
@@ -713,6 +730,7 @@ impl<F: Future> Future for Bounded<'_, F> {
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Poll::Ready(v) = this.fut.poll(cx) {
+            this.backstop.in_flight = false;
             if this.backstop.timer.is_some() {
                 // Disarm: a stale timer would only wake this task for nothing.
                 this.backstop.timer = None;
@@ -725,12 +743,18 @@ impl<F: Future> Future for Bounded<'_, F> {
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(bound)));
         if timer.as_mut().poll(cx).is_ready() {
+            this.backstop.in_flight = false;
             this.backstop.timer = None;
             return Poll::Ready(None);
         }
         Poll::Pending
     }
 }
+
+/// Why an instance is poisoned whose last call was dropped before it finished.
+const ABANDONED: &str = "an earlier call was cancelled before it finished (its future was \
+                         dropped, e.g. by the caller's own timeout or select!), leaving the \
+                         guest midway";
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).to_owned()

@@ -778,3 +778,89 @@ async fn every_listed_function_is_callable_by_its_listed_name_and_nothing_else_i
     }
     assert!(c.command_export().is_none());
 }
+
+/// A component with `spin()` (never returns; the guest keeps a counter in its memory
+/// that it bumps each round) and `counter()`.
+const SPIN_AND_COUNT: &str = r#"(component
+  (core module $m
+    (memory (export "mem") 1)
+    (func (export "spin") (loop $l
+      (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
+      (br $l)))
+    (func (export "counter") (result i32) (i32.load (i32.const 0))))
+  (core instance $i (instantiate $m))
+  (func (export "spin") (canon lift (core func $i "spin")))
+  (func (export "counter") (result s32) (canon lift (core func $i "counter"))))"#;
+
+#[tokio::test]
+async fn a_call_the_caller_abandons_poisons_the_instance_and_nothing_else() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "spinner", &wat::parse_str(SPIN_AND_COUNT).unwrap());
+    // Limits far away: only the caller stops this call.
+    let limits = || sandbox(MIB, u64::MAX / 2, Duration::from_secs(3600));
+    let mut i = c.instantiate(&limits()).await.unwrap();
+    let ((v,), _) = i.call_typed::<(), (i32,)>("counter", ()).await.unwrap();
+    assert_eq!(v, 0);
+    assert!(i.poisoned().is_none());
+
+    // The guest yields at every epoch tick, so the caller's own timeout can drop the
+    // call midway, its counter half counted.
+    let started = Instant::now();
+    let abandoned = tokio::time::timeout(Duration::from_millis(30), i.call("spin", &[])).await;
+    assert!(abandoned.is_err(), "spin() returned: {abandoned:?}");
+    assert!(started.elapsed() < GROSS);
+
+    // The instance says so at once, and refuses every kind of call with the reason.
+    let cause = i.poisoned().expect("poisoned").to_owned();
+    assert!(cause.contains("cancelled before it finished"), "{cause}");
+    let err = i.call("counter", &[]).await.unwrap_err();
+    assert!(matches!(err, WasmError::InstancePoisoned { .. }), "{err}");
+    assert!(
+        err.to_string().contains("cancelled before it finished"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("spinner"), "{err}");
+    let err = i.call_typed::<(), (i32,)>("counter", ()).await.unwrap_err();
+    assert!(matches!(err, WasmError::InstancePoisoned { .. }), "{err}");
+    let err = i.invoke("counter()").await.unwrap_err();
+    assert!(matches!(err, WasmError::InstancePoisoned { .. }), "{err}");
+
+    // A handle made before the cancellation is refused too.
+    let mut j = c.instantiate(&limits()).await.unwrap();
+    let counter = j.typed_export::<(), (i32,)>("counter").unwrap();
+    let spin = j.typed_export::<(), ()>("spin").unwrap();
+    let abandoned = tokio::time::timeout(Duration::from_millis(30), j.call_export(&spin, ())).await;
+    assert!(abandoned.is_err());
+    let err = j.call_export(&counter, ()).await.unwrap_err();
+    assert!(matches!(err, WasmError::InstancePoisoned { .. }), "{err}");
+
+    // Another instance of the same component starts afresh and runs to the end.
+    let mut k = c.instantiate(&limits()).await.unwrap();
+    let ((v,), _) = k.call_typed::<(), (i32,)>("counter", ()).await.unwrap();
+    assert_eq!(v, 0);
+    assert!(k.poisoned().is_none());
+    still_healthy(&engine).await;
+}
+
+#[tokio::test]
+async fn a_call_that_ends_by_itself_leaves_the_instance_usable_however_it_ended() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "spinner", &wat::parse_str(SPIN_AND_COUNT).unwrap());
+    let mut i = c.instantiate(&roomy()).await.unwrap();
+    // Finished calls, and a usage error, are not mistaken for abandoned ones.
+    for _ in 0..3 {
+        i.call("counter", &[]).await.unwrap();
+    }
+    assert!(i.call("nope", &[]).await.is_err());
+    assert!(i.poisoned().is_none());
+    i.call("counter", &[]).await.unwrap();
+    // A call the engine stops (here, out of fuel) poisons with its own reason.
+    let mut j = c
+        .instantiate(&sandbox(MIB, 10_000, Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let err = j.call("spin", &[]).await.unwrap_err();
+    assert!(matches!(err, WasmError::FuelExhausted { .. }), "{err}");
+    let cause = j.poisoned().expect("poisoned");
+    assert!(!cause.contains("cancelled"), "{cause}");
+}
