@@ -289,12 +289,14 @@ impl CompiledComponent {
         let outcome = bounded(&mut backstop, pre.instantiate_async(&mut store)).await;
         let report = Deadline::report(&store, &limits);
         match outcome {
+            // The instantiation's backstop, settled, bounds the instance's calls.
             Some(Ok(instance)) => Ok(ComponentInstance::new(
                 self.clone(),
                 store,
                 instance,
                 limits,
                 report,
+                backstop,
             )),
             Some(Err(e)) => Err(Failure::Wasmtime(e).classify(
                 &mut store,

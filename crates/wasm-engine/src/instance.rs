@@ -69,7 +69,8 @@ pub struct ComponentInstance {
     poisoned: Option<String>,
     instantiation: ExecutionReport,
     last_report: ExecutionReport,
-    /// Tells this instance's [`TypedExport`]s from other instances'.
+    /// Tells this instance's [`TypedExport`]s from other instances': assigned when
+    /// the first is made (0 until then; handles are never 0).
     id: u64,
     /// The async-side bound of every call.
     backstop: Backstop,
@@ -81,8 +82,9 @@ struct Exports {
     /// In order of first use.
     resolved: Vec<Resolved>,
     /// Where in `resolved` each export is, once there are more than a linear search
-    /// should go through (empty until then).
-    by_name: foldhash::HashMap<Box<str>, usize>,
+    /// should go through (empty until then). A fixed hasher: an instance only hashes
+    /// names it resolved, and seeding one per instance is a cost on every instantiation.
+    by_name: std::collections::HashMap<Box<str>, usize, foldhash::fast::FixedState>,
 }
 
 /// How many exports an instance looks up by comparing names, before it indexes them:
@@ -181,22 +183,22 @@ impl ComponentInstance {
         instance: Instance,
         limits: ResourceLimits,
         instantiation: ExecutionReport,
+        backstop: Backstop,
     ) -> Self {
-        let bound = Deadline::hard_bound(&limits, component.engine().epoch_tick());
         Self {
             component,
             store,
             exports: Exports {
                 instance,
                 resolved: Vec::new(),
-                by_name: foldhash::HashMap::default(),
+                by_name: std::collections::HashMap::default(),
             },
             limits,
             poisoned: None,
             instantiation,
             last_report: instantiation,
-            id: NEXT_INSTANCE_ID.fetch_add(1, Ordering::Relaxed),
-            backstop: Backstop::new(bound),
+            id: 0,
+            backstop,
         }
     }
 
@@ -356,8 +358,12 @@ impl ComponentInstance {
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
+        let func = self.typed_func(export)?;
+        if self.id == 0 {
+            self.id = NEXT_INSTANCE_ID.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(TypedExport {
-            func: self.typed_func(export)?,
+            func,
             export: export.to_owned(),
             instance: self.id,
         })
@@ -384,18 +390,13 @@ impl ComponentInstance {
             // function's type never changes.
             return Ok(unsafe { TypedFunc::new_unchecked(resolved.func) });
         }
-        let typed =
-            resolved
-                .func
-                .typed::<P, R>(&self.store)
-                .map_err(|e| WasmError::InvalidArguments {
-                    component: self.component.name().to_owned(),
-                    export: export.to_owned(),
-                    reason: format!("the Rust types do not match the export: {e}"),
-                    signature: render_func(&resolved.info.ty),
-                })?;
-        resolved.checked = Some(types);
-        Ok(typed)
+        match resolved.func.typed::<P, R>(&self.store) {
+            Ok(typed) => {
+                resolved.checked = Some(types);
+                Ok(typed)
+            }
+            Err(e) => Err(wrong_types(&self.component, export, &resolved.info, &e)),
+        }
     }
 
     /// Calls through a handle from [`typed_export`](Self::typed_export) on this
@@ -612,6 +613,24 @@ impl Exports {
     }
 }
 
+/// The error for Rust types that do not match an export (not generic, and out of the
+/// way of the generic code of every typed call).
+#[cold]
+#[inline(never)]
+fn wrong_types(
+    component: &CompiledComponent,
+    export: &str,
+    info: &ExportFunc,
+    e: &wasmtime::Error,
+) -> WasmError {
+    WasmError::InvalidArguments {
+        component: component.name().to_owned(),
+        export: export.to_owned(),
+        reason: format!("the Rust types do not match the export: {e}"),
+        signature: render_func(&info.ty),
+    }
+}
+
 #[cold]
 fn not_found(component: &CompiledComponent, export: &str) -> WasmError {
     WasmError::ExportNotFound {
@@ -751,6 +770,13 @@ impl<F: Future> Future for Bounded<'_, F> {
     }
 }
 
+/// Logs what cannot happen on our engines, out of the way of every call's code.
+#[cold]
+#[inline(never)]
+fn fuel_not_set(e: &wasmtime::Error) {
+    tracing::error!(%e, "setting fuel failed");
+}
+
 /// Why an instance is poisoned whose last call was dropped before it finished.
 const ABANDONED: &str = "an earlier call was cancelled before it finished (its future was \
                          dropped, e.g. by the caller's own timeout or select!), leaving the \
@@ -778,7 +804,7 @@ impl Deadline {
     pub(crate) fn begin(store: &mut Store<HostState>, limits: &ResourceLimits) {
         // Fuel is enabled by our engine configuration, so this cannot fail.
         if let Err(e) = store.set_fuel(limits.fuel()) {
-            tracing::error!(%e, "setting fuel failed");
+            fuel_not_set(&e);
         }
         let data = store.data_mut();
         data.started = data.measure_wall_time.then(Instant::now);
