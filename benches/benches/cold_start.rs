@@ -203,6 +203,25 @@ fn warm_cache(rt: &tokio::runtime::Runtime, engine: &WasmEngine, bytes: &[u8]) -
     WarmCache { loader, wasm, dir }
 }
 
+impl WarmCache {
+    /// The component, from a cache hit.
+    async fn load(&self) -> CompiledComponent {
+        let (component, o) = self
+            .loader
+            .load_from_file_with_outcome(&self.wasm)
+            .await
+            .unwrap();
+        debug_assert_eq!(o, CacheOutcome::Hit);
+        component
+    }
+}
+
+/// What [`precompiled`] wrote, as raw Wasmtime loads it.
+fn deserialized(raw: &Engine, cwasm: &Path) -> Component {
+    // SAFETY: written by `precompiled` with this engine.
+    unsafe { Component::deserialize_file(raw, cwasm) }.unwrap()
+}
+
 /// Sets a file's modification time `age` back.
 fn set_age(path: &Path, age: Duration) {
     std::fs::File::options()
@@ -237,19 +256,13 @@ fn cold_start_cached(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(8));
     g.bench_function("airssys", |b| {
         b.to_async(&rt).iter(|| async {
-            let (component, o) = warm
-                .loader
-                .load_from_file_with_outcome(&warm.wasm)
-                .await
-                .unwrap();
-            debug_assert_eq!(o, CacheOutcome::Hit);
+            let component = warm.load().await;
             assert_eq!(airssys_first_call(&component, "add").await, 42);
         });
     });
     g.bench_function("raw_wasmtime", |b| {
         b.to_async(&rt).iter(|| async {
-            // SAFETY: written above by this engine.
-            let component = unsafe { Component::deserialize_file(&raw, &cwasm) }.unwrap();
+            let component = deserialized(&raw, &cwasm);
             let pre = linker.instantiate_pre(&component).unwrap();
             assert_eq!(raw_add(&pre, &raw).await, 42);
         });
@@ -264,20 +277,14 @@ fn cold_start_cached(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(8));
     g.bench_function("airssys", |b| {
         b.to_async(&rt).iter(|| async {
-            let (component, o) = warm
-                .loader
-                .load_from_file_with_outcome(&warm.wasm)
-                .await
-                .unwrap();
-            debug_assert_eq!(o, CacheOutcome::Hit);
+            let component = warm.load().await;
             let mut i = component.instantiate(&sandbox()).await.unwrap();
             assert_eq!(i.run_command().await.unwrap().0, 0);
         });
     });
     g.bench_function("raw_wasmtime", |b| {
         b.to_async(&rt).iter(|| async {
-            // SAFETY: written above by this engine.
-            let component = unsafe { Component::deserialize_file(&raw, &cwasm) }.unwrap();
+            let component = deserialized(&raw, &cwasm);
             let pre = CommandPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
             let mut store = raw_store(&raw);
             let command = pre.instantiate_async(&mut store).await.unwrap();
