@@ -241,12 +241,15 @@ impl ComponentInstance {
         Some(c.stderr.contents().to_vec())
     }
 
-    /// Why the instance is poisoned, if it is.
+    /// Why the instance is poisoned, if it is: the failure that poisoned it, or a call
+    /// abandoned midway (still in flight although no one is polling it).
+    #[inline]
     pub fn poisoned(&self) -> Option<&str> {
-        if self.backstop.in_flight {
-            return Some(ABANDONED);
+        match &self.poisoned {
+            Some(cause) => Some(cause),
+            None if self.backstop.in_flight => Some(ABANDONED),
+            None => None,
         }
-        self.poisoned.as_deref()
     }
 
     /// Calls `export` with dynamic values. `export` is a function's name, or
@@ -542,9 +545,8 @@ impl ComponentInstance {
 
     #[inline(always)]
     fn check_poison(&self) -> WasmResult<()> {
-        match &self.poisoned {
+        match self.poisoned() {
             Some(cause) => Err(self.poisoned_error(cause)),
-            None if self.backstop.in_flight => Err(self.poisoned_error(ABANDONED)),
             None => Ok(()),
         }
     }
