@@ -1,5 +1,6 @@
 //! [`CompiledComponent`]: a compiled component, shareable, instantiable many times.
 
+use std::any::TypeId;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -49,6 +50,11 @@ pub(crate) struct ExportFunc {
     pub(crate) ty: ComponentFunc,
     /// Its parameters' types, for checking dynamic arguments.
     pub(crate) params: Box<[Type]>,
+    /// The Rust parameter and result types (lifetimes erased) of the first typed call
+    /// whose types Wasmtime checked against this export, in any instance: the export
+    /// has the same type in every instance of the component, so a new instance's first
+    /// call with these types needs no check.
+    pub(crate) checked: OnceLock<(TypeId, TypeId)>,
 }
 
 impl std::fmt::Debug for CompiledComponent {
@@ -153,6 +159,7 @@ impl CompiledComponent {
             index,
             ty,
             params,
+            checked: OnceLock::new(),
         })
     }
 

@@ -372,8 +372,10 @@ impl ComponentInstance {
         })
     }
 
-    /// `export`, checked against the Rust types `P` and `R` — by Wasmtime, the first
-    /// time this instance meets these types for this export.
+    /// `export`, checked against the Rust types `P` and `R` — by Wasmtime, unless
+    /// these types passed for this export before: the last ones in this instance, or
+    /// the first ones in any instance of the component (so a new instance's first call
+    /// skips the check too).
     fn typed_func<P, R>(&mut self, export: &str) -> WasmResult<TypedFunc<P, R>>
     where
         P: ComponentNamedList + Lower + Send + Sync,
@@ -386,16 +388,24 @@ impl ComponentInstance {
         // Wasmtime's type check and lowering, as trait implementations cannot tell
         // lifetimes apart.
         let types = (typeid::of::<P>(), TypeId::of::<R>());
-        if resolved.checked == Some(types) {
+        if resolved.checked == Some(types) || resolved.info.checked.get() == Some(&types) {
             // SAFETY: `new_unchecked` requires that `P` and `R` match the function's
-            // type. This very `Func` (this instance, this store) passed
-            // `Func::typed::<P, R>` below with the same types up to lifetimes, and a
-            // function's type never changes.
+            // type. `Func::typed::<P, R>` below accepted the same types up to lifetimes
+            // for this export, either of this very `Func` or of the same export
+            // (`ExportFunc::index`) of another instance of this component: an export's
+            // type is the component's, the same in every instance, and never changes.
+            // (Resource types in it are too: imported ones are the linker's, one per
+            // engine, through the component's one `InstancePre`; Wasmtime's check
+            // accepts a guest-defined one as `ResourceAny` only, in any instance.)
+            resolved.checked = Some(types);
             return Ok(unsafe { TypedFunc::new_unchecked(resolved.func) });
         }
         match resolved.func.typed::<P, R>(&self.store) {
             Ok(typed) => {
                 resolved.checked = Some(types);
+                // Only the first pair of types is kept for the component; an instance
+                // remembers the last it met.
+                let _ = resolved.info.checked.set(types);
                 Ok(typed)
             }
             Err(e) => Err(wrong_types(&self.component, export, &resolved.info, &e)),

@@ -630,6 +630,49 @@ async fn typed_calls_by_name_refuse_mismatched_types_also_after_a_match() {
     assert!(matches!(err, WasmError::InvalidArguments { .. }), "{err}");
 }
 
+/// Types checked in one instance are trusted in the component's other instances (the
+/// export's type is the component's), and only those types.
+#[tokio::test]
+async fn types_checked_in_one_instance_serve_new_instances_and_only_those_types() {
+    let engine = WasmEngine::new().unwrap();
+    let hello = compile(&engine, "hello", fx::HELLO);
+    let mut first = hello.instantiate(&roomy()).await.unwrap();
+    let ((y,), _) = first
+        .call_typed::<(i32,), (i32,)>("double", (4,))
+        .await
+        .unwrap();
+    assert_eq!(y, 8);
+
+    for x in [5, -6] {
+        let mut fresh = hello.instantiate(&roomy()).await.unwrap();
+        let ((y,), _) = fresh
+            .call_typed::<(i32,), (i32,)>("double", (x,))
+            .await
+            .unwrap();
+        assert_eq!(y, 2 * x);
+        let handle = fresh.typed_export::<(i32,), (i32,)>("double").unwrap();
+        let ((y,), _) = fresh.call_export(&handle, (x + 1,)).await.unwrap();
+        assert_eq!(y, 2 * (x + 1));
+    }
+
+    // A new instance whose first typed call has other types is checked, and refused;
+    // neither the refusal nor the earlier match leaks into another export.
+    let mut fresh = hello.instantiate(&roomy()).await.unwrap();
+    let err = fresh
+        .call_typed::<(u32,), (u32,)>("double", (3,))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WasmError::InvalidArguments { .. }), "{err}");
+    let err = fresh.typed_export::<(i32,), (i32,)>("hello").unwrap_err();
+    assert!(matches!(err, WasmError::InvalidArguments { .. }), "{err}");
+    assert!(fresh.poisoned().is_none());
+    let ((y,), _) = fresh
+        .call_typed::<(i32,), (i32,)>("double", (21,))
+        .await
+        .unwrap();
+    assert_eq!(y, 42);
+}
+
 #[tokio::test]
 async fn call_into_writes_the_callers_slots_and_refuses_a_wrong_number() {
     let engine = WasmEngine::new().unwrap();
