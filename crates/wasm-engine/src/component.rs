@@ -7,13 +7,13 @@ use std::time::Instant;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Type};
 use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
 
 use airssys_wasm_core::{WasmError, WasmResult};
 
 use crate::engine::WasmEngine;
-use crate::host::{HostState, wasi_context};
+use crate::host::{HostState, grant};
 use crate::instance::{Backstop, ComponentInstance, Deadline, Failure, Phase, bounded};
-use crate::limiter::InstanceLimiter;
 use crate::sandbox::Sandbox;
 use crate::types::{ItemInfo, describe_items};
 
@@ -256,23 +256,15 @@ impl CompiledComponent {
         let engine = &self.inner.engine;
         engine.ensure_ticker();
         let pre = self.instance_pre()?;
-        let limits = sandbox.limits().clone();
-        let (wasi, captured) = wasi_context(
-            sandbox.capabilities(),
-            sandbox.args(),
-            sandbox.captured_output_capacity(),
-            sandbox.stdin_bytes(),
-        )?;
-        let mut store = Store::new(
-            engine.wasmtime_engine(),
-            HostState::new(
-                InstanceLimiter::new(&limits),
-                wasi,
-                captured,
-                limits.timeout(),
-                sandbox.measures_wall_time(),
-            ),
-        );
+        // In a block: the builder is not kept in this future across the await.
+        let mut store = {
+            let mut wasi = WasiCtxBuilder::new();
+            let captured = grant(&mut wasi, sandbox)?;
+            Store::new(
+                engine.wasmtime_engine(),
+                HostState::new(sandbox, &mut wasi, captured),
+            )
+        };
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_callback(|mut cx| {
             let data = cx.data_mut();
@@ -281,7 +273,7 @@ impl CompiledComponent {
                 // from now never stops a guest early, and keeps the clock off the path
                 // of the calls that end before a tick (nearly all of them).
                 None => data.started = Some(Instant::now()),
-                Some(started) if started.elapsed() >= data.timeout => {
+                Some(started) if started.elapsed() >= data.limits.timeout() => {
                     data.timed_out = true;
                     return Err(wasmtime::Error::new(Deadline));
                 }
@@ -291,30 +283,28 @@ impl CompiledComponent {
             Ok(UpdateDeadline::Yield(1))
         });
 
-        Deadline::begin(&mut store, &limits);
-        let mut backstop = Backstop::new(Deadline::hard_bound(&limits, engine.epoch_tick()));
+        Deadline::begin(&mut store);
+        let mut backstop =
+            Backstop::new(Deadline::hard_bound(sandbox.limits(), engine.epoch_tick()));
         let outcome = bounded(&mut backstop, pre.instantiate_async(&mut store)).await;
-        let report = Deadline::report(&store, &limits);
+        let report = Deadline::report(&store);
         match outcome {
             // The instantiation's backstop, settled, bounds the instance's calls.
             Some(Ok(instance)) => Ok(ComponentInstance::new(
                 self.clone(),
                 store,
                 instance,
-                limits,
                 report,
                 backstop,
             )),
             Some(Err(e)) => Err(Failure::Wasmtime(e).classify(
                 &mut store,
-                &limits,
                 &self.inner.name,
                 report.fuel_consumed,
                 Phase::Instantiate,
             )),
             None => Err(Failure::AsyncTimeout.classify(
                 &mut store,
-                &limits,
                 &self.inner.name,
                 report.fuel_consumed,
                 Phase::Instantiate,

@@ -2,28 +2,30 @@
 //! instance's capabilities, and the wall-clock deadline of the current call.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use airssys_wasm_core::{CapabilitySet, DirAccess, StdioMode, WasmError, WasmResult};
+use airssys_wasm_core::{DirAccess, ResourceLimits, StdioMode, WasmError, WasmResult};
 
 use crate::limiter::InstanceLimiter;
+use crate::sandbox::Sandbox;
 
 /// The data of one store (one component instance).
 pub struct HostState {
     pub(crate) limiter: InstanceLimiter,
+    /// The limits the instance runs under (kept here, in the store's one allocation,
+    /// rather than in every future and value an instance is moved through).
+    pub(crate) limits: ResourceLimits,
     wasi: WasiCtx,
     table: ResourceTable,
     /// When the current call (or instantiation) started: taken when the call begins if
     /// its wall time is measured, else at its first epoch tick (at most one tick late;
     /// see the epoch callback).
     pub(crate) started: Option<Instant>,
-    /// How long a call may run.
-    pub(crate) timeout: Duration,
     /// Whether reports carry the wall-clock time.
     pub(crate) measure_wall_time: bool,
     /// Set by the epoch callback when it stopped the guest for the deadline.
@@ -43,7 +45,7 @@ impl std::fmt::Debug for HostState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostState")
             .field("limiter", &self.limiter)
-            .field("timeout", &self.timeout)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -58,39 +60,43 @@ impl WasiView for HostState {
 }
 
 impl HostState {
+    /// The data of a new instance under `sandbox`, whose WASI context `wasi` (see
+    /// [`grant`]) is built here, in place: a `WasiCtx` is large, and each move of it
+    /// (into a `Result`, into this value) was a copy on every instantiation.
+    #[inline(always)]
     pub(crate) fn new(
-        limiter: InstanceLimiter,
-        wasi: WasiCtx,
+        sandbox: &Sandbox,
+        wasi: &mut WasiCtxBuilder,
         captured: Option<Captured>,
-        timeout: Duration,
-        measure_wall_time: bool,
     ) -> Self {
+        let limits = sandbox.limits();
         Self {
-            limiter,
-            wasi,
+            limiter: InstanceLimiter::new(limits),
+            limits: limits.clone(),
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             started: None,
-            timeout,
-            measure_wall_time,
+            measure_wall_time: sandbox.measures_wall_time(),
             timed_out: false,
             captured,
         }
     }
 }
 
-/// Builds the WASI context granting exactly `caps` (and `args`): nothing of the host's
-/// environment, files or network unless named. Clocks and random are always there.
-/// With `capture`, granted stdout/stderr go to memory pipes of that capacity instead;
-/// with `stdin`, a granted stdin reads those bytes.
-pub(crate) fn wasi_context(
-    caps: &CapabilitySet,
-    args: &[String],
-    capture: Option<usize>,
-    stdin: Option<&[u8]>,
-) -> WasmResult<(WasiCtx, Option<Captured>)> {
-    let mut b = WasiCtxBuilder::new();
-    b.args(args);
-    let captured = capture.map(|capacity| Captured {
+/// Configures `b` to grant exactly what `sandbox` does: its capabilities and
+/// arguments, nothing of the host's environment, files or network unless named.
+/// Clocks and random are always there. When the sandbox captures output, granted
+/// stdout/stderr go to memory pipes (returned); with its stdin bytes, a granted stdin
+/// reads those.
+///
+/// # Errors
+///
+/// [`WasmError::CapabilityDenied`] when a granted directory cannot be opened.
+pub(crate) fn grant(b: &mut WasiCtxBuilder, sandbox: &Sandbox) -> WasmResult<Option<Captured>> {
+    let caps = sandbox.capabilities();
+    let stdin = sandbox.stdin_bytes();
+    b.args(sandbox.args());
+    let captured = sandbox.captured_output_capacity().map(|capacity| Captured {
         stdout: MemoryOutputPipe::new(capacity),
         stderr: MemoryOutputPipe::new(capacity),
     });
@@ -174,5 +180,5 @@ pub(crate) fn wasi_context(
                 });
         }
     }
-    Ok((b.build(), captured))
+    Ok(captured)
 }

@@ -65,7 +65,6 @@ pub struct ComponentInstance {
     store: Store<HostState>,
     /// The instance's exports, as calls by name found them.
     exports: Exports,
-    limits: ResourceLimits,
     poisoned: Option<String>,
     instantiation: ExecutionReport,
     last_report: ExecutionReport,
@@ -170,7 +169,7 @@ impl std::fmt::Debug for ComponentInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ComponentInstance")
             .field("component", &self.component.name())
-            .field("limits", &self.limits)
+            .field("limits", self.limits())
             .field("poisoned", &self.poisoned)
             .finish_non_exhaustive()
     }
@@ -181,7 +180,6 @@ impl ComponentInstance {
         component: CompiledComponent,
         store: Store<HostState>,
         instance: Instance,
-        limits: ResourceLimits,
         instantiation: ExecutionReport,
         backstop: Backstop,
     ) -> Self {
@@ -193,7 +191,6 @@ impl ComponentInstance {
                 resolved: Vec::new(),
                 by_name: std::collections::HashMap::default(),
             },
-            limits,
             poisoned: None,
             instantiation,
             last_report: instantiation,
@@ -209,7 +206,7 @@ impl ComponentInstance {
 
     /// The limits it runs under.
     pub fn limits(&self) -> &ResourceLimits {
-        &self.limits
+        &self.store.data().limits
     }
 
     /// What instantiation (start functions, initial memory) used.
@@ -465,7 +462,7 @@ impl ComponentInstance {
     /// Arms the store for one call: fresh fuel, deadline and peak.
     #[inline(always)]
     fn begin(&mut self) {
-        Deadline::begin(&mut self.store, &self.limits);
+        Deadline::begin(&mut self.store);
     }
 
     /// Ends a call: its report, and its outcome as a result (poisoning on failure). (A
@@ -473,7 +470,7 @@ impl ComponentInstance {
     /// forgets it.)
     #[inline(always)]
     fn end<T>(&mut self, outcome: Option<wasmtime::Result<T>>) -> WasmResult<(T, ExecutionReport)> {
-        let report = Deadline::report(&self.store, &self.limits);
+        let report = Deadline::report(&self.store);
         self.last_report = report;
         match outcome {
             Some(Ok(value)) => Ok((value, report)),
@@ -576,7 +573,6 @@ impl ComponentInstance {
     fn fail(&mut self, failure: Failure) -> WasmError {
         let err = failure.classify(
             &mut self.store,
-            &self.limits,
             self.component.name(),
             self.last_report.fuel_consumed,
             Phase::Call,
@@ -813,9 +809,9 @@ impl std::error::Error for Deadline {}
 impl Deadline {
     /// Arms the store for one call: fresh fuel, a fresh deadline, a fresh peak.
     #[inline(always)]
-    pub(crate) fn begin(store: &mut Store<HostState>, limits: &ResourceLimits) {
+    pub(crate) fn begin(store: &mut Store<HostState>) {
         // Fuel is enabled by our engine configuration, so this cannot fail.
-        if let Err(e) = store.set_fuel(limits.fuel()) {
+        if let Err(e) = store.set_fuel(store.data().limits.fuel()) {
             fuel_not_set(&e);
         }
         let data = store.data_mut();
@@ -835,8 +831,9 @@ impl Deadline {
 
     /// What the call armed by [`begin`](Self::begin) used, read right after it.
     #[inline(always)]
-    pub(crate) fn report(store: &Store<HostState>, limits: &ResourceLimits) -> ExecutionReport {
+    pub(crate) fn report(store: &Store<HostState>) -> ExecutionReport {
         let data = store.data();
+        let limits = &data.limits;
         let wall_time = data
             .started
             .filter(|_| data.measure_wall_time)
@@ -869,13 +866,13 @@ impl Failure {
     pub(crate) fn classify(
         self,
         store: &mut Store<HostState>,
-        limits: &ResourceLimits,
         component: &str,
         fuel_consumed: u64,
         phase: Phase,
     ) -> WasmError {
         let data = store.data_mut();
         let denial = data.limiter.take_denial();
+        let limits = &data.limits;
         let component = component.to_owned();
         let timeout = WasmError::ComponentTimeout {
             component: component.clone(),
