@@ -1,5 +1,5 @@
-//! The data every store carries: the limiter, the WASI context built from the
-//! instance's capabilities, and the wall-clock deadline of the current call.
+//! The data every store carries: the limits and the limiter, the WASI context built
+//! from the instance's capabilities, and the wall-clock deadline of the current call.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -60,9 +60,10 @@ impl WasiView for HostState {
 }
 
 impl HostState {
-    /// The data of a new instance under `sandbox`, whose WASI context `wasi` (see
-    /// [`grant`]) is built here, in place: a `WasiCtx` is large, and each move of it
-    /// (into a `Result`, into this value) was a copy on every instantiation.
+    /// The data of a new instance under `sandbox`, with the WASI context configured in
+    /// `wasi` (by [`grant`]). The context is built here, in place: a `WasiCtx` is ~270
+    /// bytes, and every move of it (through a `Result`, into a constructor) would be a
+    /// copy on each instantiation.
     #[inline(always)]
     pub(crate) fn new(
         sandbox: &Sandbox,
