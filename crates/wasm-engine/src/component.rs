@@ -273,7 +273,7 @@ impl CompiledComponent {
                 // from now never stops a guest early, and keeps the clock off the path
                 // of the calls that end before a tick (nearly all of them).
                 None => data.started = Some(Instant::now()),
-                Some(started) if started.elapsed() >= data.limits.timeout() => {
+                Some(started) if started.elapsed() >= data.limits().timeout() => {
                     data.timed_out = true;
                     return Err(wasmtime::Error::new(Deadline));
                 }

@@ -16,10 +16,10 @@ use crate::sandbox::Sandbox;
 
 /// The data of one store (one component instance).
 pub struct HostState {
+    /// The limiter, which also keeps the instance's limits: the store's one copy of
+    /// them (in its one allocation, rather than in every future and value an instance
+    /// is moved through).
     pub(crate) limiter: InstanceLimiter,
-    /// The limits the instance runs under (kept here, in the store's one allocation,
-    /// rather than in every future and value an instance is moved through).
-    pub(crate) limits: ResourceLimits,
     wasi: WasiCtx,
     table: ResourceTable,
     /// When the current call (or instantiation) started: taken when the call begins if
@@ -45,7 +45,6 @@ impl std::fmt::Debug for HostState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostState")
             .field("limiter", &self.limiter)
-            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -60,6 +59,12 @@ impl WasiView for HostState {
 }
 
 impl HostState {
+    /// The limits the instance runs under.
+    #[inline]
+    pub(crate) fn limits(&self) -> &ResourceLimits {
+        self.limiter.limits()
+    }
+
     /// The data of a new instance under `sandbox`, with the WASI context configured in
     /// `wasi` (by [`grant`]). The context is built here, in place: a `WasiCtx` is ~270
     /// bytes, and every move of it (through a `Result`, into a constructor) would be a
@@ -70,10 +75,8 @@ impl HostState {
         wasi: &mut WasiCtxBuilder,
         captured: Option<Captured>,
     ) -> Self {
-        let limits = sandbox.limits();
         Self {
-            limiter: InstanceLimiter::new(limits),
-            limits: limits.clone(),
+            limiter: InstanceLimiter::new(sandbox.limits()),
             wasi: wasi.build(),
             table: ResourceTable::new(),
             started: None,

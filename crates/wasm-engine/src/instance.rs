@@ -206,7 +206,7 @@ impl ComponentInstance {
 
     /// The limits it runs under.
     pub fn limits(&self) -> &ResourceLimits {
-        &self.store.data().limits
+        self.store.data().limits()
     }
 
     /// What instantiation (start functions, initial memory) used.
@@ -811,7 +811,7 @@ impl Deadline {
     #[inline(always)]
     pub(crate) fn begin(store: &mut Store<HostState>) {
         // Fuel is enabled by our engine configuration, so this cannot fail.
-        if let Err(e) = store.set_fuel(store.data().limits.fuel()) {
+        if let Err(e) = store.set_fuel(store.data().limits().fuel()) {
             fuel_not_set(&e);
         }
         let data = store.data_mut();
@@ -833,7 +833,7 @@ impl Deadline {
     #[inline(always)]
     pub(crate) fn report(store: &Store<HostState>) -> ExecutionReport {
         let data = store.data();
-        let limits = &data.limits;
+        let limits = data.limits();
         let wall_time = data
             .started
             .filter(|_| data.measure_wall_time)
@@ -872,7 +872,7 @@ impl Failure {
     ) -> WasmError {
         let data = store.data_mut();
         let denial = data.limiter.take_denial();
-        let limits = &data.limits;
+        let limits = data.limits();
         let component = component.to_owned();
         let timeout = WasmError::ComponentTimeout {
             component: component.clone(),

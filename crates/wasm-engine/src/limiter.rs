@@ -22,11 +22,8 @@ pub(crate) enum Denial {
 /// Tracks and bounds the memory and tables of one store (one component instance).
 #[derive(Debug)]
 pub(crate) struct InstanceLimiter {
-    memory_limit: u64,
-    table_elements_limit: u64,
-    instances: usize,
-    tables: usize,
-    memories: usize,
+    /// The limits of the instance: the store's one copy of them.
+    limits: ResourceLimits,
     /// Bytes of all linear memories right now.
     total: u64,
     /// The largest `total` seen since the last [`reset_peak`](Self::reset_peak).
@@ -40,16 +37,18 @@ pub(crate) struct InstanceLimiter {
 impl InstanceLimiter {
     pub(crate) fn new(limits: &ResourceLimits) -> Self {
         Self {
-            memory_limit: limits.memory_bytes(),
-            table_elements_limit: limits.max_table_elements(),
-            instances: usize::try_from(limits.max_instances()).unwrap_or(usize::MAX),
-            tables: usize::try_from(limits.max_tables()).unwrap_or(usize::MAX),
-            memories: usize::try_from(limits.max_memories()).unwrap_or(usize::MAX),
+            limits: limits.clone(),
             total: 0,
             peak: 0,
             last_grant: 0,
             denial: None,
         }
+    }
+
+    /// The limits it enforces (and the instance's other limits).
+    #[inline]
+    pub(crate) fn limits(&self) -> &ResourceLimits {
+        &self.limits
     }
 
     /// Bytes of all linear memories right now.
@@ -83,14 +82,11 @@ impl ResourceLimiter for InstanceLimiter {
     ) -> wasmtime::Result<bool> {
         let delta = (desired as u64).saturating_sub(current as u64);
         let requested_total = self.total.saturating_add(delta);
-        if requested_total > self.memory_limit {
-            tracing::debug!(
-                limit = self.memory_limit,
-                requested_total,
-                "memory growth denied"
-            );
+        let limit = self.limits.memory_bytes();
+        if requested_total > limit {
+            tracing::debug!(limit, requested_total, "memory growth denied");
             self.denial = Some(Denial::Memory {
-                limit: self.memory_limit,
+                limit,
                 requested_total,
             });
             return Ok(false);
@@ -116,9 +112,10 @@ impl ResourceLimiter for InstanceLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.table_elements_limit {
+        let limit = self.limits.max_table_elements();
+        if desired as u64 > limit {
             self.denial = Some(Denial::TableElements {
-                limit: self.table_elements_limit,
+                limit,
                 requested: desired as u64,
             });
             return Ok(false);
@@ -127,16 +124,21 @@ impl ResourceLimiter for InstanceLimiter {
     }
 
     fn instances(&self) -> usize {
-        self.instances
+        count(self.limits.max_instances())
     }
 
     fn tables(&self) -> usize {
-        self.tables
+        count(self.limits.max_tables())
     }
 
     fn memories(&self) -> usize {
-        self.memories
+        count(self.limits.max_memories())
     }
+}
+
+/// A limit on a number of things, as Wasmtime takes it (saturated on 32-bit hosts).
+fn count(limit: u64) -> usize {
+    usize::try_from(limit).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]
