@@ -60,7 +60,10 @@ fn raw_config() -> Config {
         .consume_fuel(true)
         .epoch_interruption(true)
         .max_wasm_stack(1 << 20)
-        .async_stack_size(2 << 20);
+        .async_stack_size(2 << 20)
+        // Wasmtime 50 turns component-model async on by default; `WasmEngine::new()`
+        // leaves it off (it slows every call), so the raw engine does too.
+        .concurrency_support(false);
     config
 }
 
@@ -608,7 +611,8 @@ fn cpu_bound(c: &mut Criterion) {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
-        .cranelift_opt_level(OptLevel::Speed);
+        .cranelift_opt_level(OptLevel::Speed)
+        .concurrency_support(false);
     let raw = Engine::new(&config).unwrap();
     let mut linker = Linker::new(&raw);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();

@@ -123,7 +123,11 @@ fn build_guests() -> anyhow::Result<()> {
     let wasm = dir.join("wasm");
     std::fs::create_dir_all(&wasm)?;
     for g in airssys_wasm_testkit::guests::GUESTS {
-        let from = built.join(format!("{}.wasm", g.name));
+        // A binary keeps its crate's name; a library (cdylib) gets underscores.
+        let mut from = built.join(format!("{}.wasm", g.name));
+        if !from.exists() {
+            from = built.join(format!("{}.wasm", g.name.replace('-', "_")));
+        }
         let to = wasm.join(format!("{}.wasm", g.name));
         std::fs::copy(&from, &to)
             .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;

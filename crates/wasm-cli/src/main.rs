@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use airssys_wasm_core::units::format_duration;
 use airssys_wasm_core::{CapabilitySet, PartialResourceLimits, ResourceLimits, WasmError};
-use airssys_wasm_engine::{CallOutcome, CompiledComponent, Sandbox, WasmEngine};
+use airssys_wasm_engine::{CallOutcome, CompiledComponent, Proposal, Sandbox, WasmEngine};
 use airssys_wasm_loader::{CacheConfig, ComponentLoader};
 use airssys_wasm_manifest::{ComponentManifest, MANIFEST_FILE};
 
@@ -32,6 +32,45 @@ struct Cli {
     command: Command,
     #[command(flatten)]
     cache: CacheArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// Which WebAssembly proposals the engine accepts beyond its defaults.
+#[derive(Args, Debug, Clone)]
+struct EngineArgs {
+    /// Switch a proposal on (`NAME` or `NAME=y`) or off (`NAME=n`), with Wasmtime's
+    /// names; repeatable. `-W component-model-async` runs WASI 0.3 components and async
+    /// exports (off by default: it slows every call). Also: component-model-map,
+    /// component-model-fixed-length-lists, component-model-error-context, … (an unknown
+    /// name lists them all). WebAssembly 3.0 (GC, exceptions) is always on; threads
+    /// never are.
+    #[arg(short = 'W', long = "wasm", global = true, value_name = "NAME[=y|n]")]
+    wasm: Vec<String>,
+}
+
+impl EngineArgs {
+    /// The engine these flags ask for.
+    fn engine(&self) -> Result<WasmEngine, Failure> {
+        let mut builder = WasmEngine::builder();
+        for flag in &self.wasm {
+            let (name, value) = flag.split_once('=').unwrap_or((flag, "y"));
+            let enable = match value {
+                "y" | "yes" | "true" => true,
+                "n" | "no" | "false" => false,
+                other => {
+                    return Err(usage(anyhow::anyhow!(
+                        "-W {flag}: `{other}` is not y or n (write `-W {name}` or `-W {name}=n`)"
+                    )));
+                }
+            };
+            let proposal: Proposal = name
+                .parse()
+                .map_err(|e| usage(anyhow::anyhow!("-W {flag}: {e}")))?;
+            builder = builder.proposal(proposal, enable);
+        }
+        builder.build().map_err(Failure::from)
+    }
 }
 
 /// Where compiled components are cached between runs.
@@ -170,7 +209,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(dispatch(cli.command, &cli.cache));
+    let result = runtime.block_on(dispatch(cli.command, &cli.cache, &cli.engine));
     // Guest output first, then any report of ours.
     let _ = std::io::stdout().flush();
     match result {
@@ -207,12 +246,13 @@ fn report_failure(error: &anyhow::Error) {
     }
 }
 
-async fn dispatch(command: Command, cache: &CacheArgs) -> Result<u8, Failure> {
+async fn dispatch(command: Command, cache: &CacheArgs, engine: &EngineArgs) -> Result<u8, Failure> {
+    let engine = engine.engine()?;
     match command {
-        Command::Validate { path } => validate(&path).await,
-        Command::Inspect { path } => inspect(&path, cache).await,
-        Command::Run(args) => run(args, cache).await,
-        Command::Compile { path, output } => compile(&path, output).await,
+        Command::Validate { path } => validate(&engine, &path).await,
+        Command::Inspect { path } => inspect(&engine, &path, cache).await,
+        Command::Run(args) => run(&engine, args, cache).await,
+        Command::Compile { path, output } => compile(&engine, &path, output).await,
     }
 }
 
@@ -250,10 +290,6 @@ impl Target {
     }
 }
 
-fn engine() -> Result<WasmEngine, Failure> {
-    WasmEngine::new().map_err(Failure::from)
-}
-
 /// The name messages use: the manifest's component name, else the file name.
 fn component_name(target: &Target) -> String {
     match target.manifest() {
@@ -269,12 +305,12 @@ fn component_name(target: &Target) -> String {
 }
 
 async fn load(
+    engine: &WasmEngine,
     target: &Target,
     cache: &CacheArgs,
     allow_precompiled: bool,
 ) -> Result<CompiledComponent, Failure> {
-    let engine = engine()?;
-    let mut loader = ComponentLoader::new(&engine);
+    let mut loader = ComponentLoader::new(engine);
     let path = target.component_path();
     // Precompiled artifacts are only looked for when asked for (or to explain a failure):
     // an ordinary run does not open the file one more time.
@@ -312,16 +348,15 @@ fn is_precompiled(path: &Path) -> bool {
         .is_ok_and(|()| head == *b"\x7fELF")
 }
 
-async fn compile(path: &Path, output: Option<PathBuf>) -> Result<u8, Failure> {
+async fn compile(engine: &WasmEngine, path: &Path, output: Option<PathBuf>) -> Result<u8, Failure> {
     let target = Target::resolve(path)?;
-    let engine = engine()?;
     let source = target.component_path();
     let bytes = tokio::fs::read(&source).await.map_err(|e| Failure {
         code: 3,
         error: anyhow::Error::new(e).context(format!("cannot read component {}", source.display())),
     })?;
     let name = component_name(&target);
-    let artifact = ComponentLoader::new(&engine)
+    let artifact = ComponentLoader::new(engine)
         .precompile(&name, &bytes)
         .await?;
     let output = output.unwrap_or_else(|| {
@@ -346,10 +381,9 @@ async fn compile(path: &Path, output: Option<PathBuf>) -> Result<u8, Failure> {
     Ok(0)
 }
 
-async fn validate(path: &Path) -> Result<u8, Failure> {
+async fn validate(engine: &WasmEngine, path: &Path) -> Result<u8, Failure> {
     let target = Target::resolve(path)?;
-    let engine = engine()?;
-    ComponentLoader::new(&engine)
+    ComponentLoader::new(engine)
         .validate_file(target.component_path())
         .await?;
     let mut out = std::io::stdout().lock();
@@ -372,9 +406,9 @@ fn limits_line(m: &ComponentManifest) -> String {
         .unwrap_or_else(|e| e.to_string())
 }
 
-async fn inspect(path: &Path, cache: &CacheArgs) -> Result<u8, Failure> {
+async fn inspect(engine: &WasmEngine, path: &Path, cache: &CacheArgs) -> Result<u8, Failure> {
     let target = Target::resolve(path)?;
-    let component = load(&target, cache, false).await?;
+    let component = load(engine, &target, cache, false).await?;
     let mut out = String::new();
     out.push_str(&format!("component {}\n", component.name()));
     if let Some(m) = target.manifest() {
@@ -445,14 +479,14 @@ fn limits_for(target: &Target, args: &RunArgs) -> Result<ResourceLimits, Failure
     Ok(base.overridden_by(flags).resolve()?)
 }
 
-async fn run(args: RunArgs, cache: &CacheArgs) -> Result<u8, Failure> {
+async fn run(engine: &WasmEngine, args: RunArgs, cache: &CacheArgs) -> Result<u8, Failure> {
     let target = Target::resolve(&args.path)?;
     // Limits first: a run without them is refused before anything is compiled.
     let limits = limits_for(&target, &args)?;
     let capabilities = target
         .manifest()
         .map_or_else(CapabilitySet::default, ComponentManifest::capability_set);
-    let component = load(&target, cache, args.allow_precompiled).await?;
+    let component = load(engine, &target, cache, args.allow_precompiled).await?;
     let mut guest_args = vec![component.name().to_owned()];
     guest_args.extend(args.args.iter().cloned());
     let sandbox = Sandbox::new(limits.clone())

@@ -12,8 +12,9 @@ use wasmtime_wasi::WasiCtxBuilder;
 use airssys_wasm_core::{WasmError, WasmResult};
 
 use crate::engine::WasmEngine;
+use crate::failure::{Failure, Phase};
 use crate::host::{HostState, grant};
-use crate::instance::{Backstop, ComponentInstance, Deadline, Failure, Phase, bounded};
+use crate::instance::{Backstop, ComponentInstance, Deadline, bounded};
 use crate::sandbox::Sandbox;
 use crate::types::{ItemInfo, describe_items};
 
@@ -172,8 +173,8 @@ impl CompiledComponent {
             .collect()
     }
 
-    /// The name of the `wasi:cli/run` entry point (`wasi:cli/run@0.2.x#run`) if the
-    /// component is a command.
+    /// The name of the `wasi:cli/run` entry point (`wasi:cli/run@0.2.x#run`, or WASI
+    /// 0.3's `wasi:cli/run@0.3.x#run`) if the component is a command.
     pub fn command_export(&self) -> Option<&str> {
         self.inner
             .command
@@ -184,7 +185,12 @@ impl CompiledComponent {
                     .component_type()
                     .exports(engine)
                     .map(|(name, _)| name)
-                    .filter(|name| name.starts_with("wasi:cli/run@0.2"))
+                    // WASI 0.2's synchronous `run`, or WASI 0.3's async one (callable
+                    // when component-model async is on: otherwise such a component does
+                    // not validate).
+                    .filter(|name| {
+                        name.starts_with("wasi:cli/run@0.2") || name.starts_with("wasi:cli/run@0.3")
+                    })
                     .map(|name| format!("{name}#run"))
                     .find(|run| self.export_func(run).is_some())
             })

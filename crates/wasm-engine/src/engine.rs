@@ -10,6 +10,7 @@ use wasmtime::{Config, Engine, OptLevel, Strategy};
 
 use airssys_wasm_core::{WasmError, WasmResult};
 
+use crate::features::{Proposal, Proposals};
 use crate::host::HostState;
 
 /// Default interval of the epoch ticker: the granularity of wall-clock timeouts and of
@@ -53,6 +54,7 @@ pub struct WasmEngineBuilder {
     max_wasm_stack: usize,
     parallel_compilation: bool,
     pooling: Option<Pooling>,
+    proposals: Proposals,
 }
 
 /// Sizes of Wasmtime's pooling instance allocator, which pre-reserves memory, tables
@@ -130,6 +132,7 @@ impl Default for WasmEngineBuilder {
             max_wasm_stack: DEFAULT_MAX_WASM_STACK,
             parallel_compilation: true,
             pooling: None,
+            proposals: Proposals::default(),
         }
     }
 }
@@ -170,6 +173,22 @@ impl WasmEngineBuilder {
         self
     }
 
+    /// Switches a [`Proposal`] on or off (defaults: Wasmtime's, see [`Proposal`]).
+    pub fn proposal(mut self, proposal: Proposal, enable: bool) -> Self {
+        self.proposals.set(proposal, enable);
+        self
+    }
+
+    /// Component Model async, the ABI of WASI 0.3 (default **off**; Wasmtime's default
+    /// is on): `proposal(Proposal::ComponentModelAsync, enable)`. On, every store
+    /// carries Wasmtime's concurrency machinery and every call runs through its event
+    /// loop — measured 5× the cost of a pooled instantiate + call and 4× that of a
+    /// dynamic call for WASI 0.2 components (BENCHMARKS.md), which is why it is opt-in.
+    /// Off, a component that uses async is refused at validation, naming the feature.
+    pub fn component_model_async(self, enable: bool) -> Self {
+        self.proposal(Proposal::ComponentModelAsync, enable)
+    }
+
     /// Creates the engine.
     ///
     /// # Errors
@@ -197,7 +216,13 @@ impl WasmEngineBuilder {
             .max_wasm_stack(self.max_wasm_stack)
             // The host side of a call runs on the same fiber stack as the guest.
             .async_stack_size(self.max_wasm_stack + (1 << 20))
-            .parallel_compilation(self.parallel_compilation);
+            .parallel_compilation(self.parallel_compilation)
+            // Wasm 3.0 (GC, exceptions, …) as Wasmtime enables it by default; GC heaps
+            // grow through the store's limiter, so they count against the memory limit.
+            .concurrency_support(self.proposals.concurrency());
+        for &p in Proposal::ALL {
+            config.wasm_features(p.flag(), self.proposals.contains(p));
+        }
         if let Some(pooling) = &self.pooling {
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
                 pooling.config(),
@@ -212,6 +237,7 @@ impl WasmEngineBuilder {
                 engine,
                 epoch_tick: self.epoch_tick,
                 pooling: self.pooling,
+                proposals: self.proposals,
                 ticker: OnceLock::new(),
                 linker: OnceLock::new(),
             }),
@@ -227,9 +253,10 @@ impl WasmEngineBuilder {
 /// when the last clone — including the ones held by compiled components and instances —
 /// is dropped.
 ///
-/// Configuration (see [`WasmEngineBuilder`]): Component Model on, Cranelift at
-/// `OptLevel::Speed`, fuel metering on, epoch interruption on, an explicit maximum wasm
-/// stack, parallel compilation.
+/// Configuration (see [`WasmEngineBuilder`]): what Wasmtime's default configuration
+/// accepts (WebAssembly 3.0 with GC and exceptions, the Component Model; component
+/// async when switched on), Cranelift at `OptLevel::Speed`, fuel metering on, epoch interruption on, an
+/// explicit maximum wasm stack, parallel compilation.
 #[derive(Clone)]
 pub struct WasmEngine {
     inner: Arc<Inner>,
@@ -239,6 +266,7 @@ struct Inner {
     engine: Engine,
     epoch_tick: Duration,
     pooling: Option<Pooling>,
+    proposals: Proposals,
     ticker: OnceLock<EpochTicker>,
     linker: OnceLock<Result<Linker<HostState>, String>>,
 }
@@ -284,19 +312,16 @@ impl WasmEngine {
     }
 
     /// The WebAssembly features this engine accepts — exactly those Wasmtime validates
-    /// with, so a validator using them agrees with compilation.
-    ///
-    /// Wasmtime computes its features from a fixed set (`WASM3`) refined by its crate
-    /// features; this mirrors that computation for the crate features we build with
-    /// (no GC, so no exceptions; no threads; no component-model async).
+    /// with, so a validator using them agrees with compilation: Wasmtime's defaults
+    /// (WebAssembly 3.0 with GC and exceptions, wide arithmetic, the Component Model;
+    /// never shared-memory threads) and the [`Proposal`]s switched on the builder.
     pub fn wasm_features(&self) -> WasmFeatures {
-        let mut features = WasmFeatures::WASM3;
-        features.set(WasmFeatures::GC_TYPES, false);
-        features.set(WasmFeatures::EXCEPTIONS, false);
-        features.set(WasmFeatures::THREADS, false);
-        features.set(WasmFeatures::COMPONENT_MODEL, true);
-        features.set(WasmFeatures::CM_ASYNC, false);
-        features
+        self.inner.proposals.wasm_features()
+    }
+
+    /// Whether `proposal` is on.
+    pub fn proposal_enabled(&self, proposal: Proposal) -> bool {
+        self.inner.proposals.contains(proposal)
     }
 
     /// Whether the epoch ticker thread is running (it starts with the first
@@ -312,14 +337,18 @@ impl WasmEngine {
             .get_or_init(|| EpochTicker::start(&self.inner.engine, self.inner.epoch_tick));
     }
 
-    /// The linker shared by every instance: WASI Preview 2, nothing else. What a guest
-    /// may actually do through it is decided per instance by its capabilities.
+    /// The linker shared by every instance: WASI 0.2, and WASI 0.3 when component-model
+    /// async is on; nothing else. What a guest may actually do through it is decided
+    /// per instance by its capabilities (one WASI context serves both versions).
     pub(crate) fn linker(&self) -> WasmResult<&Linker<HostState>> {
         self.inner
             .linker
             .get_or_init(|| {
                 let mut linker = Linker::new(&self.inner.engine);
                 wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
+                if self.inner.proposals.contains(Proposal::ComponentModelAsync) {
+                    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(|e| e.to_string())?;
+                }
                 Ok(linker)
             })
             .as_ref()
@@ -433,6 +462,15 @@ mod tests {
         let f = WasmEngine::new().unwrap().wasm_features();
         assert!(f.contains(WasmFeatures::COMPONENT_MODEL));
         assert!(f.contains(WasmFeatures::MULTI_MEMORY));
+        assert!(f.contains(WasmFeatures::EXCEPTIONS));
+        assert!(f.contains(WasmFeatures::GC));
         assert!(!f.contains(WasmFeatures::THREADS));
+        assert!(!f.contains(WasmFeatures::CM_ASYNC));
+        let on = WasmEngine::builder()
+            .component_model_async(true)
+            .build()
+            .unwrap();
+        assert!(on.wasm_features().contains(WasmFeatures::CM_ASYNC));
+        assert!(on.proposal_enabled(Proposal::ComponentModelAsync));
     }
 }

@@ -48,6 +48,8 @@
 
 mod component;
 mod engine;
+mod failure;
+mod features;
 mod host;
 mod instance;
 mod limiter;
@@ -59,6 +61,7 @@ pub use engine::{
     DEFAULT_EPOCH_TICK, DEFAULT_MAX_WASM_STACK, Optimization, Pooling, WasmEngine,
     WasmEngineBuilder,
 };
+pub use features::{Proposal, UnknownProposal};
 pub use host::HostState;
 pub use instance::{CallOutcome, ComponentInstance, TypedExport};
 pub use sandbox::{ExecutionReport, Sandbox};

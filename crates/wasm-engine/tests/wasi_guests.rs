@@ -20,21 +20,32 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 const MIB: u64 = 1 << 20;
 const GROSS: Duration = Duration::from_secs(20);
 
-/// One engine and every guest compiled once for the whole test binary.
+/// The guests that need component-model async (WASI 0.3), which `WasmEngine::new()`
+/// leaves off: they run on an engine that turns it on, the others on the default one.
+const ASYNC_GUESTS: &[&str] = &["p3-tool"];
+
+/// Two engines, and every guest compiled once on its engine for the whole test binary.
 fn compiled(name: &str) -> CompiledComponent {
-    static ALL: OnceLock<HashMap<&'static str, CompiledComponent>> = OnceLock::new();
-    ALL.get_or_init(|| {
-        let engine = WasmEngine::new().unwrap();
+    type Compiled = HashMap<&'static str, CompiledComponent>;
+    static DEFAULT: OnceLock<Compiled> = OnceLock::new();
+    static ASYNC: OnceLock<Compiled> = OnceLock::new();
+    let needs_async = ASYNC_GUESTS.contains(&name);
+    let all = (if needs_async { &ASYNC } else { &DEFAULT }).get_or_init(|| {
+        let engine = WasmEngine::builder()
+            .component_model_async(needs_async)
+            .build()
+            .unwrap();
         GUESTS
             .iter()
+            .filter(|g| ASYNC_GUESTS.contains(&g.name) == needs_async)
             .map(|g| {
                 let c =
                     wasmtime::component::Component::new(engine.wasmtime_engine(), g.wasm).unwrap();
                 (g.name, CompiledComponent::new(&engine, g.name, c).unwrap())
             })
             .collect()
-    })[name]
-        .clone()
+    });
+    all[name].clone()
 }
 
 fn limits(memory: u64, fuel: u64, timeout: Duration) -> ResourceLimits {
@@ -553,6 +564,102 @@ async fn a_library_guest_is_held_to_its_limits_and_the_others_carry_on() {
     assert_eq!(
         k.invoke("add(1, 2)").await.unwrap().results_wave().unwrap(),
         ["3"]
+    );
+}
+
+// ---------------------------------------------------------------- WASI 0.3
+
+#[tokio::test]
+async fn a_wasi_0_3_command_runs_and_writes_through_a_stream() {
+    let r = run("p3-tool", stdio(), &["one", "two"]).await;
+    assert_eq!(*r.code.as_ref().unwrap(), 0, "{r:?}");
+    assert_eq!(r.stdout, "hello from WASI 0.3: p3-tool one two\n");
+}
+
+#[tokio::test]
+async fn async_exports_are_called_and_wait_in_the_host() {
+    let sandbox = Sandbox::new(roomy()).measure_wall_time(true);
+    let mut i = compiled("p3-tool").instantiate(&sandbox).await.unwrap();
+    let ((v,), report) = i
+        .call_typed::<(u32, u32), (u32,)>("slow-double", (21, 30))
+        .await
+        .unwrap();
+    assert_eq!(v, 42);
+    assert!(
+        report.wall_time.unwrap() >= Duration::from_millis(30),
+        "{report}"
+    );
+    // By WAVE too, as the CLI's --invoke does; the instance stays usable.
+    let out = i.invoke("slow-double(5, 0)").await.unwrap();
+    assert_eq!(out.results_wave().unwrap(), ["10"]);
+}
+
+#[tokio::test]
+async fn an_async_task_that_never_resolves_is_ended_by_the_timeout_and_poisons() {
+    let component = compiled("p3-tool");
+    let timeout = Duration::from_millis(300);
+    let mut i = component
+        .instantiate(&Sandbox::new(limits(16 * MIB, 1_000_000_000, timeout)))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let err = i.invoke("never()").await.unwrap_err();
+    let took = t.elapsed();
+    assert!(
+        matches!(
+            err,
+            WasmError::ComponentTimeout {
+                max_execution_ms: 300,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(took >= timeout && took < GROSS, "{took:?}");
+    // Poisoned like any timed-out instance; a new one works.
+    let later = i.invoke("slow-double(1, 0)").await.unwrap_err();
+    assert!(
+        matches!(later, WasmError::InstancePoisoned { .. }),
+        "{later}"
+    );
+    let mut j = component.instantiate(&Sandbox::new(roomy())).await.unwrap();
+    let out = j.invoke("slow-double(2, 0)").await.unwrap();
+    assert_eq!(out.results_wave().unwrap(), ["4"]);
+}
+
+#[tokio::test]
+async fn an_async_task_that_spins_is_stopped_by_fuel_and_by_the_timeout() {
+    let component = compiled("p3-tool");
+    let mut i = component
+        .instantiate(&Sandbox::new(limits(
+            16 * MIB,
+            50_000_000,
+            Duration::from_secs(30),
+        )))
+        .await
+        .unwrap();
+    let err = i.invoke("spin()").await.unwrap_err();
+    assert!(matches!(err, WasmError::FuelExhausted { .. }), "{err:?}");
+
+    let timeout = Duration::from_millis(300);
+    let mut i = component
+        .instantiate(&Sandbox::new(limits(16 * MIB, u64::MAX, timeout)))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let err = i.invoke("spin()").await.unwrap_err();
+    assert!(matches!(err, WasmError::ComponentTimeout { .. }), "{err:?}");
+    assert!(t.elapsed() >= timeout && t.elapsed() < GROSS);
+}
+
+#[tokio::test]
+async fn the_default_engine_refuses_a_wasi_0_3_component_naming_the_feature() {
+    let engine = WasmEngine::new().unwrap();
+    let err =
+        wasmtime::component::Component::new(engine.wasmtime_engine(), guests::P3_TOOL).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("component model async"),
+        "{err:#}"
     );
 }
 

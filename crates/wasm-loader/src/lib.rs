@@ -556,11 +556,56 @@ fn validate_with(features: WasmFeatures, name: &str, binary: &[u8]) -> WasmResul
     Validator::new_with_features(features)
         .validate_all(binary)
         .map(drop)
-        .map_err(|e| WasmError::ComponentValidationFailed {
-            component: name.to_owned(),
-            reason: e.to_string(),
-            hint: None,
+        .map_err(|e| {
+            let reason = e.to_string();
+            WasmError::ComponentValidationFailed {
+                component: name.to_owned(),
+                hint: feature_hint(&reason),
+                reason,
+            }
         })
+}
+
+/// What to do when validation refused a feature the engine leaves off: a
+/// [`Proposal`](airssys_wasm_engine::Proposal) can be switched on, threads cannot.
+fn feature_hint(reason: &str) -> Option<String> {
+    use airssys_wasm_engine::Proposal;
+    if reason.contains("threads") || reason.contains("shared memor") {
+        return Some(
+            "it needs the threads proposal (shared memory and atomics), which airssys-wasm \
+             never enables: a guest thread could outlive the call whose fuel and timeout \
+             bound it. Build the component without threads (e.g. not for \
+             wasm32-wasip1-threads)"
+                .to_owned(),
+        );
+    }
+    // wasmparser names Component Model features in words ("the component model async
+    // feature", "the `cm-implements` feature", "Maps require …").
+    let words: &[(&str, Proposal)] = &[
+        ("component model async", Proposal::ComponentModelAsync),
+        ("async component functions", Proposal::ComponentModelAsync),
+        (
+            "more async builtins",
+            Proposal::ComponentModelMoreAsyncBuiltins,
+        ),
+        ("async stackful", Proposal::ComponentModelAsyncStackful),
+        ("threading", Proposal::ComponentModelThreading),
+        ("error-context", Proposal::ComponentModelErrorContext),
+        ("map feature", Proposal::ComponentModelMap),
+        (
+            "fixed-length lists",
+            Proposal::ComponentModelFixedLengthLists,
+        ),
+        ("cm-implements", Proposal::ComponentModelImplements),
+        ("canonical names", Proposal::ComponentModelCanonicalNames),
+        ("accessors", Proposal::ComponentModelAccessors),
+    ];
+    let (_, proposal) = words.iter().find(|(w, _)| reason.contains(w))?;
+    Some(format!(
+        "it uses the `{proposal}` proposal, which this engine leaves off: pass `-W {proposal}` \
+         to the command line, or enable it with `WasmEngineBuilder::proposal(Proposal::{proposal:?}, \
+         true)`"
+    ))
 }
 
 async fn read_file(path: &Path) -> WasmResult<Vec<u8>> {

@@ -75,7 +75,10 @@ async fn a_directory_is_not_a_component() {
 #[tokio::test]
 async fn valid_bytes_validate_and_load() {
     let l = loader();
-    for f in fx::ALL.iter().filter(|f| f.name != "core_module") {
+    for f in fx::ALL
+        .iter()
+        .filter(|f| f.name != "core_module" && f.name != "shared_memory")
+    {
         l.validate(f.wasm)
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", f.name));
@@ -85,6 +88,34 @@ async fn valid_bytes_validate_and_load() {
         l.load_from_bytes(f.wasm)
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", f.name));
+    }
+}
+
+#[tokio::test]
+async fn a_component_needing_threads_is_refused_at_validation_naming_the_feature() {
+    let l = loader();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shared.wasm");
+    std::fs::write(&file, fx::SHARED_MEMORY).unwrap();
+    let errors = [
+        l.validate(fx::SHARED_MEMORY).await.unwrap_err(),
+        l.load_from_bytes(fx::SHARED_MEMORY).await.unwrap_err(),
+        l.load_from_file(&file).await.unwrap_err(),
+    ];
+    for err in errors {
+        assert!(err.is_load_error(), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("threads"), "{msg}");
+        assert!(msg.contains("never enables"), "{msg}");
+    }
+}
+
+#[tokio::test]
+async fn wasm_3_components_validate_and_load_by_default() {
+    let l = loader();
+    for wasm in [fx::GC_ALLOC, fx::EXCEPTIONS] {
+        l.validate(wasm).await.unwrap();
+        l.load_from_bytes(wasm).await.unwrap();
     }
 }
 

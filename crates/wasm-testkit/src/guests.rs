@@ -66,6 +66,17 @@ guest!(
     "calc"
 );
 
+guest!(
+    /// WASI 0.3 component (component-model async; built with the `wasip3` crate,
+    /// `guests/p3-tool/wit/p3-tool.wit`): its async `wasi:cli/run@0.3.0` prints
+    /// `hello from WASI 0.3: <arguments>` through a WASI 0.3 stdout stream; async exports
+    /// `slow-double(x: u32, delay-ms: u32) -> u32` (waits on the WASI 0.3 clock), `never()`
+    /// (waits for ever) and `spin()` (loops for ever). Needs an engine with
+    /// component-model async on.
+    P3_TOOL,
+    "p3-tool"
+);
+
 /// Every guest, sorted by name.
 pub const GUESTS: &[Guest] = &[
     Guest {
@@ -92,6 +103,11 @@ pub const GUESTS: &[Guest] = &[
         name: "hostile",
         about: "wasi:cli allocation bomb, spin loop, runaway recursion, panic",
         wasm: HOSTILE,
+    },
+    Guest {
+        name: "p3-tool",
+        about: "WASI 0.3 command and async exports: slow-double, never, spin",
+        wasm: P3_TOOL,
     },
     Guest {
         name: "tcp-connect",

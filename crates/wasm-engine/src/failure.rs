@@ -1,0 +1,210 @@
+//! How a failed instantiation or call maps to the [`WasmError`] that names its real
+//! cause: the deadline, the fuel, a denied memory or table growth, an escaped
+//! exception, a trap, or (instantiation) anything else.
+
+use wasmtime::{Store, Trap, WasmBacktrace};
+
+use airssys_wasm_core::WasmError;
+use airssys_wasm_core::error::duration_ms;
+
+use crate::host::HostState;
+use crate::instance::Deadline;
+use crate::limiter::Denial;
+
+/// Why an instantiation or a call did not finish.
+pub(crate) enum Failure {
+    Wasmtime(wasmtime::Error),
+    AsyncTimeout,
+}
+
+/// What failed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase<'a> {
+    Instantiate,
+    /// A call of this export.
+    Call(&'a str),
+}
+
+impl Failure {
+    /// Maps a failure to the error that names its real cause: the deadline, the fuel,
+    /// a denied memory or table growth, a trap, or (instantiation) anything else.
+    pub(crate) fn classify(
+        self,
+        store: &mut Store<HostState>,
+        component: &str,
+        fuel_consumed: u64,
+        phase: Phase<'_>,
+    ) -> WasmError {
+        let data = store.data_mut();
+        let denial = data.limiter.take_denial();
+        let limits = data.limits();
+        let component = component.to_owned();
+        let timeout = WasmError::ComponentTimeout {
+            component: component.clone(),
+            max_execution_ms: duration_ms(limits.timeout()),
+            // When the epoch interrupts a loop, Cranelift may not have flushed its fuel
+            // counter yet, so 0 here means "unknown", not "none used".
+            fuel_consumed: (fuel_consumed > 0).then_some(fuel_consumed),
+        };
+        let err = match self {
+            Failure::AsyncTimeout => return timeout,
+            Failure::Wasmtime(e) => e,
+        };
+        if data.timed_out || err.downcast_ref::<Deadline>().is_some() {
+            return timeout;
+        }
+        if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            return WasmError::Exited {
+                component,
+                code: exit.0,
+            };
+        }
+        if let Some(pool) = err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+            // "maximum concurrent limit of N for KIND reached"
+            let text = pool.to_string();
+            let (limit, kind) = text
+                .strip_prefix("maximum concurrent limit of ")
+                .and_then(|t| t.strip_suffix(" reached"))
+                .and_then(|t| t.split_once(" for "))
+                .and_then(|(n, kind)| Some((n.parse::<u64>().ok()?, kind.to_owned())))
+                .unwrap_or((0, "instances".to_owned()));
+            return WasmError::ResourceLimitExceeded {
+                component,
+                resource: format!("engine pool of concurrent {kind}"),
+                limit,
+                requested: limit.saturating_add(1),
+            };
+        }
+        let trap = err.downcast_ref::<Trap>().copied();
+        let escaped = err.downcast_ref::<wasmtime::ThrownException>().is_some();
+        if trap == Some(Trap::OutOfFuel) {
+            return WasmError::FuelExhausted {
+                component,
+                fuel_limit: limits.fuel(),
+            };
+        }
+        let trap_words = match (trap, escaped) {
+            (Some(trap), _) => Some(trap_in_words(trap)),
+            // Wasm exception handling: a `throw` that no `try_table` caught reached
+            // the component boundary, which the canonical ABI cannot carry.
+            (None, true) => Some(match phase {
+                Phase::Call(export) => format!(
+                    "an uncaught Wasm exception escaped the export `{export}` (a `throw` \
+                     that no `try_table` in the guest caught)"
+                ),
+                Phase::Instantiate => "an uncaught Wasm exception escaped the component's \
+                                       start function (a `throw` that no `try_table` caught)"
+                    .to_owned(),
+            }),
+            (None, false) => None,
+        };
+        match denial {
+            Some(Denial::Memory {
+                limit,
+                requested_total,
+            }) => {
+                return WasmError::MemoryLimitExceeded {
+                    component,
+                    limit_bytes: limit,
+                    requested_bytes: requested_total,
+                    trap: trap_words,
+                };
+            }
+            Some(Denial::TableElements { limit, requested }) => {
+                return WasmError::ResourceLimitExceeded {
+                    component,
+                    resource: "table elements".into(),
+                    limit,
+                    requested,
+                };
+            }
+            None => {}
+        }
+        let backtrace = err
+            .downcast_ref::<WasmBacktrace>()
+            .map(|bt| {
+                // Keep the frames; drop Wasmtime's header.
+                bt.to_string()
+                    .lines()
+                    .filter(|l| !l.starts_with(BACKTRACE_HEADER))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .filter(|bt| !bt.trim().is_empty());
+        let recursion = err
+            .downcast_ref::<WasmBacktrace>()
+            .is_some_and(looks_like_runaway_recursion);
+        let trap_words = match trap_words {
+            Some(words) if trap == Some(Trap::MemoryOutOfBounds) && recursion => Some(format!(
+                "{words}; the backtrace repeats one function, so this is most likely unbounded \
+                 recursion overflowing the guest's own stack, which Rust and C guests keep in \
+                 linear memory"
+            )),
+            other => other,
+        };
+        match (trap_words, phase) {
+            (Some(reason), _) => WasmError::ComponentTrapped {
+                component,
+                reason,
+                fuel_consumed: Some(fuel_consumed),
+                backtrace,
+            },
+            (None, Phase::Instantiate) => WasmError::ComponentInstantiationFailed {
+                component,
+                reason: without_backtrace(&err),
+                source: Some(err.into()),
+            },
+            (None, Phase::Call(_)) => WasmError::ComponentTrapped {
+                component,
+                reason: without_backtrace(&err),
+                fuel_consumed: Some(fuel_consumed),
+                backtrace,
+            },
+        }
+    }
+}
+
+/// How Wasmtime's `WasmBacktrace` context starts when displayed.
+const BACKTRACE_HEADER: &str = "error while executing at wasm backtrace";
+
+/// The error's chain of causes without Wasmtime's backtrace context (which is reported
+/// on its own): "unknown handle index 1", not "error while executing at wasm
+/// backtrace: …: unknown handle index 1".
+fn without_backtrace(err: &wasmtime::Error) -> String {
+    let parts: Vec<String> = err
+        .chain()
+        .map(ToString::to_string)
+        .filter(|e| !e.starts_with(BACKTRACE_HEADER))
+        .collect();
+    if parts.is_empty() {
+        format!("{err:#}")
+    } else {
+        parts.join(": ")
+    }
+}
+
+/// Whether the innermost frames of `bt` are all the same function: what a guest that
+/// overflows its shadow stack (kept in linear memory) looks like when it traps.
+fn looks_like_runaway_recursion(bt: &WasmBacktrace) -> bool {
+    const RUN: usize = 16;
+    let frames = bt.frames();
+    frames.len() >= RUN
+        && frames[..RUN].windows(2).all(|w| {
+            w[0].func_index() == w[1].func_index() && w[0].module().name() == w[1].module().name()
+        })
+}
+
+/// A trap code in words: Wasmtime's description, named where it helps.
+fn trap_in_words(trap: Trap) -> String {
+    let desc = trap.to_string();
+    let desc = desc.strip_prefix("wasm trap: ").unwrap_or(&desc).to_owned();
+    match trap {
+        Trap::StackOverflow => format!("stack overflow ({desc})"),
+        Trap::UnreachableCodeReached => {
+            format!("unreachable ({desc}; Rust and C guests reach it when they panic or abort)")
+        }
+        Trap::IntegerDivisionByZero => format!("divide by zero ({desc})"),
+        Trap::MemoryOutOfBounds => format!("out-of-bounds memory access ({desc})"),
+        _ => desc,
+    }
+}
