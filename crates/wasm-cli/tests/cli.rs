@@ -378,3 +378,93 @@ fn no_input_makes_it_panic() {
         }
     }
 }
+
+#[test]
+fn wasm_3_exceptions_and_gc_run_by_default() {
+    let o = run_fixture("exceptions", "catch(41)");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "42\n");
+    let o = run_fixture("gc_alloc", "sum(4)");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "10\n");
+    let f = fixture("exceptions");
+    let o = run(&["validate", &f]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn an_escaped_exception_exits_1_saying_so() {
+    let o = run_fixture("exceptions", "escape()");
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let first = stderr(&o).lines().next().unwrap_or_default().to_owned();
+    assert!(
+        first.contains("uncaught Wasm exception escaped the export `escape`"),
+        "{first}"
+    );
+}
+
+#[test]
+fn gc_objects_count_against_the_memory_limit_exit_4() {
+    let f = fixture("gc_alloc");
+    let o = run(&[
+        "run",
+        &f,
+        "--memory",
+        "4MiB",
+        "--fuel",
+        "100000000000",
+        "--timeout",
+        "20s",
+        "--invoke",
+        "hoard()",
+    ]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("exceeded its memory limit of 4 MiB"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn threads_are_refused_at_validation_naming_the_feature_exit_3() {
+    let f = fixture("shared_memory");
+    for args in [
+        vec!["validate", f.as_str()],
+        [
+            vec!["run", f.as_str()],
+            LIMITS.to_vec(),
+            vec!["--invoke", "hello()"],
+        ]
+        .concat(),
+    ] {
+        let o = run(&args);
+        assert_eq!(code(&o), 3, "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("threads"), "{err}");
+        assert!(err.contains("never enables"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn an_unknown_or_malformed_proposal_flag_is_a_usage_error() {
+    let f = fixture("hello");
+    let o = run(&["-W", "threads", "validate", &f]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown proposal `threads`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("component-model-async"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["validate", &f, "-W", "component-model-map=maybe"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("is not y or n"), "{}", stderr(&o));
+    let o = run(&["validate", &f, "-W", "component-model-map=y"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}

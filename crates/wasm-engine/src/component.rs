@@ -220,10 +220,14 @@ impl CompiledComponent {
     fn unsatisfied_imports(&self, e: wasmtime::Error) -> WasmError {
         let engine = self.inner.engine.wasmtime_engine();
         let ty = self.inner.component.component_type();
+        let p3 = self
+            .inner
+            .engine
+            .proposal_enabled(crate::Proposal::ComponentModelAsync);
         let foreign: Vec<_> = ty
             .imports(engine)
             .map(|(n, _)| n)
-            .filter(|n| !provided_by_host(n))
+            .filter(|n| !provided_by_host(n, p3))
             .map(|n| format!("`{n}`"))
             .collect();
         let listed = if foreign.is_empty() {
@@ -234,13 +238,19 @@ impl CompiledComponent {
                 foreign.join(", ")
             )
         };
+        let versions = if p3 {
+            "WASI 0.2 and 0.3 interfaces of wasi:cli, wasi:clocks, wasi:filesystem, \
+             wasi:random and wasi:sockets (`@0.2.x`, `@0.3.x`; wasi:io in 0.2)"
+        } else {
+            "WASI 0.2 interfaces of wasi:cli, wasi:clocks, wasi:filesystem, wasi:io, \
+             wasi:random and wasi:sockets (`@0.2.x`; WASI 0.3 needs component-model async: \
+             `-W component-model-async`)"
+        };
         WasmError::ComponentInstantiationFailed {
             component: self.inner.name.clone(),
             reason: format!(
-                "unsatisfied import: {e}.{listed} This host provides the WASI 0.2 interfaces \
-                 of wasi:cli, wasi:clocks, wasi:filesystem, wasi:io, wasi:random and \
-                 wasi:sockets (`@0.2.x`) and nothing else; build the component against those \
-                 interfaces only"
+                "unsatisfied import: {e}.{listed} This host provides the {versions} and \
+                 nothing else; build the component against those interfaces only"
             ),
             source: Some(e.into()),
         }
@@ -351,16 +361,44 @@ const PROVIDED_WASI: &[&str] = &[
     "sockets/ip-name-lookup",
 ];
 
+/// The WASI 0.3 interfaces an engine with component-model async links besides
+/// (`wasmtime-wasi`'s p3 `add_to_linker`).
+const PROVIDED_WASI_P3: &[&str] = &[
+    "cli/environment",
+    "cli/exit",
+    "cli/stdin",
+    "cli/stdout",
+    "cli/stderr",
+    "cli/types",
+    "cli/terminal-input",
+    "cli/terminal-output",
+    "cli/terminal-stdin",
+    "cli/terminal-stdout",
+    "cli/terminal-stderr",
+    "clocks/types",
+    "clocks/monotonic-clock",
+    "clocks/system-clock",
+    "filesystem/types",
+    "filesystem/preopens",
+    "random/random",
+    "random/insecure",
+    "random/insecure-seed",
+    "sockets/types",
+    "sockets/ip-name-lookup",
+];
+
 /// Whether the host links an import of this name: a WASI 0.2.x interface of
-/// [`PROVIDED_WASI`].
-fn provided_by_host(import: &str) -> bool {
+/// [`PROVIDED_WASI`], or with `p3` (component-model async on) a WASI 0.3.x one of
+/// [`PROVIDED_WASI_P3`].
+fn provided_by_host(import: &str, p3: bool) -> bool {
     let Some((path, version)) = import
         .strip_prefix("wasi:")
         .and_then(|rest| rest.split_once('@'))
     else {
         return false;
     };
-    version.starts_with("0.2.") && PROVIDED_WASI.contains(&path)
+    (version.starts_with("0.2.") && PROVIDED_WASI.contains(&path))
+        || (p3 && version.starts_with("0.3.") && PROVIDED_WASI_P3.contains(&path))
 }
 
 #[cfg(test)]
@@ -369,13 +407,17 @@ mod tests {
 
     #[test]
     fn only_wasi_0_2_interfaces_of_the_p2_set_count_as_provided() {
-        assert!(provided_by_host("wasi:cli/environment@0.2.6"));
-        assert!(provided_by_host("wasi:sockets/tcp@0.2.0"));
-        assert!(!provided_by_host("wasi:http/outgoing-handler@0.2.6"));
-        assert!(!provided_by_host("wasi:cli/environment@0.3.0"));
-        assert!(!provided_by_host("wasi:cli/environment"));
-        assert!(!provided_by_host("wasi:keyvalue/store@0.2.0-draft"));
-        assert!(!provided_by_host("host:env/log"));
-        assert!(!provided_by_host("log"));
+        assert!(provided_by_host("wasi:cli/environment@0.2.6", false));
+        assert!(provided_by_host("wasi:sockets/tcp@0.2.0", false));
+        assert!(!provided_by_host("wasi:http/outgoing-handler@0.2.6", false));
+        assert!(!provided_by_host("wasi:cli/environment@0.3.0", false));
+        assert!(provided_by_host("wasi:cli/environment@0.3.0", true));
+        assert!(provided_by_host("wasi:clocks/monotonic-clock@0.3.0", true));
+        assert!(!provided_by_host("wasi:io/poll@0.3.0", true));
+        assert!(!provided_by_host("wasi:http/handler@0.3.0", true));
+        assert!(!provided_by_host("wasi:cli/environment", true));
+        assert!(!provided_by_host("wasi:keyvalue/store@0.2.0-draft", true));
+        assert!(!provided_by_host("host:env/log", true));
+        assert!(!provided_by_host("log", true));
     }
 }

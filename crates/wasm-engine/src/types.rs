@@ -82,7 +82,8 @@ fn other(name: String, signature: &str) -> ItemInfo {
 
 /// `func(x: s32, y: string) -> string`
 pub(crate) fn render_func(f: &ComponentFunc) -> String {
-    let mut s = String::from("func(");
+    // WIT's spelling: `async func(…)` for a function of component-model async.
+    let mut s = String::from(if f.async_() { "async func(" } else { "func(" });
     for (i, (name, ty)) in f.params().enumerate() {
         if i > 0 {
             s.push_str(", ");
