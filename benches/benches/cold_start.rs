@@ -388,6 +388,19 @@ fn instantiate_and_call(c: &mut Criterion) {
             b.to_async(&rt)
                 .iter(|| async { assert_eq!(raw_hello(&raw_hello_pre, &raw).await, 42) });
         });
+        if !pooled {
+            // What a WASI 0.2 component pays on engines with component-model async on
+            // (`WasmEngineBuilder::component_model_async(true)`; Wasmtime's default).
+            let (hello_async, raw_async, raw_async_pre) = async_engines(&rt);
+            g.bench_function("airssys_cm_async", |b| {
+                b.to_async(&rt)
+                    .iter(|| async { assert_eq!(airssys_hello(&hello_async).await, 42) });
+            });
+            g.bench_function("raw_wasmtime_cm_async", |b| {
+                b.to_async(&rt)
+                    .iter(|| async { assert_eq!(raw_hello(&raw_async_pre, &raw_async).await, 42) });
+            });
+        }
         g.finish();
 
         let mut g = c.benchmark_group(format!("instantiate_and_call{suffix}/rust_calc"));
@@ -401,6 +414,29 @@ fn instantiate_and_call(c: &mut Criterion) {
         });
         g.finish();
     }
+}
+
+/// The hello fixture on an airssys engine and on a raw Wasmtime engine that both have
+/// component-model async (and so Wasmtime's concurrency support) on.
+fn async_engines(
+    rt: &tokio::runtime::Runtime,
+) -> (CompiledComponent, Engine, InstancePre<RawWasi>) {
+    let engine = WasmEngine::builder()
+        .component_model_async(true)
+        .build()
+        .unwrap();
+    let hello = rt
+        .block_on(ComponentLoader::new(&engine).load_from_bytes(fx::HELLO))
+        .unwrap();
+    let mut config = raw_config();
+    config
+        .concurrency_support(true)
+        .wasm_component_model_async(true);
+    let raw = Engine::new(&config).unwrap();
+    let pre = raw_linker(&raw)
+        .instantiate_pre(&Component::new(&raw, fx::HELLO).unwrap())
+        .unwrap();
+    (hello, raw, pre)
 }
 
 fn call_overhead(c: &mut Criterion) {
@@ -445,6 +481,34 @@ fn call_overhead(c: &mut Criterion) {
             hs.set_fuel(FUEL).unwrap();
             hs.set_epoch_deadline(1_000);
             let (v,) = rt.block_on(raw_double.call_async(&mut hs, (21,))).unwrap();
+            assert_eq!(v, 42);
+        });
+    });
+    // Both on engines with component-model async on (see `async_engines`).
+    let (hello_async, raw_async, raw_async_pre) = async_engines(&rt);
+    let mut async_i = rt.block_on(hello_async.instantiate(&sandbox())).unwrap();
+    let async_double = async_i.typed_export::<(i32,), (i32,)>("double").unwrap();
+    g.bench_function("airssys_cm_async", |b| {
+        b.iter(|| {
+            let ((v,), _) = rt
+                .block_on(async_i.call_export(&async_double, (21,)))
+                .unwrap();
+            assert_eq!(v, 42);
+        });
+    });
+    let mut async_s = raw_store(&raw_async);
+    let async_raw_i = rt
+        .block_on(raw_async_pre.instantiate_async(&mut async_s))
+        .unwrap();
+    let async_raw_double: TypedFunc<(i32,), (i32,)> =
+        async_raw_i.get_typed_func(&mut async_s, "double").unwrap();
+    g.bench_function("raw_wasmtime_cm_async", |b| {
+        b.iter(|| {
+            async_s.set_fuel(FUEL).unwrap();
+            async_s.set_epoch_deadline(1_000);
+            let (v,) = rt
+                .block_on(async_raw_double.call_async(&mut async_s, (21,)))
+                .unwrap();
             assert_eq!(v, 42);
         });
     });
