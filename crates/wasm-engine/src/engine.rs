@@ -182,8 +182,8 @@ impl WasmEngineBuilder {
     /// Component Model async, the ABI of WASI 0.3 (default **off**; Wasmtime's default
     /// is on): `proposal(Proposal::ComponentModelAsync, enable)`. On, every store
     /// carries Wasmtime's concurrency machinery and every call runs through its event
-    /// loop — measured 5× the cost of a pooled instantiate + call and 4× that of a
-    /// dynamic call for WASI 0.2 components (BENCHMARKS.md), which is why it is opt-in.
+    /// loop — for WASI 0.2 components too, measured at ~4× the cost of a call and
+    /// 1.8–5× that of an instantiate + call (BENCHMARKS.md), which is why it is opt-in.
     /// Off, a component that uses async is refused at validation, naming the feature.
     pub fn component_model_async(self, enable: bool) -> Self {
         self.proposal(Proposal::ComponentModelAsync, enable)
@@ -217,8 +217,10 @@ impl WasmEngineBuilder {
             // The host side of a call runs on the same fiber stack as the guest.
             .async_stack_size(self.max_wasm_stack + (1 << 20))
             .parallel_compilation(self.parallel_compilation)
-            // Wasm 3.0 (GC, exceptions, …) as Wasmtime enables it by default; GC heaps
-            // grow through the store's limiter, so they count against the memory limit.
+            // Wasmtime's concurrency machinery only where a proposal needs it: it slows
+            // every call. WebAssembly 3.0 (GC, exceptions, …) is left at Wasmtime's
+            // default, on; GC heaps grow through the store's limiter, so they count
+            // against the memory limit.
             .concurrency_support(self.proposals.concurrency());
         for &p in Proposal::ALL {
             config.wasm_features(p.flag(), self.proposals.contains(p));
@@ -255,8 +257,8 @@ impl WasmEngineBuilder {
 ///
 /// Configuration (see [`WasmEngineBuilder`]): what Wasmtime's default configuration
 /// accepts (WebAssembly 3.0 with GC and exceptions, the Component Model; component
-/// async when switched on), Cranelift at `OptLevel::Speed`, fuel metering on, epoch interruption on, an
-/// explicit maximum wasm stack, parallel compilation.
+/// async when switched on), Cranelift at `OptLevel::Speed`, fuel metering on, epoch
+/// interruption on, an explicit maximum wasm stack, parallel compilation.
 #[derive(Clone)]
 pub struct WasmEngine {
     inner: Arc<Inner>,

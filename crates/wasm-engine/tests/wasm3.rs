@@ -209,3 +209,26 @@ async fn throwing_and_catching_forever_is_stopped_by_fuel_and_by_the_timeout() {
         "expected the timeout, got {err:?}"
     );
 }
+
+#[tokio::test]
+async fn an_exception_escaping_a_start_function_fails_instantiation_saying_so() {
+    let engine = WasmEngine::new().unwrap();
+    let wasm = wat::parse_str(
+        r#"(component
+            (core module $m
+              (tag $oops)
+              (func $start (throw $oops))
+              (start $start))
+            (core instance $i (instantiate $m)))"#,
+    )
+    .unwrap();
+    let c = compile(&engine, "throws-at-start", &wasm);
+    let err = c.instantiate(&roomy()).await.unwrap_err();
+    match &err {
+        WasmError::ComponentTrapped { reason, .. } => {
+            assert!(reason.contains("exception escaped"), "{reason}");
+            assert!(reason.contains("start function"), "{reason}");
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
