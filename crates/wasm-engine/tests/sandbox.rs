@@ -2,25 +2,14 @@
 //! right error, in bounded time, and leaves the engine usable.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use airssys_wasm_core::{ResourceLimits, WasmError};
-use airssys_wasm_engine::{CompiledComponent, Sandbox, Val, WasmEngine};
+use airssys_wasm_core::WasmError;
+use airssys_wasm_engine::{Sandbox, Val, WasmEngine};
 use airssys_wasm_testkit as fx;
-
-const MIB: u64 = 1 << 20;
-const PAGE: u64 = 64 * 1024;
-/// A loose ceiling for "stopped in bounded time": catches a hang, not a slow machine.
-const GROSS: Duration = Duration::from_secs(10);
-
-fn compile(engine: &WasmEngine, name: &str, wasm: &[u8]) -> CompiledComponent {
-    let c = wasmtime::component::Component::new(engine.wasmtime_engine(), wasm).unwrap();
-    CompiledComponent::new(engine, name, c).unwrap()
-}
-
-fn sandbox(memory: u64, fuel: u64, timeout: Duration) -> Sandbox {
-    Sandbox::new(ResourceLimits::new(memory, fuel, timeout).unwrap())
-}
+use common::{GROSS, MIB, PAGE, compile, sandbox};
 
 fn roomy() -> Sandbox {
     sandbox(64 * MIB, 10_000_000, Duration::from_secs(5))

@@ -3,23 +3,45 @@
 //! that escapes an export is a trap that poisons the instance.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use airssys_wasm_core::{ResourceLimits, WasmError};
 use airssys_wasm_engine::{CompiledComponent, Pooling, Sandbox, Val, WasmEngine};
 use airssys_wasm_testkit as fx;
+use common::{GROSS, MIB, compile, sandbox};
 
-const MIB: u64 = 1 << 20;
-/// A loose ceiling for "stopped in bounded time": catches a hang, not a slow machine.
-const GROSS: Duration = Duration::from_secs(10);
+/// `export` of `c`, which never returns by itself, ends with the fuel error under a
+/// small budget and with the timeout error (not before it) under unlimited fuel.
+async fn stopped_by_fuel_and_by_the_timeout(c: &CompiledComponent, export: &str, memory: u64) {
+    let mut i = c
+        .instantiate(&sandbox(memory, 2_000_000, Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let err = i.call(export, &[]).await.unwrap_err();
+    assert!(t.elapsed() < GROSS);
+    assert!(
+        matches!(err, WasmError::FuelExhausted { .. }),
+        "expected fuel exhaustion, got {err:?}"
+    );
 
-fn compile(engine: &WasmEngine, name: &str, wasm: &[u8]) -> CompiledComponent {
-    let c = wasmtime::component::Component::new(engine.wasmtime_engine(), wasm).unwrap();
-    CompiledComponent::new(engine, name, c).unwrap()
-}
-
-fn sandbox(memory: u64, fuel: u64, timeout: Duration) -> Sandbox {
-    Sandbox::new(ResourceLimits::new(memory, fuel, timeout).unwrap())
+    let timeout = Duration::from_millis(300);
+    let mut i = c
+        .instantiate(&sandbox(memory, u64::MAX, timeout))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let err = i.call(export, &[]).await.unwrap_err();
+    let took = t.elapsed();
+    assert!(took >= timeout && took < GROSS, "{took:?}");
+    assert!(
+        matches!(err, WasmError::ComponentTimeout { .. }),
+        "expected the timeout, got {err:?}"
+    );
+    // Whatever it allocated on the way stayed within the limit.
+    assert!(i.memory_bytes() <= memory);
 }
 
 fn roomy() -> Sandbox {
@@ -94,39 +116,10 @@ async fn the_gc_heap_is_bounded_under_the_pooling_allocator_too() {
 
 #[tokio::test]
 async fn endless_gc_churn_is_stopped_by_fuel_and_by_the_timeout() {
+    // The collector keeps up with the garbage: only fuel and the timeout can stop it.
     let engine = WasmEngine::new().unwrap();
     let c = compile(&engine, "churn", fx::GC_ALLOC);
-
-    let mut i = c
-        .instantiate(&sandbox(16 * MIB, 2_000_000, Duration::from_secs(30)))
-        .await
-        .unwrap();
-    let t = Instant::now();
-    let err = i.call("churn", &[]).await.unwrap_err();
-    assert!(t.elapsed() < GROSS);
-    assert!(
-        matches!(err, WasmError::FuelExhausted { .. }),
-        "expected fuel exhaustion, got {err:?}"
-    );
-
-    let timeout = Duration::from_millis(300);
-    let mut i = c
-        .instantiate(&sandbox(16 * MIB, u64::MAX, timeout))
-        .await
-        .unwrap();
-    let t = Instant::now();
-    let err = i.call("churn", &[]).await.unwrap_err();
-    assert!(
-        t.elapsed() >= timeout && t.elapsed() < GROSS,
-        "{:?}",
-        t.elapsed()
-    );
-    assert!(
-        matches!(err, WasmError::ComponentTimeout { .. }),
-        "expected the timeout, got {err:?}"
-    );
-    // The collector kept up: the garbage never reached the limit.
-    assert!(i.memory_bytes() <= 16 * MIB);
+    stopped_by_fuel_and_by_the_timeout(&c, "churn", 16 * MIB).await;
 }
 
 #[tokio::test]
@@ -179,35 +172,7 @@ async fn an_exception_escaping_an_export_is_a_trap_that_says_so_and_poisons() {
 async fn throwing_and_catching_forever_is_stopped_by_fuel_and_by_the_timeout() {
     let engine = WasmEngine::new().unwrap();
     let c = compile(&engine, "exceptions", fx::EXCEPTIONS);
-
-    let mut i = c
-        .instantiate(&sandbox(MIB, 1_000_000, Duration::from_secs(30)))
-        .await
-        .unwrap();
-    let t = Instant::now();
-    let err = i.call("rethrow-forever", &[]).await.unwrap_err();
-    assert!(t.elapsed() < GROSS);
-    assert!(
-        matches!(err, WasmError::FuelExhausted { .. }),
-        "expected fuel exhaustion, got {err:?}"
-    );
-
-    let timeout = Duration::from_millis(300);
-    let mut i = c
-        .instantiate(&sandbox(MIB, u64::MAX, timeout))
-        .await
-        .unwrap();
-    let t = Instant::now();
-    let err = i.call("rethrow-forever", &[]).await.unwrap_err();
-    assert!(
-        t.elapsed() >= timeout && t.elapsed() < GROSS,
-        "{:?}",
-        t.elapsed()
-    );
-    assert!(
-        matches!(err, WasmError::ComponentTimeout { .. }),
-        "expected the timeout, got {err:?}"
-    );
+    stopped_by_fuel_and_by_the_timeout(&c, "rethrow-forever", MIB).await;
 }
 
 #[tokio::test]
