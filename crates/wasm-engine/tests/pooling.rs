@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use airssys_wasm_core::{ResourceLimits, WasmError};
+use airssys_wasm_core::{CapabilitySet, ResourceLimits, WasmError};
 use airssys_wasm_engine::{CompiledComponent, Pooling, Sandbox, WasmEngine};
 use airssys_wasm_testkit::{self as fx, guests};
 
@@ -82,4 +82,30 @@ fn a_memory_larger_than_the_pooled_size_is_refused_at_compile_time() {
     let err = wasmtime::component::Component::new(engine.wasmtime_engine(), fx::BIG_INITIAL_MEMORY)
         .unwrap_err();
     assert!(format!("{err:#}").contains("pooling allocator"), "{err:#}");
+}
+
+#[tokio::test]
+async fn a_wasi_0_3_guest_runs_pooled_with_component_model_async_on() {
+    let engine = WasmEngine::builder()
+        .pooling(Pooling::for_limits(&limits(), 4))
+        .component_model_async(true)
+        .build()
+        .unwrap();
+    let p3 = compile(&engine, "p3-tool", guests::P3_TOOL);
+    for _ in 0..8 {
+        // More instantiations than slots: each instance's slot is freed on drop.
+        let mut i = p3.instantiate(&Sandbox::new(limits())).await.unwrap();
+        let out = i.invoke("slow-double(21, 1)").await.unwrap();
+        assert_eq!(out.results_wave().unwrap(), ["42"]);
+    }
+    let sandbox = Sandbox::new(limits())
+        .with_capabilities(CapabilitySet::default())
+        .with_args(["p3-tool", "pooled"])
+        .capture_output(4096);
+    let mut h = p3.instantiate(&sandbox).await.unwrap();
+    assert_eq!(h.run_command().await.unwrap().0, 0);
+    assert_eq!(
+        h.captured_stdout().unwrap(),
+        b"hello from WASI 0.3: p3-tool pooled\n"
+    );
 }

@@ -577,6 +577,14 @@ async fn a_wasi_0_3_command_runs_and_writes_through_a_stream() {
 }
 
 #[tokio::test]
+async fn wasi_0_3_streams_get_the_same_grants_as_wasi_0_2() {
+    // Without a stdout grant, the WASI 0.3 stdout stream goes nowhere, as 0.2's does.
+    let r = run("p3-tool", CapabilitySet::deny_all(), &["secret"]).await;
+    assert_eq!(*r.code.as_ref().unwrap(), 0, "{r:?}");
+    assert_eq!(r.stdout, "");
+}
+
+#[tokio::test]
 async fn async_exports_are_called_and_wait_in_the_host() {
     let sandbox = Sandbox::new(roomy()).measure_wall_time(true);
     let mut i = compiled("p3-tool").instantiate(&sandbox).await.unwrap();
