@@ -40,7 +40,7 @@ struct Cli {
 #[derive(Args, Debug, Clone)]
 struct EngineArgs {
     /// Switch a proposal on (`NAME` or `NAME=y`) or off (`NAME=n`), with Wasmtime's
-    /// names; repeatable. `-W component-model-async` runs WASI 0.3 components and async
+    /// names; repeatable; over the `proposals` a Component.toml requires. `-W component-model-async` runs WASI 0.3 components and async
     /// exports (off by default: it slows every call). Also: component-model-map,
     /// component-model-fixed-length-lists, component-model-error-context, … (an unknown
     /// name lists them all). WebAssembly 3.0 (GC, exceptions) is always on; threads
@@ -50,9 +50,16 @@ struct EngineArgs {
 }
 
 impl EngineArgs {
-    /// The engine these flags ask for.
-    fn engine(&self) -> Result<WasmEngine, Failure> {
+    /// The engine for `target`: the proposals its manifest requires, then these flags
+    /// (which win).
+    fn engine(&self, target: &Target) -> Result<WasmEngine, Failure> {
         let mut builder = WasmEngine::builder();
+        for &p in target
+            .manifest()
+            .map_or(&[][..], |m| &m.component.proposals)
+        {
+            builder = builder.proposal(p, true);
+        }
         for flag in &self.wasm {
             let (name, value) = flag.split_once('=').unwrap_or((flag, "y"));
             let enable = match value {
@@ -247,12 +254,11 @@ fn report_failure(error: &anyhow::Error) {
 }
 
 async fn dispatch(command: Command, cache: &CacheArgs, engine: &EngineArgs) -> Result<u8, Failure> {
-    let engine = engine.engine()?;
     match command {
-        Command::Validate { path } => validate(&engine, &path).await,
-        Command::Inspect { path } => inspect(&engine, &path, cache).await,
-        Command::Run(args) => run(&engine, args, cache).await,
-        Command::Compile { path, output } => compile(&engine, &path, output).await,
+        Command::Validate { path } => validate(engine, &path).await,
+        Command::Inspect { path } => inspect(engine, &path, cache).await,
+        Command::Run(args) => run(engine, args, cache).await,
+        Command::Compile { path, output } => compile(engine, &path, output).await,
     }
 }
 
@@ -305,11 +311,12 @@ fn component_name(target: &Target) -> String {
 }
 
 async fn load(
-    engine: &WasmEngine,
+    engine: &EngineArgs,
     target: &Target,
     cache: &CacheArgs,
     allow_precompiled: bool,
 ) -> Result<CompiledComponent, Failure> {
+    let engine = &engine.engine(target)?;
     let mut loader = ComponentLoader::new(engine);
     let path = target.component_path();
     // Precompiled artifacts are only looked for when asked for (or to explain a failure):
@@ -348,8 +355,9 @@ fn is_precompiled(path: &Path) -> bool {
         .is_ok_and(|()| head == *b"\x7fELF")
 }
 
-async fn compile(engine: &WasmEngine, path: &Path, output: Option<PathBuf>) -> Result<u8, Failure> {
+async fn compile(engine: &EngineArgs, path: &Path, output: Option<PathBuf>) -> Result<u8, Failure> {
     let target = Target::resolve(path)?;
+    let engine = &engine.engine(&target)?;
     let source = target.component_path();
     let bytes = tokio::fs::read(&source).await.map_err(|e| Failure {
         code: 3,
@@ -381,8 +389,9 @@ async fn compile(engine: &WasmEngine, path: &Path, output: Option<PathBuf>) -> R
     Ok(0)
 }
 
-async fn validate(engine: &WasmEngine, path: &Path) -> Result<u8, Failure> {
+async fn validate(engine: &EngineArgs, path: &Path) -> Result<u8, Failure> {
     let target = Target::resolve(path)?;
+    let engine = &engine.engine(&target)?;
     ComponentLoader::new(engine)
         .validate_file(target.component_path())
         .await?;
@@ -406,7 +415,7 @@ fn limits_line(m: &ComponentManifest) -> String {
         .unwrap_or_else(|e| e.to_string())
 }
 
-async fn inspect(engine: &WasmEngine, path: &Path, cache: &CacheArgs) -> Result<u8, Failure> {
+async fn inspect(engine: &EngineArgs, path: &Path, cache: &CacheArgs) -> Result<u8, Failure> {
     let target = Target::resolve(path)?;
     let component = load(engine, &target, cache, false).await?;
     let mut out = String::new();
@@ -479,7 +488,7 @@ fn limits_for(target: &Target, args: &RunArgs) -> Result<ResourceLimits, Failure
     Ok(base.overridden_by(flags).resolve()?)
 }
 
-async fn run(engine: &WasmEngine, args: RunArgs, cache: &CacheArgs) -> Result<u8, Failure> {
+async fn run(engine: &EngineArgs, args: RunArgs, cache: &CacheArgs) -> Result<u8, Failure> {
     let target = Target::resolve(&args.path)?;
     // Limits first: a run without them is refused before anything is compiled.
     let limits = limits_for(&target, &args)?;

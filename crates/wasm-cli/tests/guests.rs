@@ -347,3 +347,26 @@ fn without_the_flag_a_wasi_0_3_component_is_refused_with_the_fix() {
         stdout(&o)
     );
 }
+
+#[test]
+fn a_manifest_that_requires_the_proposal_runs_without_the_flag() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wasi-p3");
+    let o = bin()
+        .args(["run", example.to_str().unwrap(), "--", "from", "toml"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hello from WASI 0.3: wasi-p3 from toml\n");
+    // The flag still wins: switched off, the component is refused with the fix.
+    let o = bin()
+        .args(["-W", "component-model-async=n", "validate"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("proposals = [\"component-model-async\"]"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -2,8 +2,9 @@
 //!
 //! The vocabulary shared by every airssys-wasm crate: the [`WasmError`] type, the
 //! [`ResourceLimits`] every instance runs under (memory, fuel and timeout — all
-//! mandatory, never defaulted), and the [`CapabilitySet`] that says what a component
-//! may touch outside its own memory (nothing beyond stdout/stderr unless granted).
+//! mandatory, never defaulted), the [`CapabilitySet`] that says what a component
+//! may touch outside its own memory (nothing beyond stdout/stderr unless granted), and
+//! the [`Proposal`]s an engine can switch on beyond its defaults.
 //!
 //! This crate has no Wasmtime dependency, so tools that only read manifests or
 //! report errors stay light.
@@ -27,6 +28,7 @@
 pub mod capability;
 pub mod error;
 pub mod limits;
+pub mod proposal;
 pub mod units;
 
 pub use capability::{
@@ -34,3 +36,4 @@ pub use capability::{
 };
 pub use error::{BoxError, WasmError, WasmResult};
 pub use limits::{PartialResourceLimits, ResourceLimits};
+pub use proposal::{Proposal, UnknownProposal};

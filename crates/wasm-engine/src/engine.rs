@@ -10,7 +10,7 @@ use wasmtime::{Config, Engine, OptLevel, Strategy};
 
 use airssys_wasm_core::{WasmError, WasmResult};
 
-use crate::features::{Proposal, Proposals};
+use crate::features::{Proposal, Proposals, flag};
 use crate::host::HostState;
 
 /// Default interval of the epoch ticker: the granularity of wall-clock timeouts and of
@@ -223,7 +223,7 @@ impl WasmEngineBuilder {
             // against the memory limit.
             .concurrency_support(self.proposals.concurrency());
         for &p in Proposal::ALL {
-            config.wasm_features(p.flag(), self.proposals.contains(p));
+            config.wasm_features(flag(p), self.proposals.contains(p));
         }
         if let Some(pooling) = &self.pooling {
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(

@@ -602,9 +602,9 @@ fn feature_hint(reason: &str) -> Option<String> {
     ];
     let (_, proposal) = words.iter().find(|(w, _)| reason.contains(w))?;
     Some(format!(
-        "it uses the `{proposal}` proposal, which this engine leaves off: pass `-W {proposal}` \
-         to the command line, or enable it with `WasmEngineBuilder::proposal(Proposal::{proposal:?}, \
-         true)`"
+        "it uses the `{proposal}` proposal, which this engine leaves off: add `proposals = \
+         [\"{proposal}\"]` to [component] of its Component.toml, or pass `-W {proposal}` to the \
+         command line; embedders: `WasmEngineBuilder::proposal(Proposal::{proposal:?}, true)`"
     ))
 }
 

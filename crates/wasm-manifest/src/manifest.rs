@@ -12,7 +12,7 @@ use airssys_wasm_core::limits::{check_fuel, check_memory, check_timeout};
 use airssys_wasm_core::units::{format_duration, parse_duration, parse_memory_size};
 use airssys_wasm_core::{
     CapabilitySet, ConnectRule, DirAccess, DirGrant, EnvGrant, NetworkGrant, PartialResourceLimits,
-    ResourceLimits, StdioMode, WasmResult,
+    Proposal, ResourceLimits, StdioMode, WasmResult,
 };
 
 use crate::error::{ManifestError, ManifestErrorKind, line_col};
@@ -49,6 +49,9 @@ pub struct ComponentSection {
     pub description: Option<String>,
     /// The component file (`.wasm` or `.wat`), as written: relative to the manifest.
     pub path: String,
+    /// The proposals the component needs beyond every engine's defaults (e.g.
+    /// component-model async for a WASI 0.3 component), in order, without repeats.
+    pub proposals: Vec<Proposal>,
 }
 
 /// `[limits]`: all three mandatory.
@@ -227,6 +230,7 @@ impl ComponentManifest {
                 version: self.component.version.as_ref().map(ToString::to_string),
                 description: self.component.description.as_deref(),
                 path: &self.component.path,
+                proposals: self.component.proposals.iter().map(|p| p.name()).collect(),
             },
             limits: OutLimits {
                 memory: canonical_size(self.limits.memory_bytes),
@@ -290,6 +294,8 @@ struct OutComponent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
     path: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    proposals: Vec<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -330,7 +336,7 @@ type Value<'i> = Spanned<DeValue<'i>>;
 type PResult<T> = std::result::Result<T, ManifestError>;
 
 const TOP_KEYS: &[&str] = &["component", "limits", "capabilities"];
-const COMPONENT_KEYS: &[&str] = &["name", "version", "description", "path"];
+const COMPONENT_KEYS: &[&str] = &["name", "version", "description", "path", "proposals"];
 const LIMITS_KEYS: &[&str] = &["memory", "fuel", "timeout"];
 const CAPABILITY_KEYS: &[&str] = &["stdout", "stderr", "stdin", "env", "filesystem", "network"];
 const FILESYSTEM_KEYS: &[&str] = &["host", "guest", "access"];
@@ -609,12 +615,46 @@ impl Doc<'_> {
             ));
         }
 
+        let proposals = self.proposals(t)?;
+
         Ok(ComponentSection {
             name: name.to_owned(),
             version,
             description,
             path: path.to_owned(),
+            proposals,
         })
+    }
+
+    /// `[component] proposals`: names as Wasmtime's `-W` spells them.
+    fn proposals(&self, t: &DeTable<'_>) -> PResult<Vec<Proposal>> {
+        const KEY: &str = "component.proposals";
+        let items = self.array(t, "proposals", KEY, "an array of proposal names")?;
+        let mut out = Vec::new();
+        for item in items {
+            let name = self.string(item, KEY)?;
+            let proposal = name.parse::<Proposal>().map_err(|e| {
+                let names: Vec<&str> = Proposal::ALL.iter().map(|p| p.name()).collect();
+                let help = if name.contains("threads") {
+                    "remove it: build the component without threads".to_owned()
+                } else {
+                    match suggest(name, &names) {
+                        Some(near) => format!("did you mean \"{near}\"?"),
+                        None => format!("known proposals: {}", names.join(", ")),
+                    }
+                };
+                let message = if name.contains("threads") {
+                    e.to_string()
+                } else {
+                    format!("unknown proposal `{name}`")
+                };
+                self.invalid(item.span(), KEY, message, Some(help))
+            })?;
+            if !out.contains(&proposal) {
+                out.push(proposal);
+            }
+        }
+        Ok(out)
     }
 
     fn limits(&self, span: Range<usize>, t: &DeTable<'_>) -> PResult<LimitsSection> {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use airssys_wasm_core::{DirAccess, StdioMode};
+use airssys_wasm_core::{DirAccess, Proposal, StdioMode};
 use airssys_wasm_manifest::{ComponentManifest, ManifestError, ManifestErrorKind};
 use proptest::prelude::*;
 
@@ -476,6 +476,76 @@ fn serializing_round_trips() {
     assert_eq!(f.parse(&text).unwrap(), m, "{text}");
     let m = f.parse(MINIMAL).unwrap();
     assert_eq!(f.parse(&m.to_toml().unwrap()).unwrap(), m);
+}
+
+#[test]
+fn proposals_are_parsed_deduplicated_and_round_trip() {
+    let f = Fixture::new();
+    let text = MINIMAL.replace(
+        "path = \"hello.wasm\"\n",
+        "path = \"hello.wasm\"\nproposals = [\"component-model-async\", \"component-model-map\", \"component-model-async\"]\n",
+    );
+    let m = f.parse(&text).unwrap();
+    assert_eq!(
+        m.component.proposals,
+        [Proposal::ComponentModelAsync, Proposal::ComponentModelMap]
+    );
+    assert_eq!(f.parse(&m.to_toml().unwrap()).unwrap(), m);
+    assert!(f.parse(MINIMAL).unwrap().component.proposals.is_empty());
+}
+
+#[test]
+fn bad_proposals_point_at_the_entry_with_the_fix() {
+    let f = Fixture::new();
+    let with = |value: &str| {
+        MINIMAL.replace(
+            "path = \"hello.wasm\"\n",
+            &format!("path = \"hello.wasm\"\nproposals = {value}\n"),
+        )
+    };
+    let e = f.err(&with("[\"component-model-asynk\"]"));
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        4,
+        &[
+            "unknown proposal `component-model-asynk`",
+            "did you mean \"component-model-async\"?",
+        ],
+    );
+    let e = f.err(&with("[\"threads\"]"));
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        4,
+        &["never enabled", "build the component without threads"],
+    );
+    let e = f.err(&with("[\"bananas\"]"));
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        4,
+        &["known proposals: component-model-async"],
+    );
+    let e = f.err(&with("\"component-model-async\""));
+    assert_err(
+        &e,
+        ManifestErrorKind::WrongType,
+        4,
+        &["an array of proposal names"],
+    );
+    let e = f.err(&with("[1]"));
+    assert_err(&e, ManifestErrorKind::WrongType, 4, &["a string"]);
+    let e = f.err(&MINIMAL.replace(
+        "path = \"hello.wasm\"\n",
+        "path = \"hello.wasm\"\nproposal = []\n",
+    ));
+    assert_err(
+        &e,
+        ManifestErrorKind::UnknownKey,
+        4,
+        &["did you mean `proposals`"],
+    );
 }
 
 /// The parts of a generated manifest.
