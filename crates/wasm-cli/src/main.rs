@@ -40,8 +40,9 @@ struct Cli {
 #[derive(Args, Debug, Clone)]
 struct EngineArgs {
     /// Switch a proposal on (`NAME` or `NAME=y`) or off (`NAME=n`), with Wasmtime's
-    /// names; repeatable; over the `proposals` a Component.toml requires. `-W component-model-async` runs WASI 0.3 components and async
-    /// exports (off by default: it slows every call). Also: component-model-map,
+    /// names; repeatable; applied over the `proposals` a Component.toml requires.
+    /// `-W component-model-async` runs WASI 0.3 components and async exports (off by
+    /// default: it slows every call). Also: component-model-map,
     /// component-model-fixed-length-lists, component-model-error-context, … (an unknown
     /// name lists them all). WebAssembly 3.0 (GC, exceptions) is always on; threads
     /// never are.

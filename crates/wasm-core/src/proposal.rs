@@ -15,8 +15,8 @@ use std::str::FromStr;
 /// proposals, which Wasmtime implements. All are off by default. Wasmtime's default
 /// differs in one: it turns on [`ComponentModelAsync`](Self::ComponentModelAsync),
 /// which here is opt-in because it slows every call of every component (see
-/// `WasmEngineBuilder::component_model_async`).
-/// Their names are Wasmtime's (`wasmtime run -W component-model-map`).
+/// `WasmEngineBuilder::component_model_async`). Their names are Wasmtime's (`wasmtime
+/// run -W component-model-map`).
 ///
 /// Shared-memory threads are not among them: a guest thread could outlive the call and
 /// the timeout that bound it, so a component that needs them is always refused, at
@@ -110,33 +110,26 @@ impl fmt::Display for Proposal {
     }
 }
 
-/// A proposal name that is not one of [`Proposal::ALL`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownProposal(pub String);
-
-impl fmt::Display for UnknownProposal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.contains("threads") {
-            return write!(
-                f,
-                "`{}` is never enabled: a guest thread could outlive the call whose fuel and \
-                 timeout bound it (shared memory and atomics stay off in every airssys-wasm \
-                 engine)",
-                self.0
-            );
-        }
-        write!(f, "unknown proposal `{}`; known: ", self.0)?;
-        for (i, p) in Proposal::ALL.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            f.write_str(p.name())?;
-        }
-        Ok(())
-    }
+/// A proposal name that is not one of [`Proposal::ALL`]: its message lists the known
+/// names, or, for threads, says why they are never enabled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", describe(name))]
+#[non_exhaustive]
+pub struct UnknownProposal {
+    /// The name as given.
+    pub name: String,
 }
 
-impl std::error::Error for UnknownProposal {}
+fn describe(name: &str) -> String {
+    if name.contains("threads") {
+        return format!(
+            "`{name}` is never enabled: a guest thread could outlive the call whose fuel and \
+             timeout bound it (shared memory and atomics stay off in every airssys-wasm engine)"
+        );
+    }
+    let known: Vec<&str> = Proposal::ALL.iter().map(|p| p.name()).collect();
+    format!("unknown proposal `{name}`; known: {}", known.join(", "))
+}
 
 impl FromStr for Proposal {
     type Err = UnknownProposal;
@@ -146,7 +139,7 @@ impl FromStr for Proposal {
             .iter()
             .copied()
             .find(|p| p.name() == s)
-            .ok_or_else(|| UnknownProposal(s.to_owned()))
+            .ok_or_else(|| UnknownProposal { name: s.to_owned() })
     }
 }
 
