@@ -11,10 +11,11 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use airssys_wasm_core::{WasmError, WasmResult};
 
+use crate::deadline::{Backstop, Deadline, bounded};
 use crate::engine::WasmEngine;
 use crate::failure::{Failure, Phase};
 use crate::host::{HostState, grant};
-use crate::instance::{Backstop, ComponentInstance, Deadline, bounded};
+use crate::instance::ComponentInstance;
 use crate::sandbox::Sandbox;
 use crate::types::{ItemInfo, describe_items};
 

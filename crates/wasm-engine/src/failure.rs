@@ -7,8 +7,8 @@ use wasmtime::{Store, Trap, WasmBacktrace};
 use airssys_wasm_core::WasmError;
 use airssys_wasm_core::error::duration_ms;
 
+use crate::deadline::Deadline;
 use crate::host::HostState;
-use crate::instance::Deadline;
 use crate::limiter::Denial;
 
 /// Why an instantiation or a call did not finish.

@@ -49,6 +49,7 @@
 //! ```
 
 mod component;
+mod deadline;
 mod engine;
 mod failure;
 mod features;

@@ -1,0 +1,153 @@
+//! The bounds of one call (and of an instantiation): the epoch [`Deadline`] that
+//! interrupts running guest code, fresh fuel, and the async-side [`Backstop`] that ends
+//! a call blocked in the host, where epochs are not checked.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use wasmtime::Store;
+
+use airssys_wasm_core::ResourceLimits;
+
+use crate::host::HostState;
+use crate::sandbox::ExecutionReport;
+
+/// The async-side bound of a call: the timeout plus a margin for the epoch to be
+/// noticed ([`Deadline::hard_bound`]), and the timer that enforces it once armed. It
+/// is only reached when the guest is blocked in the host (where epochs are not
+/// checked) or the ticker could not start.
+#[derive(Debug)]
+pub(crate) struct Backstop {
+    bound: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Set while a call is under way: still set after it, the call's future was
+    /// dropped before it finished (its caller cancelled it), leaving the guest midway.
+    pub(crate) in_flight: bool,
+}
+
+impl Backstop {
+    pub(crate) fn new(bound: Duration) -> Self {
+        Self {
+            bound,
+            timer: None,
+            in_flight: false,
+        }
+    }
+}
+
+/// Runs `fut` under `backstop`: `None` when its bound elapsed. See [`Bounded`].
+///
+/// Called where the call begins, right before its first poll: from then until the
+/// future finishes, the backstop records a call in flight.
+pub(crate) fn bounded<F: Future>(backstop: &mut Backstop, fut: F) -> Bounded<'_, F> {
+    backstop.in_flight = true;
+    Bounded { fut, backstop }
+}
+
+pin_project_lite::pin_project! {
+    /// A future under the async-side bound. The timer is armed only if the guest does
+    /// not finish within its first poll — most calls do — which keeps timer
+    /// registration off the fast path, and it lives in the [`Backstop`] rather than in
+    /// this future, which is then only a pointer larger than the one it wraps. (Futures
+    /// are moved several times on their way into an executor, by `memcpy` calls whose
+    /// cost doubles past 256 bytes; a `tokio::time::Timeout` here made every call ~10%
+    /// slower.) A guest that keeps running yields at every epoch tick, so the bound
+    /// starts at most one tick late.
+    pub(crate) struct Bounded<'a, F> {
+        #[pin]
+        fut: F,
+        backstop: &'a mut Backstop,
+    }
+}
+
+impl<F: Future> Future for Bounded<'_, F> {
+    type Output = Option<F::Output>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(v) = this.fut.poll(cx) {
+            this.backstop.in_flight = false;
+            if this.backstop.timer.is_some() {
+                // Disarm: a stale timer would only wake this task for nothing.
+                this.backstop.timer = None;
+            }
+            return Poll::Ready(Some(v));
+        }
+        let bound = this.backstop.bound;
+        let timer = this
+            .backstop
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(bound)));
+        if timer.as_mut().poll(cx).is_ready() {
+            this.backstop.in_flight = false;
+            this.backstop.timer = None;
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+}
+
+/// Logs what cannot happen on our engines, out of the way of every call's code.
+#[cold]
+#[inline(never)]
+fn fuel_not_set(e: &wasmtime::Error) {
+    tracing::error!(%e, "setting fuel failed");
+}
+
+/// The marker error the epoch callback raises when a deadline passes.
+#[derive(Debug)]
+pub(crate) struct Deadline;
+
+impl std::fmt::Display for Deadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("wall-clock deadline exceeded")
+    }
+}
+
+impl std::error::Error for Deadline {}
+
+impl Deadline {
+    /// Arms the store for one call: fresh fuel, a fresh deadline, a fresh peak.
+    #[inline(always)]
+    pub(crate) fn begin(store: &mut Store<HostState>) {
+        // Fuel is enabled by our engine configuration, so this cannot fail.
+        if let Err(e) = store.set_fuel(store.data().limits().fuel()) {
+            fuel_not_set(&e);
+        }
+        let data = store.data_mut();
+        data.started = data.measure_wall_time.then(Instant::now);
+        data.timed_out = false;
+        data.limiter.reset_peak();
+        // Check the deadline at the next tick, and every tick after (the callback).
+        store.set_epoch_deadline(1);
+    }
+
+    /// The async-side bound: the timeout plus a margin for the epoch to be noticed.
+    /// Only reached when the guest is blocked in the host (where epochs are not
+    /// checked) or the ticker could not start.
+    pub(crate) fn hard_bound(limits: &ResourceLimits, tick: Duration) -> Duration {
+        limits.timeout() + (tick * 4).max(Duration::from_millis(50))
+    }
+
+    /// What the call armed by [`begin`](Self::begin) used, read right after it.
+    #[inline(always)]
+    pub(crate) fn report(store: &Store<HostState>) -> ExecutionReport {
+        let data = store.data();
+        let limits = data.limits();
+        let wall_time = data
+            .started
+            .filter(|_| data.measure_wall_time)
+            .map(|t| t.elapsed());
+        let remaining = store.get_fuel().unwrap_or(0);
+        ExecutionReport {
+            fuel_consumed: limits.fuel().saturating_sub(remaining),
+            fuel_limit: limits.fuel(),
+            wall_time,
+            peak_memory_bytes: data.limiter.peak(),
+            memory_limit_bytes: limits.memory_bytes(),
+        }
+    }
+}
