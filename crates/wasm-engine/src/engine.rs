@@ -113,6 +113,8 @@ impl Pooling {
             .total_memories(n.saturating_mul(self.memories_per_component))
             .total_tables(n.saturating_mul(self.tables_per_component))
             .total_stacks(n)
+            // One GC heap per store that uses GC; each takes a slot of the memory pool.
+            .total_gc_heaps(n)
             .max_core_instances_per_component(self.core_instances_per_component)
             .max_memories_per_component(self.memories_per_component)
             .max_tables_per_component(self.tables_per_component)
