@@ -56,6 +56,7 @@ mod features;
 mod host;
 mod instance;
 mod limiter;
+mod linking;
 mod sandbox;
 mod types;
 
