@@ -38,27 +38,24 @@ pub(crate) fn flag(p: Proposal) -> WasmFeatures {
     }
 }
 
-/// The proposals switched on an engine: one bit per [`Proposal`], by its index in
-/// [`Proposal::ALL`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Proposals(u32);
+/// The proposals switched on an engine, as the validator's flags of those proposals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Proposals(WasmFeatures);
+
+impl Default for Proposals {
+    fn default() -> Self {
+        Self(WasmFeatures::empty())
+    }
+}
 
 impl Proposals {
-    fn bit(p: Proposal) -> u32 {
-        let index = Proposal::ALL.iter().position(|&q| q == p).unwrap_or(0);
-        1 << index
-    }
-
     pub(crate) fn set(&mut self, p: Proposal, enable: bool) {
-        if enable {
-            self.0 |= Self::bit(p);
-        } else {
-            self.0 &= !Self::bit(p);
-        }
+        self.0.set(flag(p), enable);
     }
 
     pub(crate) fn contains(self, p: Proposal) -> bool {
-        self.0 & Self::bit(p) != 0
+        let f = flag(p);
+        !f.is_empty() && self.0.contains(f)
     }
 
     /// Whether stores need Wasmtime's concurrency support.
@@ -78,10 +75,8 @@ impl Proposals {
         let mut features = WasmFeatures::WASM3 | WasmFeatures::WIDE_ARITHMETIC;
         features.remove(WasmFeatures::THREADS);
         features.insert(WasmFeatures::COMPONENT_MODEL);
-        for &p in Proposal::ALL {
-            features.set(flag(p), self.contains(p));
-        }
-        features
+        // Ours switch Component Model proposals only, none of which WASM3 includes.
+        features | self.0
     }
 }
 
