@@ -271,50 +271,46 @@ fn stdin_reaches_the_guest_only_when_the_manifest_inherits_it() {
     assert!(stdout(&o).ends_with("stdin: \n"), "{}", stdout(&o));
 }
 
-const ASYNC: [&str; 2] = ["-W", "component-model-async"];
+/// `airssys-wasm -W component-model-async run p3-tool.wasm EXTRA…`.
+fn run_p3(extra: &[&str]) -> Output {
+    let g = guest("p3-tool");
+    bin()
+        .args(["-W", "component-model-async", "run", g.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap()
+}
 
 #[test]
 fn a_wasi_0_3_command_runs_with_component_model_async_on() {
-    let g = guest("p3-tool");
-    let o = bin()
-        .args(ASYNC)
-        .args(["run", g.to_str().unwrap()])
-        .args(LIMITS)
-        .args(["--", "x", "y"])
-        .output()
-        .unwrap();
+    let o = run_p3(&[LIMITS.as_slice(), &["--", "x", "y"]].concat());
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(stdout(&o), "hello from WASI 0.3: p3-tool.wasm x y\n");
 }
 
 #[test]
 fn an_async_export_is_invoked_and_one_that_never_resolves_times_out() {
-    let g = guest("p3-tool");
-    let o = bin()
-        .args(ASYNC)
-        .args(["run", g.to_str().unwrap()])
-        .args(LIMITS)
-        .args(["--invoke", "slow-double(21, 10)", "--report"])
-        .output()
-        .unwrap();
+    let o = run_p3(
+        &[
+            LIMITS.as_slice(),
+            &["--invoke", "slow-double(21, 10)", "--report"],
+        ]
+        .concat(),
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(stdout(&o), "42\n");
     assert!(stderr(&o).contains("wall time"), "{}", stderr(&o));
 
-    let o = bin()
-        .args(ASYNC)
-        .args(["run", g.to_str().unwrap()])
-        .args([
-            "--memory",
-            "16MiB",
-            "--fuel",
-            "1000000000",
-            "--timeout",
-            "300ms",
-        ])
-        .args(["--invoke", "never()"])
-        .output()
-        .unwrap();
+    let o = run_p3(&[
+        "--memory",
+        "16MiB",
+        "--fuel",
+        "1000000000",
+        "--timeout",
+        "300ms",
+        "--invoke",
+        "never()",
+    ]);
     assert_eq!(code(&o), 4, "{}", stderr(&o));
     assert!(
         stderr(&o).contains("exceeded its wall-clock timeout of 300ms"),
@@ -336,8 +332,12 @@ fn without_the_flag_a_wasi_0_3_component_is_refused_with_the_fix() {
     assert!(err.contains("component model async"), "{err}");
     assert!(err.contains("-W component-model-async"), "{err}");
     let o = bin()
-        .args(ASYNC)
-        .args(["inspect", g.to_str().unwrap()])
+        .args([
+            "-W",
+            "component-model-async",
+            "inspect",
+            g.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));

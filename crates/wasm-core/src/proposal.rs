@@ -120,12 +120,15 @@ pub struct UnknownProposal {
     pub name: String,
 }
 
+/// Why the threads proposal (shared memory, atomics) is never enabled, as every
+/// message that refuses it says.
+pub const THREADS_NEVER: &str = "a guest thread could outlive the call whose fuel and timeout \
+                                 bound it (shared memory and atomics stay off in every \
+                                 airssys-wasm engine)";
+
 fn describe(name: &str) -> String {
     if name.contains("threads") {
-        return format!(
-            "`{name}` is never enabled: a guest thread could outlive the call whose fuel and \
-             timeout bound it (shared memory and atomics stay off in every airssys-wasm engine)"
-        );
+        return format!("`{name}` is never enabled: {THREADS_NEVER}");
     }
     let known: Vec<&str> = Proposal::ALL.iter().map(|p| p.name()).collect();
     format!("unknown proposal `{name}`; known: {}", known.join(", "))

@@ -571,13 +571,11 @@ fn validate_with(features: WasmFeatures, name: &str, binary: &[u8]) -> WasmResul
 fn feature_hint(reason: &str) -> Option<String> {
     use airssys_wasm_engine::Proposal;
     if reason.contains("threads") || reason.contains("shared memor") {
-        return Some(
-            "it needs the threads proposal (shared memory and atomics), which airssys-wasm \
-             never enables: a guest thread could outlive the call whose fuel and timeout \
-             bound it. Build the component without threads (e.g. not for \
-             wasm32-wasip1-threads)"
-                .to_owned(),
-        );
+        return Some(format!(
+            "it needs the threads proposal, which airssys-wasm never enables: {}. Build the \
+             component without threads (e.g. not for wasm32-wasip1-threads)",
+            airssys_wasm_core::proposal::THREADS_NEVER
+        ));
     }
     // wasmparser names Component Model features in words ("the component model async
     // feature", "the `cm-implements` feature", "Maps require …").
