@@ -7,6 +7,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::interface::InterfaceGrant;
+
 /// What happens to one of the guest's standard streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StdioMode {
@@ -160,6 +162,8 @@ pub enum Capability {
     Connect(ConnectRule),
     /// Host name lookups.
     Dns,
+    /// A host interface the component may import.
+    Interface(InterfaceGrant),
 }
 
 /// Everything a component instance is granted.
@@ -188,6 +192,9 @@ pub struct CapabilitySet {
     pub filesystem: Vec<DirGrant>,
     /// Network access; `None` is no network at all.
     pub network: Option<NetworkGrant>,
+    /// Host interfaces (defined by the embedder in WIT) the component may import.
+    /// WASI is not listed here: the fields above decide what it reaches.
+    pub interfaces: Vec<InterfaceGrant>,
 }
 
 impl Default for CapabilitySet {
@@ -212,6 +219,7 @@ impl CapabilitySet {
             env: Vec::new(),
             filesystem: Vec::new(),
             network: None,
+            interfaces: Vec::new(),
         }
     }
 
@@ -229,6 +237,7 @@ impl CapabilitySet {
                 .connect
                 .push(r),
             Capability::Dns => self.network.get_or_insert_with(Default::default).dns = true,
+            Capability::Interface(i) => self.interfaces.push(i),
         }
         self
     }
@@ -238,6 +247,12 @@ impl CapabilitySet {
         self.network
             .as_ref()
             .is_some_and(|n| n.allows_connect(addr))
+    }
+
+    /// The grant that lets the component import `import` (a full import name such as
+    /// `acme:plugins/kv@1.2.0`), if one does.
+    pub fn interface_grant(&self, import: &str) -> Option<&InterfaceGrant> {
+        self.interfaces.iter().find(|g| g.allows(import))
     }
 
     /// Whether host name lookups are allowed.

@@ -110,10 +110,12 @@ pub enum WasmError {
         backtrace: Option<String>,
     },
 
-    /// The call ran longer than its wall-clock timeout.
+    /// The call ran longer than its wall-clock timeout — in guest code, or waiting in a
+    /// host function (then named in `in_host`).
     #[error(
-        "component `{component}` exceeded its wall-clock timeout of {max_execution_ms}ms{}; \
+        "component `{component}` exceeded its wall-clock timeout of {max_execution_ms}ms{}{}; \
          raise `timeout` in [limits] of Component.toml (or pass --timeout) if the work is legitimate",
+        in_host.as_ref().map(|f| format!(" while waiting in host function {f}")).unwrap_or_default(),
         fuel_consumed.map(|f| format!(" after consuming at least {f} fuel")).unwrap_or_default()
     )]
     ComponentTimeout {
@@ -125,6 +127,52 @@ pub enum WasmError {
         /// code interrupted by the deadline inside a loop has not yet written back the
         /// fuel it used (Wasmtime flushes its fuel counter at calls, not at epoch checks).
         fuel_consumed: Option<u64>,
+        /// The host function the guest was waiting in when the deadline passed
+        /// (`interface#function`), when it was in one of the embedder's.
+        in_host: Option<String>,
+    },
+
+    /// The component imports host interfaces it was not granted, or that the host
+    /// does not provide; or it was granted interfaces the host does not provide.
+    /// Nothing was instantiated.
+    #[error(
+        "component `{component}` cannot be instantiated: {}",
+        denial_list(denied)
+    )]
+    InterfacesDenied {
+        /// The component's name.
+        component: String,
+        /// Every problem, one per interface.
+        denied: Vec<InterfaceDenial>,
+    },
+
+    /// A host function the guest called returned an error. The instance is poisoned,
+    /// as for a trap.
+    #[error("component `{component}` called host function {function}, which failed: {reason}")]
+    HostFunctionFailed {
+        /// The component's name.
+        component: String,
+        /// The host function (`interface#function`, or the interface and its
+        /// candidate functions when the guest imports several).
+        function: String,
+        /// The host's error in words.
+        reason: String,
+        /// The embedder's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// A host function the guest called panicked. The panic was contained: the
+    /// instance is poisoned, the process and every other instance carry on.
+    #[error("component `{component}` called host function {function}, which panicked: {message}")]
+    HostFunctionPanicked {
+        /// The component's name.
+        component: String,
+        /// The host function, as in [`WasmError::HostFunctionFailed`] (or `unknown`
+        /// when the panic did not happen inside one of the embedder's functions).
+        function: String,
+        /// The panic's message.
+        message: String,
     },
 
     /// The call used up its fuel budget.
@@ -286,8 +334,25 @@ impl WasmError {
                 | Self::ResourceLimitExceeded { .. }
                 | Self::InstancePoisoned { .. }
                 | Self::ComponentInstantiationFailed { .. }
+                | Self::InterfacesDenied { .. }
+                | Self::HostFunctionFailed { .. }
+                | Self::HostFunctionPanicked { .. }
                 | Self::Exited { .. }
         )
+    }
+
+    /// A host function failed or panicked while the guest called it.
+    pub fn is_host_error(&self) -> bool {
+        matches!(
+            self,
+            Self::HostFunctionFailed { .. } | Self::HostFunctionPanicked { .. }
+        )
+    }
+
+    /// The component asks for host interfaces it was not granted or the host does not
+    /// provide (or was granted ones the host does not provide).
+    pub fn is_denied_error(&self) -> bool {
+        matches!(self, Self::InterfacesDenied { .. })
     }
 
     /// A resource limit stopped the guest (timeout, fuel, memory, tables/instances).
@@ -324,6 +389,30 @@ impl WasmError {
             Self::ComponentTrapped { backtrace, .. } => backtrace.as_deref(),
             _ => None,
         }
+    }
+}
+
+/// One host interface a component cannot have, with the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceDenial {
+    /// The interface, as imported or granted (`acme:plugins/kv@1.2.0`).
+    pub interface: String,
+    /// What is wrong: not granted, not provided by this host, granted but not provided.
+    pub problem: String,
+    /// What to do about it, e.g. the manifest line that would grant it.
+    pub fix: String,
+}
+
+impl std::fmt::Display for InterfaceDenial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` {}; {}", self.interface, self.problem, self.fix)
+    }
+}
+
+fn denial_list(denied: &[InterfaceDenial]) -> String {
+    match denied {
+        [one] => one.to_string(),
+        many => many.iter().map(|d| format!("\n  {d}")).collect(),
     }
 }
 
@@ -433,6 +522,7 @@ mod tests {
             component: "spin".into(),
             max_execution_ms: 100,
             fuel_consumed: Some(5),
+            in_host: None,
         };
         let msg = t.to_string();
         assert!(

@@ -27,6 +27,7 @@
 
 pub mod capability;
 pub mod error;
+pub mod interface;
 pub mod limits;
 pub mod proposal;
 pub mod units;
@@ -34,6 +35,7 @@ pub mod units;
 pub use capability::{
     Capability, CapabilitySet, ConnectRule, DirAccess, DirGrant, EnvGrant, NetworkGrant, StdioMode,
 };
-pub use error::{BoxError, WasmError, WasmResult};
+pub use error::{BoxError, InterfaceDenial, WasmError, WasmResult};
+pub use interface::InterfaceGrant;
 pub use limits::{PartialResourceLimits, ResourceLimits};
 pub use proposal::{Proposal, UnknownProposal};

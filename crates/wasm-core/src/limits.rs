@@ -27,6 +27,13 @@ pub const DEFAULT_MAX_TABLES: u64 = 100;
 /// Default bound on the linear memories one component instance may create.
 pub const DEFAULT_MAX_MEMORIES: u64 = 100;
 
+/// Default bound on the host resources one instance may hold at once: handles to
+/// host-side objects in its resource table — the embedder's WIT `resource`s (a
+/// counter, a connection) and WASI's streams, files and sockets alike. A guest
+/// that creates handles without dropping them gets an error at this bound instead of
+/// growing the host's memory.
+pub const DEFAULT_MAX_HOST_RESOURCES: u64 = 10_000;
+
 /// The limits every instantiation and every call runs under.
 ///
 /// ```
@@ -47,6 +54,7 @@ pub struct ResourceLimits {
     max_instances: u64,
     max_tables: u64,
     max_memories: u64,
+    max_host_resources: u64,
 }
 
 impl ResourceLimits {
@@ -69,6 +77,7 @@ impl ResourceLimits {
             max_instances: DEFAULT_MAX_INSTANCES,
             max_tables: DEFAULT_MAX_TABLES,
             max_memories: DEFAULT_MAX_MEMORIES,
+            max_host_resources: DEFAULT_MAX_HOST_RESOURCES,
         })
     }
 
@@ -105,6 +114,12 @@ impl ResourceLimits {
     /// Bound on the linear memories one component instance may create.
     pub fn max_memories(&self) -> u64 {
         self.max_memories
+    }
+
+    /// Bound on the host resources the instance may hold at once (default
+    /// [`DEFAULT_MAX_HOST_RESOURCES`]).
+    pub fn max_host_resources(&self) -> u64 {
+        self.max_host_resources
     }
 
     /// Replaces the memory limit (checked like [`new`](Self::new)).
@@ -161,6 +176,12 @@ impl ResourceLimits {
     /// Sets the bound on linear memories per component instance.
     pub fn with_max_memories(mut self, n: u64) -> Self {
         self.max_memories = n;
+        self
+    }
+
+    /// Sets the bound on live host resources per instance.
+    pub fn with_max_host_resources(mut self, n: u64) -> Self {
+        self.max_host_resources = n;
         self
     }
 }
