@@ -11,8 +11,8 @@ use toml::de::{DeTable, DeValue};
 use airssys_wasm_core::limits::{check_fuel, check_memory, check_timeout};
 use airssys_wasm_core::units::{format_duration, parse_duration, parse_memory_size};
 use airssys_wasm_core::{
-    CapabilitySet, ConnectRule, DirAccess, DirGrant, EnvGrant, NetworkGrant, PartialResourceLimits,
-    Proposal, ResourceLimits, StdioMode, WasmResult,
+    CapabilitySet, ConnectRule, DirAccess, DirGrant, EnvGrant, InterfaceGrant, NetworkGrant,
+    PartialResourceLimits, Proposal, ResourceLimits, StdioMode, WasmResult,
 };
 
 use crate::error::{ManifestError, ManifestErrorKind, line_col};
@@ -82,6 +82,9 @@ pub struct CapabilitiesSection {
     pub filesystem: Vec<FilesystemEntry>,
     /// Network access; `None` is none at all.
     pub network: Option<NetworkGrant>,
+    /// Host interfaces granted (`interfaces = ["acme:plugins/log", …]`), each with
+    /// the file, line and column it was written at as its origin.
+    pub interfaces: Vec<InterfaceGrant>,
 }
 
 /// One `[[capabilities.filesystem]]` entry.
@@ -215,6 +218,7 @@ impl ComponentManifest {
                 })
                 .collect(),
             network: c.network.clone(),
+            interfaces: c.interfaces.clone(),
         }
     }
 
@@ -241,6 +245,7 @@ impl ComponentManifest {
                 stdout: c.stdout.as_str(),
                 stderr: c.stderr.as_str(),
                 stdin: c.stdin.as_str(),
+                interfaces: c.interfaces.iter().map(ToString::to_string).collect(),
                 env: c
                     .env
                     .iter()
@@ -310,6 +315,8 @@ struct OutCapabilities<'a> {
     stdout: &'static str,
     stderr: &'static str,
     stdin: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    interfaces: Vec<String>,
     env: Vec<String>,
     filesystem: Vec<OutDir<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -338,7 +345,15 @@ type PResult<T> = std::result::Result<T, ManifestError>;
 const TOP_KEYS: &[&str] = &["component", "limits", "capabilities"];
 const COMPONENT_KEYS: &[&str] = &["name", "version", "description", "path", "proposals"];
 const LIMITS_KEYS: &[&str] = &["memory", "fuel", "timeout"];
-const CAPABILITY_KEYS: &[&str] = &["stdout", "stderr", "stdin", "env", "filesystem", "network"];
+const CAPABILITY_KEYS: &[&str] = &[
+    "stdout",
+    "stderr",
+    "stdin",
+    "env",
+    "filesystem",
+    "network",
+    "interfaces",
+];
 const FILESYSTEM_KEYS: &[&str] = &["host", "guest", "access"];
 const NETWORK_KEYS: &[&str] = &["connect", "dns"];
 
@@ -850,6 +865,32 @@ impl Doc<'_> {
             Some((_, n)) => Some(self.network(n)?),
         };
 
+        let mut interfaces: Vec<InterfaceGrant> = Vec::new();
+        for item in self.array(
+            t,
+            "interfaces",
+            "capabilities.interfaces",
+            "an array of strings",
+        )? {
+            let s = self.string(item, "capabilities.interfaces")?;
+            let grant = InterfaceGrant::parse(s)
+                .map_err(|e| self.invalid(item.span(), "capabilities.interfaces", e, None))?;
+            if let Some(earlier) = interfaces.iter().find(|g| g.name == grant.name) {
+                return Err(self.invalid(
+                    item.span(),
+                    "capabilities.interfaces",
+                    format!("`{}` is granted twice (also as `{earlier}`)", grant.name),
+                    Some(
+                        "keep one entry per interface: a version grants every compatible \
+                         version, no version grants all"
+                            .into(),
+                    ),
+                ));
+            }
+            let (line, column) = line_col(self.text, item.span().start);
+            interfaces.push(grant.with_origin(format!("{}:{line}:{column}", self.file.display())));
+        }
+
         Ok(CapabilitiesSection {
             stdout,
             stderr,
@@ -857,6 +898,7 @@ impl Doc<'_> {
             env,
             filesystem,
             network,
+            interfaces,
         })
     }
 

@@ -577,7 +577,7 @@ impl Generated {
             .collect();
         format!(
             "[component]\nname = \"{}\"\npath = \"hello.wasm\"\n[limits]\nmemory = {}\nfuel = {}\ntimeout = \"{}ms\"\n\
-             [capabilities]\nenv = [{}]\n[[capabilities.filesystem]]\nhost = \"data\"\nguest = \"/g\"\naccess = \"{}\"\n\
+             [capabilities]\nenv = [{}]\ninterfaces = [\"acme:plugins/log\", \"acme:plugins/kv@1.2.0\"]\n[[capabilities.filesystem]]\nhost = \"data\"\nguest = \"/g\"\naccess = \"{}\"\n\
              [capabilities.network]\nconnect = [{}]\ndns = {}\n",
             self.name,
             self.memory_kib * 1024,
@@ -593,6 +593,59 @@ impl Generated {
             self.dns,
         )
     }
+}
+
+#[test]
+fn interfaces_are_granted_by_name_with_where_each_was_written() {
+    let f = Fixture::new();
+    let text = format!(
+        "{MINIMAL}[capabilities]\ninterfaces = [\"acme:plugins/log\", \"acme:plugins/kv@1.2.0\"]\n"
+    );
+    let m = f.parse(&text).unwrap();
+    let caps = m.capability_set();
+    let names: Vec<_> = caps.interfaces.iter().map(ToString::to_string).collect();
+    assert_eq!(names, ["acme:plugins/log", "acme:plugins/kv@1.2.0"]);
+    let origin = caps.interfaces[1].origin.as_deref().unwrap();
+    assert!(origin.ends_with("Component.toml:10:35"), "{origin}");
+    assert!(caps.interface_grant("acme:plugins/kv@1.9.0").is_some());
+    assert!(caps.interface_grant("acme:plugins/kv@2.0.0").is_none());
+    // Round trip.
+    assert_eq!(f.parse(&m.to_toml().unwrap()).unwrap(), m);
+}
+
+#[test]
+fn bad_interface_grants_point_at_the_entry() {
+    let f = Fixture::new();
+    let e = f.err(&format!(
+        "{MINIMAL}[capabilities]\ninterfaces = [\"acme:plugins/log\", \"kv\"]\n"
+    ));
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        10,
+        &["`kv` is not an interface name", "acme:plugins/kv@1.2.0"],
+    );
+    assert_eq!(e.column, 35);
+    let e = f.err(&format!(
+        "{MINIMAL}[capabilities]\ninterfaces = [\"acme:plugins/kv@1.x\"]\n"
+    ));
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        10,
+        &["invalid version `1.x`"],
+    );
+    let e = f.err(&format!(
+        "{MINIMAL}[capabilities]\ninterfaces = [\"acme:plugins/kv@1.0.0\", \"acme:plugins/kv\"]\n"
+    ));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 10, &["granted twice"]);
+    let e = f.err(&format!(
+        "{MINIMAL}[capabilities]\ninterfaces = \"acme:plugins/kv\"\n"
+    ));
+    assert_eq!(e.line, 10, "{e}");
+    assert!(e.to_string().contains("an array of strings"), "{e}");
+    let e = f.err(&format!("{MINIMAL}[capabilities]\ninterface = []\n"));
+    assert!(e.to_string().contains("did you mean `interfaces`"), "{e}");
 }
 
 proptest! {
