@@ -25,7 +25,7 @@ pub struct CompiledComponent {
 }
 
 struct Inner {
-    name: String,
+    name: Arc<str>,
     component: Component,
     engine: WasmEngine,
     pre: OnceLock<InstancePre<HostState>>,
@@ -34,6 +34,8 @@ struct Inner {
     /// is resolved on its first call, so a run pays for the exports it uses only.
     funcs: RwLock<foldhash::HashMap<Box<str>, Arc<ExportFunc>>>,
     command: OnceLock<Option<String>>,
+    /// What it imports beyond WASI (see `linking.rs`).
+    host_imports: OnceLock<Vec<crate::linking::HostImport>>,
 }
 
 /// An exported function, resolved once per component so that a call by name costs
@@ -82,19 +84,25 @@ impl CompiledComponent {
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                name: name.into(),
+                name: Arc::from(name.into()),
                 component,
                 engine: engine.clone(),
                 pre: OnceLock::new(),
                 exports: OnceLock::new(),
                 funcs: RwLock::default(),
                 command: OnceLock::new(),
+                host_imports: OnceLock::new(),
             }),
         })
     }
 
     /// The name used in messages (file name, manifest name, or `<bytes>`).
     pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The name, shared (each instance's host code sees it).
+    pub(crate) fn shared_name(&self) -> &Arc<str> {
         &self.inner.name
     }
 
@@ -204,5 +212,10 @@ impl CompiledComponent {
     /// `linking.rs`).
     pub(crate) fn pre_cell(&self) -> &OnceLock<InstancePre<HostState>> {
         &self.inner.pre
+    }
+
+    /// What it imports beyond WASI, once listed (see `linking.rs`).
+    pub(crate) fn host_imports_cell(&self) -> &OnceLock<Vec<crate::linking::HostImport>> {
+        &self.inner.host_imports
     }
 }

@@ -3,6 +3,7 @@
 //! a call blocked in the host, where epochs are not checked.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -37,7 +38,17 @@ impl Backstop {
     }
 }
 
-/// Runs `fut` under `backstop`: `None` when its bound elapsed. See [`Bounded`].
+/// Why a bounded future did not finish.
+#[derive(Debug)]
+pub(crate) enum Stopped {
+    /// Its bound elapsed (the guest is blocked in the host).
+    Timeout,
+    /// It panicked — in host code, since guest code cannot — with this message.
+    Panic(String),
+}
+
+/// Runs `fut` under `backstop`: `Err` when its bound elapsed or it panicked. See
+/// [`Bounded`].
 ///
 /// Called where the call begins, right before its first poll: from then until the
 /// future finishes, the backstop records a call in flight.
@@ -47,7 +58,9 @@ pub(crate) fn bounded<F: Future>(backstop: &mut Backstop, fut: F) -> Bounded<'_,
 }
 
 pin_project_lite::pin_project! {
-    /// A future under the async-side bound. The timer is armed only if the guest does
+    /// A future under the async-side bound, with panics contained: a host function
+    /// that panics (Wasmtime carries the panic out through the guest's frames) ends
+    /// this call only. The timer is armed only if the guest does
     /// not finish within its first poll — most calls do — which keeps timer
     /// registration off the fast path, and it lives in the [`Backstop`] rather than in
     /// this future, which is then only a pointer larger than the one it wraps. (Futures
@@ -63,18 +76,34 @@ pin_project_lite::pin_project! {
 }
 
 impl<F: Future> Future for Bounded<'_, F> {
-    type Output = Option<F::Output>;
+    type Output = Result<F::Output, Stopped>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Poll::Ready(v) = this.fut.poll(cx) {
-            this.backstop.in_flight = false;
-            if this.backstop.timer.is_some() {
-                // Disarm: a stale timer would only wake this task for nothing.
-                this.backstop.timer = None;
+        let fut = this.fut;
+        // The future is never polled again after a panic: the instance is poisoned.
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(&mut *cx)));
+        let ready = match polled {
+            Ok(Poll::Ready(v)) => Ok(v),
+            Ok(Poll::Pending) => Err(None),
+            Err(payload) => Err(Some(panic_message(payload.as_ref()))),
+        };
+        match ready {
+            Ok(v) => {
+                this.backstop.in_flight = false;
+                if this.backstop.timer.is_some() {
+                    // Disarm: a stale timer would only wake this task for nothing.
+                    this.backstop.timer = None;
+                }
+                return Poll::Ready(Ok(v));
             }
-            return Poll::Ready(Some(v));
+            Err(Some(message)) => {
+                this.backstop.in_flight = false;
+                this.backstop.timer = None;
+                return Poll::Ready(Err(Stopped::Panic(message)));
+            }
+            Err(None) => {}
         }
         let bound = this.backstop.bound;
         let timer = this
@@ -84,10 +113,20 @@ impl<F: Future> Future for Bounded<'_, F> {
         if timer.as_mut().poll(cx).is_ready() {
             this.backstop.in_flight = false;
             this.backstop.timer = None;
-            return Poll::Ready(None);
+            return Poll::Ready(Err(Stopped::Timeout));
         }
         Poll::Pending
     }
+}
+
+/// A panic's message, when it has one (`panic!` with a literal or a format).
+#[cold]
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// Logs what cannot happen on our engines, out of the way of every call's code.
@@ -120,6 +159,7 @@ impl Deadline {
         let data = store.data_mut();
         data.started = data.measure_wall_time.then(Instant::now);
         data.timed_out = false;
+        data.host_call = None;
         data.limiter.reset_peak();
         // Check the deadline at the next tick, and every tick after (the callback).
         store.set_epoch_deadline(1);

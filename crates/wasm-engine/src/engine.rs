@@ -12,6 +12,7 @@ use airssys_wasm_core::{WasmError, WasmResult};
 
 use crate::features::{Proposal, Proposals, flag};
 use crate::host::HostState;
+use crate::host_interface::{HostGetter, Registered};
 
 /// Default interval of the epoch ticker: the granularity of wall-clock timeouts and of
 /// yields to the async executor.
@@ -55,6 +56,9 @@ pub struct WasmEngineBuilder {
     parallel_compilation: bool,
     pooling: Option<Pooling>,
     proposals: Proposals,
+    interfaces: Vec<Registered>,
+    /// The first registration refused, reported by `build`.
+    refused: Option<String>,
 }
 
 /// Sizes of Wasmtime's pooling instance allocator, which pre-reserves memory, tables
@@ -135,6 +139,8 @@ impl Default for WasmEngineBuilder {
             parallel_compilation: true,
             pooling: None,
             proposals: Proposals::default(),
+            interfaces: Vec::new(),
+            refused: None,
         }
     }
 }
@@ -191,13 +197,59 @@ impl WasmEngineBuilder {
         self.proposal(Proposal::ComponentModelAsync, enable)
     }
 
+    /// Registers a host interface: a WIT interface the embedder implements, which a
+    /// component may import when its grants allow it
+    /// ([`CapabilitySet::interfaces`](airssys_wasm_core::CapabilitySet::interfaces),
+    /// `interfaces = [...]` under `[capabilities]` in `Component.toml`).
+    ///
+    /// `name` is the interface as the WIT names it, with its version
+    /// (`"acme:plugins/log@1.0.0"`). `add_to_linker` adds it to the engine's linker:
+    /// call the `add_to_linker` that `wasmtime::component::bindgen!` generated for the
+    /// interface, with [`HasHostCtx<S>`](crate::HasHostCtx) as its data and the getter
+    /// it is given. Host code then runs on a [`HostCtx<'_, S>`](crate::HostCtx), where
+    /// `S` is the state each instance is given at instantiation
+    /// ([`CompiledComponent::instantiate_with`](crate::CompiledComponent::instantiate_with);
+    /// `()` for stateless host code). See `docs/host-interfaces.md`.
+    ///
+    /// A name that is not an interface name, the same name twice, or more than
+    /// [`MAX_HOST_INTERFACES`](crate::MAX_HOST_INTERFACES) interfaces make
+    /// [`build`](Self::build) fail; so does an `add_to_linker` that fails.
+    pub fn host_interface<S, F>(mut self, name: &str, add_to_linker: F) -> Self
+    where
+        S: Send + 'static,
+        F: Fn(&mut Linker<HostState>, HostGetter<S>) -> wasmtime::Result<()>
+            + Send
+            + Sync
+            + 'static,
+    {
+        if self.refused.is_some() {
+            return self;
+        }
+        if self.interfaces.iter().any(|r| r.full == name) {
+            self.refused = Some(format!("the host interface `{name}` is registered twice"));
+            return self;
+        }
+        match Registered::new(name, self.interfaces.len(), add_to_linker) {
+            Ok(r) => self.interfaces.push(r),
+            Err(e) => self.refused = Some(e),
+        }
+        self
+    }
+
     /// Creates the engine.
     ///
     /// # Errors
     ///
     /// [`WasmError::EngineInitialization`] when Wasmtime refuses the configuration (for
-    /// example a zero tick or a stack larger than the host stack it runs on).
+    /// example a zero tick or a stack larger than the host stack it runs on), or a host
+    /// interface registration is refused.
     pub fn build(self) -> WasmResult<WasmEngine> {
+        if let Some(reason) = self.refused {
+            return Err(WasmError::EngineInitialization {
+                reason,
+                source: None,
+            });
+        }
         if self.epoch_tick.is_zero() {
             return Err(WasmError::EngineInitialization {
                 reason: "the epoch tick must be longer than zero".into(),
@@ -242,6 +294,7 @@ impl WasmEngineBuilder {
                 epoch_tick: self.epoch_tick,
                 pooling: self.pooling,
                 proposals: self.proposals,
+                interfaces: self.interfaces,
                 ticker: OnceLock::new(),
                 linker: OnceLock::new(),
             }),
@@ -271,6 +324,7 @@ struct Inner {
     epoch_tick: Duration,
     pooling: Option<Pooling>,
     proposals: Proposals,
+    interfaces: Vec<Registered>,
     ticker: OnceLock<EpochTicker>,
     linker: OnceLock<Result<Linker<HostState>, String>>,
 }
@@ -341,25 +395,44 @@ impl WasmEngine {
             .get_or_init(|| EpochTicker::start(&self.inner.engine, self.inner.epoch_tick));
     }
 
-    /// The linker shared by every instance: WASI 0.2, and WASI 0.3 when component-model
-    /// async is on; nothing else. What a guest may actually do through it is decided
-    /// per instance by its capabilities (one WASI context serves both versions).
+    /// The linker shared by every instance: WASI 0.2, WASI 0.3 when component-model
+    /// async is on, and the registered host interfaces. What a guest may actually do
+    /// through it is decided per instance by its capabilities (one WASI context serves
+    /// both versions) and its interface grants, checked at instantiation.
     pub(crate) fn linker(&self) -> WasmResult<&Linker<HostState>> {
         self.inner
             .linker
             .get_or_init(|| {
                 let mut linker = Linker::new(&self.inner.engine);
-                wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
+                wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+                    .map_err(|e| format!("linking WASI failed: {e}"))?;
                 if self.inner.proposals.contains(Proposal::ComponentModelAsync) {
-                    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(|e| e.to_string())?;
+                    wasmtime_wasi::p3::add_to_linker(&mut linker)
+                        .map_err(|e| format!("linking WASI 0.3 failed: {e}"))?;
+                }
+                for r in &self.inner.interfaces {
+                    (r.add)(&mut linker).map_err(|e| {
+                        format!("linking the host interface `{}` failed: {e:#}", r.full)
+                    })?;
                 }
                 Ok(linker)
             })
             .as_ref()
             .map_err(|reason| WasmError::EngineInitialization {
-                reason: format!("linking WASI failed: {reason}"),
+                reason: reason.clone(),
                 source: None,
             })
+    }
+
+    /// The host interfaces registered on this engine, as registered
+    /// (`acme:plugins/log@1.0.0`), in order.
+    pub fn host_interfaces(&self) -> impl Iterator<Item = &str> {
+        self.inner.interfaces.iter().map(|r| r.full.as_str())
+    }
+
+    /// The registered host interfaces.
+    pub(crate) fn registered(&self) -> &[Registered] {
+        &self.inner.interfaces
     }
 
     /// Whether two handles share one engine.

@@ -1,20 +1,35 @@
 //! How a failed instantiation or call maps to the [`WasmError`] that names its real
-//! cause: the deadline, the fuel, a denied memory or table growth, an escaped
-//! exception, a trap, or (instantiation) anything else.
+//! cause: the deadline (in guest code or in a host function), the fuel, a denied
+//! memory or table growth, the bound of host resources, an escaped exception, a trap,
+//! a host function's error or panic, or (instantiation) anything else.
 
+use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, Trap, WasmBacktrace};
 
 use airssys_wasm_core::WasmError;
 use airssys_wasm_core::error::duration_ms;
 
-use crate::deadline::Deadline;
+use crate::component::CompiledComponent;
+use crate::deadline::{Deadline, Stopped};
 use crate::host::HostState;
 use crate::limiter::Denial;
 
 /// Why an instantiation or a call did not finish.
 pub(crate) enum Failure {
     Wasmtime(wasmtime::Error),
+    /// The async-side bound elapsed: the guest was blocked in the host.
     AsyncTimeout,
+    /// Host code panicked, with this message.
+    Panic(String),
+}
+
+impl From<Stopped> for Failure {
+    fn from(s: Stopped) -> Self {
+        match s {
+            Stopped::Timeout => Self::AsyncTimeout,
+            Stopped::Panic(message) => Self::Panic(message),
+        }
+    }
 }
 
 /// What failed.
@@ -31,27 +46,50 @@ impl Failure {
     pub(crate) fn classify(
         self,
         store: &mut Store<HostState>,
-        component: &str,
+        compiled: &CompiledComponent,
         fuel_consumed: u64,
         phase: Phase<'_>,
     ) -> WasmError {
         let data = store.data_mut();
         let denial = data.limiter.take_denial();
         let limits = data.limits();
-        let component = component.to_owned();
-        let timeout = WasmError::ComponentTimeout {
+        let host_call = data.host_call;
+        let max_host_resources = limits.max_host_resources();
+        let component = compiled.name().to_owned();
+        let timeout = |in_host| WasmError::ComponentTimeout {
             component: component.clone(),
             max_execution_ms: duration_ms(limits.timeout()),
             // When the epoch interrupts a loop, Cranelift may not have flushed its fuel
             // counter yet, so 0 here means "unknown", not "none used".
             fuel_consumed: (fuel_consumed > 0).then_some(fuel_consumed),
+            in_host,
         };
         let err = match self {
-            Failure::AsyncTimeout => return timeout,
+            // Blocked in the host: in the embedder's function the guest entered last,
+            // unless it called WASI since.
+            Failure::AsyncTimeout => return timeout(host_call.map(|i| compiled.host_function(i))),
+            Failure::Panic(message) => {
+                return WasmError::HostFunctionPanicked {
+                    component,
+                    function: host_call
+                        .map_or_else(|| "unknown".to_owned(), |i| compiled.host_function(i)),
+                    message,
+                };
+            }
             Failure::Wasmtime(e) => e,
         };
         if data.timed_out || err.downcast_ref::<Deadline>().is_some() {
-            return timeout;
+            return timeout(None);
+        }
+        if let Some(ResourceTableError::Full) = err.downcast_ref::<ResourceTableError>() {
+            return WasmError::ResourceLimitExceeded {
+                component,
+                resource: "live host resources (handles the host keeps for the instance; \
+                           ResourceLimits::with_max_host_resources)"
+                    .into(),
+                limit: max_host_resources,
+                requested: max_host_resources.saturating_add(1),
+            };
         }
         if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
             return WasmError::Exited {
@@ -148,6 +186,14 @@ impl Failure {
                 reason,
                 fuel_consumed: Some(fuel_consumed),
                 backtrace,
+            },
+            // Not a trap: an error a host function returned — the embedder's, when the
+            // guest is in one of its interfaces.
+            (None, _) if host_call.is_some() => WasmError::HostFunctionFailed {
+                component,
+                function: host_call.map_or_else(String::new, |i| compiled.host_function(i)),
+                reason: without_backtrace(&err),
+                source: Some(err.into()),
             },
             (None, Phase::Instantiate) => WasmError::ComponentInstantiationFailed {
                 component,

@@ -1,7 +1,10 @@
 //! The data every store carries: the limits and the limiter, the WASI context built
-//! from the instance's capabilities, and the wall-clock deadline of the current call.
+//! from the instance's capabilities, the embedder's state for host interfaces, and the
+//! wall-clock deadline of the current call.
 
+use std::any::Any;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
@@ -9,12 +12,15 @@ use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use airssys_wasm_core::{DirAccess, ResourceLimits, StdioMode, WasmError, WasmResult};
+use airssys_wasm_core::{
+    CapabilitySet, DirAccess, ResourceLimits, StdioMode, WasmError, WasmResult,
+};
 
 use crate::limiter::InstanceLimiter;
 use crate::sandbox::Sandbox;
 
-/// The data of one store (one component instance).
+/// The data of one store (one component instance). Host code reaches its parts
+/// through a [`HostCtx`](crate::HostCtx).
 pub struct HostState {
     /// The limiter, which also keeps the instance's limits: the store's one copy of
     /// them (in its one allocation, rather than in every future and value an instance
@@ -32,6 +38,22 @@ pub struct HostState {
     pub(crate) timed_out: bool,
     /// Captured stdout and stderr, when the sandbox asked for capture.
     pub(crate) captured: Option<Captured>,
+    /// The embedder's state for this instance (`()` when it gave none).
+    state: Box<dyn Any + Send>,
+    component: Arc<str>,
+    capabilities: Arc<CapabilitySet>,
+    /// The host interface (its index on the engine) the guest entered last, unless it
+    /// called into WASI since: while a call is blocked in the host, the function it
+    /// waits in. Cleared when a call begins.
+    pub(crate) host_call: Option<u16>,
+}
+
+/// The parts of a [`HostState`] host code borrows at once.
+pub(crate) struct Parts<'a> {
+    pub(crate) state: &'a mut (dyn Any + Send),
+    pub(crate) component: &'a str,
+    pub(crate) capabilities: &'a CapabilitySet,
+    pub(crate) table: &'a mut ResourceTable,
 }
 
 /// In-memory stdout and stderr of one instance.
@@ -51,6 +73,8 @@ impl std::fmt::Debug for HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        // Every WASI host function starts here: the guest left the embedder's.
+        self.host_call = None;
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
@@ -65,25 +89,57 @@ impl HostState {
         self.limiter.limits()
     }
 
-    /// The data of a new instance under `sandbox`, with the WASI context configured in
-    /// `wasi` (by [`grant`]). The context is built here, in place: a `WasiCtx` is ~270
-    /// bytes, and every move of it (through a `Result`, into a constructor) would be a
-    /// copy on each instantiation.
+    /// The data of a new instance of `component` under `sandbox`, with the WASI
+    /// context configured in `wasi` (by [`grant`]) and the embedder's `state`. The
+    /// context is built here, in place: a `WasiCtx` is ~270 bytes, and every move of
+    /// it (through a `Result`, into a constructor) would be a copy on each
+    /// instantiation.
     #[inline(always)]
     pub(crate) fn new(
         sandbox: &Sandbox,
+        component: &Arc<str>,
         wasi: &mut WasiCtxBuilder,
         captured: Option<Captured>,
+        state: Box<dyn Any + Send>,
     ) -> Self {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(
+            usize::try_from(sandbox.limits().max_host_resources()).unwrap_or(usize::MAX),
+        );
         Self {
             limiter: InstanceLimiter::new(sandbox.limits()),
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
             started: None,
             measure_wall_time: sandbox.measures_wall_time(),
             timed_out: false,
             captured,
+            state,
+            component: Arc::clone(component),
+            capabilities: Arc::clone(sandbox.shared_capabilities()),
+            host_call: None,
         }
+    }
+
+    /// The parts host code borrows.
+    #[inline]
+    pub(crate) fn parts(&mut self) -> Parts<'_> {
+        Parts {
+            state: &mut *self.state,
+            component: &self.component,
+            capabilities: &self.capabilities,
+            table: &mut self.table,
+        }
+    }
+
+    /// The embedder's state of this instance, if it has type `S`.
+    pub fn state<S: 'static>(&mut self) -> Option<&mut S> {
+        self.state.downcast_mut()
+    }
+
+    /// The component's name.
+    pub fn component(&self) -> &str {
+        &self.component
     }
 }
 

@@ -12,7 +12,7 @@ use wasmtime::component::{ComponentNamedList, Func, Instance, Lift, Lower, Typed
 use airssys_wasm_core::{ResourceLimits, WasmError, WasmResult};
 
 use crate::component::{CompiledComponent, ExportFunc};
-use crate::deadline::{Backstop, Deadline, bounded};
+use crate::deadline::{Backstop, Deadline, Stopped, bounded};
 use crate::failure::{Failure, Phase};
 use crate::host::HostState;
 use crate::sandbox::ExecutionReport;
@@ -219,6 +219,13 @@ impl ComponentInstance {
     /// failed.
     pub fn last_report(&self) -> &ExecutionReport {
         &self.last_report
+    }
+
+    /// The state the instance was given for its host interfaces
+    /// ([`CompiledComponent::instantiate_with`]), if it has type `S`: what host code
+    /// left there, for the embedder to read between or after calls.
+    pub fn state<S: 'static>(&mut self) -> Option<&mut S> {
+        self.store.data_mut().state()
     }
 
     /// What the guest has written to stdout so far, when the sandbox captured output
@@ -468,14 +475,14 @@ impl ComponentInstance {
     fn end<T>(
         &mut self,
         export: &str,
-        outcome: Option<wasmtime::Result<T>>,
+        outcome: Result<wasmtime::Result<T>, Stopped>,
     ) -> WasmResult<(T, ExecutionReport)> {
         let report = Deadline::report(&self.store);
         self.last_report = report;
         match outcome {
-            Some(Ok(value)) => Ok((value, report)),
-            Some(Err(e)) => Err(self.fail(export, Failure::Wasmtime(e))),
-            None => Err(self.fail(export, Failure::AsyncTimeout)),
+            Ok(Ok(value)) => Ok((value, report)),
+            Ok(Err(e)) => Err(self.fail(export, Failure::Wasmtime(e))),
+            Err(stopped) => Err(self.fail(export, stopped.into())),
         }
     }
 
@@ -573,7 +580,7 @@ impl ComponentInstance {
     fn fail(&mut self, export: &str, failure: Failure) -> WasmError {
         let err = failure.classify(
             &mut self.store,
-            self.component.name(),
+            &self.component,
             self.last_report.fuel_consumed,
             Phase::Call(export),
         );

@@ -54,6 +54,7 @@ mod engine;
 mod failure;
 mod features;
 mod host;
+mod host_interface;
 mod instance;
 mod limiter;
 mod linking;
@@ -67,7 +68,9 @@ pub use engine::{
 };
 pub use features::{Proposal, UnknownProposal};
 pub use host::HostState;
+pub use host_interface::{HasHostCtx, HostCtx, HostGetter, MAX_HOST_INTERFACES, charge_fuel};
 pub use instance::{CallOutcome, ComponentInstance, TypedExport};
+pub use linking::Provider;
 pub use sandbox::{ExecutionReport, Sandbox};
 pub use types::ItemInfo;
 

@@ -1,15 +1,19 @@
 //! Linking: how a [`CompiledComponent`] becomes a [`ComponentInstance`] — its imports
-//! type-checked once against the engine's linker (WASI today; what the host provides
-//! is listed here), a store set up under the sandbox's limits and grants, and the
-//! instantiation bounded like a call.
+//! checked against the sandbox's interface grants and type-checked once against the
+//! engine's linker (WASI, which is listed here, and the registered host interfaces), a
+//! store set up under the sandbox's limits and grants with the embedder's state, and
+//! the instantiation bounded like a call.
 
+use std::any::{Any, TypeId};
 use std::time::Instant;
 
 use wasmtime::component::InstancePre;
+use wasmtime::component::types::ComponentItem;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 
-use airssys_wasm_core::{WasmError, WasmResult};
+use airssys_wasm_core::interface::split_name;
+use airssys_wasm_core::{InterfaceDenial, WasmError, WasmResult};
 
 use crate::component::CompiledComponent;
 use crate::deadline::{Backstop, Deadline, bounded};
@@ -70,21 +74,214 @@ impl CompiledComponent {
         }
     }
 
-    /// Creates a sandboxed instance under `sandbox`'s limits and capabilities.
+    /// What the component imports beyond WASI, each with the host interface that
+    /// provides it (listed once).
+    fn host_imports(&self) -> &[HostImport] {
+        self.host_imports_cell().get_or_init(|| {
+            let engine = self.engine();
+            let p3 = engine.proposal_enabled(crate::Proposal::ComponentModelAsync);
+            let wasmtime_engine = engine.wasmtime_engine();
+            let ty = self.wasmtime_component().component_type();
+            ty.imports(wasmtime_engine)
+                .filter(|(name, _)| !provided_by_host(name, p3))
+                .map(|(full, item)| {
+                    let (name, version) = split_name(full).unwrap_or((full, None));
+                    let version = version.and_then(|v| semver::Version::parse(v).ok());
+                    let provider = engine
+                        .registered()
+                        .iter()
+                        .position(|r| r.satisfies(name, version.as_ref()));
+                    let functions = match &item.ty {
+                        ComponentItem::ComponentInstance(i) => i
+                            .exports(wasmtime_engine)
+                            .filter(|(_, e)| matches!(e.ty, ComponentItem::ComponentFunc(_)))
+                            .map(|(f, _)| f.to_owned())
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    HostImport {
+                        full: full.to_owned(),
+                        provider,
+                        functions,
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// Checks the component's imports beyond WASI against the sandbox's interface
+    /// grants and what the engine provides, and every grant against what the engine
+    /// provides; and that host code of the imported interfaces accepts `state`.
+    fn check_interfaces(
+        &self,
+        sandbox: &Sandbox,
+        state: TypeId,
+        state_name: &str,
+    ) -> WasmResult<()> {
+        let imports = self.host_imports();
+        let grants = &sandbox.capabilities().interfaces;
+        if imports.is_empty() && grants.is_empty() {
+            return Ok(());
+        }
+        let registered = self.engine().registered();
+        let mut denied = Vec::new();
+        for import in imports {
+            match import.provider {
+                None => denied.push(InterfaceDenial {
+                    interface: import.full.clone(),
+                    problem: "is imported, but this host does not provide it".into(),
+                    fix: if registered.is_empty() {
+                        "this host provides WASI only; build the component without it, or \
+                         run it on a host that registers it"
+                            .into()
+                    } else {
+                        format!(
+                            "this host provides {} (and WASI); build the component against \
+                             those, or run it on a host that registers it",
+                            list(registered.iter().map(|r| r.full.as_str()))
+                        )
+                    },
+                }),
+                Some(_) if !grants.iter().any(|g| g.allows(&import.full)) => {
+                    denied.push(InterfaceDenial {
+                        interface: import.full.clone(),
+                        problem: "is imported, but not granted".into(),
+                        fix: format!(
+                            "grant it with `interfaces = [\"{}\"]` under [capabilities] in \
+                             Component.toml (CapabilitySet::interfaces for embedders)",
+                            import.full
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        for g in grants {
+            if !registered
+                .iter()
+                .any(|r| g.allows(&r.full) || (g.version.is_none() && g.name == r.name))
+            {
+                denied.push(InterfaceDenial {
+                    interface: g.to_string(),
+                    problem: match &g.origin {
+                        Some(at) => {
+                            format!("is granted (at {at}), but this host does not provide it")
+                        }
+                        None => "is granted, but this host does not provide it".into(),
+                    },
+                    fix: if registered.is_empty() {
+                        "this host provides no host interfaces; remove the grant".into()
+                    } else {
+                        format!(
+                            "remove the grant, or correct it: this host provides {}",
+                            list(registered.iter().map(|r| r.full.as_str()))
+                        )
+                    },
+                });
+            }
+        }
+        if !denied.is_empty() {
+            return Err(WasmError::InterfacesDenied {
+                component: self.name().to_owned(),
+                denied,
+            });
+        }
+        if let Some(r) = imports
+            .iter()
+            .filter_map(|i| i.provider.and_then(|p| registered.get(p)))
+            .find(|r| !r.accepts_state(state))
+        {
+            return Err(WasmError::ComponentInstantiationFailed {
+                component: self.name().to_owned(),
+                reason: format!(
+                    "the host interface `{}` runs on instance state of type `{}`, but the \
+                     instance was given `{state_name}`; pass that state to instantiate_with",
+                    r.full, r.state_name
+                ),
+                source: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// The host function a guest waiting in the host interface registered at
+    /// `index` is in, for messages: `interface#function` when the component imports
+    /// one function of it, else the interface with the functions it imports.
+    pub(crate) fn host_function(&self, index: u16) -> String {
+        let Some(r) = self.engine().registered().get(usize::from(index)) else {
+            return "unknown".into();
+        };
+        let import = self
+            .host_imports()
+            .iter()
+            .find(|i| i.provider == Some(usize::from(index)));
+        match import.map(|i| (i.full.as_str(), i.functions.as_slice())) {
+            Some((full, [one])) => format!("`{full}#{one}`"),
+            Some((full, many)) if !many.is_empty() => {
+                format!(
+                    "of `{full}` (one of {})",
+                    list(many.iter().map(String::as_str))
+                )
+            }
+            _ => format!("of `{}`", r.full),
+        }
+    }
+
+    /// Creates a sandboxed instance under `sandbox`'s limits and capabilities, with no
+    /// state for host interfaces (`()`): `instantiate_with(sandbox, ())`.
     ///
     /// Instantiation runs start functions, so it is bounded like a call: the fuel budget,
     /// the timeout and the memory limit all apply.
     ///
     /// # Errors
     ///
-    /// [`WasmError::ComponentInstantiationFailed`] for unsatisfied imports,
+    /// As [`instantiate_with`](Self::instantiate_with).
+    pub async fn instantiate(&self, sandbox: &Sandbox) -> WasmResult<ComponentInstance> {
+        self.instantiate_boxed(sandbox, Box::new(()), TypeId::of::<()>(), "()")
+            .await
+    }
+
+    /// Creates a sandboxed instance under `sandbox`'s limits and capabilities, whose
+    /// host interfaces' code runs on `state` (reached through
+    /// [`HostCtx::state`](crate::HostCtx::state)): the embedder's per-instance data,
+    /// such as a tenant, a channel or a connection. Each instance has its own; two
+    /// share nothing unless `S` itself shares (an `Arc`).
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::InterfacesDenied`] when the component imports host interfaces the
+    /// sandbox does not grant or the engine does not provide, or is granted ones the
+    /// engine does not provide (naming every one);
+    /// [`WasmError::ComponentInstantiationFailed`] for other unsatisfied imports or
+    /// when an imported interface's host code needs another state type;
     /// [`WasmError::MemoryLimitExceeded`] when the initial memory is over the limit,
     /// [`WasmError::ResourceLimitExceeded`] for tables, [`WasmError::CapabilityDenied`]
     /// when a granted directory cannot be opened, and the call errors (trap, fuel,
     /// timeout) for a start function.
-    pub async fn instantiate(&self, sandbox: &Sandbox) -> WasmResult<ComponentInstance> {
+    pub async fn instantiate_with<S: Send + 'static>(
+        &self,
+        sandbox: &Sandbox,
+        state: S,
+    ) -> WasmResult<ComponentInstance> {
+        self.instantiate_boxed(
+            sandbox,
+            Box::new(state),
+            TypeId::of::<S>(),
+            std::any::type_name::<S>(),
+        )
+        .await
+    }
+
+    async fn instantiate_boxed(
+        &self,
+        sandbox: &Sandbox,
+        state: Box<dyn Any + Send>,
+        state_type: TypeId,
+        state_name: &str,
+    ) -> WasmResult<ComponentInstance> {
         let engine = self.engine();
         engine.ensure_ticker();
+        self.check_interfaces(sandbox, state_type, state_name)?;
         let pre = self.instance_pre()?;
         // In a block: the builder is not kept in this future across the await.
         let mut store = {
@@ -92,7 +289,7 @@ impl CompiledComponent {
             let captured = grant(&mut wasi, sandbox)?;
             Store::new(
                 engine.wasmtime_engine(),
-                HostState::new(sandbox, &mut wasi, captured),
+                HostState::new(sandbox, self.shared_name(), &mut wasi, captured, state),
             )
         };
         store.limiter(|s| &mut s.limiter);
@@ -118,29 +315,83 @@ impl CompiledComponent {
             Backstop::new(Deadline::hard_bound(sandbox.limits(), engine.epoch_tick()));
         let outcome = bounded(&mut backstop, pre.instantiate_async(&mut store)).await;
         let report = Deadline::report(&store);
-        match outcome {
+        let failure = match outcome {
             // The instantiation's backstop, settled, bounds the instance's calls.
-            Some(Ok(instance)) => Ok(ComponentInstance::new(
-                self.clone(),
-                store,
-                instance,
-                report,
-                backstop,
-            )),
-            Some(Err(e)) => Err(Failure::Wasmtime(e).classify(
-                &mut store,
-                self.name(),
-                report.fuel_consumed,
-                Phase::Instantiate,
-            )),
-            None => Err(Failure::AsyncTimeout.classify(
-                &mut store,
-                self.name(),
-                report.fuel_consumed,
-                Phase::Instantiate,
-            )),
+            Ok(Ok(instance)) => {
+                return Ok(ComponentInstance::new(
+                    self.clone(),
+                    store,
+                    instance,
+                    report,
+                    backstop,
+                ));
+            }
+            Ok(Err(e)) => Failure::Wasmtime(e),
+            Err(stopped) => stopped.into(),
+        };
+        Err(failure.classify(&mut store, self, report.fuel_consumed, Phase::Instantiate))
+    }
+}
+
+/// Who provides an import to the components of an engine
+/// ([`WasmEngine::provider`](crate::WasmEngine::provider)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Provider {
+    /// WASI, linked into every instance; the capabilities decide what it reaches.
+    Wasi,
+    /// A host interface registered on the engine (as registered), granted per
+    /// component.
+    Host(String),
+    /// Nothing: a component importing it cannot be instantiated on this engine.
+    None,
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Wasi => f.write_str("provided: WASI"),
+            Self::Host(name) => write!(f, "provided: host interface {name}, if granted"),
+            Self::None => f.write_str("NOT provided by this host"),
         }
     }
+}
+
+impl crate::WasmEngine {
+    /// Who provides the import `import` (`ns:pkg/iface@version`, or an item in it,
+    /// `…#func`, as [`CompiledComponent::imports`] lists them).
+    pub fn provider(&self, import: &str) -> Provider {
+        let interface = import.split_once('#').map_or(import, |(i, _)| i);
+        if provided_by_host(
+            interface,
+            self.proposal_enabled(crate::Proposal::ComponentModelAsync),
+        ) {
+            return Provider::Wasi;
+        }
+        let (name, version) = split_name(interface).unwrap_or((interface, None));
+        let version = version.and_then(|v| semver::Version::parse(v).ok());
+        self.registered()
+            .iter()
+            .find(|r| r.satisfies(name, version.as_ref()))
+            .map_or(Provider::None, |r| Provider::Host(r.full.clone()))
+    }
+}
+
+/// An import beyond WASI.
+pub(crate) struct HostImport {
+    /// As imported: `ns:pkg/iface@version` (or a bare name).
+    full: String,
+    /// The registered host interface that provides it.
+    provider: Option<usize>,
+    /// The functions the component imports from it.
+    functions: Vec<String>,
+}
+
+fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    items
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The WASI 0.2 interfaces every instance is linked with (what `wasmtime-wasi`'s p2
@@ -204,7 +455,7 @@ const PROVIDED_WASI_P3: &[&str] = &[
 /// Whether the host links an import of this name: a WASI 0.2.x interface of
 /// [`PROVIDED_WASI`], or with `p3` (component-model async on) a WASI 0.3.x one of
 /// [`PROVIDED_WASI_P3`].
-fn provided_by_host(import: &str, p3: bool) -> bool {
+pub(crate) fn provided_by_host(import: &str, p3: bool) -> bool {
     let Some((path, version)) = import
         .strip_prefix("wasi:")
         .and_then(|rest| rest.split_once('@'))

@@ -1,5 +1,6 @@
 //! [`Sandbox`] (what an instance is allowed) and [`ExecutionReport`] (what a call used).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use airssys_wasm_core::error::fmt_bytes;
@@ -24,7 +25,7 @@ use airssys_wasm_core::{CapabilitySet, ResourceLimits};
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     limits: ResourceLimits,
-    capabilities: CapabilitySet,
+    capabilities: Arc<CapabilitySet>,
     args: Vec<String>,
     capture: Option<usize>,
     stdin: Option<Vec<u8>>,
@@ -36,7 +37,7 @@ impl Sandbox {
     pub fn new(limits: ResourceLimits) -> Self {
         Self {
             limits,
-            capabilities: CapabilitySet::deny_all(),
+            capabilities: Arc::new(CapabilitySet::deny_all()),
             args: Vec::new(),
             capture: None,
             stdin: None,
@@ -63,7 +64,7 @@ impl Sandbox {
     /// Grants these capabilities (replacing the previous set).
     #[must_use]
     pub fn with_capabilities(mut self, capabilities: CapabilitySet) -> Self {
-        self.capabilities = capabilities;
+        self.capabilities = Arc::new(capabilities);
         self
     }
 
@@ -114,6 +115,11 @@ impl Sandbox {
 
     /// The capabilities.
     pub fn capabilities(&self) -> &CapabilitySet {
+        &self.capabilities
+    }
+
+    /// The capabilities, shared (each instance keeps a reference for its host code).
+    pub(crate) fn shared_capabilities(&self) -> &Arc<CapabilitySet> {
         &self.capabilities
     }
 
