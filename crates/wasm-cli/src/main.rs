@@ -20,7 +20,7 @@ Exit codes:
   2  usage or configuration error: bad flags, missing limits, an invalid Component.toml,
      unknown export, wrong argument types
   3  invalid component: not WebAssembly, not a component, fails validation, or needs
-     imports this host does not provide
+     imports this host does not provide or the manifest does not grant
   4  a resource limit was exceeded: memory, fuel or timeout
 A command component (`wasi:cli/run`) run without --invoke exits with the guest's own exit code.";
 
@@ -195,7 +195,10 @@ fn usage(error: impl Into<anyhow::Error>) -> Failure {
 fn exit_code(e: &WasmError) -> u8 {
     if e.is_limit_error() {
         4
-    } else if e.is_load_error() || matches!(e, WasmError::ComponentInstantiationFailed { .. }) {
+    } else if e.is_load_error()
+        || e.is_denied_error()
+        || matches!(e, WasmError::ComponentInstantiationFailed { .. })
+    {
         3
     } else if e.is_usage_error() {
         2
@@ -435,7 +438,10 @@ async fn inspect(engine: &EngineArgs, path: &Path, cache: &CacheArgs) -> Result<
         out.push_str("  (none)\n");
     }
     for i in &imports {
-        out.push_str(&format!("  {i}\n"));
+        out.push_str(&format!(
+            "  {i}  [{}]\n",
+            component.engine().provider(&i.name)
+        ));
     }
     out.push_str("exports:\n");
     if component.exports().is_empty() {
@@ -472,6 +478,10 @@ fn describe_capabilities(c: &CapabilitySet) -> String {
             let rules: Vec<_> = n.connect.iter().map(ToString::to_string).collect();
             parts.push(format!("connect [{}], dns {}", rules.join(", "), n.dns));
         }
+    }
+    if !c.interfaces.is_empty() {
+        let names: Vec<_> = c.interfaces.iter().map(ToString::to_string).collect();
+        parts.push(format!("interfaces {}", names.join(",")));
     }
     parts.join("; ")
 }

@@ -221,7 +221,14 @@ fn validate_exit_codes() {
 fn unsatisfied_imports_exit_3() {
     let o = run_fixture("host_import", "hello()");
     assert_eq!(code(&o), 3, "{}", stderr(&o));
-    assert!(stderr(&o).contains("`example:host/log`"), "{}", stderr(&o));
+    // Every import the CLI does not provide, by name; not the WASI one it does.
+    let err = stderr(&o);
+    assert!(
+        err.contains("`example:host/log` is imported, but this host does not provide it")
+            && err.contains("`wasi:http/outgoing-handler@0.2.0` is imported")
+            && !err.contains("wasi:random"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -299,8 +306,15 @@ fn inspect_prints_imports_and_exports() {
     let o = run(&["inspect", &fixture("host_import")]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let out = stdout(&o);
+    // Each import marked with who provides it.
     assert!(
-        out.contains("imports:\n  example:host/log#log: func(msg: string)"),
+        out.contains(
+            "imports:\n  example:host/log#log: func(msg: string)  [NOT provided by this host]"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("wasi:random/random@0.2.0#get-random-u64: func() -> u64  [provided: WASI]"),
         "{out}"
     );
     assert!(out.contains("exports:\n  hello: func() -> s32"), "{out}");
