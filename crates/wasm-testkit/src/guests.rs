@@ -77,6 +77,17 @@ guest!(
     "p3-tool"
 );
 
+guest!(
+    /// Library component built with `wit-bindgen` that calls host interfaces
+    /// (`guests/host-calls/wit/host-calls.wit`, package `test:host@1.0.0`): imports
+    /// `math` (`add`, `echo`), `slow` (`wait`), `faults` (`fail`, `panic`, `burn`) and
+    /// `state` (`tenant`, `bump`, resource `counter`); exports one function per import
+    /// that calls it, plus `count(start, times)` and `hoard-counters(n)`, which makes
+    /// `n` counters and keeps them all.
+    HOST_CALLS,
+    "host-calls"
+);
+
 /// Every guest, sorted by name.
 pub const GUESTS: &[Guest] = &[
     Guest {
@@ -98,6 +109,11 @@ pub const GUESTS: &[Guest] = &[
         name: "fs-tool",
         about: "wasi:cli file reader, writer and lister",
         wasm: FS_TOOL,
+    },
+    Guest {
+        name: "host-calls",
+        about: "library component calling host interfaces test:host/{math,slow,faults,state}",
+        wasm: HOST_CALLS,
     },
     Guest {
         name: "hostile",
