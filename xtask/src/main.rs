@@ -4,7 +4,10 @@
 //!   the testkit for `wasm32-wasip2` (adding the target with rustup when missing) into
 //!   `crates/wasm-testkit/guests/wasm/`, where they are committed, then writes every
 //!   fixture and guest as a `.wasm` file (default `target/fixtures/`), for use with other
-//!   tools (`wasm-tools`, `wasmtime`). `--no-guests` skips the guest build.
+//!   tools (`wasm-tools`, `wasmtime`). It also builds the plugins of
+//!   `examples/plugin-host` (Rust with `wit-bindgen`; JavaScript with componentize-js,
+//!   which it installs from the npm registry) into `examples/plugin-host/plugins/`.
+//!   `--no-guests` skips building guests and plugins.
 //! - `cargo xtask bench` runs the criterion benchmarks and rewrites the results section
 //!   of `BENCHMARKS.md` with the medians, the airssys/raw ratios and the machine.
 //! - `cargo xtask soak` runs the soak test (`crates/wasm-loader/tests/soak.rs`):
@@ -59,6 +62,7 @@ fn fixtures(args: &[String]) -> anyhow::Result<()> {
     }
     if guests {
         build_guests()?;
+        build_plugins()?;
     }
     let mut written = airssys_wasm_testkit::write_all(&out)
         .with_context(|| format!("writing fixtures to {}", out.display()))?;
@@ -81,11 +85,38 @@ fn fixtures(args: &[String]) -> anyhow::Result<()> {
 const GUEST_TARGET: &str = "wasm32-wasip2";
 
 /// Builds the Rust guests under `crates/wasm-testkit/guests` for `wasm32-wasip2`
-/// (adding the target with rustup if it is missing) and copies each component into
+/// (adding the target with rustup when it is missing) and copies them to
 /// `guests/wasm/`, with the digest of the sources they came from.
 fn build_guests() -> anyhow::Result<()> {
-    let root = workspace_root();
     let dir = airssys_wasm_testkit::guests::guests_dir();
+    let built = build_wasm_workspace(&dir)?;
+    let wasm = dir.join("wasm");
+    std::fs::create_dir_all(&wasm)?;
+    for g in airssys_wasm_testkit::guests::GUESTS {
+        // A binary keeps its crate's name; a library (cdylib) gets underscores.
+        let mut from = built.join(format!("{}.wasm", g.name));
+        if !from.exists() {
+            from = built.join(format!("{}.wasm", g.name.replace('-', "_")));
+        }
+        let to = wasm.join(format!("{}.wasm", g.name));
+        std::fs::copy(&from, &to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        eprintln!(
+            "built {} ({} KiB)",
+            to.display(),
+            std::fs::metadata(&to)?.len() / 1024
+        );
+    }
+    let digest = airssys_wasm_testkit::guests::sources_digest(&dir)
+        .with_context(|| format!("hashing the sources under {}", dir.display()))?;
+    std::fs::write(wasm.join("SOURCES"), digest)?;
+    Ok(())
+}
+
+/// Builds the guest workspace at `dir` for `wasm32-wasip2` (adding the target with
+/// rustup when it is missing); where the components are.
+fn build_wasm_workspace(dir: &Path) -> anyhow::Result<PathBuf> {
+    let root = workspace_root();
     let installed = Command::new("rustup")
         .current_dir(&root)
         .args(["target", "list", "--installed"])
@@ -107,7 +138,7 @@ fn build_guests() -> anyhow::Result<()> {
     }
     let target_dir = root.join("target/guests");
     let status = cargo()
-        .current_dir(&dir)
+        .current_dir(dir)
         .args(["build", "--release", "--locked", "--target", GUEST_TARGET])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -115,31 +146,74 @@ fn build_guests() -> anyhow::Result<()> {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .status()
-        .context("building the guests")?;
+        .with_context(|| format!("building the guests in {}", dir.display()))?;
     if !status.success() {
-        bail!("building the guests for {GUEST_TARGET} failed");
-    }
-    let built = target_dir.join(GUEST_TARGET).join("release");
-    let wasm = dir.join("wasm");
-    std::fs::create_dir_all(&wasm)?;
-    for g in airssys_wasm_testkit::guests::GUESTS {
-        // A binary keeps its crate's name; a library (cdylib) gets underscores.
-        let mut from = built.join(format!("{}.wasm", g.name));
-        if !from.exists() {
-            from = built.join(format!("{}.wasm", g.name.replace('-', "_")));
-        }
-        let to = wasm.join(format!("{}.wasm", g.name));
-        std::fs::copy(&from, &to)
-            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-        eprintln!(
-            "built {} ({} KiB)",
-            to.display(),
-            std::fs::metadata(&to)?.len() / 1024
+        bail!(
+            "building the guests in {} for {GUEST_TARGET} failed",
+            dir.display()
         );
     }
-    let digest = airssys_wasm_testkit::guests::sources_digest(&dir)
-        .with_context(|| format!("hashing the sources under {}", dir.display()))?;
-    std::fs::write(wasm.join("SOURCES"), digest)?;
+    Ok(target_dir.join(GUEST_TARGET).join("release"))
+}
+
+/// The componentize-js release the JavaScript plugin is built with.
+const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
+
+/// Builds the plugins of `examples/plugin-host`: the Rust ones (`plugins-src/`, a
+/// guest workspace) and the JavaScript one (componentize-js, installed from the npm
+/// registry into `target/componentize-js`), each to `plugins/<name>/plugin.wasm`.
+fn build_plugins() -> anyhow::Result<()> {
+    let root = workspace_root();
+    let example = root.join("examples/plugin-host");
+    let built = build_wasm_workspace(&example.join("plugins-src"))?;
+    for (name, file) in [("rust-stats", "rust_stats.wasm"), ("greedy", "greedy.wasm")] {
+        copy_component(&built.join(file), &example.join("plugins").join(name))?;
+    }
+
+    let tools = root.join("target/componentize-js");
+    let package = tools.join("node_modules/@bytecodealliance/componentize-js");
+    if !package.join("package.json").exists() {
+        eprintln!("installing {COMPONENTIZE_JS} from the npm registry");
+        std::fs::create_dir_all(&tools)?;
+        let status = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&tools)
+            .arg(COMPONENTIZE_JS)
+            .status()
+            .context(
+                "running npm (Node.js 20 or later is needed to build the JavaScript plugin)",
+            )?;
+        if !status.success() {
+            bail!("`npm install {COMPONENTIZE_JS}` failed");
+        }
+    }
+    let src = example.join("plugins-src/js-greeter");
+    let out = example.join("plugins/js-greeter/plugin.wasm");
+    let status = Command::new("node")
+        .arg(src.join("build.mjs"))
+        .arg(package.join("src/componentize.js"))
+        .arg(src.join("greeter.js"))
+        .arg(example.join("wit"))
+        .arg("plugin")
+        .arg(&out)
+        .status()
+        .context("running node")?;
+    if !status.success() {
+        bail!("componentizing {} failed", src.join("greeter.js").display());
+    }
+    Ok(())
+}
+
+fn copy_component(from: &Path, to_dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to_dir)?;
+    let to = to_dir.join("plugin.wasm");
+    std::fs::copy(from, &to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    eprintln!(
+        "built {} ({} KiB)",
+        to.display(),
+        std::fs::metadata(&to)?.len() / 1024
+    );
     Ok(())
 }
 
