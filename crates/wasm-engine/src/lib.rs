@@ -18,6 +18,11 @@
 //! the sandbox measures it). A trap or a limit ends that call and poisons that instance;
 //! nothing else is affected.
 //!
+//! Embedders give components APIs of their own as **host interfaces**: WIT interfaces
+//! implemented with Wasmtime's `bindgen!` on a [`HostCtx`], registered on the engine
+//! ([`WasmEngineBuilder::host_interface`]) and granted per component (example below;
+//! `docs/host-interfaces.md`).
+//!
 //! ```
 //! use std::time::Duration;
 //! use airssys_wasm_core::ResourceLimits;
@@ -44,6 +49,73 @@
 //!
 //! let outcome = instance.invoke("double(4)").await?;
 //! assert_eq!(outcome.results_wave()?, ["8"]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A host interface: the WIT, its host code on [`HostCtx`] with per-instance state,
+//! the registration, the grant, and a component that calls it.
+//!
+//! ```
+//! use std::time::Duration;
+//! use airssys_wasm_core::{CapabilitySet, InterfaceGrant, ResourceLimits};
+//! use airssys_wasm_engine::{CompiledComponent, HasHostCtx, HostCtx, Sandbox, WasmEngine};
+//!
+//! wasmtime::component::bindgen!({
+//!     inline: "
+//!         package acme:plugins@1.0.0;
+//!         interface tally { add: func(n: u32) -> u32; }
+//!         world plugin { import tally; }
+//!     ",
+//!     imports: { default: async | trappable },
+//! });
+//!
+//! /// What each instance has in the host: its own, shared with no other.
+//! struct Tenant { total: u32 }
+//!
+//! impl acme::plugins::tally::Host for HostCtx<'_, Tenant> {
+//!     async fn add(&mut self, n: u32) -> wasmtime::Result<u32> {
+//!         let tenant = self.state();
+//!         tenant.total += n;
+//!         Ok(tenant.total)
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = WasmEngine::builder()
+//!     .host_interface("acme:plugins/tally@1.0.0", |linker, getter| {
+//!         acme::plugins::tally::add_to_linker::<_, HasHostCtx<Tenant>>(linker, getter)
+//!     })
+//!     .build()?;
+//! // A component whose export `twice` calls the host's `add` twice.
+//! let wat = r#"(component
+//!     (import "acme:plugins/tally@1.0.0" (instance $t
+//!         (export "add" (func (param "n" u32) (result u32)))))
+//!     (core func $add (canon lower (func $t "add")))
+//!     (core module $m
+//!         (import "host" "add" (func $add (param i32) (result i32)))
+//!         (func (export "twice") (param i32) (result i32)
+//!             local.get 0 call $add drop local.get 0 call $add))
+//!     (core instance $i (instantiate $m (with "host" (instance (export "add" (func $add))))))
+//!     (func (export "twice") (param "n" u32) (result u32) (canon lift (core func $i "twice"))))"#;
+//! let bytes = wat::parse_str(wat)?;
+//! let component = wasmtime::component::Component::new(engine.wasmtime_engine(), &bytes)?;
+//! let component = CompiledComponent::new(&engine, "tally-user", component)?;
+//!
+//! let limits = ResourceLimits::new(1 << 20, 1_000_000, Duration::from_secs(1))?;
+//! // Denied unless granted: `interfaces = ["acme:plugins/tally"]` in a Component.toml.
+//! let denied = component.instantiate_with(&Sandbox::new(limits.clone()), Tenant { total: 0 }).await;
+//! assert!(denied.unwrap_err().is_denied_error());
+//!
+//! let mut caps = CapabilitySet::deny_all();
+//! caps.interfaces.push(InterfaceGrant::parse("acme:plugins/tally@1.0.0")?);
+//! let sandbox = Sandbox::new(limits).with_capabilities(caps);
+//! let mut a = component.instantiate_with(&sandbox, Tenant { total: 0 }).await?;
+//! let mut b = component.instantiate_with(&sandbox, Tenant { total: 100 }).await?;
+//! assert_eq!(a.call_typed::<(u32,), (u32,)>("twice", (5,)).await?.0, (10,));
+//! assert_eq!(b.call_typed::<(u32,), (u32,)>("twice", (5,)).await?.0, (110,));
+//! assert_eq!(a.state::<Tenant>().map(|t| t.total), Some(10));
 //! # Ok(())
 //! # }
 //! ```
