@@ -211,6 +211,7 @@ impl std::fmt::Display for ResourceLimits {
 ///     memory_bytes: Some(4 << 20),
 ///     fuel: Some(1_000),
 ///     timeout: Some(Duration::from_secs(1)),
+///     max_host_resources: None,
 /// };
 /// let from_flags = PartialResourceLimits { fuel: Some(5_000), ..Default::default() };
 /// let limits = from_manifest.overridden_by(from_flags).resolve()?;
@@ -228,6 +229,9 @@ pub struct PartialResourceLimits {
     pub fuel: Option<u64>,
     /// Wall-clock time for one call.
     pub timeout: Option<Duration>,
+    /// The bound on live host resources, when not the default
+    /// ([`DEFAULT_MAX_HOST_RESOURCES`]).
+    pub max_host_resources: Option<u64>,
 }
 
 impl PartialResourceLimits {
@@ -260,6 +264,7 @@ impl PartialResourceLimits {
             memory_bytes,
             fuel,
             timeout,
+            max_host_resources: None,
         })
     }
 
@@ -269,6 +274,7 @@ impl PartialResourceLimits {
             memory_bytes: other.memory_bytes.or(self.memory_bytes),
             fuel: other.fuel.or(self.fuel),
             timeout: other.timeout.or(self.timeout),
+            max_host_resources: other.max_host_resources.or(self.max_host_resources),
         }
     }
 
@@ -289,7 +295,12 @@ impl PartialResourceLimits {
             missing.push("timeout (e.g. timeout = \"500ms\" or --timeout 500ms)");
         }
         match (self.memory_bytes, self.fuel, self.timeout) {
-            (Some(m), Some(f), Some(t)) => ResourceLimits::new(m, f, t),
+            (Some(m), Some(f), Some(t)) => {
+                ResourceLimits::new(m, f, t).map(|l| match self.max_host_resources {
+                    Some(n) => l.with_max_host_resources(n),
+                    None => l,
+                })
+            }
             _ => Err(invalid(format!(
                 "no {} given; limits are mandatory and never defaulted — state {} in [limits] \
                  of Component.toml or on the command line",
@@ -383,12 +394,14 @@ mod tests {
             memory_bytes: Some(2 << 20),
             fuel: Some(5),
             timeout: Some(Duration::from_secs(9)),
+            max_host_resources: Some(64),
         };
         let merged = base.overridden_by(PartialResourceLimits {
             fuel: Some(7),
             ..Default::default()
         });
         assert_eq!(merged.memory_bytes, Some(2 << 20));
+        assert_eq!(merged.resolve().unwrap().max_host_resources(), 64);
         assert_eq!(merged.fuel, Some(7));
         let e = PartialResourceLimits::parse(None, Some("lots"), None).unwrap_err();
         assert!(e.to_string().contains("fuel: `lots`"), "{e}");

@@ -592,3 +592,53 @@ fn bad_registrations_fail_the_build() {
     assert_eq!(names.len(), 4);
     assert_eq!(names[0], "test:host/math@1.0.0");
 }
+
+/// Host code generated without `async`: plain Rust functions, same grants and state.
+mod sync_host {
+    #![allow(missing_docs)]
+    wasmtime::component::bindgen!({
+        inline: "
+            package test:sync@1.0.0;
+            interface tally { add: func(n: u32) -> u32; }
+            world user { import tally; }
+        ",
+    });
+}
+
+impl sync_host::test::sync::tally::Host for HostCtx<'_, Tenant> {
+    fn add(&mut self, n: u32) -> u32 {
+        let t = self.state();
+        t.total += u64::from(n);
+        u32::try_from(t.total).unwrap_or(u32::MAX)
+    }
+}
+
+#[tokio::test]
+async fn sync_host_functions_work_alike() {
+    let e = WasmEngine::builder()
+        .host_interface("test:sync/tally@1.0.0", |l, g| {
+            sync_host::test::sync::tally::add_to_linker::<_, HasHostCtx<Tenant>>(l, g)
+        })
+        .build()
+        .unwrap();
+    let wat = r#"(component
+        (import "test:sync/tally@1.0.0" (instance $t
+            (export "add" (func (param "n" u32) (result u32)))))
+        (core func $add (canon lower (func $t "add")))
+        (core module $m
+            (import "host" "add" (func $add (param i32) (result i32)))
+            (func (export "add") (param i32) (result i32) local.get 0 call $add))
+        (core instance $i (instantiate $m (with "host" (instance (export "add" (func $add))))))
+        (func (export "add") (param "n" u32) (result u32) (canon lift (core func $i "add"))))"#;
+    let c = compile(&e, "sync-user", &wat::parse_str(wat).unwrap());
+    let s = sandbox(MIB, 1_000_000, Duration::from_secs(1))
+        .with_capabilities(grants(&["test:sync/tally"]));
+    let mut a = c.instantiate_with(&s, tenant("a")).await.unwrap();
+    let mut b = c.instantiate_with(&s, tenant("b")).await.unwrap();
+    a.call_typed::<(u32,), (u32,)>("add", (2,)).await.unwrap();
+    let ((x,), _) = a.call_typed::<(u32,), (u32,)>("add", (3,)).await.unwrap();
+    let ((y,), _) = b.call_typed::<(u32,), (u32,)>("add", (7,)).await.unwrap();
+    assert_eq!((x, y), (5, 7));
+    assert_eq!(a.state::<Tenant>().unwrap().total, 5);
+    assert!(a.state::<u64>().is_none());
+}

@@ -64,6 +64,9 @@ pub struct LimitsSection {
     pub fuel: u64,
     /// Wall-clock time for one call.
     pub timeout: Duration,
+    /// Live host resources one instance may hold at once (`host_resources`, optional;
+    /// default `DEFAULT_MAX_HOST_RESOURCES`).
+    pub host_resources: Option<u64>,
 }
 
 /// `[capabilities]`, with host paths as written (relative to the manifest).
@@ -193,6 +196,7 @@ impl ComponentManifest {
             memory_bytes: Some(self.limits.memory_bytes),
             fuel: Some(self.limits.fuel),
             timeout: Some(self.limits.timeout),
+            max_host_resources: self.limits.host_resources,
         }
     }
 
@@ -240,6 +244,7 @@ impl ComponentManifest {
                 memory: canonical_size(self.limits.memory_bytes),
                 fuel: self.limits.fuel,
                 timeout: format_duration(self.limits.timeout),
+                host_resources: self.limits.host_resources,
             },
             capabilities: self.capabilities.as_ref().map(|c| OutCapabilities {
                 stdout: c.stdout.as_str(),
@@ -308,6 +313,8 @@ struct OutLimits {
     memory: String,
     fuel: u64,
     timeout: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_resources: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -344,7 +351,7 @@ type PResult<T> = std::result::Result<T, ManifestError>;
 
 const TOP_KEYS: &[&str] = &["component", "limits", "capabilities"];
 const COMPONENT_KEYS: &[&str] = &["name", "version", "description", "path", "proposals"];
-const LIMITS_KEYS: &[&str] = &["memory", "fuel", "timeout"];
+const LIMITS_KEYS: &[&str] = &["memory", "fuel", "timeout", "host_resources"];
 const CAPABILITY_KEYS: &[&str] = &[
     "stdout",
     "stderr",
@@ -760,10 +767,28 @@ impl Doc<'_> {
         check_timeout(timeout)
             .map_err(|e| self.invalid(timeout_v.span(), "limits.timeout", e, None))?;
 
+        let host_resources = match Self::get(t, "host_resources") {
+            None => None,
+            Some(v) => match v.get_ref() {
+                DeValue::Integer(i) => {
+                    Some(self.unsigned(v.span(), "limits.host_resources", i.as_str(), i.radix())?)
+                }
+                other => {
+                    return Err(self.wrong_type(
+                        v.span(),
+                        "limits.host_resources",
+                        "a whole number (e.g. host_resources = 1000)",
+                        other,
+                    ));
+                }
+            },
+        };
+
         Ok(LimitsSection {
             memory_bytes,
             fuel,
             timeout,
+            host_resources,
         })
     }
 

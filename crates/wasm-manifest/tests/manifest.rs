@@ -614,6 +614,28 @@ fn interfaces_are_granted_by_name_with_where_each_was_written() {
 }
 
 #[test]
+fn host_resources_is_an_optional_limit() {
+    let f = Fixture::new();
+    let m = f.parse(MINIMAL).unwrap();
+    assert_eq!(
+        m.resource_limits().unwrap().max_host_resources(),
+        airssys_wasm_core::limits::DEFAULT_MAX_HOST_RESOURCES
+    );
+    let m = f
+        .parse(&with_limits(
+            "memory = \"4MiB\"\nfuel = 1\ntimeout = \"1s\"\nhost_resources = 250\n",
+        ))
+        .unwrap();
+    assert_eq!(m.resource_limits().unwrap().max_host_resources(), 250);
+    assert_eq!(f.parse(&m.to_toml().unwrap()).unwrap(), m);
+    let e = f.err(&with_limits(
+        "memory = \"4MiB\"\nfuel = 1\ntimeout = \"1s\"\nhost_resources = \"many\"\n",
+    ));
+    assert_eq!(e.line, 9, "{e}");
+    assert!(e.to_string().contains("a whole number"), "{e}");
+}
+
+#[test]
 fn bad_interface_grants_point_at_the_entry() {
     let f = Fixture::new();
     let e = f.err(&format!(
