@@ -75,16 +75,22 @@ impl InterfaceGrant {
         let Some((name, version)) = split_name(import) else {
             return false;
         };
-        if name != self.name {
-            return false;
+        match version.map(semver::Version::parse) {
+            None => self.allows_version(name, None),
+            Some(Ok(v)) => self.allows_version(name, Some(&v)),
+            Some(Err(_)) => false,
         }
-        match (&self.version, version) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(granted), Some(v)) => {
-                semver::Version::parse(v).is_ok_and(|v| semver_compatible(granted, &v))
+    }
+
+    /// [`allows`](Self::allows) for an import already split into its name (without
+    /// the version) and its version.
+    pub fn allows_version(&self, name: &str, version: Option<&semver::Version>) -> bool {
+        name == self.name
+            && match (&self.version, version) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(granted), Some(v)) => semver_compatible(granted, v),
             }
-        }
     }
 }
 

@@ -78,7 +78,7 @@ pin_project_lite::pin_project! {
 impl<F: Future> Future for Bounded<'_, F> {
     type Output = Result<F::Output, Stopped>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let fut = this.fut;

@@ -101,6 +101,8 @@ impl CompiledComponent {
                     };
                     HostImport {
                         full: full.to_owned(),
+                        name: name.to_owned(),
+                        version,
                         provider,
                         functions,
                     }
@@ -142,7 +144,11 @@ impl CompiledComponent {
                         )
                     },
                 }),
-                Some(_) if !grants.iter().any(|g| g.allows(&import.full)) => {
+                Some(_)
+                    if !grants
+                        .iter()
+                        .any(|g| g.allows_version(&import.name, import.version.as_ref())) =>
+                {
                     denied.push(InterfaceDenial {
                         interface: import.full.clone(),
                         problem: "is imported, but not granted".into(),
@@ -159,7 +165,7 @@ impl CompiledComponent {
         for g in grants {
             if !registered
                 .iter()
-                .any(|r| g.allows(&r.full) || (g.version.is_none() && g.name == r.name))
+                .any(|r| g.allows_version(&r.name, r.version.as_ref()))
             {
                 denied.push(InterfaceDenial {
                     interface: g.to_string(),
@@ -381,6 +387,9 @@ impl crate::WasmEngine {
 pub(crate) struct HostImport {
     /// As imported: `ns:pkg/iface@version` (or a bare name).
     full: String,
+    /// Without the version, and the version.
+    name: String,
+    version: Option<semver::Version>,
     /// The registered host interface that provides it.
     provider: Option<usize>,
     /// The functions the component imports from it.
