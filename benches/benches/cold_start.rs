@@ -21,6 +21,7 @@ use wasmtime::{Config, Engine, OptLevel, PoolingAllocationConfig, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use airssys_wasm_benches::{raw_config, runtime};
 use airssys_wasm_core::ResourceLimits;
 use airssys_wasm_engine::{CompiledComponent, Pooling, Sandbox, WasmEngine};
 use airssys_wasm_loader::{CacheConfig, CacheOutcome, ComponentLoader};
@@ -30,14 +31,6 @@ const FUEL: u64 = 10_000_000;
 const CPU_FUEL: u64 = 100_000_000_000;
 const FIB_N: u32 = 1_000_000;
 const CONCURRENT: usize = 64;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn limits() -> ResourceLimits {
     ResourceLimits::new(16 << 20, FUEL, Duration::from_secs(5)).unwrap()
@@ -51,21 +44,6 @@ fn sandbox() -> Sandbox {
 /// configuration, it is set up once, not per instance (an embedder keeps one per
 /// kind of guest).
 static SANDBOX: std::sync::LazyLock<Sandbox> = std::sync::LazyLock::new(sandbox);
-
-fn raw_config() -> Config {
-    let mut config = Config::new();
-    config
-        .wasm_component_model(true)
-        .cranelift_opt_level(OptLevel::Speed)
-        .consume_fuel(true)
-        .epoch_interruption(true)
-        .max_wasm_stack(1 << 20)
-        .async_stack_size(2 << 20)
-        // Wasmtime 50 turns component-model async on by default; `WasmEngine::new()`
-        // leaves it off (it slows every call), so the raw engine does too.
-        .concurrency_support(false);
-    config
-}
 
 /// A raw Wasmtime engine configured like `WasmEngine::new()`.
 fn raw_engine() -> Engine {

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker, Resource, ResourceTable};
-use wasmtime::{Config, Engine, OptLevel, Store};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use airssys_wasm_benches::{raw_config, runtime};
 use airssys_wasm_core::{CapabilitySet, InterfaceGrant, ResourceLimits};
 use airssys_wasm_engine::{
     CompiledComponent, HasHostCtx, HostCtx, Sandbox, WasmEngine, WasmEngineBuilder,
@@ -140,14 +141,6 @@ impl Side for RawHost {
 }
 host_code!(RawHost);
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn register(b: WasmEngineBuilder) -> WasmEngineBuilder {
     b.host_interface("test:host/math@1.0.0", |l, g| {
         math::add_to_linker::<_, HasHostCtx<Tenant>>(l, g)
@@ -180,16 +173,7 @@ fn sandbox() -> Sandbox {
 static SANDBOX: std::sync::LazyLock<Sandbox> = std::sync::LazyLock::new(sandbox);
 
 fn raw_engine() -> Engine {
-    let mut config = Config::new();
-    config
-        .wasm_component_model(true)
-        .cranelift_opt_level(OptLevel::Speed)
-        .consume_fuel(true)
-        .epoch_interruption(true)
-        .max_wasm_stack(1 << 20)
-        .async_stack_size(2 << 20)
-        .concurrency_support(false);
-    Engine::new(&config).unwrap()
+    Engine::new(&raw_config()).unwrap()
 }
 
 fn raw_pre(engine: &Engine) -> InstancePre<RawHost> {

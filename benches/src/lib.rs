@@ -1,1 +1,34 @@
-//! Criterion benchmarks of airssys-wasm; see `benches/`.
+//! Criterion benchmarks of airssys-wasm; see `benches/`. What the benchmark files
+//! share: the raw Wasmtime configuration they compare against, and the runtime.
+
+/// The raw Wasmtime configuration every `raw_wasmtime` variant uses: the same as
+/// `WasmEngine::new()` (fuel metering and epoch interruption on, a 1 MiB wasm stack,
+/// component-model async off).
+pub fn raw_config() -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config
+        .wasm_component_model(true)
+        .cranelift_opt_level(wasmtime::OptLevel::Speed)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(1 << 20)
+        .async_stack_size(2 << 20)
+        // Wasmtime 50 turns component-model async on by default; `WasmEngine::new()`
+        // leaves it off (it slows every call), so the raw engine does too.
+        .concurrency_support(false);
+    config
+}
+
+/// The runtime every benchmark runs on: tokio, two workers (the CI machine's cores).
+///
+/// # Panics
+///
+/// When tokio cannot start.
+#[allow(clippy::expect_used)]
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
