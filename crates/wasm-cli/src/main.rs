@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use airssys_wasm_core::units::format_duration;
 use airssys_wasm_core::{CapabilitySet, PartialResourceLimits, ResourceLimits, WasmError};
 use airssys_wasm_engine::{CallOutcome, CompiledComponent, Proposal, Sandbox, WasmEngine};
-use airssys_wasm_loader::{CacheConfig, ComponentLoader};
+use airssys_wasm_loader::{CacheConfig, ComponentLoader, sha256_hex};
 use airssys_wasm_manifest::{ComponentManifest, MANIFEST_FILE};
 
 const EXIT_CODES: &str = "\
@@ -333,7 +333,16 @@ async fn load(
     if let Some(config) = cache.config() {
         loader = loader.with_cache(config);
     }
-    match loader.load_file_named(&component_name(target), &path).await {
+    let name = component_name(target);
+    let loaded = match target
+        .manifest()
+        .and_then(|m| m.component.sha256.as_deref())
+    {
+        // Pinned: the file's digest is checked before compiling or using the cache.
+        Some(pin) => loader.load_file_pinned(&name, &path, pin).await,
+        None => loader.load_file_named(&name, &path).await,
+    };
+    match loaded {
         Ok((component, outcome)) => {
             tracing::debug!(?outcome, "artifact cache");
             Ok(component)
@@ -363,11 +372,9 @@ async fn compile(engine: &EngineArgs, path: &Path, output: Option<PathBuf>) -> R
     let target = Target::resolve(path)?;
     let engine = &engine.engine(&target)?;
     let source = target.component_path();
-    let bytes = tokio::fs::read(&source).await.map_err(|e| Failure {
-        code: 3,
-        error: anyhow::Error::new(e).context(format!("cannot read component {}", source.display())),
-    })?;
+    let bytes = read_component(&target).await?;
     let name = component_name(&target);
+    let digest = check_pin(&target, &name, &bytes)?;
     let artifact = ComponentLoader::new(engine)
         .precompile(&name, &bytes)
         .await?;
@@ -385,7 +392,7 @@ async fn compile(engine: &EngineArgs, path: &Path, output: Option<PathBuf>) -> R
         .map_err(|e| Failure { code: 1, error: e })?;
     let _ = writeln!(
         std::io::stdout().lock(),
-        "compiled {} -> {} ({} KiB)",
+        "compiled {} (sha256 {digest}) -> {} ({} KiB)",
         source.display(),
         output.display(),
         artifact.len() / 1024
@@ -393,9 +400,47 @@ async fn compile(engine: &EngineArgs, path: &Path, output: Option<PathBuf>) -> R
     Ok(0)
 }
 
+/// The component file's bytes.
+async fn read_component(target: &Target) -> Result<Vec<u8>, Failure> {
+    let source = target.component_path();
+    tokio::fs::read(&source).await.map_err(|e| Failure {
+        code: 3,
+        error: anyhow::Error::new(e).context(format!("cannot read component {}", source.display())),
+    })
+}
+
+/// The component file's SHA-256 digest, checked against the manifest's `sha256` when
+/// it pins one.
+fn check_pin(target: &Target, name: &str, bytes: &[u8]) -> Result<String, Failure> {
+    let digest = sha256_hex(bytes);
+    match target
+        .manifest()
+        .and_then(|m| m.component.sha256.as_deref())
+    {
+        Some(pin) if pin != digest => Err(WasmError::IntegrityMismatch {
+            component: name.to_owned(),
+            path: target.component_path(),
+            expected: pin.to_owned(),
+            actual: digest,
+        }
+        .into()),
+        _ => Ok(digest),
+    }
+}
+
 async fn validate(engine: &EngineArgs, path: &Path) -> Result<u8, Failure> {
     let target = Target::resolve(path)?;
     let engine = &engine.engine(&target)?;
+    if target
+        .manifest()
+        .is_some_and(|m| m.component.sha256.is_some())
+    {
+        check_pin(
+            &target,
+            &component_name(&target),
+            &read_component(&target).await?,
+        )?;
+    }
     ComponentLoader::new(engine)
         .validate_file(target.component_path())
         .await?;
@@ -422,8 +467,20 @@ fn limits_line(m: &ComponentManifest) -> String {
 async fn inspect(engine: &EngineArgs, path: &Path, cache: &CacheArgs) -> Result<u8, Failure> {
     let target = Target::resolve(path)?;
     let component = load(engine, &target, cache, false).await?;
+    let digest = sha256_hex(&read_component(&target).await?);
     let mut out = String::new();
     out.push_str(&format!("component {}\n", component.name()));
+    let pinned = target
+        .manifest()
+        .is_some_and(|m| m.component.sha256.is_some());
+    out.push_str(&format!(
+        "  sha256: {digest}{}\n",
+        if pinned {
+            " (pinned by the manifest)"
+        } else {
+            ""
+        }
+    ));
     if let Some(m) = target.manifest() {
         out.push_str(&format!("  limits: {}\n", limits_line(m)));
         let caps = m.capability_set();

@@ -481,3 +481,70 @@ fn an_unknown_or_malformed_proposal_flag_is_a_usage_error() {
     let o = run(&["validate", &f, "-W", "component-model-map=y"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
+
+/// A copy of examples/hello whose manifest pins `sha256` (when given), and its file.
+fn pinned_hello(sha256: Option<&str>) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(example().join("hello.wat"), dir.path().join("hello.wat")).unwrap();
+    let pin = sha256
+        .map(|h| format!("sha256 = \"{h}\"\n"))
+        .unwrap_or_default();
+    std::fs::write(
+        dir.path().join("Component.toml"),
+        format!(
+            "[component]\nname = \"hello\"\npath = \"hello.wat\"\n{pin}\n[limits]\nmemory = \"1MiB\"\nfuel = 1_000_000\ntimeout = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let file = dir.path().join("hello.wat");
+    (dir, file)
+}
+
+#[test]
+fn a_pinned_digest_is_checked_before_compiling_or_using_the_cache() {
+    let digest =
+        airssys_wasm_loader::sha256_hex(&std::fs::read(example().join("hello.wat")).unwrap());
+    // inspect prints the digest to pin.
+    let (unpinned, _) = pinned_hello(None);
+    let o = run(&["inspect", &unpinned.path().display().to_string()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("  sha256: {digest}\n")),
+        "{}",
+        stdout(&o)
+    );
+
+    let (dir, file) = pinned_hello(Some(&digest.to_uppercase()));
+    let d = dir.path().display().to_string();
+    let o = run(&["run", &d, "--invoke", "double(21)"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "42\n");
+    let o = run(&["inspect", &d]);
+    assert!(
+        stdout(&o).contains(&format!("  sha256: {digest} (pinned by the manifest)")),
+        "{}",
+        stdout(&o)
+    );
+
+    // The file changes after it was compiled and cached: refused, both digests named,
+    // by run, validate and compile alike.
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("i32.const 2", "i32.const 3")).unwrap();
+    let changed = airssys_wasm_loader::sha256_hex(&std::fs::read(&file).unwrap());
+    for args in [
+        vec!["run", d.as_str(), "--invoke", "double(21)"],
+        vec!["validate", d.as_str()],
+        vec!["compile", d.as_str(), "-o", "/dev/null"],
+    ] {
+        let o = run(&args);
+        assert_eq!(code(&o), 3, "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!(
+                "has SHA-256 {changed}, but its manifest pins {digest}"
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(stdout(&o).is_empty(), "{args:?}: {}", stdout(&o));
+    }
+}

@@ -24,6 +24,25 @@ pub type WasmResult<T> = Result<T, WasmError>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WasmError {
+    /// The component file is not the one its manifest pins (`sha256` in
+    /// `[component]`): nothing was compiled or taken from the cache.
+    #[error(
+        "component `{component}`: {} has SHA-256 {actual}, but its manifest pins {expected}; \
+         the file is not the one the manifest was written for — restore it, or update \
+         `sha256` in [component] if the change is intended",
+        path.display()
+    )]
+    IntegrityMismatch {
+        /// The component's name.
+        component: String,
+        /// The component file.
+        path: PathBuf,
+        /// The digest the manifest pins (lowercase hex).
+        expected: String,
+        /// The file's digest (lowercase hex).
+        actual: String,
+    },
+
     /// The Wasmtime engine could not be created from the given configuration.
     #[error("failed to initialize the WebAssembly engine: {reason}")]
     EngineInitialization {
@@ -311,6 +330,7 @@ impl WasmError {
         matches!(
             self,
             Self::ComponentLoadFailed { .. }
+                | Self::IntegrityMismatch { .. }
                 | Self::ComponentParseFailed { .. }
                 | Self::ComponentValidationFailed { .. }
                 | Self::ComponentCompilationFailed { .. }

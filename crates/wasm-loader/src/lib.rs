@@ -195,6 +195,37 @@ impl ComponentLoader {
         self.load_file(name.to_owned(), path.as_ref()).await
     }
 
+    /// As [`load_file_named`](Self::load_file_named), for a file whose SHA-256
+    /// digest is pinned (a manifest's `sha256`): the file is read and its digest
+    /// compared **before** anything is compiled or taken from the cache. (The cache's
+    /// fast path, which trusts an unchanged file's metadata without reading it, is not
+    /// used: a pin is a promise about the bytes.)
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::IntegrityMismatch`] with both digests when they differ; otherwise
+    /// as [`load_from_file`](Self::load_from_file).
+    pub async fn load_file_pinned(
+        &self,
+        name: &str,
+        path: impl AsRef<Path>,
+        sha256: &str,
+    ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
+        let path = path.as_ref();
+        let bytes = read_file(path).await?;
+        let actual = sha256_hex(&bytes);
+        if !actual.eq_ignore_ascii_case(sha256) {
+            return Err(WasmError::IntegrityMismatch {
+                component: name.to_owned(),
+                path: path.to_owned(),
+                expected: sha256.to_ascii_lowercase(),
+                actual,
+            });
+        }
+        self.compile(name.to_owned(), Some(path.to_owned()), bytes)
+            .await
+    }
+
     async fn load_file(
         &self,
         name: String,
@@ -472,6 +503,25 @@ impl ComponentLoader {
         .await
         .map_err(|e| join_error("<compile>", e))?
     }
+}
+
+/// The SHA-256 digest of `bytes` in lowercase hex: what a manifest's `sha256` pins.
+///
+/// ```
+/// assert_eq!(
+///     airssys_wasm_loader::sha256_hex(b"abc"),
+///     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+/// );
+/// ```
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    use std::fmt::Write as _;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
 }
 
 /// The kind of binary, from the header; `None` if it is not a WebAssembly binary.

@@ -52,6 +52,9 @@ pub struct ComponentSection {
     /// The proposals the component needs beyond every engine's defaults (e.g.
     /// component-model async for a WASI 0.3 component), in order, without repeats.
     pub proposals: Vec<Proposal>,
+    /// The SHA-256 digest the component file must have (64 lowercase hex digits),
+    /// checked before it is compiled or taken from the cache.
+    pub sha256: Option<String>,
 }
 
 /// `[limits]`: all three mandatory.
@@ -239,6 +242,7 @@ impl ComponentManifest {
                 description: self.component.description.as_deref(),
                 path: &self.component.path,
                 proposals: self.component.proposals.iter().map(|p| p.name()).collect(),
+                sha256: self.component.sha256.as_deref(),
             },
             limits: OutLimits {
                 memory: canonical_size(self.limits.memory_bytes),
@@ -306,6 +310,8 @@ struct OutComponent<'a> {
     path: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     proposals: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -350,7 +356,14 @@ type Value<'i> = Spanned<DeValue<'i>>;
 type PResult<T> = std::result::Result<T, ManifestError>;
 
 const TOP_KEYS: &[&str] = &["component", "limits", "capabilities"];
-const COMPONENT_KEYS: &[&str] = &["name", "version", "description", "path", "proposals"];
+const COMPONENT_KEYS: &[&str] = &[
+    "name",
+    "version",
+    "description",
+    "path",
+    "proposals",
+    "sha256",
+];
 const LIMITS_KEYS: &[&str] = &["memory", "fuel", "timeout", "host_resources"];
 const CAPABILITY_KEYS: &[&str] = &[
     "stdout",
@@ -639,12 +652,33 @@ impl Doc<'_> {
 
         let proposals = self.proposals(t)?;
 
+        let sha256 = match Self::get(t, "sha256") {
+            None => None,
+            Some(v) => {
+                let hex = self.string(v, "component.sha256")?;
+                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(self.invalid(
+                        v.span(),
+                        "component.sha256",
+                        format!("`{hex}` is not a SHA-256 digest: write its 64 hexadecimal digits"),
+                        Some(
+                            "`airssys-wasm inspect` prints the component's digest (as does \
+                             `sha256sum`)"
+                                .into(),
+                        ),
+                    ));
+                }
+                Some(hex.to_ascii_lowercase())
+            }
+        };
+
         Ok(ComponentSection {
             name: name.to_owned(),
             version,
             description,
             path: path.to_owned(),
             proposals,
+            sha256,
         })
     }
 

@@ -614,6 +614,38 @@ fn interfaces_are_granted_by_name_with_where_each_was_written() {
 }
 
 #[test]
+fn sha256_pins_the_component_file() {
+    let f = Fixture::new();
+    let hex = "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD";
+    let text = MINIMAL.replace(
+        "path = \"hello.wasm\"\n",
+        &format!("path = \"hello.wasm\"\nsha256 = \"{hex}\"\n"),
+    );
+    let m = f.parse(&text).unwrap();
+    assert_eq!(
+        m.component.sha256.as_deref(),
+        Some(hex.to_ascii_lowercase().as_str())
+    );
+    assert_eq!(f.parse(&m.to_toml().unwrap()).unwrap(), m);
+    for bad in ["abc", &hex[1..], &format!("{}zz", &hex[2..])] {
+        let e = f.err(&MINIMAL.replace(
+            "path = \"hello.wasm\"\n",
+            &format!("path = \"hello.wasm\"\nsha256 = \"{bad}\"\n"),
+        ));
+        assert_err(
+            &e,
+            ManifestErrorKind::InvalidValue,
+            4,
+            &[
+                "is not a SHA-256 digest",
+                "64 hexadecimal digits",
+                "inspect",
+            ],
+        );
+    }
+}
+
+#[test]
 fn host_resources_is_an_optional_limit() {
     let f = Fixture::new();
     let m = f.parse(MINIMAL).unwrap();

@@ -166,10 +166,20 @@ async fn run_plugin(loader: &ComponentLoader, manifest_path: PathBuf, input: Str
     let name = manifest.name().to_owned();
     let result = async {
         let limits = manifest.resource_limits().map_err(|e| e.to_string())?;
-        let (component, _) = loader
-            .load_file_named(&name, manifest.component_path())
-            .await
-            .map_err(|e| e.to_string())?;
+        let loaded = match &manifest.component.sha256 {
+            // A pinned plugin is checked before it is compiled or taken from the cache.
+            Some(pin) => {
+                loader
+                    .load_file_pinned(&name, manifest.component_path(), pin)
+                    .await
+            }
+            None => {
+                loader
+                    .load_file_named(&name, manifest.component_path())
+                    .await
+            }
+        };
+        let (component, _) = loaded.map_err(|e| e.to_string())?;
         let sandbox = Sandbox::new(limits).with_capabilities(manifest.capability_set());
         let mut instance = component
             .instantiate_with(&sandbox, PluginState::default())
