@@ -170,6 +170,22 @@ fn build_plugins() -> anyhow::Result<()> {
         copy_component(&built.join(file), &example.join("plugins").join(name))?;
     }
 
+    // componentize-js does not build reproducibly (each build differs), so the 12 MiB
+    // component is rebuilt only when what it is built from changed: its source, the
+    // WIT, the build script and the componentize-js release, digested into SOURCES.
+    let src = example.join("plugins-src/js-greeter");
+    let out = example.join("plugins/js-greeter/plugin.wasm");
+    let stamp = example.join("plugins/js-greeter/SOURCES");
+    let digest = js_sources_digest(&[
+        &src.join("greeter.js"),
+        &src.join("build.mjs"),
+        &example.join("wit/plugins.wit"),
+    ])?;
+    if out.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(digest.as_str()) {
+        eprintln!("{} is up to date with its sources", out.display());
+        return Ok(());
+    }
+
     let tools = root.join("target/componentize-js");
     let package = tools.join("node_modules/@bytecodealliance/componentize-js");
     if !package.join("package.json").exists() {
@@ -187,8 +203,6 @@ fn build_plugins() -> anyhow::Result<()> {
             bail!("`npm install {COMPONENTIZE_JS}` failed");
         }
     }
-    let src = example.join("plugins-src/js-greeter");
-    let out = example.join("plugins/js-greeter/plugin.wasm");
     let status = Command::new("node")
         .arg(src.join("build.mjs"))
         .arg(package.join("src/componentize.js"))
@@ -201,7 +215,31 @@ fn build_plugins() -> anyhow::Result<()> {
     if !status.success() {
         bail!("componentizing {} failed", src.join("greeter.js").display());
     }
+    std::fs::write(&stamp, digest)?;
     Ok(())
+}
+
+/// FNV-1a over the files (line endings ignored) and the componentize-js release.
+fn js_sources_digest(files: &[&Path]) -> anyhow::Result<String> {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    feed(COMPONENTIZE_JS.as_bytes());
+    for file in files {
+        let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        feed(
+            &text
+                .into_iter()
+                .filter(|&b| b != b'\r')
+                .collect::<Vec<u8>>(),
+        );
+        feed(&[0]);
+    }
+    Ok(format!("fnv1a64:{hash:016x} {COMPONENTIZE_JS}\n"))
 }
 
 fn copy_component(from: &Path, to_dir: &Path) -> anyhow::Result<()> {

@@ -548,3 +548,81 @@ fn a_pinned_digest_is_checked_before_compiling_or_using_the_cache() {
         assert!(stdout(&o).is_empty(), "{args:?}: {}", stdout(&o));
     }
 }
+
+/// The `log-tool` guest in a directory with a manifest granting `wasi:logging` (or
+/// not).
+fn log_tool(granted: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("log-tool.wasm"), fx::guests::LOG_TOOL).unwrap();
+    let grant = if granted {
+        "[capabilities]\ninterfaces = [\"wasi:logging/logging\"]\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        dir.path().join("Component.toml"),
+        format!(
+            "[component]\nname = \"log-tool\"\npath = \"log-tool.wasm\"\n[limits]\nmemory = \"4MiB\"\nfuel = 100_000_000\ntimeout = \"2s\"\n{grant}"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn guest_logs_show_on_stderr_with_the_component_name_from_info_up() {
+    let dir = log_tool(true);
+    let d = dir.path().display().to_string();
+    let emit = |level: &str, extra: &[&str]| {
+        let call = format!("emit(\"{level}\", \"boot\", \"a {level} record\")");
+        let mut args = vec!["run", d.as_str(), "--invoke", call.as_str()];
+        args.extend(extra);
+        run(&args)
+    };
+    let o = emit("info", &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stderr(&o), "[log-tool] INFO boot: a info record\n");
+    assert_eq!(stdout(&o), "");
+    let o = emit("critical", &[]);
+    assert_eq!(stderr(&o), "[log-tool] CRITICAL boot: a critical record\n");
+    // Below info: hidden unless asked for; `off` hides everything.
+    assert_eq!(stderr(&emit("debug", &[])), "");
+    assert_eq!(
+        stderr(&emit("debug", &["--log-level", "debug"])),
+        "[log-tool] DEBUG boot: a debug record\n"
+    );
+    assert_eq!(stderr(&emit("error", &["--log-level", "off"])), "");
+    // A flood: the bound, then one summary line.
+    let o = run(&["run", d.as_str(), "--invoke", "flood(1500)"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1001, "{}", &err[err.len() - 200..]);
+    assert!(
+        err.ends_with("[log-tool] WARN 500 log record(s) of this call were dropped: a call may emit at most 1000\n"),
+        "{}",
+        &err[err.len() - 200..]
+    );
+}
+
+#[test]
+fn logging_needs_its_grant() {
+    let dir = log_tool(false);
+    let o = run(&[
+        "run",
+        &dir.path().display().to_string(),
+        "--invoke",
+        "flood(1)",
+    ]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`wasi:logging/logging@0.1.0-draft` is imported, but not granted"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["inspect", &dir.path().display().to_string()]);
+    assert!(
+        stdout(&o).contains("[provided: built-in wasi:logging/logging@0.1.0-draft, if granted]"),
+        "{}",
+        stdout(&o)
+    );
+}

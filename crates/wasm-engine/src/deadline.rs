@@ -160,6 +160,7 @@ impl Deadline {
         data.started = data.measure_wall_time.then(Instant::now);
         data.timed_out = false;
         data.host_call = None;
+        data.log = crate::logging::LogBudget::default();
         data.limiter.reset_peak();
         // Check the deadline at the next tick, and every tick after (the callback).
         store.set_epoch_deadline(1);
@@ -188,6 +189,7 @@ impl Deadline {
             wall_time,
             peak_memory_bytes: data.limiter.peak(),
             memory_limit_bytes: limits.memory_bytes(),
+            log_records_dropped: data.log.dropped,
         }
     }
 }

@@ -250,6 +250,11 @@ impl WasmEngineBuilder {
                 source: None,
             });
         }
+        let mut interfaces = self.interfaces;
+        // Built in, after the embedder's (whose getters know their positions).
+        if !interfaces.iter().any(|r| r.name == "wasi:logging/logging") {
+            interfaces.push(crate::logging::registration());
+        }
         if self.epoch_tick.is_zero() {
             return Err(WasmError::EngineInitialization {
                 reason: "the epoch tick must be longer than zero".into(),
@@ -294,7 +299,7 @@ impl WasmEngineBuilder {
                 epoch_tick: self.epoch_tick,
                 pooling: self.pooling,
                 proposals: self.proposals,
-                interfaces: self.interfaces,
+                interfaces,
                 ticker: OnceLock::new(),
                 linker: OnceLock::new(),
             }),
@@ -424,8 +429,9 @@ impl WasmEngine {
             })
     }
 
-    /// The host interfaces registered on this engine, as registered
-    /// (`acme:plugins/log@1.0.0`), in order.
+    /// The host interfaces this engine provides beside WASI, as registered
+    /// (`acme:plugins/log@1.0.0`), in order: the embedder's, then the built-in
+    /// `wasi:logging/logging@0.1.0-draft`.
     pub fn host_interfaces(&self) -> impl Iterator<Item = &str> {
         self.inner.interfaces.iter().map(|r| r.full.as_str())
     }

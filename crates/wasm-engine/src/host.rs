@@ -46,6 +46,8 @@ pub struct HostState {
     /// called into WASI since: while a call is blocked in the host, the function it
     /// waits in. Cleared when a call begins.
     pub(crate) host_call: Option<u16>,
+    /// The current call's log records (the built-in `wasi:logging`).
+    pub(crate) log: crate::logging::LogBudget,
 }
 
 /// The parts of a [`HostState`] host code borrows at once.
@@ -118,6 +120,7 @@ impl HostState {
             component: Arc::clone(component),
             capabilities: Arc::clone(sandbox.shared_capabilities()),
             host_call: None,
+            log: crate::logging::LogBudget::default(),
         }
     }
 

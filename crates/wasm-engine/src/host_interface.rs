@@ -155,6 +155,8 @@ pub(crate) struct Registered {
     pub(crate) state_name: &'static str,
     /// Adds it to a linker, with its own getter.
     pub(crate) add: Arc<AddToLinker>,
+    /// Provided by airssys-wasm itself (`wasi:logging`), not by the embedder.
+    pub(crate) builtin: bool,
 }
 
 /// How a registration adds its interface to a linker.
@@ -199,7 +201,22 @@ impl Registered {
             state: TypeId::of::<S>(),
             state_name: std::any::type_name::<S>(),
             add: Arc::new(move |linker| add_to_linker(linker, getter)),
+            builtin: false,
         })
+    }
+
+    /// A built-in interface: `full` is a valid, versioned interface name.
+    pub(crate) fn builtin(full: &'static str, add: Arc<AddToLinker>) -> Self {
+        let (name, version) = split_name(full).unwrap_or((full, None));
+        Self {
+            full: full.to_owned(),
+            name: name.to_owned(),
+            version: version.and_then(|v| semver::Version::parse(v).ok()),
+            state: TypeId::of::<()>(),
+            state_name: "()",
+            add,
+            builtin: true,
+        }
     }
 
     /// Whether this registration satisfies an import of `name` at `version`, by the

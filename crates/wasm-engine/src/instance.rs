@@ -479,6 +479,9 @@ impl ComponentInstance {
     ) -> WasmResult<(T, ExecutionReport)> {
         let report = Deadline::report(&self.store);
         self.last_report = report;
+        if report.log_records_dropped > 0 {
+            crate::logging::summarise_dropped(self.component.name(), report.log_records_dropped);
+        }
         match outcome {
             Ok(Ok(value)) => Ok((value, report)),
             Ok(Err(e)) => Err(self.fail(export, Failure::Wasmtime(e))),

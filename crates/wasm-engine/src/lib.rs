@@ -130,6 +130,7 @@ mod host_interface;
 mod instance;
 mod limiter;
 mod linking;
+mod logging;
 mod sandbox;
 mod types;
 
@@ -143,6 +144,7 @@ pub use host::HostState;
 pub use host_interface::{HasHostCtx, HostCtx, HostGetter, MAX_HOST_INTERFACES, charge_fuel};
 pub use instance::{CallOutcome, ComponentInstance, TypedExport};
 pub use linking::Provider;
+pub use logging::{GUEST_LOG_TARGET, MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS_PER_CALL};
 pub use sandbox::{ExecutionReport, Sandbox};
 pub use types::ItemInfo;
 

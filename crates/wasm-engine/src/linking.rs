@@ -349,6 +349,9 @@ pub enum Provider {
     /// A host interface registered on the engine (as registered), granted per
     /// component.
     Host(String),
+    /// An interface airssys-wasm provides itself (`wasi:logging`), granted per
+    /// component like a host interface.
+    BuiltIn(String),
     /// Nothing: a component importing it cannot be instantiated on this engine.
     None,
 }
@@ -358,6 +361,7 @@ impl std::fmt::Display for Provider {
         match self {
             Self::Wasi => f.write_str("provided: WASI"),
             Self::Host(name) => write!(f, "provided: host interface {name}, if granted"),
+            Self::BuiltIn(name) => write!(f, "provided: built-in {name}, if granted"),
             Self::None => f.write_str("NOT provided by this host"),
         }
     }
@@ -379,7 +383,13 @@ impl crate::WasmEngine {
         self.registered()
             .iter()
             .find(|r| r.satisfies(name, version.as_ref()))
-            .map_or(Provider::None, |r| Provider::Host(r.full.clone()))
+            .map_or(Provider::None, |r| {
+                if r.builtin {
+                    Provider::BuiltIn(r.full.clone())
+                } else {
+                    Provider::Host(r.full.clone())
+                }
+            })
     }
 }
 

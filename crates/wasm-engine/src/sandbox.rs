@@ -143,6 +143,10 @@ pub struct ExecutionReport {
     pub peak_memory_bytes: u64,
     /// The memory limit it ran under.
     pub memory_limit_bytes: u64,
+    /// Log records (`wasi:logging`) the call made past the bound of
+    /// [`MAX_LOG_RECORDS_PER_CALL`](crate::MAX_LOG_RECORDS_PER_CALL): counted, not
+    /// emitted.
+    pub log_records_dropped: u64,
 }
 
 impl std::fmt::Display for ExecutionReport {

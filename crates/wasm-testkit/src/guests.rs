@@ -88,6 +88,15 @@ guest!(
     "host-calls"
 );
 
+guest!(
+    /// Library component built with `wit-bindgen` that logs through the standard
+    /// `wasi:logging/logging@0.1.0-draft` (`guests/log-tool/wit`): exports
+    /// `emit(level, context, message)`, `flood(n)` (n `info` records) and `shout(bytes)`
+    /// (one `warn` record that long).
+    LOG_TOOL,
+    "log-tool"
+);
+
 /// Every guest, sorted by name.
 pub const GUESTS: &[Guest] = &[
     Guest {
@@ -119,6 +128,11 @@ pub const GUESTS: &[Guest] = &[
         name: "hostile",
         about: "wasi:cli allocation bomb, spin loop, runaway recursion, panic",
         wasm: HOSTILE,
+    },
+    Guest {
+        name: "log-tool",
+        about: "library component logging through wasi:logging",
+        wasm: LOG_TOOL,
     },
     Guest {
         name: "p3-tool",

@@ -1,0 +1,126 @@
+//! The built-in `wasi:logging/logging@0.1.0-draft`: a granted component's records go to
+//! `tracing` (target [`GUEST_LOG_TARGET`]) with its name, level and context — bounded
+//! per call, so that a guest cannot flood the host's logs or memory: past
+//! [`MAX_LOG_RECORDS_PER_CALL`] records are counted instead
+//! ([`ExecutionReport::log_records_dropped`](crate::ExecutionReport::log_records_dropped))
+//! and summarised in one warning when the call ends, and a message is cut at
+//! [`MAX_LOG_MESSAGE_BYTES`].
+
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::host::HostState;
+use crate::host_interface::Registered;
+
+mod bindings {
+    #![allow(missing_docs)]
+    wasmtime::component::bindgen!({
+        path: "wit/logging.wit",
+        world: "imports",
+    });
+}
+
+use bindings::wasi::logging::logging::{Host, Level, add_to_linker};
+
+/// The interface, as registered.
+pub(crate) const LOGGING: &str = "wasi:logging/logging@0.1.0-draft";
+
+/// The `tracing` target of guests' records.
+pub const GUEST_LOG_TARGET: &str = "airssys_wasm::guest";
+
+/// Records one call may emit; later ones are counted, not emitted.
+pub const MAX_LOG_RECORDS_PER_CALL: u32 = 1_000;
+
+/// The longest message emitted, in bytes; a longer one is cut (at a character
+/// boundary) and marked.
+pub const MAX_LOG_MESSAGE_BYTES: usize = 4_096;
+
+/// The built-in registration of `wasi:logging`.
+pub(crate) fn registration() -> Registered {
+    Registered::builtin(
+        LOGGING,
+        Arc::new(|linker: &mut Linker<HostState>| {
+            add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+        }),
+    )
+}
+
+/// The records of the current call: emitted, and dropped past the bound.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct LogBudget {
+    pub(crate) emitted: u32,
+    pub(crate) dropped: u64,
+}
+
+impl Host for HostState {
+    fn log(&mut self, level: Level, context: String, message: String) {
+        // Not one of the embedder's functions: a timeout is not in it.
+        self.host_call = None;
+        if self.log.emitted >= MAX_LOG_RECORDS_PER_CALL {
+            self.log.dropped += 1;
+            return;
+        }
+        self.log.emitted += 1;
+        let message = cut(&message);
+        let component = self.component();
+        match level {
+            Level::Trace => {
+                tracing::trace!(target: GUEST_LOG_TARGET, component, context, "{message}")
+            }
+            Level::Debug => {
+                tracing::debug!(target: GUEST_LOG_TARGET, component, context, "{message}")
+            }
+            Level::Info => {
+                tracing::info!(target: GUEST_LOG_TARGET, component, context, "{message}")
+            }
+            Level::Warn => {
+                tracing::warn!(target: GUEST_LOG_TARGET, component, context, "{message}")
+            }
+            Level::Error => {
+                tracing::error!(target: GUEST_LOG_TARGET, component, context, "{message}")
+            }
+            Level::Critical => {
+                tracing::error!(target: GUEST_LOG_TARGET, component, context, critical = true, "{message}");
+            }
+        }
+    }
+}
+
+/// `message`, cut at [`MAX_LOG_MESSAGE_BYTES`].
+fn cut(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.len() <= MAX_LOG_MESSAGE_BYTES {
+        return message.into();
+    }
+    let mut end = MAX_LOG_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes cut)", &message[..end], message.len() - end).into()
+}
+
+/// Says, once per call, how many records the bound dropped.
+#[cold]
+pub(crate) fn summarise_dropped(component: &str, dropped: u64) {
+    tracing::warn!(
+        target: GUEST_LOG_TARGET,
+        component,
+        dropped,
+        "{dropped} log record(s) of this call were dropped: a call may emit at most \
+         {MAX_LOG_RECORDS_PER_CALL}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary() {
+        assert_eq!(cut("short"), "short");
+        let long = "é".repeat(MAX_LOG_MESSAGE_BYTES);
+        let c = cut(&long);
+        assert!(c.len() < MAX_LOG_MESSAGE_BYTES + 40, "{}", c.len());
+        assert!(c.ends_with("bytes cut)"), "{c}");
+    }
+}
