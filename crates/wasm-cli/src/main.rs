@@ -167,6 +167,10 @@ struct RunArgs {
     /// or `off`.
     #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = ["trace", "debug", "info", "warn", "error", "off"])]
     log_level: String,
+    /// A configuration value for this run (`wasi:config/store`), overriding the
+    /// manifest's `[config]`; repeatable. Grants `wasi:config` like a `[config]` table.
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
+    config: Vec<(String, String)>,
     /// Accept a precompiled artifact (from `airssys-wasm compile`) as the component.
     /// Artifacts are native code run without validation: only pass ones you trust.
     #[arg(long)]
@@ -174,6 +178,14 @@ struct RunArgs {
     /// Arguments for the guest (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
+}
+
+/// `KEY=VALUE` of `--config`.
+fn parse_config(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
 }
 
 /// A failure with the exit code it maps to.
@@ -656,16 +668,34 @@ async fn run(engine: &EngineArgs, args: RunArgs, cache: &CacheArgs) -> Result<u8
     let target = Target::resolve(&args.path)?;
     // Limits first: a run without them is refused before anything is compiled.
     let limits = limits_for(&target, &args)?;
-    let capabilities = target
+    let mut capabilities = target
         .manifest()
         .map_or_else(CapabilitySet::default, ComponentManifest::capability_set);
+    // Configuration: the manifest's (environment references read now), then the flags.
+    let has_config = target.manifest().is_some_and(|m| m.config.is_some());
+    let config = match target.manifest() {
+        Some(m) => m.config_values_overridden(&args.config).map_err(usage)?,
+        None => args.config.iter().cloned().collect(),
+    };
+    if !args.config.is_empty() && !has_config {
+        capabilities
+            .interfaces
+            .push(airssys_wasm_core::InterfaceGrant {
+                name: "wasi:config/store".into(),
+                version: None,
+                origin: Some("--config".into()),
+            });
+    }
     let component = load(engine, &target, cache, args.allow_precompiled).await?;
     let mut guest_args = vec![component.name().to_owned()];
     guest_args.extend(args.args.iter().cloned());
-    let sandbox = Sandbox::new(limits.clone())
+    let mut sandbox = Sandbox::new(limits.clone())
         .with_capabilities(capabilities)
         .with_args(guest_args)
         .measure_wall_time(args.report);
+    if has_config || !args.config.is_empty() {
+        sandbox = sandbox.with_config(std::sync::Arc::new(config));
+    }
     tracing::debug!(component = component.name(), %limits, "instantiating");
     let mut instance = component.instantiate(&sandbox).await?;
 

@@ -626,3 +626,119 @@ fn logging_needs_its_grant() {
         stdout(&o)
     );
 }
+
+/// A guest in a directory with a manifest holding `extra` (e.g. a `[config]` table).
+fn with_manifest(name: &str, wasm: &[u8], extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(format!("{name}.wasm")), wasm).unwrap();
+    std::fs::write(
+        dir.path().join("Component.toml"),
+        format!(
+            "[component]\nname = \"{name}\"\npath = \"{name}.wasm\"\n[limits]\nmemory = \"4MiB\"\nfuel = 100_000_000\ntimeout = \"2s\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn config_comes_from_the_manifest_the_environment_and_the_flags() {
+    const VAR: &str = "AIRSSYS_CLI_TEST_TOKEN";
+    let config = format!("[config]\ngreeting = \"hello\"\napi_token = {{ env = \"{VAR}\" }}\n");
+    for (name, wasm) in [
+        ("config-tool", fx::guests::CONFIG_TOOL),
+        ("config-spin", fx::guests::CONFIG_SPIN),
+    ] {
+        let dir = with_manifest(name, wasm, &config);
+        let d = dir.path().display().to_string();
+        let get = |key: &str, extra: &[&str]| {
+            let call = format!("get(\"{key}\")");
+            let mut c = bin();
+            c.args(["run", d.as_str(), "--invoke", call.as_str()])
+                .args(extra)
+                .env(VAR, "s3cret");
+            c.output().unwrap()
+        };
+        let o = get("greeting", &[]);
+        assert_eq!(code(&o), 0, "{name}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "ok(some(\"hello\"))\n", "{name}");
+        assert_eq!(
+            stdout(&get("api_token", &[])),
+            "ok(some(\"s3cret\"))\n",
+            "{name}"
+        );
+        assert_eq!(stdout(&get("absent", &[])), "ok(none)\n", "{name}");
+        let o = get("greeting", &["--config", "greeting=hi", "--config", "x=y"]);
+        assert_eq!(stdout(&o), "ok(some(\"hi\"))\n", "{name}");
+
+        // The variable unset: a configuration error at start, naming key and variable —
+        // unless the flag gives the value.
+        let o = run(&[
+            "run",
+            d.as_str(),
+            "--config",
+            "api_token=from-flag",
+            "--invoke",
+            "get(\"api_token\")",
+        ]);
+        assert_eq!(
+            stdout(&o),
+            "ok(some(\"from-flag\"))\n",
+            "{name}: {}",
+            stderr(&o)
+        );
+        let o = run(&["run", d.as_str(), "--invoke", "get(\"greeting\")"]);
+        assert_eq!(code(&o), 2, "{name}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("Component.toml:10:13")
+                && err.contains("`api_token` is read from the environment variable `AIRSSYS_CLI_TEST_TOKEN`, which is not set"),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn config_without_a_table_needs_a_flag_and_never_leaks_into_the_environment() {
+    // No [config]: not granted, with the fix.
+    let dir = with_manifest("config-tool", fx::guests::CONFIG_TOOL, "");
+    let d = dir.path().display().to_string();
+    let o = run(&["run", &d, "--invoke", "get(\"greeting\")"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("a [config] table"), "{}", stderr(&o));
+    // A flag gives the configuration (and the grant) for one run.
+    let o = run(&[
+        "run",
+        &d,
+        "--config",
+        "greeting=hi",
+        "--invoke",
+        "get(\"greeting\")",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "ok(some(\"hi\"))\n");
+    let o = run(&["run", &d, "--config", "=x", "--invoke", "get(\"greeting\")"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+
+    // A variable a [config] value reads is not in the guest's environment.
+    let dir = with_manifest(
+        "env-print",
+        fx::guests::ENV_PRINT,
+        "[config]\napi_token = { env = \"AIRSSYS_CLI_TEST_SECRET\" }\n",
+    );
+    let o = bin()
+        .args([
+            "run",
+            &dir.path().display().to_string(),
+            "--",
+            "AIRSSYS_CLI_TEST_SECRET",
+        ])
+        .env("AIRSSYS_CLI_TEST_SECRET", "s3cret")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("AIRSSYS_CLI_TEST_SECRET is not set") && !stdout(&o).contains("s3cret"),
+        "{}",
+        stdout(&o)
+    );
+}

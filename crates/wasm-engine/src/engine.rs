@@ -255,6 +255,9 @@ impl WasmEngineBuilder {
         if !interfaces.iter().any(|r| r.name == "wasi:logging/logging") {
             interfaces.push(crate::logging::registration());
         }
+        if !interfaces.iter().any(|r| r.name == crate::config::CONFIG) {
+            interfaces.extend(crate::config::registrations());
+        }
         if self.epoch_tick.is_zero() {
             return Err(WasmError::EngineInitialization {
                 reason: "the epoch tick must be longer than zero".into(),
@@ -430,8 +433,9 @@ impl WasmEngine {
     }
 
     /// The host interfaces this engine provides beside WASI, as registered
-    /// (`acme:plugins/log@1.0.0`), in order: the embedder's, then the built-in
-    /// `wasi:logging/logging@0.1.0-draft`.
+    /// (`acme:plugins/log@1.0.0`), in order: the embedder's, then the built-ins
+    /// (`wasi:logging/logging@0.1.0-draft`, `wasi:config/store` at `0.2.0-rc.1` and
+    /// `0.2.0-draft-2024-09-27`).
     pub fn host_interfaces(&self) -> impl Iterator<Item = &str> {
         self.inner.interfaces.iter().map(|r| r.full.as_str())
     }

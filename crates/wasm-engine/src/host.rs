@@ -48,6 +48,8 @@ pub struct HostState {
     pub(crate) host_call: Option<u16>,
     /// The current call's log records (the built-in `wasi:logging`).
     pub(crate) log: crate::logging::LogBudget,
+    /// The instance's configuration (the built-in `wasi:config`).
+    config: Option<Arc<dyn crate::ConfigSource>>,
 }
 
 /// The parts of a [`HostState`] host code borrows at once.
@@ -121,7 +123,13 @@ impl HostState {
             capabilities: Arc::clone(sandbox.shared_capabilities()),
             host_call: None,
             log: crate::logging::LogBudget::default(),
+            config: sandbox.config().cloned(),
         }
+    }
+
+    /// The instance's configuration source, if it has one.
+    pub(crate) fn config(&self) -> Option<&dyn crate::ConfigSource> {
+        self.config.as_deref()
     }
 
     /// The parts host code borrows.

@@ -121,6 +121,7 @@
 //! ```
 
 mod component;
+mod config;
 mod deadline;
 mod engine;
 mod failure;
@@ -135,6 +136,7 @@ mod sandbox;
 mod types;
 
 pub use component::CompiledComponent;
+pub use config::ConfigSource;
 pub use engine::{
     DEFAULT_EPOCH_TICK, DEFAULT_MAX_WASM_STACK, Optimization, Pooling, WasmEngine,
     WasmEngineBuilder,

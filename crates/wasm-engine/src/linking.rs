@@ -152,11 +152,19 @@ impl CompiledComponent {
                     denied.push(InterfaceDenial {
                         interface: import.full.clone(),
                         problem: "is imported, but not granted".into(),
-                        fix: format!(
-                            "grant it with `interfaces = [\"{}\"]` under [capabilities] in \
-                             Component.toml (CapabilitySet::interfaces for embedders)",
-                            import.full
-                        ),
+                        fix: if import.name == crate::config::CONFIG {
+                            "give the component its configuration: a [config] table in \
+                             Component.toml (or `run --config KEY=VALUE`), which grants it; \
+                             embedders grant `wasi:config/store` in CapabilitySet::interfaces \
+                             and pass Sandbox::with_config"
+                                .into()
+                        } else {
+                            format!(
+                                "grant it with `interfaces = [\"{}\"]` under [capabilities] in \
+                                 Component.toml (CapabilitySet::interfaces for embedders)",
+                                import.full
+                            )
+                        },
                     });
                 }
                 Some(_) => {}

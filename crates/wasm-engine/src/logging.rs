@@ -16,7 +16,7 @@ use crate::host_interface::Registered;
 mod bindings {
     #![allow(missing_docs)]
     wasmtime::component::bindgen!({
-        path: "wit/logging.wit",
+        path: "builtin-wit/logging.wit",
         world: "imports",
     });
 }

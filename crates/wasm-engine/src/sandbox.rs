@@ -26,6 +26,7 @@ use airssys_wasm_core::{CapabilitySet, ResourceLimits};
 pub struct Sandbox {
     limits: ResourceLimits,
     capabilities: Arc<CapabilitySet>,
+    config: Option<Arc<dyn crate::ConfigSource>>,
     args: Vec<String>,
     capture: Option<usize>,
     stdin: Option<Vec<u8>>,
@@ -38,6 +39,7 @@ impl Sandbox {
         Self {
             limits,
             capabilities: Arc::new(CapabilitySet::deny_all()),
+            config: None,
             args: Vec::new(),
             capture: None,
             stdin: None,
@@ -116,6 +118,23 @@ impl Sandbox {
     /// The capabilities.
     pub fn capabilities(&self) -> &CapabilitySet {
         &self.capabilities
+    }
+
+    /// The configuration the built-in `wasi:config/store` reads: a map
+    /// (`BTreeMap<String, String>`, e.g. a manifest's `[config]` table) or the
+    /// embedder's own [`ConfigSource`](crate::ConfigSource). Importing `wasi:config`
+    /// still needs its grant (`wasi:config/store` in
+    /// [`CapabilitySet::interfaces`](airssys_wasm_core::CapabilitySet::interfaces); a
+    /// manifest's `[config]` table grants it).
+    #[must_use]
+    pub fn with_config(mut self, source: Arc<dyn crate::ConfigSource>) -> Self {
+        self.config = Some(source);
+        self
+    }
+
+    /// The configuration source, if there is one.
+    pub fn config(&self) -> Option<&Arc<dyn crate::ConfigSource>> {
+        self.config.as_ref()
     }
 
     /// The capabilities, shared (each instance keeps a reference for its host code).

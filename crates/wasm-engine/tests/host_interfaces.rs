@@ -591,8 +591,8 @@ fn bad_registrations_fail_the_build() {
     let names: Vec<_> = engine().host_interfaces().map(str::to_owned).collect();
     assert_eq!(
         names.len(),
-        5,
-        "four of the test's and the built-in wasi:logging"
+        7,
+        "four of the test's; the built-ins wasi:logging and wasi:config (two versions)"
     );
     assert_eq!(names[0], "test:host/math@1.0.0");
 }

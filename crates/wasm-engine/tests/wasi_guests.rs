@@ -677,7 +677,8 @@ fn every_guest_is_exercised_here() {
         assert!(
             include_str!("wasi_guests.rs").contains(&format!("\"{}\"", g.name))
                 || include_str!("host_interfaces.rs").contains(&format!("\"{}\"", g.name))
-                || include_str!("logging.rs").contains(&format!("\"{}\"", g.name)),
+                || include_str!("logging.rs").contains(&format!("\"{}\"", g.name))
+                || include_str!("config.rs").contains(&format!("\"{}\"", g.name)),
             "guest {} has no test",
             g.name
         );

@@ -23,6 +23,9 @@ pub enum ManifestErrorKind {
     MissingComponent,
     /// A preopened host directory does not exist or is not a directory.
     MissingDirectory,
+    /// A `[config]` value read from the host's environment (`{ env = "VAR" }`) whose
+    /// variable is not set (or not text).
+    UnsetVariable,
 }
 
 /// An error in a `Component.toml`, pointing at the line and column.

@@ -41,6 +41,6 @@ mod manifest;
 
 pub use error::{ManifestError, ManifestErrorKind};
 pub use manifest::{
-    CapabilitiesSection, ComponentManifest, ComponentSection, FilesystemEntry, LimitsSection,
-    MANIFEST_FILE,
+    CapabilitiesSection, ComponentManifest, ComponentSection, ConfigEntry, ConfigSection,
+    ConfigValue, FilesystemEntry, LimitsSection, MANIFEST_FILE,
 };

@@ -17,6 +17,9 @@ use airssys_wasm_core::{
 
 use crate::error::{ManifestError, ManifestErrorKind, line_col};
 
+/// What a `[config]` table grants.
+const CONFIG_INTERFACE: &str = "wasi:config/store";
+
 /// The file name a manifest has inside a component's directory.
 pub const MANIFEST_FILE: &str = "Component.toml";
 
@@ -35,6 +38,57 @@ pub struct ComponentManifest {
     pub limits: LimitsSection,
     /// `[capabilities]`; `None` when the manifest has none (stdout and stderr only).
     pub capabilities: Option<CapabilitiesSection>,
+    /// `[config]`: what the component reads through `wasi:config/store`; `None` when the
+    /// manifest has none (then `wasi:config` is not granted).
+    pub config: Option<ConfigSection>,
+}
+
+/// `[config]`: keys and their values, in order. Two are equal when their entries are,
+/// wherever they were written.
+#[derive(Debug, Clone, Eq)]
+#[non_exhaustive]
+pub struct ConfigSection {
+    /// The entries.
+    pub entries: Vec<ConfigEntry>,
+    /// Where the table is (`FILE:LINE:COL`), for messages.
+    pub origin: String,
+}
+
+/// One `[config]` entry. Two are equal when key and value are.
+#[derive(Debug, Clone, Eq)]
+#[non_exhaustive]
+pub struct ConfigEntry {
+    /// The key the component asks for.
+    pub key: String,
+    /// Its value.
+    pub value: ConfigValue,
+    /// 1-based line and column of the value.
+    pub line: usize,
+    /// See `line`.
+    pub column: usize,
+}
+
+impl PartialEq for ConfigSection {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl PartialEq for ConfigEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.value == other.value
+    }
+}
+
+/// A `[config]` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigValue {
+    /// `key = "text"`.
+    Text(String),
+    /// `key = { env = "VAR" }`: read from the host's environment when the component
+    /// starts (the variable itself stays invisible to the guest's environment).
+    Env(String),
 }
 
 /// `[component]`: what the component is and where its code is.
@@ -204,8 +258,78 @@ impl ComponentManifest {
     }
 
     /// The capabilities as a [`CapabilitySet`], host paths resolved against the
-    /// manifest's directory. Without `[capabilities]`: stdout and stderr only.
+    /// manifest's directory. Without `[capabilities]`: stdout and stderr only. A
+    /// `[config]` table grants `wasi:config/store` (both versions).
     pub fn capability_set(&self) -> CapabilitySet {
+        let mut caps = self.declared_capabilities();
+        if let Some(config) = &self.config {
+            caps.interfaces.push(InterfaceGrant {
+                name: CONFIG_INTERFACE.to_owned(),
+                version: None,
+                origin: Some(config.origin.clone()),
+            });
+        }
+        caps
+    }
+
+    /// The configuration of `[config]` (empty without the table), with `{ env = … }`
+    /// values read from the host's environment now.
+    ///
+    /// # Errors
+    ///
+    /// [`ManifestError`] of kind `UnsetVariable`, at the value, naming the key and the
+    /// variable, when a variable is not set or not text.
+    pub fn config_values(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, ManifestError> {
+        self.config_values_overridden(&[])
+    }
+
+    /// As [`config_values`](Self::config_values), with `overrides` (`run --config
+    /// KEY=VALUE`) replacing or adding values; an overridden key's environment
+    /// variable is not read.
+    ///
+    /// # Errors
+    ///
+    /// As [`config_values`](Self::config_values), for keys not overridden.
+    pub fn config_values_overridden(
+        &self,
+        overrides: &[(String, String)],
+    ) -> Result<std::collections::BTreeMap<String, String>, ManifestError> {
+        let mut values = std::collections::BTreeMap::new();
+        for e in self.config.iter().flat_map(|c| &c.entries) {
+            if overrides.iter().any(|(k, _)| *k == e.key) {
+                continue;
+            }
+            let value = match &e.value {
+                ConfigValue::Text(t) => t.clone(),
+                ConfigValue::Env(var) => std::env::var(var).map_err(|err| ManifestError {
+                    kind: ManifestErrorKind::UnsetVariable,
+                    file: self.file.clone(),
+                    line: e.line,
+                    column: e.column,
+                    key: Some(format!("config.{}", e.key)),
+                    message: format!(
+                        "`{}` is read from the environment variable `{var}`, which is {}",
+                        e.key,
+                        match err {
+                            std::env::VarError::NotPresent => "not set",
+                            std::env::VarError::NotUnicode(_) => "not text",
+                        }
+                    ),
+                    help: Some(format!(
+                        "set {var} before starting, or give `{}` a value (run --config {}=VALUE)",
+                        e.key, e.key
+                    )),
+                })?,
+            };
+            values.insert(e.key.clone(), value);
+        }
+        values.extend(overrides.iter().cloned());
+        Ok(values)
+    }
+
+    fn declared_capabilities(&self) -> CapabilitySet {
         let Some(c) = &self.capabilities else {
             return CapabilitySet::default();
         };
@@ -277,6 +401,7 @@ impl ComponentManifest {
                     dns: n.dns,
                 }),
             }),
+            config: self.config.as_ref().map(|c| OutConfig(&c.entries)),
         };
         toml::to_string(&out).map_err(|e| e.to_string())
     }
@@ -298,6 +423,29 @@ struct Out<'a> {
     limits: OutLimits,
     #[serde(skip_serializing_if = "Option::is_none")]
     capabilities: Option<OutCapabilities<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<OutConfig<'a>>,
+}
+
+/// `[config]`, in order.
+struct OutConfig<'a>(&'a [ConfigEntry]);
+
+impl Serialize for OutConfig<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(untagged)]
+        enum V<'v> {
+            Text(&'v str),
+            Env { env: &'v str },
+        }
+        s.collect_map(self.0.iter().map(|e| {
+            let v = match &e.value {
+                ConfigValue::Text(t) => V::Text(t),
+                ConfigValue::Env(var) => V::Env { env: var },
+            };
+            (e.key.as_str(), v)
+        }))
+    }
 }
 
 #[derive(Serialize)]
@@ -355,7 +503,7 @@ struct OutNetwork {
 type Value<'i> = Spanned<DeValue<'i>>;
 type PResult<T> = std::result::Result<T, ManifestError>;
 
-const TOP_KEYS: &[&str] = &["component", "limits", "capabilities"];
+const TOP_KEYS: &[&str] = &["component", "limits", "capabilities", "config"];
 const COMPONENT_KEYS: &[&str] = &[
     "name",
     "version",
@@ -456,11 +604,17 @@ impl Doc<'_> {
             None => None,
         };
 
+        let config = match self.table(root, "config", None)? {
+            Some((span, t)) => Some(self.config(span, t)?),
+            None => None,
+        };
+
         Ok(ComponentManifest {
             file: self.file.to_owned(),
             component,
             limits,
             capabilities,
+            config,
         })
     }
 
@@ -958,6 +1112,50 @@ impl Doc<'_> {
             filesystem,
             network,
             interfaces,
+        })
+    }
+
+    fn config(&self, span: Range<usize>, t: &DeTable<'_>) -> PResult<ConfigSection> {
+        let mut entries = Vec::new();
+        // In the file's order (the parsed table is sorted by key).
+        let mut items: Vec<_> = t.iter().collect();
+        items.sort_by_key(|(key, _)| key.span().start);
+        for (key, value) in items {
+            let k = key.get_ref().as_ref();
+            let dotted_key = format!("config.{k}");
+            let (line, column) = line_col(self.text, value.span().start);
+            let expected = "a string, or { env = \"VARIABLE\" } to read the host's environment";
+            let v = match value.get_ref() {
+                DeValue::String(s) => ConfigValue::Text(s.as_ref().to_owned()),
+                DeValue::Table(inner) => {
+                    let var = match (inner.len(), Self::get(inner, "env").map(Spanned::get_ref)) {
+                        (1, Some(DeValue::String(var))) if !var.is_empty() => var.as_ref(),
+                        _ => {
+                            return Err(self.invalid(
+                                value.span(),
+                                &dotted_key,
+                                format!("`{k}` must be {expected}"),
+                                Some("write e.g. api_token = { env = \"API_TOKEN\" }".into()),
+                            ));
+                        }
+                    };
+                    ConfigValue::Env(var.to_owned())
+                }
+                other => {
+                    return Err(self.wrong_type(value.span(), &dotted_key, expected, other));
+                }
+            };
+            entries.push(ConfigEntry {
+                key: k.to_owned(),
+                value: v,
+                line,
+                column,
+            });
+        }
+        let (line, column) = line_col(self.text, span.start);
+        Ok(ConfigSection {
+            entries,
+            origin: format!("{}:{line}:{column}", self.file.display()),
         })
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use airssys_wasm_core::{DirAccess, Proposal, StdioMode};
-use airssys_wasm_manifest::{ComponentManifest, ManifestError, ManifestErrorKind};
+use airssys_wasm_manifest::{ComponentManifest, ConfigValue, ManifestError, ManifestErrorKind};
 use proptest::prelude::*;
 
 /// A directory with `hello.wasm`, `data/` and the manifest path inside it.
@@ -611,6 +611,73 @@ fn interfaces_are_granted_by_name_with_where_each_was_written() {
     assert!(caps.interface_grant("acme:plugins/kv@2.0.0").is_none());
     // Round trip.
     assert_eq!(f.parse(&m.to_toml().unwrap()).unwrap(), m);
+}
+
+#[test]
+fn config_holds_strings_and_environment_references() {
+    let f = Fixture::new();
+    let var = "AIRSSYS_TEST_CONFIG_TOKEN";
+    let text =
+        format!("{MINIMAL}[config]\ngreeting = \"hello\"\napi_token = {{ env = \"{var}\" }}\n");
+    let m = f.parse(&text).unwrap();
+    let c = m.config.as_ref().unwrap();
+    assert_eq!(c.entries.len(), 2);
+    assert_eq!(c.entries[1].value, ConfigValue::Env(var.into()));
+    assert!(c.origin.ends_with("Component.toml:9:1"), "{}", c.origin);
+    // The table grants wasi:config/store, both versions.
+    let caps = m.capability_set();
+    assert!(
+        caps.interface_grant("wasi:config/store@0.2.0-rc.1")
+            .is_some()
+    );
+    assert!(
+        caps.interface_grant("wasi:config/store@0.2.0-draft-2024-09-27")
+            .is_some()
+    );
+    // The variable is read when asked for: unset is an error naming key and variable.
+    // SAFETY: the variable is this test's own; no other test reads or writes it.
+    unsafe { std::env::remove_var(var) };
+    let e = m.config_values().unwrap_err();
+    assert_err(
+        &e,
+        ManifestErrorKind::UnsetVariable,
+        11,
+        &["`api_token`", var, "not set", "--config api_token=VALUE"],
+    );
+    // SAFETY: as above.
+    unsafe { std::env::set_var(var, "s3cret") };
+    let values = m.config_values().unwrap();
+    assert_eq!(values.get("api_token").map(String::as_str), Some("s3cret"));
+    assert_eq!(values.get("greeting").map(String::as_str), Some("hello"));
+    // Round trip, in order.
+    assert_eq!(f.parse(&m.to_toml().unwrap()).unwrap(), m);
+    // Without the table: nothing granted, nothing configured.
+    let m = f.parse(MINIMAL).unwrap();
+    assert!(m.capability_set().interfaces.is_empty());
+    assert!(m.config_values().unwrap().is_empty());
+}
+
+#[test]
+fn config_values_other_than_strings_are_refused_where_they_are() {
+    let f = Fixture::new();
+    for (value, needle) in [
+        ("3", "a string, or { env = \"VARIABLE\" }"),
+        ("true", "a string"),
+        ("{ env = 3 }", "must be a string, or { env"),
+        (
+            "{ env = \"A\", default = \"x\" }",
+            "must be a string, or { env",
+        ),
+        ("[\"a\"]", "a string"),
+    ] {
+        let e = f.err(&format!(
+            "{MINIMAL}[config]\nok = \"fine\"\nbad = {value}\n"
+        ));
+        assert_eq!(e.line, 11, "{value}: {e}");
+        assert_eq!(e.column, 7, "{value}: {e}");
+        assert!(e.to_string().contains(needle), "{value}: {e}");
+        assert_eq!(e.key.as_deref(), Some("config.bad"), "{value}: {e}");
+    }
 }
 
 #[test]

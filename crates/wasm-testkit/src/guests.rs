@@ -97,6 +97,21 @@ guest!(
     "log-tool"
 );
 
+guest!(
+    /// Library component built with `wit-bindgen` that reads its configuration through
+    /// the standard `wasi:config/store@0.2.0-rc.1` (Wasmtime's version,
+    /// `guests/config-tool/wit`): exports `get(key) -> result<option<string>, string>`
+    /// and `all() -> result<list<tuple<string, string>>, string>` (sorted).
+    CONFIG_TOOL,
+    "config-tool"
+);
+guest!(
+    /// The same as [`CONFIG_TOOL`] built against `wasi:config/store@0.2.0-draft-2024-09-27`
+    /// (Spin's version, `guests/config-spin/wit`).
+    CONFIG_SPIN,
+    "config-spin"
+);
+
 /// Every guest, sorted by name.
 pub const GUESTS: &[Guest] = &[
     Guest {
@@ -108,6 +123,16 @@ pub const GUESTS: &[Guest] = &[
         name: "cli-hello",
         about: "wasi:cli hello that prints its arguments",
         wasm: CLI_HELLO,
+    },
+    Guest {
+        name: "config-spin",
+        about: "library component reading wasi:config/store@0.2.0-draft-2024-09-27 (Spin's)",
+        wasm: CONFIG_SPIN,
+    },
+    Guest {
+        name: "config-tool",
+        about: "library component reading wasi:config/store@0.2.0-rc.1 (Wasmtime's)",
+        wasm: CONFIG_TOOL,
     },
     Guest {
         name: "env-print",
