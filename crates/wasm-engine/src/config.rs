@@ -34,7 +34,7 @@ mod draft {
 /// use airssys_wasm_engine::ConfigSource;
 ///
 /// let config = BTreeMap::from([("greeting".to_owned(), "hello".to_owned())]);
-/// assert_eq!(config.get("greeting"), Ok(Some("hello".to_owned())));
+/// assert_eq!(ConfigSource::get(&config, "greeting"), Ok(Some("hello".to_owned())));
 /// assert_eq!(ConfigSource::get(&config, "absent"), Ok(None));
 /// ```
 pub trait ConfigSource: Send + Sync + 'static {
