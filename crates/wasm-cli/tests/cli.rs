@@ -552,21 +552,12 @@ fn a_pinned_digest_is_checked_before_compiling_or_using_the_cache() {
 /// The `log-tool` guest in a directory with a manifest granting `wasi:logging` (or
 /// not).
 fn log_tool(granted: bool) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("log-tool.wasm"), fx::guests::LOG_TOOL).unwrap();
     let grant = if granted {
         "[capabilities]\ninterfaces = [\"wasi:logging/logging\"]\n"
     } else {
         ""
     };
-    std::fs::write(
-        dir.path().join("Component.toml"),
-        format!(
-            "[component]\nname = \"log-tool\"\npath = \"log-tool.wasm\"\n[limits]\nmemory = \"4MiB\"\nfuel = 100_000_000\ntimeout = \"2s\"\n{grant}"
-        ),
-    )
-    .unwrap();
-    dir
+    with_manifest("log-tool", fx::guests::LOG_TOOL, grant)
 }
 
 #[test]

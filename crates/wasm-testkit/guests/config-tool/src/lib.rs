@@ -7,27 +7,6 @@ wit_bindgen::generate!({
     with: { "wasi:config/store@0.2.0-rc.1": generate },
 });
 
-use wasi::config::store;
-
-struct ConfigTool;
-
-fn text(e: store::Error) -> String {
-    match e {
-        store::Error::Upstream(m) => format!("upstream: {m}"),
-        store::Error::Io(m) => format!("io: {m}"),
-    }
-}
-
-impl Guest for ConfigTool {
-    fn get(key: String) -> Result<Option<String>, String> {
-        store::get(&key).map_err(text)
-    }
-
-    fn all() -> Result<Vec<(String, String)>, String> {
-        let mut all = store::get_all().map_err(text)?;
-        all.sort();
-        Ok(all)
-    }
-}
+include!("../../config-tool/src/guest.rs");
 
 export!(ConfigTool);
