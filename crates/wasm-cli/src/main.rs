@@ -9,11 +9,11 @@ use clap::{Args, Parser, Subcommand};
 
 use airssys_wasm_core::units::format_duration;
 use airssys_wasm_core::{CapabilitySet, PartialResourceLimits, ResourceLimits, WasmError};
-use airssys_wasm_engine::{
-    CallOutcome, CompiledComponent, GUEST_LOG_TARGET, Proposal, Sandbox, WasmEngine,
-};
+use airssys_wasm_engine::{CallOutcome, CompiledComponent, Proposal, Sandbox, WasmEngine};
 use airssys_wasm_loader::{CacheConfig, ComponentLoader, sha256_hex};
 use airssys_wasm_manifest::{ComponentManifest, MANIFEST_FILE};
+
+mod logs;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -232,7 +232,7 @@ fn main() -> ExitCode {
         Command::Run(args) => args.log_level.as_str(),
         _ => "info",
     };
-    init_tracing(guest_level);
+    logs::init(guest_level);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -252,100 +252,6 @@ fn main() -> ExitCode {
             report_failure(&failure.error);
             ExitCode::from(failure.code)
         }
-    }
-}
-
-/// Our own diagnostics at `AIRSSYS_LOG` (default `warn`), in tracing's format; the
-/// guests' `wasi:logging` records at `guest_level`, as `[component] LEVEL context:
-/// message` lines — both on stderr.
-fn init_tracing(guest_level: &str) {
-    use tracing_subscriber::Layer as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-
-    let ours = tracing_subscriber::EnvFilter::try_from_env("AIRSSYS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let guest_level: tracing_subscriber::filter::LevelFilter = guest_level
-        .parse()
-        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
-    let _ = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(tracing_subscriber::filter::filter_fn(|m| {
-                    m.target() != GUEST_LOG_TARGET
-                }))
-                .with_filter(ours),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .event_format(GuestRecord)
-                .with_filter(tracing_subscriber::filter::filter_fn(|m| {
-                    m.target() == GUEST_LOG_TARGET
-                }))
-                .with_filter(guest_level),
-        )
-        .try_init();
-}
-
-/// A guest's log record as one line: `[component] LEVEL context: message`.
-struct GuestRecord;
-
-impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for GuestRecord
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        _: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
-        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        #[derive(Default)]
-        struct Fields {
-            component: String,
-            context: String,
-            message: String,
-            critical: bool,
-        }
-        impl tracing::field::Visit for Fields {
-            fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
-                match f.name() {
-                    "component" => v.clone_into(&mut self.component),
-                    "context" => v.clone_into(&mut self.context),
-                    _ => {}
-                }
-            }
-            fn record_bool(&mut self, f: &tracing::field::Field, v: bool) {
-                if f.name() == "critical" {
-                    self.critical = v;
-                }
-            }
-            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
-                if f.name() == "message" {
-                    self.message = format!("{v:?}");
-                }
-            }
-        }
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        let level = if fields.critical {
-            "CRITICAL".to_owned()
-        } else {
-            event.metadata().level().to_string()
-        };
-        let context = if fields.context.is_empty() {
-            String::new()
-        } else {
-            format!("{}: ", fields.context)
-        };
-        writeln!(
-            writer,
-            "[{}] {level} {context}{}",
-            fields.component, fields.message
-        )
     }
 }
 
