@@ -38,6 +38,8 @@
 
 mod error;
 mod manifest;
+mod parse;
+mod write;
 
 pub use error::{ManifestError, ManifestErrorKind};
 pub use manifest::{
