@@ -21,6 +21,8 @@ pub(crate) fn init(guest_level: &str) {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                // Colours for a terminal only, not for a file or a pipe.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_filter(tracing_subscriber::filter::filter_fn(|m| {
                     m.target() != GUEST_LOG_TARGET
                 }))

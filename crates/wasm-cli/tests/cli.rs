@@ -733,3 +733,32 @@ fn config_without_a_table_needs_a_flag_and_never_leaks_into_the_environment() {
         stdout(&o)
     );
 }
+
+#[test]
+fn a_refused_connect_is_counted_and_logged_with_what_was_asked() {
+    let dir = with_manifest(
+        "tcp-connect",
+        fx::guests::TCP_CONNECT,
+        "[capabilities.network]\nconnect = [\"127.0.0.1:1\"]\n",
+    );
+    let o = run(&[
+        "run",
+        &dir.path().display().to_string(),
+        "--report",
+        "--",
+        "connect",
+        "127.0.0.1:9",
+        "hi",
+    ]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("airssys_wasm::audit")
+            && err.contains("denied: network.connect to 127.0.0.1:9 is not granted")
+            && err.contains("component=\"tcp-connect\""),
+        "{err}"
+    );
+    assert!(err.contains("1 capability use(s) denied"), "{err}");
+    // No escape codes when stderr is not a terminal.
+    assert!(!err.contains('\u{1b}'), "{err}");
+}

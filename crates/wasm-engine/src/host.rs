@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
@@ -50,7 +51,13 @@ pub struct HostState {
     pub(crate) log: crate::logging::LogBudget,
     /// The instance's configuration (the built-in `wasi:config`).
     config: Option<Arc<dyn crate::ConfigSource>>,
+    /// Capability uses refused during the current call (shared with the WASI
+    /// context's checks, which run outside the store).
+    pub(crate) denials: Arc<AtomicU64>,
 }
+
+/// The `tracing` target of refused capability uses: the audit trail.
+pub const AUDIT_TARGET: &str = "airssys_wasm::audit";
 
 /// The parts of a [`HostState`] host code borrows at once.
 pub(crate) struct Parts<'a> {
@@ -105,6 +112,7 @@ impl HostState {
         wasi: &mut WasiCtxBuilder,
         captured: Option<Captured>,
         state: Box<dyn Any + Send>,
+        denials: Arc<AtomicU64>,
     ) -> Self {
         let mut table = ResourceTable::new();
         table.set_max_capacity(
@@ -124,6 +132,7 @@ impl HostState {
             host_call: None,
             log: crate::logging::LogBudget::default(),
             config: sandbox.config().cloned(),
+            denials,
         }
     }
 
@@ -163,7 +172,12 @@ impl HostState {
 /// # Errors
 ///
 /// [`WasmError::CapabilityDenied`] when a granted directory cannot be opened.
-pub(crate) fn grant(b: &mut WasiCtxBuilder, sandbox: &Sandbox) -> WasmResult<Option<Captured>> {
+pub(crate) fn grant(
+    b: &mut WasiCtxBuilder,
+    sandbox: &Sandbox,
+    component: &Arc<str>,
+    denials: &Arc<AtomicU64>,
+) -> WasmResult<Option<Captured>> {
     let caps = sandbox.capabilities();
     let stdin = sandbox.stdin_bytes();
     b.args(sandbox.args());
@@ -236,6 +250,7 @@ pub(crate) fn grant(b: &mut WasiCtxBuilder, sandbox: &Sandbox) -> WasmResult<Opt
         }
         Some(net) => {
             let net = net.clone();
+            let (component, denials) = (Arc::clone(component), Arc::clone(denials));
             b.allow_tcp(true)
                 .allow_udp(false)
                 .allow_ip_name_lookup(net.dns)
@@ -247,9 +262,30 @@ pub(crate) fn grant(b: &mut WasiCtxBuilder, sandbox: &Sandbox) -> WasmResult<Opt
                         SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
                         _ => false,
                     };
+                    if !allowed {
+                        denied(&component, &denials, usage, addr);
+                    }
                     Box::pin(async move { allowed })
                 });
         }
     }
     Ok(captured)
+}
+
+/// Counts and logs a refused socket use: which component asked for what.
+#[cold]
+fn denied(component: &str, denials: &AtomicU64, usage: SocketAddrUse, addr: SocketAddr) {
+    denials.fetch_add(1, Ordering::Relaxed);
+    let what = match usage {
+        SocketAddrUse::TcpConnect => "network.connect",
+        SocketAddrUse::TcpBind => "network.bind",
+        _ => "network.udp",
+    };
+    tracing::warn!(
+        target: AUDIT_TARGET,
+        component,
+        capability = what,
+        requested = %addr,
+        "denied: {what} to {addr} is not granted (add it to [capabilities.network] connect)"
+    );
 }

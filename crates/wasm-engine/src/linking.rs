@@ -5,6 +5,8 @@
 //! the instantiation bounded like a call.
 
 use std::any::{Any, TypeId};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use wasmtime::component::InstancePre;
@@ -195,6 +197,15 @@ impl CompiledComponent {
             }
         }
         if !denied.is_empty() {
+            for d in &denied {
+                tracing::warn!(
+                    target: crate::host::AUDIT_TARGET,
+                    component = self.name(),
+                    capability = "interface",
+                    requested = %d.interface,
+                    "denied: {d}"
+                );
+            }
             return Err(WasmError::InterfacesDenied {
                 component: self.name().to_owned(),
                 denied,
@@ -300,10 +311,18 @@ impl CompiledComponent {
         // In a block: the builder is not kept in this future across the await.
         let mut store = {
             let mut wasi = WasiCtxBuilder::new();
-            let captured = grant(&mut wasi, sandbox)?;
+            let denials = Arc::new(AtomicU64::new(0));
+            let captured = grant(&mut wasi, sandbox, self.shared_name(), &denials)?;
             Store::new(
                 engine.wasmtime_engine(),
-                HostState::new(sandbox, self.shared_name(), &mut wasi, captured, state),
+                HostState::new(
+                    sandbox,
+                    self.shared_name(),
+                    &mut wasi,
+                    captured,
+                    state,
+                    denials,
+                ),
             )
         };
         store.limiter(|s| &mut s.limiter);

@@ -166,6 +166,10 @@ pub struct ExecutionReport {
     /// [`MAX_LOG_RECORDS_PER_CALL`](crate::MAX_LOG_RECORDS_PER_CALL): counted, not
     /// emitted.
     pub log_records_dropped: u64,
+    /// Capability uses the call was refused (a connect outside the allowlist, …), each
+    /// also logged to [`AUDIT_TARGET`](crate::AUDIT_TARGET) with the component's name and
+    /// what it asked for.
+    pub capability_denials: u64,
 }
 
 impl std::fmt::Display for ExecutionReport {
@@ -179,6 +183,13 @@ impl std::fmt::Display for ExecutionReport {
             "peak memory {} of {}",
             fmt_bytes(self.peak_memory_bytes),
             fmt_bytes(self.memory_limit_bytes)
-        )
+        )?;
+        if self.capability_denials > 0 {
+            write!(f, ", {} capability use(s) denied", self.capability_denials)?;
+        }
+        if self.log_records_dropped > 0 {
+            write!(f, ", {} log record(s) dropped", self.log_records_dropped)?;
+        }
+        Ok(())
     }
 }

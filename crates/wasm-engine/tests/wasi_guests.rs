@@ -62,6 +62,8 @@ struct Run {
     code: Result<i32, WasmError>,
     stdout: String,
     stderr: String,
+    /// Capability uses the run was refused.
+    denials: u64,
 }
 
 async fn run_with(guest: &str, caps: CapabilitySet, args: &[&str], limits: ResourceLimits) -> Run {
@@ -78,6 +80,7 @@ async fn run_with(guest: &str, caps: CapabilitySet, args: &[&str], limits: Resou
         code,
         stdout: text(instance.captured_stdout()),
         stderr: text(instance.captured_stderr()),
+        denials: instance.last_report().capability_denials,
     }
 }
 
@@ -347,6 +350,7 @@ async fn connect_to_an_allowed_address_succeeds() {
         let r = run("tcp-connect", caps, &["connect", &addr.to_string(), "ping"]).await;
         assert_eq!(r.stdout, "reply: echo: ping\n", "{rule}");
         assert_eq!(r.code.as_ref().unwrap(), &0);
+        assert_eq!(r.denials, 0);
     }
 }
 
@@ -357,6 +361,8 @@ async fn connect_outside_the_allowlist_fails() {
     let caps = with([connect_to(&other.to_string())]);
     let r = run("tcp-connect", caps, &["connect", &addr.to_string(), "hi"]).await;
     assert!(r.stdout.starts_with("error: "), "{}", r.stdout);
+    // Counted in the report (and logged to the audit target).
+    assert_eq!(r.denials, 1, "{}", r.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
