@@ -213,7 +213,9 @@ impl WasmEngineBuilder {
     ///
     /// A name that is not an interface name, the same name twice, or more than
     /// [`MAX_HOST_INTERFACES`](crate::MAX_HOST_INTERFACES) interfaces make
-    /// [`build`](Self::build) fail; so does an `add_to_linker` that fails.
+    /// [`build`](Self::build) fail. The linker is built when first needed (the first
+    /// instantiation): an `add_to_linker` that fails is reported then, as
+    /// [`WasmError::EngineInitialization`] naming the interface.
     pub fn host_interface<S, F>(mut self, name: &str, add_to_linker: F) -> Self
     where
         S: Send + 'static,
