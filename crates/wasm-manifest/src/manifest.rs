@@ -38,8 +38,8 @@ pub struct ComponentManifest {
     pub config: Option<ConfigSection>,
 }
 
-/// `[config]`: keys and their values, in order. Two are equal when their entries are,
-/// wherever they were written.
+/// `[config]`: keys and their values, in the file's order. Two are equal when they
+/// hold the same entries, wherever and in whatever order they were written.
 #[derive(Debug, Clone, Eq)]
 #[non_exhaustive]
 pub struct ConfigSection {
@@ -64,8 +64,16 @@ pub struct ConfigEntry {
 }
 
 impl PartialEq for ConfigSection {
+    /// The same keys with the same values: order carries no meaning (keys are unique,
+    /// and `get-all` is a set), and `to_toml` writes `{ env = … }` entries after the
+    /// strings, as TOML's tables follow its values.
     fn eq(&self, other: &Self) -> bool {
-        self.entries == other.entries
+        fn sorted(c: &ConfigSection) -> Vec<&ConfigEntry> {
+            let mut e: Vec<_> = c.entries.iter().collect();
+            e.sort_by(|a, b| a.key.cmp(&b.key));
+            e
+        }
+        sorted(self) == sorted(other)
     }
 }
 

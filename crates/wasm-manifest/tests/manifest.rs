@@ -649,8 +649,14 @@ fn config_holds_strings_and_environment_references() {
     let values = m.config_values().unwrap();
     assert_eq!(values.get("api_token").map(String::as_str), Some("s3cret"));
     assert_eq!(values.get("greeting").map(String::as_str), Some("hello"));
-    // Round trip, in order.
+    // Round trip, whichever kind of value comes first.
     assert_eq!(f.parse(&m.to_toml().unwrap()).unwrap(), m);
+    let env_first = f
+        .parse(&format!(
+            "{MINIMAL}[config]\napi_token = {{ env = \"{var}\" }}\ngreeting = \"hello\"\n"
+        ))
+        .unwrap();
+    assert_eq!(f.parse(&env_first.to_toml().unwrap()).unwrap(), env_first);
     // Without the table: nothing granted, nothing configured.
     let m = f.parse(MINIMAL).unwrap();
     assert!(m.capability_set().interfaces.is_empty());
