@@ -16,12 +16,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use wasmtime::component::{Component, InstancePre, Linker, ResourceTable, TypedFunc};
+use wasmtime::component::{Component, InstancePre, Linker, TypedFunc};
 use wasmtime::{Config, Engine, OptLevel, PoolingAllocationConfig, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use airssys_wasm_benches::{raw_config, runtime};
+use airssys_wasm_benches::{RawWasi, raw_config, runtime};
 use airssys_wasm_core::ResourceLimits;
 use airssys_wasm_engine::{CompiledComponent, Pooling, Sandbox, WasmEngine};
 use airssys_wasm_loader::{CacheConfig, CacheOutcome, ComponentLoader};
@@ -50,29 +49,8 @@ fn raw_engine() -> Engine {
     Engine::new(&raw_config()).unwrap()
 }
 
-/// What a raw embedder's store holds to run WASI guests.
-struct RawWasi {
-    ctx: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for RawWasi {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.ctx,
-            table: &mut self.table,
-        }
-    }
-}
-
 fn raw_store(engine: &Engine) -> Store<RawWasi> {
-    let mut store = Store::new(
-        engine,
-        RawWasi {
-            ctx: WasiCtxBuilder::new().build(),
-            table: ResourceTable::new(),
-        },
-    );
+    let mut store = Store::new(engine, RawWasi::new(()));
     store.set_fuel(FUEL).unwrap();
     store.set_epoch_deadline(1_000);
     store
@@ -658,13 +636,7 @@ fn cpu_bound(c: &mut Criterion) {
     let raw = Engine::new(&config).unwrap();
     let mut linker = Linker::new(&raw);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
-    let mut store = Store::new(
-        &raw,
-        RawWasi {
-            ctx: WasiCtxBuilder::new().build(),
-            table: ResourceTable::new(),
-        },
-    );
+    let mut store = Store::new(&raw, RawWasi::new(()));
     let instance = rt
         .block_on(
             linker.instantiate_async(&mut store, &Component::new(&raw, guests::CALC).unwrap()),

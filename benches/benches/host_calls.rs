@@ -11,9 +11,8 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker, Resource, ResourceTable};
 use wasmtime::{Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use airssys_wasm_benches::{raw_config, runtime};
+use airssys_wasm_benches::{RawWasi, raw_config, runtime};
 use airssys_wasm_core::{CapabilitySet, InterfaceGrant, ResourceLimits};
 use airssys_wasm_engine::{
     CompiledComponent, HasHostCtx, HostCtx, Sandbox, WasmEngine, WasmEngineBuilder,
@@ -116,24 +115,11 @@ impl Side for HostCtx<'_, Tenant> {
 host_code!(HostCtx<'_, Tenant>);
 
 /// Raw Wasmtime: host code on the embedder's own store data.
-struct RawHost {
-    ctx: WasiCtx,
-    table: ResourceTable,
-    tenant: Tenant,
-}
-
-impl WasiView for RawHost {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.ctx,
-            table: &mut self.table,
-        }
-    }
-}
+type RawHost = RawWasi<Tenant>;
 
 impl Side for RawHost {
     fn tenant(&mut self) -> &mut Tenant {
-        &mut self.tenant
+        &mut self.data
     }
     fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
@@ -186,14 +172,7 @@ fn raw_pre(engine: &Engine) -> InstancePre<RawHost> {
 }
 
 fn raw_store(engine: &Engine) -> Store<RawHost> {
-    let mut store = Store::new(
-        engine,
-        RawHost {
-            ctx: WasiCtxBuilder::new().build(),
-            table: ResourceTable::new(),
-            tenant: Tenant::default(),
-        },
-    );
+    let mut store = Store::new(engine, RawHost::new(Tenant::default()));
     store.set_fuel(FUEL).unwrap();
     store.set_epoch_deadline(1_000);
     store

@@ -1,5 +1,39 @@
 //! Criterion benchmarks of airssys-wasm; see `benches/`. What the benchmark files
-//! share: the raw Wasmtime configuration they compare against, and the runtime.
+//! share: the raw Wasmtime configuration they compare against, a raw embedder's store
+//! data, and the runtime.
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// What a raw embedder's store holds to run WASI guests, and its own `data`.
+pub struct RawWasi<T = ()> {
+    /// The WASI context (nothing granted).
+    pub ctx: WasiCtx,
+    /// The resource table.
+    pub table: ResourceTable,
+    /// The embedder's own per-instance data.
+    pub data: T,
+}
+
+impl<T> RawWasi<T> {
+    /// A fresh WASI context and table, with `data`.
+    pub fn new(data: T) -> Self {
+        Self {
+            ctx: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+            data,
+        }
+    }
+}
+
+impl<T: Send> WasiView for RawWasi<T> {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
 
 /// The raw Wasmtime configuration every `raw_wasmtime` variant uses: the same as
 /// `WasmEngine::new()` (fuel metering and epoch interruption on, a 1 MiB wasm stack,

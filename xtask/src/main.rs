@@ -176,11 +176,16 @@ fn build_plugins() -> anyhow::Result<()> {
     let src = example.join("plugins-src/js-greeter");
     let out = example.join("plugins/js-greeter/plugin.wasm");
     let stamp = example.join("plugins/js-greeter/SOURCES");
-    let digest = js_sources_digest(&[
-        &src.join("greeter.js"),
-        &src.join("build.mjs"),
-        &example.join("wit/plugins.wit"),
-    ])?;
+    let files = [
+        "plugins-src/js-greeter/greeter.js",
+        "plugins-src/js-greeter/build.mjs",
+        "wit/plugins.wit",
+    ]
+    .map(String::from);
+    let digest = format!(
+        "{} {COMPONENTIZE_JS}",
+        airssys_wasm_testkit::guests::files_digest(&example, &files)?.trim_end()
+    );
     if out.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(digest.as_str()) {
         eprintln!("{} is up to date with its sources", out.display());
         return Ok(());
@@ -217,29 +222,6 @@ fn build_plugins() -> anyhow::Result<()> {
     }
     std::fs::write(&stamp, digest)?;
     Ok(())
-}
-
-/// FNV-1a over the files (line endings ignored) and the componentize-js release.
-fn js_sources_digest(files: &[&Path]) -> anyhow::Result<String> {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    feed(COMPONENTIZE_JS.as_bytes());
-    for file in files {
-        let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        feed(
-            &text
-                .into_iter()
-                .filter(|&b| b != b'\r')
-                .collect::<Vec<u8>>(),
-        );
-        feed(&[0]);
-    }
-    Ok(format!("fnv1a64:{hash:016x} {COMPONENTIZE_JS}\n"))
 }
 
 fn copy_component(from: &Path, to_dir: &Path) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use airssys_wasm_core::units::format_duration;
 use airssys_wasm_core::{CapabilitySet, PartialResourceLimits, ResourceLimits, WasmError};
 use airssys_wasm_engine::{CallOutcome, CompiledComponent, Proposal, Sandbox, WasmEngine};
-use airssys_wasm_loader::{CacheConfig, ComponentLoader, sha256_hex};
+use airssys_wasm_loader::{CacheConfig, ComponentLoader, check_sha256, sha256_hex};
 use airssys_wasm_manifest::{ComponentManifest, MANIFEST_FILE};
 
 mod logs;
@@ -426,19 +426,12 @@ async fn read_component(target: &Target) -> Result<Vec<u8>, Failure> {
 /// The component file's SHA-256 digest, checked against the manifest's `sha256` when
 /// it pins one.
 fn check_pin(target: &Target, name: &str, bytes: &[u8]) -> Result<String, Failure> {
-    let digest = sha256_hex(bytes);
     match target
         .manifest()
         .and_then(|m| m.component.sha256.as_deref())
     {
-        Some(pin) if pin != digest => Err(WasmError::IntegrityMismatch {
-            component: name.to_owned(),
-            path: target.component_path(),
-            expected: pin.to_owned(),
-            actual: digest,
-        }
-        .into()),
-        _ => Ok(digest),
+        Some(pin) => Ok(check_sha256(name, &target.component_path(), bytes, pin)?),
+        None => Ok(sha256_hex(bytes)),
     }
 }
 
@@ -586,11 +579,10 @@ async fn run(engine: &EngineArgs, args: RunArgs, cache: &CacheArgs) -> Result<u8
     if !args.config.is_empty() && !has_config {
         capabilities
             .interfaces
-            .push(airssys_wasm_core::InterfaceGrant {
-                name: "wasi:config/store".into(),
-                version: None,
-                origin: Some("--config".into()),
-            });
+            .push(airssys_wasm_core::InterfaceGrant::every_version(
+                airssys_wasm_core::interface::WASI_CONFIG_STORE,
+                "--config",
+            ));
     }
     let component = load(engine, &target, cache, args.allow_precompiled).await?;
     let mut guest_args = vec![component.name().to_owned()];

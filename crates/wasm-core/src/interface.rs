@@ -22,6 +22,13 @@
 //! # Ok::<(), String>(())
 //! ```
 
+/// The standard configuration interface airssys-wasm provides built in (both its
+/// versions); a manifest's `[config]` table grants it.
+pub const WASI_CONFIG_STORE: &str = "wasi:config/store";
+
+/// The standard logging interface airssys-wasm provides built in.
+pub const WASI_LOGGING: &str = "wasi:logging/logging";
+
 /// A grant of one host interface to a component. Two grants are equal when they
 /// grant the same thing, wherever they were written.
 #[derive(Debug, Clone)]
@@ -60,6 +67,16 @@ impl InterfaceGrant {
             version,
             origin: None,
         })
+    }
+
+    /// A grant of every version of `name` (`namespace:package/interface`, not checked),
+    /// written at `origin`.
+    pub fn every_version(name: &str, origin: impl Into<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            version: None,
+            origin: Some(origin.into()),
+        }
     }
 
     /// The same grant, remembering where it was written.

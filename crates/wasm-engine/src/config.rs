@@ -69,14 +69,18 @@ impl ConfigSource for BTreeMap<String, String> {
     }
 }
 
-/// The interface's name without a version: what a grant names.
-pub(crate) const CONFIG: &str = "wasi:config/store";
+/// How a component gets `wasi:config/store`: its configuration grants it.
+const GRANT: &str = "give the component its configuration: a [config] table in \
+                     Component.toml (or `run --config KEY=VALUE`), which grants it; \
+                     embedders grant `wasi:config/store` in CapabilitySet::interfaces and \
+                     pass Sandbox::with_config";
 
 /// The built-in registrations of `wasi:config/store`, both versions.
 pub(crate) fn registrations() -> [Registered; 2] {
     [
         Registered::builtin(
             "wasi:config/store@0.2.0-rc.1",
+            Some(GRANT),
             Arc::new(|linker: &mut Linker<HostState>| {
                 rc1::wasi::config::store::add_to_linker::<HostState, HasSelf<HostState>>(
                     linker,
@@ -86,6 +90,7 @@ pub(crate) fn registrations() -> [Registered; 2] {
         ),
         Registered::builtin(
             "wasi:config/store@0.2.0-draft-2024-09-27",
+            Some(GRANT),
             Arc::new(|linker: &mut Linker<HostState>| {
                 draft::wasi::config::store::add_to_linker::<HostState, HasSelf<HostState>>(
                     linker,

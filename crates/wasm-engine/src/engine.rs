@@ -8,6 +8,7 @@ use wasmtime::component::Linker;
 use wasmtime::wasmparser::WasmFeatures;
 use wasmtime::{Config, Engine, OptLevel, Strategy};
 
+use airssys_wasm_core::interface::{WASI_CONFIG_STORE, WASI_LOGGING};
 use airssys_wasm_core::{WasmError, WasmResult};
 
 use crate::features::{Proposal, Proposals, flag};
@@ -254,10 +255,11 @@ impl WasmEngineBuilder {
         }
         let mut interfaces = self.interfaces;
         // Built in, after the embedder's (whose getters know their positions).
-        if !interfaces.iter().any(|r| r.name == "wasi:logging/logging") {
+        // (An embedder's own registration of one replaces it.)
+        if !interfaces.iter().any(|r| r.name == WASI_LOGGING) {
             interfaces.push(crate::logging::registration());
         }
-        if !interfaces.iter().any(|r| r.name == crate::config::CONFIG) {
+        if !interfaces.iter().any(|r| r.name == WASI_CONFIG_STORE) {
             interfaces.extend(crate::config::registrations());
         }
         if self.epoch_tick.is_zero() {

@@ -51,9 +51,10 @@ pub struct HostState {
     pub(crate) log: crate::logging::LogBudget,
     /// The instance's configuration (the built-in `wasi:config`).
     config: Option<Arc<dyn crate::ConfigSource>>,
-    /// Capability uses refused during the current call (shared with the WASI
-    /// context's checks, which run outside the store).
-    pub(crate) denials: Arc<AtomicU64>,
+    /// Capability uses refused during the current call, shared with the WASI
+    /// context's network check (which runs outside the store); only with a network
+    /// grant, the one check that can refuse and count.
+    pub(crate) denials: Option<Arc<AtomicU64>>,
 }
 
 /// The `tracing` target of refused capability uses: the audit trail.
@@ -65,6 +66,13 @@ pub(crate) struct Parts<'a> {
     pub(crate) component: &'a str,
     pub(crate) capabilities: &'a CapabilitySet,
     pub(crate) table: &'a mut ResourceTable,
+}
+
+/// What [`grant`] set up beside the WASI context: the capture pipes, and the counter
+/// of refused network uses.
+pub(crate) struct Granted {
+    pub(crate) captured: Option<Captured>,
+    pub(crate) denials: Option<Arc<AtomicU64>>,
 }
 
 /// In-memory stdout and stderr of one instance.
@@ -112,7 +120,7 @@ impl HostState {
         wasi: &mut WasiCtxBuilder,
         captured: Option<Captured>,
         state: Box<dyn Any + Send>,
-        denials: Arc<AtomicU64>,
+        denials: Option<Arc<AtomicU64>>,
     ) -> Self {
         let mut table = ResourceTable::new();
         table.set_max_capacity(
@@ -176,8 +184,7 @@ pub(crate) fn grant(
     b: &mut WasiCtxBuilder,
     sandbox: &Sandbox,
     component: &Arc<str>,
-    denials: &Arc<AtomicU64>,
-) -> WasmResult<Option<Captured>> {
+) -> WasmResult<Granted> {
     let caps = sandbox.capabilities();
     let stdin = sandbox.stdin_bytes();
     b.args(sandbox.args());
@@ -242,6 +249,7 @@ pub(crate) fn grant(
                 reason: format!("the host directory cannot be opened: {e}"),
             })?;
     }
+    let mut counted = None;
     match &caps.network {
         None => {
             b.allow_tcp(false)
@@ -250,7 +258,9 @@ pub(crate) fn grant(
         }
         Some(net) => {
             let net = net.clone();
-            let (component, denials) = (Arc::clone(component), Arc::clone(denials));
+            let denials = Arc::new(AtomicU64::new(0));
+            counted = Some(Arc::clone(&denials));
+            let component = Arc::clone(component);
             b.allow_tcp(true)
                 .allow_udp(false)
                 .allow_ip_name_lookup(net.dns)
@@ -269,7 +279,10 @@ pub(crate) fn grant(
                 });
         }
     }
-    Ok(captured)
+    Ok(Granted {
+        captured,
+        denials: counted,
+    })
 }
 
 /// Counts and logs a refused socket use: which component asked for what.

@@ -157,6 +157,8 @@ pub(crate) struct Registered {
     pub(crate) add: Arc<AddToLinker>,
     /// Provided by airssys-wasm itself (`wasi:logging`), not by the embedder.
     pub(crate) builtin: bool,
+    /// How a component is granted it, when not by `interfaces = [...]`.
+    pub(crate) grant_hint: Option<&'static str>,
 }
 
 /// How a registration adds its interface to a linker.
@@ -202,11 +204,17 @@ impl Registered {
             state_name: std::any::type_name::<S>(),
             add: Arc::new(move |linker| add_to_linker(linker, getter)),
             builtin: false,
+            grant_hint: None,
         })
     }
 
-    /// A built-in interface: `full` is a valid, versioned interface name.
-    pub(crate) fn builtin(full: &'static str, add: Arc<AddToLinker>) -> Self {
+    /// A built-in interface: `full` is a valid, versioned interface name; `grant_hint`
+    /// says how a component is granted it when not by `interfaces = [...]`.
+    pub(crate) fn builtin(
+        full: &'static str,
+        grant_hint: Option<&'static str>,
+        add: Arc<AddToLinker>,
+    ) -> Self {
         let (name, version) = split_name(full).unwrap_or((full, None));
         Self {
             full: full.to_owned(),
@@ -216,6 +224,7 @@ impl Registered {
             state_name: "()",
             add,
             builtin: true,
+            grant_hint,
         }
     }
 

@@ -5,8 +5,6 @@
 //! the instantiation bounded like a call.
 
 use std::any::{Any, TypeId};
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use wasmtime::component::InstancePre;
@@ -130,23 +128,17 @@ impl CompiledComponent {
         let registered = self.engine().registered();
         let mut denied = Vec::new();
         for import in imports {
-            match import.provider {
+            match import.provider.and_then(|p| registered.get(p)) {
                 None => denied.push(InterfaceDenial {
                     interface: import.full.clone(),
                     problem: "is imported, but this host does not provide it".into(),
-                    fix: if registered.is_empty() {
-                        "this host provides WASI only; build the component without it, or \
-                         run it on a host that registers it"
-                            .into()
-                    } else {
-                        format!(
-                            "this host provides {} (and WASI); build the component against \
-                             those, or run it on a host that registers it",
-                            list(registered.iter().map(|r| r.full.as_str()))
-                        )
-                    },
+                    fix: format!(
+                        "this host provides {} (and WASI); build the component against \
+                         those, or run it on a host that registers it",
+                        list(registered.iter().map(|r| r.full.as_str()))
+                    ),
                 }),
-                Some(_)
+                Some(r)
                     if !grants
                         .iter()
                         .any(|g| g.allows_version(&import.name, import.version.as_ref())) =>
@@ -154,19 +146,17 @@ impl CompiledComponent {
                     denied.push(InterfaceDenial {
                         interface: import.full.clone(),
                         problem: "is imported, but not granted".into(),
-                        fix: if import.name == crate::config::CONFIG {
-                            "give the component its configuration: a [config] table in \
-                             Component.toml (or `run --config KEY=VALUE`), which grants it; \
-                             embedders grant `wasi:config/store` in CapabilitySet::interfaces \
-                             and pass Sandbox::with_config"
-                                .into()
-                        } else {
-                            format!(
-                                "grant it with `interfaces = [\"{}\"]` under [capabilities] in \
-                                 Component.toml (CapabilitySet::interfaces for embedders)",
-                                import.full
-                            )
-                        },
+                        fix: r.grant_hint.map_or_else(
+                            || {
+                                format!(
+                                    "grant it with `interfaces = [\"{}\"]` under \
+                                     [capabilities] in Component.toml \
+                                     (CapabilitySet::interfaces for embedders)",
+                                    import.full
+                                )
+                            },
+                            str::to_owned,
+                        ),
                     });
                 }
                 Some(_) => {}
@@ -185,14 +175,10 @@ impl CompiledComponent {
                         }
                         None => "is granted, but this host does not provide it".into(),
                     },
-                    fix: if registered.is_empty() {
-                        "this host provides no host interfaces; remove the grant".into()
-                    } else {
-                        format!(
-                            "remove the grant, or correct it: this host provides {}",
-                            list(registered.iter().map(|r| r.full.as_str()))
-                        )
-                    },
+                    fix: format!(
+                        "remove the grant, or correct it: this host provides {}",
+                        list(registered.iter().map(|r| r.full.as_str()))
+                    ),
                 });
             }
         }
@@ -311,17 +297,16 @@ impl CompiledComponent {
         // In a block: the builder is not kept in this future across the await.
         let mut store = {
             let mut wasi = WasiCtxBuilder::new();
-            let denials = Arc::new(AtomicU64::new(0));
-            let captured = grant(&mut wasi, sandbox, self.shared_name(), &denials)?;
+            let granted = grant(&mut wasi, sandbox, self.shared_name())?;
             Store::new(
                 engine.wasmtime_engine(),
                 HostState::new(
                     sandbox,
                     self.shared_name(),
                     &mut wasi,
-                    captured,
+                    granted.captured,
                     state,
-                    denials,
+                    granted.denials,
                 ),
             )
         };

@@ -40,6 +40,7 @@ pub const MAX_LOG_MESSAGE_BYTES: usize = 4_096;
 pub(crate) fn registration() -> Registered {
     Registered::builtin(
         LOGGING,
+        None,
         Arc::new(|linker: &mut Linker<HostState>| {
             add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
         }),

@@ -213,15 +213,7 @@ impl ComponentLoader {
     ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
         let path = path.as_ref();
         let bytes = read_file(path).await?;
-        let actual = sha256_hex(&bytes);
-        if !actual.eq_ignore_ascii_case(sha256) {
-            return Err(WasmError::IntegrityMismatch {
-                component: name.to_owned(),
-                path: path.to_owned(),
-                expected: sha256.to_ascii_lowercase(),
-                actual,
-            });
-        }
+        check_sha256(name, path, &bytes, sha256)?;
         self.compile(name.to_owned(), Some(path.to_owned()), bytes)
             .await
     }
@@ -522,6 +514,25 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         let _ = write!(hex, "{b:02x}");
     }
     hex
+}
+
+/// Checks the bytes of the component `name`, read from `path`, against the SHA-256
+/// digest `pin` (hex, either case); their digest when it matches.
+///
+/// # Errors
+///
+/// [`WasmError::IntegrityMismatch`] with both digests.
+pub fn check_sha256(name: &str, path: &Path, bytes: &[u8], pin: &str) -> WasmResult<String> {
+    let actual = sha256_hex(bytes);
+    if actual.eq_ignore_ascii_case(pin) {
+        return Ok(actual);
+    }
+    Err(WasmError::IntegrityMismatch {
+        component: name.to_owned(),
+        path: path.to_owned(),
+        expected: pin.to_ascii_lowercase(),
+        actual,
+    })
 }
 
 /// The kind of binary, from the header; `None` if it is not a WebAssembly binary.

@@ -10,10 +10,9 @@ use airssys_wasm_core::{
     PartialResourceLimits, Proposal, ResourceLimits, StdioMode, WasmResult,
 };
 
-use crate::error::{ManifestError, ManifestErrorKind};
+use airssys_wasm_core::interface::WASI_CONFIG_STORE;
 
-/// What a `[config]` table grants.
-const CONFIG_INTERFACE: &str = "wasi:config/store";
+use crate::error::{ManifestError, ManifestErrorKind};
 
 /// The file name a manifest has inside a component's directory.
 pub const MANIFEST_FILE: &str = "Component.toml";
@@ -266,11 +265,10 @@ impl ComponentManifest {
     pub fn capability_set(&self) -> CapabilitySet {
         let mut caps = self.declared_capabilities();
         if let Some(config) = &self.config {
-            caps.interfaces.push(InterfaceGrant {
-                name: CONFIG_INTERFACE.to_owned(),
-                version: None,
-                origin: Some(config.origin.clone()),
-            });
+            caps.interfaces.push(InterfaceGrant::every_version(
+                WASI_CONFIG_STORE,
+                config.origin.clone(),
+            ));
         }
         caps
     }

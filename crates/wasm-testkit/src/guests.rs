@@ -196,6 +196,16 @@ pub fn sources_digest(dir: &Path) -> std::io::Result<String> {
     let mut files = Vec::new();
     collect_sources(dir, dir, &mut files)?;
     files.sort();
+    files_digest(dir, &files)
+}
+
+/// The digest of the files `files` (paths relative to `root`) by path and content,
+/// line endings ignored (FNV-1a, 64 bits): `fnv1a64:<hex> files:<count>`.
+///
+/// # Errors
+///
+/// Any I/O error reading a file.
+pub fn files_digest(root: &Path, files: &[String]) -> std::io::Result<String> {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |bytes: &[u8]| {
         for &b in bytes {
@@ -203,10 +213,10 @@ pub fn sources_digest(dir: &Path) -> std::io::Result<String> {
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
     };
-    for rel in &files {
+    for rel in files {
         feed(rel.as_bytes());
         feed(&[0]);
-        let text = std::fs::read(dir.join(rel))?;
+        let text = std::fs::read(root.join(rel))?;
         // Line endings do not change what is built.
         let text: Vec<u8> = text.into_iter().filter(|&b| b != b'\r').collect();
         feed(&text);
