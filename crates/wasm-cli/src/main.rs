@@ -14,6 +14,7 @@ use airssys_wasm_loader::{CacheConfig, ComponentLoader, check_sha256, sha256_hex
 use airssys_wasm_manifest::{ComponentManifest, MANIFEST_FILE};
 
 mod logs;
+mod state;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -175,6 +176,8 @@ struct RunArgs {
     /// Artifacts are native code run without validation: only pass ones you trust.
     #[arg(long)]
     allow_precompiled: bool,
+    #[command(flatten)]
+    state: state::StateArgs,
     /// Arguments for the guest (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -547,6 +550,13 @@ fn describe_capabilities(c: &CapabilitySet) -> String {
         let names: Vec<_> = c.interfaces.iter().map(ToString::to_string).collect();
         parts.push(format!("interfaces {}", names.join(",")));
     }
+    if let Some(kv) = &c.keyvalue {
+        parts.push(format!(
+            "keyvalue buckets {} (max {} each)",
+            kv.buckets.join(","),
+            airssys_wasm_core::error::fmt_bytes(kv.max_bytes)
+        ));
+    }
     parts.join("; ")
 }
 
@@ -584,7 +594,19 @@ async fn run(engine: &EngineArgs, args: RunArgs, cache: &CacheArgs) -> Result<u8
                 "--config",
             ));
     }
+    let runtime_config = args.state.runtime_config().map_err(usage)?;
     let component = load(engine, &target, cache, args.allow_precompiled).await?;
+    // The key-value stores, opened now: one that cannot be used is a configuration
+    // error at start, not a failure in the middle of the guest's work.
+    let keyvalue = match &capabilities.keyvalue {
+        Some(grant) => Some(
+            args.state
+                .keyvalue(&runtime_config, component.name(), grant)
+                .await
+                .map_err(usage)?,
+        ),
+        None => None,
+    };
     let mut guest_args = vec![component.name().to_owned()];
     guest_args.extend(args.args.iter().cloned());
     let mut sandbox = Sandbox::new(limits.clone())
@@ -593,6 +615,9 @@ async fn run(engine: &EngineArgs, args: RunArgs, cache: &CacheArgs) -> Result<u8
         .measure_wall_time(args.report);
     if has_config || !args.config.is_empty() {
         sandbox = sandbox.with_config(std::sync::Arc::new(config));
+    }
+    if let Some(store) = keyvalue {
+        sandbox = sandbox.with_keyvalue(store);
     }
     tracing::debug!(component = component.name(), %limits, "instantiating");
     let mut instance = component.instantiate(&sandbox).await?;

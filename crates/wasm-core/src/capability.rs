@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::interface::InterfaceGrant;
+use crate::keyvalue::KeyValueGrant;
 
 /// What happens to one of the guest's standard streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -164,6 +165,8 @@ pub enum Capability {
     Dns,
     /// A host interface the component may import.
     Interface(InterfaceGrant),
+    /// The key-value store (replacing an earlier key-value grant).
+    KeyValue(KeyValueGrant),
 }
 
 /// Everything a component instance is granted.
@@ -195,6 +198,9 @@ pub struct CapabilitySet {
     /// Host interfaces (defined by the embedder in WIT) the component may import.
     /// WASI is not listed here: the fields above decide what it reaches.
     pub interfaces: Vec<InterfaceGrant>,
+    /// The key-value buckets (`wasi:keyvalue`) the component may open; `None` is
+    /// none (every `open` is refused with `access-denied`).
+    pub keyvalue: Option<KeyValueGrant>,
 }
 
 impl Default for CapabilitySet {
@@ -220,6 +226,7 @@ impl CapabilitySet {
             filesystem: Vec::new(),
             network: None,
             interfaces: Vec::new(),
+            keyvalue: None,
         }
     }
 
@@ -238,6 +245,7 @@ impl CapabilitySet {
                 .push(r),
             Capability::Dns => self.network.get_or_insert_with(Default::default).dns = true,
             Capability::Interface(i) => self.interfaces.push(i),
+            Capability::KeyValue(k) => self.keyvalue = Some(k),
         }
         self
     }

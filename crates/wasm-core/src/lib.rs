@@ -28,6 +28,7 @@
 pub mod capability;
 pub mod error;
 pub mod interface;
+pub mod keyvalue;
 pub mod limits;
 pub mod proposal;
 pub mod units;
@@ -37,5 +38,6 @@ pub use capability::{
 };
 pub use error::{BoxError, InterfaceDenial, WasmError, WasmResult};
 pub use interface::InterfaceGrant;
+pub use keyvalue::KeyValueGrant;
 pub use limits::{PartialResourceLimits, ResourceLimits};
 pub use proposal::{Proposal, UnknownProposal};

@@ -262,6 +262,12 @@ impl WasmEngineBuilder {
         if !interfaces.iter().any(|r| r.name == WASI_CONFIG_STORE) {
             interfaces.extend(crate::config::registrations());
         }
+        if !interfaces.iter().any(|r| {
+            r.name
+                .starts_with(airssys_wasm_core::keyvalue::WASI_KEYVALUE)
+        }) {
+            interfaces.extend(crate::keyvalue::wasi::registrations());
+        }
         if self.epoch_tick.is_zero() {
             return Err(WasmError::EngineInitialization {
                 reason: "the epoch tick must be longer than zero".into(),

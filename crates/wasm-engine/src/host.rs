@@ -55,6 +55,11 @@ pub struct HostState {
     /// context's network check (which runs outside the store); only with a network
     /// grant, the one check that can refuse and count.
     pub(crate) denials: Option<Arc<AtomicU64>>,
+    /// Where the instance's key-value buckets are (the built-in `wasi:keyvalue`).
+    pub(crate) keyvalue: Option<Arc<dyn crate::keyvalue::KeyValueBackend>>,
+    /// Key-value uses refused during the current call (counted in the store: they
+    /// are refused by host code on it).
+    pub(crate) kv_denials: u64,
 }
 
 /// The `tracing` target of refused capability uses: the audit trail.
@@ -141,12 +146,24 @@ impl HostState {
             log: crate::logging::LogBudget::default(),
             config: sandbox.config().cloned(),
             denials,
+            keyvalue: sandbox.keyvalue().cloned(),
+            kv_denials: 0,
         }
     }
 
     /// The instance's configuration source, if it has one.
     pub(crate) fn config(&self) -> Option<&dyn crate::ConfigSource> {
         self.config.as_deref()
+    }
+
+    /// The instance's resource table.
+    pub(crate) fn table_mut(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    /// Everything the instance was granted.
+    pub(crate) fn capabilities(&self) -> &CapabilitySet {
+        &self.capabilities
     }
 
     /// The parts host code borrows.

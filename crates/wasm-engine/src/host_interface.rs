@@ -159,6 +159,9 @@ pub(crate) struct Registered {
     pub(crate) builtin: bool,
     /// How a component is granted it, when not by `interfaces = [...]`.
     pub(crate) grant_hint: Option<&'static str>,
+    /// Whether importing it needs a grant (`wasi:keyvalue` does not: its grant decides
+    /// what `open` reaches).
+    pub(crate) gated: bool,
 }
 
 /// How a registration adds its interface to a linker.
@@ -205,6 +208,7 @@ impl Registered {
             add: Arc::new(move |linker| add_to_linker(linker, getter)),
             builtin: false,
             grant_hint: None,
+            gated: true,
         })
     }
 
@@ -225,6 +229,15 @@ impl Registered {
             add,
             builtin: true,
             grant_hint,
+            gated: true,
+        }
+    }
+
+    /// A built-in interface every component may import.
+    pub(crate) fn ungated(full: &'static str, add: Arc<AddToLinker>) -> Self {
+        Self {
+            gated: false,
+            ..Self::builtin(full, None, add)
         }
     }
 

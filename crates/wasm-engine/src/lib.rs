@@ -129,6 +129,7 @@ mod features;
 mod host;
 mod host_interface;
 mod instance;
+pub mod keyvalue;
 mod limiter;
 mod linking;
 mod logging;

@@ -139,9 +139,10 @@ impl CompiledComponent {
                     ),
                 }),
                 Some(r)
-                    if !grants
-                        .iter()
-                        .any(|g| g.allows_version(&import.name, import.version.as_ref())) =>
+                    if r.gated
+                        && !grants
+                            .iter()
+                            .any(|g| g.allows_version(&import.name, import.version.as_ref())) =>
                 {
                     denied.push(InterfaceDenial {
                         interface: import.full.clone(),
@@ -364,6 +365,10 @@ pub enum Provider {
     /// An interface airssys-wasm provides itself (`wasi:logging`), granted per
     /// component like a host interface.
     BuiltIn(String),
+    /// An interface airssys-wasm provides itself to every component, whose own grant
+    /// decides what it reaches (`wasi:keyvalue`: the buckets of
+    /// `[capabilities.keyvalue]`).
+    Service(String),
     /// Nothing: a component importing it cannot be instantiated on this engine.
     None,
 }
@@ -374,6 +379,10 @@ impl std::fmt::Display for Provider {
             Self::Wasi => f.write_str("provided: WASI"),
             Self::Host(name) => write!(f, "provided: host interface {name}, if granted"),
             Self::BuiltIn(name) => write!(f, "provided: built-in {name}, if granted"),
+            Self::Service(name) => write!(
+                f,
+                "provided: built-in {name}, reaching what the component is granted"
+            ),
             Self::None => f.write_str("NOT provided by this host"),
         }
     }
@@ -396,7 +405,9 @@ impl crate::WasmEngine {
             .iter()
             .find(|r| r.satisfies(name, version.as_ref()))
             .map_or(Provider::None, |r| {
-                if r.builtin {
+                if !r.gated {
+                    Provider::Service(r.full.clone())
+                } else if r.builtin {
                     Provider::BuiltIn(r.full.clone())
                 } else {
                     Provider::Host(r.full.clone())

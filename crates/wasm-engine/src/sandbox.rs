@@ -27,6 +27,7 @@ pub struct Sandbox {
     limits: ResourceLimits,
     capabilities: Arc<CapabilitySet>,
     config: Option<Arc<dyn crate::ConfigSource>>,
+    keyvalue: Option<Arc<dyn crate::keyvalue::KeyValueBackend>>,
     args: Vec<String>,
     capture: Option<usize>,
     stdin: Option<Vec<u8>>,
@@ -40,6 +41,7 @@ impl Sandbox {
             limits,
             capabilities: Arc::new(CapabilitySet::deny_all()),
             config: None,
+            keyvalue: None,
             args: Vec::new(),
             capture: None,
             stdin: None,
@@ -137,6 +139,23 @@ impl Sandbox {
         self.config.as_ref()
     }
 
+    /// Where the built-in `wasi:keyvalue` keeps buckets: an embedded database (the
+    /// `airssys-wasm-keyvalue` crate's SQLite or Redis backends), memory
+    /// ([`MemoryBackend`](crate::keyvalue::MemoryBackend)), or the embedder's own. What
+    /// a component may open is still its grant
+    /// ([`CapabilitySet::keyvalue`](airssys_wasm_core::CapabilitySet::keyvalue));
+    /// without a backend, a granted `open` fails with `no-such-store`.
+    #[must_use]
+    pub fn with_keyvalue(mut self, backend: Arc<dyn crate::keyvalue::KeyValueBackend>) -> Self {
+        self.keyvalue = Some(backend);
+        self
+    }
+
+    /// The key-value backend, if there is one.
+    pub fn keyvalue(&self) -> Option<&Arc<dyn crate::keyvalue::KeyValueBackend>> {
+        self.keyvalue.as_ref()
+    }
+
     /// The capabilities, shared (each instance keeps a reference for its host code).
     pub(crate) fn shared_capabilities(&self) -> &Arc<CapabilitySet> {
         &self.capabilities
@@ -166,7 +185,8 @@ pub struct ExecutionReport {
     /// [`MAX_LOG_RECORDS_PER_CALL`](crate::MAX_LOG_RECORDS_PER_CALL): counted, not
     /// emitted.
     pub log_records_dropped: u64,
-    /// Capability uses the call was refused (a connect outside the allowlist, …), each
+    /// Capability uses the call was refused (a connect outside the allowlist, a bucket
+    /// not granted, a write past a bucket's `max_bytes`, …), each
     /// also logged to [`AUDIT_TARGET`](crate::AUDIT_TARGET) with the component's name and
     /// what it asked for.
     pub capability_denials: u64,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use airssys_wasm_core::{
-    CapabilitySet, DirAccess, DirGrant, EnvGrant, InterfaceGrant, NetworkGrant,
+    CapabilitySet, DirAccess, DirGrant, EnvGrant, InterfaceGrant, KeyValueGrant, NetworkGrant,
     PartialResourceLimits, Proposal, ResourceLimits, StdioMode, WasmResult,
 };
 
@@ -147,6 +147,9 @@ pub struct CapabilitiesSection {
     /// Host interfaces granted (`interfaces = ["acme:plugins/log", …]`), each with
     /// the file, line and column it was written at as its origin.
     pub interfaces: Vec<InterfaceGrant>,
+    /// `[capabilities.keyvalue]`: the buckets the component may open and the bytes
+    /// each may hold; `None` is none.
+    pub keyvalue: Option<KeyValueGrant>,
 }
 
 /// One `[[capabilities.filesystem]]` entry.
@@ -351,6 +354,7 @@ impl ComponentManifest {
                 .collect(),
             network: c.network.clone(),
             interfaces: c.interfaces.clone(),
+            keyvalue: c.keyvalue.clone(),
         }
     }
 

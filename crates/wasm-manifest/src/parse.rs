@@ -8,10 +8,12 @@ use std::path::{Component as PathComponent, Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use airssys_wasm_core::keyvalue::{DEFAULT_BUCKET, check_bucket_name, check_max_bytes};
 use airssys_wasm_core::limits::{check_fuel, check_memory, check_timeout};
 use airssys_wasm_core::units::{parse_duration, parse_memory_size};
 use airssys_wasm_core::{
-    ConnectRule, DirAccess, EnvGrant, InterfaceGrant, NetworkGrant, Proposal, StdioMode,
+    ConnectRule, DirAccess, EnvGrant, InterfaceGrant, KeyValueGrant, NetworkGrant, Proposal,
+    StdioMode,
 };
 
 use crate::error::{ManifestError, ManifestErrorKind, line_col};
@@ -41,9 +43,11 @@ const CAPABILITY_KEYS: &[&str] = &[
     "filesystem",
     "network",
     "interfaces",
+    "keyvalue",
 ];
 const FILESYSTEM_KEYS: &[&str] = &["host", "guest", "access"];
 const NETWORK_KEYS: &[&str] = &["connect", "dns"];
+const KEYVALUE_KEYS: &[&str] = &["buckets", "max_bytes"];
 
 pub(crate) struct Doc<'t> {
     pub(crate) text: &'t str,
@@ -400,21 +404,7 @@ impl Doc<'_> {
                 "memory = \"4MiB\"",
             )
         })?;
-        let memory_bytes = match mem_v.get_ref() {
-            DeValue::Integer(i) => {
-                self.unsigned(mem_v.span(), "limits.memory", i.as_str(), i.radix())?
-            }
-            DeValue::String(s) => parse_memory_size(s)
-                .map_err(|e| self.invalid(mem_v.span(), "limits.memory", e, None))?,
-            other => {
-                return Err(self.wrong_type(
-                    mem_v.span(),
-                    "limits.memory",
-                    "a size (bytes as an integer, or a string like \"4MiB\")",
-                    other,
-                ));
-            }
-        };
+        let memory_bytes = self.size(mem_v, "limits.memory", "4MiB")?;
         check_memory(memory_bytes).map_err(|e| {
             self.invalid(
                 mem_v.span(),
@@ -498,6 +488,22 @@ impl Doc<'_> {
             timeout,
             host_resources,
         })
+    }
+
+    /// A size: bytes as an integer, or a string with a unit (`example`).
+    fn size(&self, v: &Value<'_>, key: &str, example: &str) -> PResult<u64> {
+        match v.get_ref() {
+            DeValue::Integer(i) => self.unsigned(v.span(), key, i.as_str(), i.radix()),
+            DeValue::String(s) => {
+                parse_memory_size(s).map_err(|e| self.invalid(v.span(), key, e, None))
+            }
+            other => Err(self.wrong_type(
+                v.span(),
+                key,
+                &format!("a size (bytes as an integer, or a string like \"{example}\")"),
+                other,
+            )),
+        }
     }
 
     fn unsigned(&self, span: Range<usize>, key: &str, digits: &str, radix: u32) -> PResult<u64> {
@@ -598,6 +604,11 @@ impl Doc<'_> {
             Some((_, n)) => Some(self.network(n)?),
         };
 
+        let keyvalue = match self.table(t, "keyvalue", Some(T))? {
+            None => None,
+            Some((span, k)) => Some(self.keyvalue(span, k)?),
+        };
+
         let mut interfaces: Vec<InterfaceGrant> = Vec::new();
         for item in self.array(
             t,
@@ -632,6 +643,7 @@ impl Doc<'_> {
             filesystem,
             network,
             interfaces,
+            keyvalue,
         })
     }
 
@@ -778,6 +790,56 @@ impl Doc<'_> {
             }
         }
         Ok(grant)
+    }
+}
+
+impl Doc<'_> {
+    fn keyvalue(&self, span: Range<usize>, t: &DeTable<'_>) -> PResult<KeyValueGrant> {
+        const T: &str = "capabilities.keyvalue";
+        self.check_keys(t, KEYVALUE_KEYS, Some(T))?;
+        if Self::get(t, "buckets").is_none() {
+            return Err(self.missing(
+                span,
+                T,
+                "buckets",
+                "; name the buckets the component may open",
+                "buckets = [\"default\"]",
+            ));
+        }
+        let mut buckets: Vec<&str> = Vec::new();
+        for item in self.array(
+            t,
+            "buckets",
+            "capabilities.keyvalue.buckets",
+            "an array of strings",
+        )? {
+            let s = self.string(item, "capabilities.keyvalue.buckets")?;
+            let name = if s.is_empty() { DEFAULT_BUCKET } else { s };
+            check_bucket_name(name)
+                .map_err(|e| self.invalid(item.span(), "capabilities.keyvalue.buckets", e, None))?;
+            if buckets.contains(&name) {
+                return Err(self.invalid(
+                    item.span(),
+                    "capabilities.keyvalue.buckets",
+                    format!("bucket `{name}` is granted twice (\"\" and \"default\" are the same bucket)"),
+                    Some("keep one entry per bucket".into()),
+                ));
+            }
+            buckets.push(name);
+        }
+        let max_v = Self::get(t, "max_bytes").ok_or_else(|| {
+            self.missing(
+                span,
+                T,
+                "max_bytes",
+                "; a key-value grant must bound what each bucket holds",
+                "max_bytes = \"1MiB\"",
+            )
+        })?;
+        let max_bytes = self.size(max_v, "capabilities.keyvalue.max_bytes", "1MiB")?;
+        check_max_bytes(max_bytes)
+            .map_err(|e| self.invalid(max_v.span(), "capabilities.keyvalue.max_bytes", e, None))?;
+        KeyValueGrant::new(buckets, max_bytes).map_err(|e| self.invalid(max_v.span(), T, e, None))
     }
 }
 

@@ -50,6 +50,10 @@ pub(crate) fn to_toml(m: &ComponentManifest) -> Result<String, String> {
                 connect: n.connect.iter().map(ToString::to_string).collect(),
                 dns: n.dns,
             }),
+            keyvalue: c.keyvalue.as_ref().map(|k| OutKeyValue {
+                buckets: &k.buckets,
+                max_bytes: canonical_size(k.max_bytes),
+            }),
         }),
         config: m.config.as_ref().map(|c| OutConfig(&c.entries)),
     };
@@ -131,6 +135,14 @@ struct OutCapabilities<'a> {
     filesystem: Vec<OutDir<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     network: Option<OutNetwork>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keyvalue: Option<OutKeyValue<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutKeyValue<'a> {
+    buckets: &'a [String],
+    max_bytes: String,
 }
 
 #[derive(Serialize)]

@@ -818,3 +818,88 @@ proptest! {
         }
     }
 }
+
+const KV: &str =
+    "[capabilities.keyvalue]\nbuckets = [\"default\", \"shared-cache\"]\nmax_bytes = \"1MiB\"\n";
+
+#[test]
+fn keyvalue_grants_buckets_with_a_byte_bound() {
+    let f = Fixture::new();
+    let m = f.parse(&format!("{MINIMAL}{KV}")).unwrap();
+    let kv = m.capability_set().keyvalue.unwrap();
+    assert_eq!(kv.buckets, ["default", "shared-cache"]);
+    assert_eq!(kv.max_bytes, 1 << 20);
+    // "" is the default bucket; sizes may be plain bytes.
+    let m2 = f
+        .parse(&format!(
+            "{MINIMAL}[capabilities.keyvalue]\nbuckets = [\"\"]\nmax_bytes = 4096\n"
+        ))
+        .unwrap();
+    let kv2 = m2.capability_set().keyvalue.unwrap();
+    assert_eq!(
+        (kv2.buckets.as_slice(), kv2.max_bytes),
+        (&["default".to_owned()][..], 4096)
+    );
+    // Without the table: no key-value grant.
+    assert!(
+        f.parse(MINIMAL)
+            .unwrap()
+            .capability_set()
+            .keyvalue
+            .is_none()
+    );
+    // Round trip.
+    assert_eq!(f.parse(&m.to_toml().unwrap()).unwrap(), m);
+}
+
+#[test]
+fn keyvalue_errors() {
+    let f = Fixture::new();
+    let full = format!("{MINIMAL}{KV}");
+    // MINIMAL has 8 lines: the table is line 9, buckets 10, max_bytes 11.
+    let e = f.err(&full.replace("max_bytes = \"1MiB\"\n", ""));
+    assert_err(
+        &e,
+        ManifestErrorKind::MissingKey,
+        9,
+        &["no `max_bytes`", "max_bytes = \"1MiB\""],
+    );
+    let e = f.err(&full.replace("buckets = [\"default\", \"shared-cache\"]\n", ""));
+    assert_err(&e, ManifestErrorKind::MissingKey, 9, &["no `buckets`"]);
+    let e = f.err(&full.replace("\"1MiB\"", "\"1 lots\""));
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        11,
+        &["unknown unit `lots`"],
+    );
+    let e = f.err(&full.replace("\"1MiB\"", "0"));
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        11,
+        &["between 1 byte and 64GiB"],
+    );
+    let e = f.err(&full.replace("\"1MiB\"", "true"));
+    assert_err(&e, ManifestErrorKind::WrongType, 11, &["a size"]);
+    let e = f.err(&full.replace("\"shared-cache\"", "\"Shared/Cache\""));
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        10,
+        &["not a bucket name"],
+    );
+    let e = f.err(&full.replace("\"shared-cache\"", "\"\""));
+    assert_err(&e, ManifestErrorKind::InvalidValue, 10, &["granted twice"]);
+    let e = f.err(&full.replace("\"shared-cache\"", "7"));
+    assert_err(&e, ManifestErrorKind::WrongType, 10, &["a string"]);
+    let e = f.err(&full.replace("max_bytes", "max_byte"));
+    assert_err(
+        &e,
+        ManifestErrorKind::UnknownKey,
+        11,
+        &["did you mean `max_bytes`?"],
+    );
+    let e = f.err(&full.replace("[capabilities.keyvalue]", "[capabilities.kv]"));
+    assert_eq!(e.kind, ManifestErrorKind::UnknownKey, "{e}");
+}

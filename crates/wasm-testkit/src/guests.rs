@@ -112,6 +112,17 @@ guest!(
     "config-spin"
 );
 
+guest!(
+    /// `wasi:cli` command over the standard `wasi:keyvalue@0.2.0-draft` (`store`,
+    /// `atomics`, `batch`; Wasmtime's version, `guests/kv-tool/wit`): `get`, `set`,
+    /// `delete`, `exists`, `list`, `incr BUCKET KEY DELTA [TIMES]`, `set-many`,
+    /// `get-many`, `delete-many`, `fill BUCKET PREFIX SIZE COUNT` (prints `ack <i>` after
+    /// each write), `set-then-trap`, `set-then-spin`, `bench-get|set|incr BUCKET N`; see
+    /// `guests/kv-tool/src/main.rs`.
+    KV_TOOL,
+    "kv-tool"
+);
+
 /// Every guest, sorted by name.
 pub const GUESTS: &[Guest] = &[
     Guest {
@@ -153,6 +164,11 @@ pub const GUESTS: &[Guest] = &[
         name: "hostile",
         about: "wasi:cli allocation bomb, spin loop, runaway recursion, panic",
         wasm: HOSTILE,
+    },
+    Guest {
+        name: "kv-tool",
+        about: "wasi:cli command over wasi:keyvalue@0.2.0-draft (store, atomics, batch)",
+        wasm: KV_TOOL,
     },
     Guest {
         name: "log-tool",

@@ -1,0 +1,339 @@
+//! The built-in key-value store: `wasi:keyvalue@0.2.0-draft` (`store`, `atomics`,
+//! `batch`, the version Wasmtime's `-S keyvalue` links) over a [`KeyValueBackend`] the
+//! embedder chooses ([`Sandbox::with_keyvalue`]).
+//!
+//! Every component may import the interfaces; what an `open` reaches is what its
+//! [`KeyValueGrant`] says: its own default bucket (`""` or `"default"`), buckets shared
+//! by name, nothing else (`access-denied`, counted and logged to
+//! [`AUDIT_TARGET`](crate::AUDIT_TARGET)). Each write is checked against the grant's
+//! `max_bytes` by the backend, atomically with the write.
+//!
+//! Backends: [`MemoryBackend`] here (for tests and embedders' own); the persistent
+//! SQLite and Redis ones are in the `airssys-wasm-keyvalue` crate. A backend's waits
+//! (a lock, the network) count against the call's timeout: its futures are dropped
+//! when the call times out, so an operation either completed or did nothing.
+//!
+//! [`Sandbox::with_keyvalue`]: crate::Sandbox::with_keyvalue
+//! [`KeyValueGrant`]: airssys_wasm_core::KeyValueGrant
+
+mod memory;
+pub(crate) mod wasi;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use memory::MemoryBackend;
+
+/// The future a backend operation returns.
+pub type KvFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, KeyValueError>> + Send + 'a>>;
+
+/// The most keys one `list-keys` call returns; the guest pages on with the cursor.
+pub const LIST_PAGE: u32 = 1_000;
+
+/// Where buckets live: opens (creating when needed) the bucket a component was
+/// granted.
+pub trait KeyValueBackend: Send + Sync + 'static {
+    /// The bucket `id`, created empty if it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyValueError::Backend`] when the store cannot be reached or read.
+    fn open<'a>(&'a self, id: &'a BucketId) -> KvFuture<'a, Arc<dyn KeyValueBucket>>;
+}
+
+impl std::fmt::Debug for dyn KeyValueBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyValueBackend")
+    }
+}
+
+/// One bucket: keys (text) to values (bytes). Each operation is atomic; the writes
+/// take `max_bytes`, the most the bucket may hold (keys plus values) after them, and
+/// refuse with [`KeyValueError::QuotaExceeded`], writing nothing, a write that would
+/// take it past that (a write that shrinks it is always allowed).
+pub trait KeyValueBucket: Send + Sync + 'static {
+    /// The value of `key`, if any.
+    fn get<'a>(&'a self, key: &'a str) -> KvFuture<'a, Option<Vec<u8>>>;
+    /// Sets `key` to `value`.
+    fn set<'a>(&'a self, key: &'a str, value: &'a [u8], max_bytes: u64) -> KvFuture<'a, ()>;
+    /// Removes `key` (nothing when absent).
+    fn delete<'a>(&'a self, key: &'a str) -> KvFuture<'a, ()>;
+    /// Whether `key` has a value.
+    fn exists<'a>(&'a self, key: &'a str) -> KvFuture<'a, bool>;
+    /// Up to `limit` keys from position `cursor` (0 for the first page) in the
+    /// backend's order, and the cursor of the next page (`None` after the last).
+    fn list_keys(&self, cursor: u64, limit: u32) -> KvFuture<'_, (Vec<String>, Option<u64>)>;
+    /// Adds `delta` to the number `key` holds as decimal text (absent is 0) and returns
+    /// the sum.
+    fn increment<'a>(&'a self, key: &'a str, delta: u64, max_bytes: u64) -> KvFuture<'a, u64>;
+    /// The values of `keys`, in order.
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> KvFuture<'a, Vec<Option<Vec<u8>>>>;
+    /// Sets every pair, all or none.
+    fn set_many<'a>(&'a self, pairs: &'a [(String, Vec<u8>)], max_bytes: u64) -> KvFuture<'a, ()>;
+    /// Removes every key, all or none.
+    fn delete_many<'a>(&'a self, keys: &'a [String]) -> KvFuture<'a, ()>;
+    /// The bytes (keys plus values) the bucket holds.
+    fn used_bytes(&self) -> KvFuture<'_, u64>;
+}
+
+/// Which bucket: a component's own default bucket, or one shared by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BucketId {
+    owner: Option<Arc<str>>,
+    name: Arc<str>,
+}
+
+impl BucketId {
+    /// The default bucket of `component`.
+    pub fn component_default(component: &str) -> Self {
+        Self {
+            owner: Some(component.into()),
+            name: airssys_wasm_core::keyvalue::DEFAULT_BUCKET.into(),
+        }
+    }
+
+    /// The shared bucket `name`.
+    pub fn shared(name: &str) -> Self {
+        Self {
+            owner: None,
+            name: name.into(),
+        }
+    }
+
+    /// The bucket's name as granted: `default` for a component's own.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The component whose default bucket this is; `None` for a shared bucket.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// A name for storage that no other bucket has, made of `[a-z0-9._-]` only (a file
+    /// name, a Redis key): `component.<name>` or `shared.<name>`, with a component
+    /// name outside that alphabet written in hex (`component-hex.<hex>`).
+    pub fn storage_name(&self) -> String {
+        match &self.owner {
+            None => format!("shared.{}", self.name),
+            Some(c) if plain(c) => format!("component.{c}"),
+            Some(c) => {
+                let hex: String = c.bytes().map(|b| format!("{b:02x}")).collect();
+                format!("component-hex.{hex}")
+            }
+        }
+    }
+}
+
+fn plain(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+}
+
+impl std::fmt::Display for BucketId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.owner {
+            Some(c) => write!(f, "`default` (of component `{c}`)"),
+            None => write!(f, "`{}`", self.name),
+        }
+    }
+}
+
+/// Why a key-value operation failed. The guest gets it as `error::other` with this
+/// text.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyValueError {
+    /// The write would take the bucket past its `max_bytes`; nothing was written.
+    #[error(
+        "quota exceeded: bucket {bucket} holds {used} bytes and would hold {would_hold} after \
+         this write, over its max_bytes of {max_bytes} (raise max_bytes under \
+         [capabilities.keyvalue], or delete keys)"
+    )]
+    QuotaExceeded {
+        /// The bucket.
+        bucket: String,
+        /// Bytes held before the write.
+        used: u64,
+        /// Bytes it would have held after it.
+        would_hold: u64,
+        /// The bound.
+        max_bytes: u64,
+    },
+    /// `increment` on a value that is not a decimal number (or past `u64::MAX`).
+    #[error("cannot increment `{key}` in bucket {bucket}: {reason}")]
+    NotANumber {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// The store failed or could not be reached.
+    #[error("key-value store {store}: {message}")]
+    Backend {
+        /// Which store (a path, a URL).
+        store: String,
+        /// What went wrong, and the fix where there is one.
+        message: String,
+    },
+}
+
+/// Applies a write's change in size to a bucket holding `used` bytes: the new total, or
+/// [`KeyValueError::QuotaExceeded`] when it grows past `max_bytes`.
+///
+/// # Errors
+///
+/// [`KeyValueError::QuotaExceeded`], naming `bucket`.
+pub fn check_quota(
+    bucket: &dyn std::fmt::Display,
+    used: u64,
+    removed: u64,
+    added: u64,
+    max_bytes: u64,
+) -> Result<u64, KeyValueError> {
+    let would_hold = used.saturating_sub(removed).saturating_add(added);
+    if would_hold > max_bytes && would_hold > used {
+        return Err(KeyValueError::QuotaExceeded {
+            bucket: bucket.to_string(),
+            used,
+            would_hold,
+            max_bytes,
+        });
+    }
+    Ok(would_hold)
+}
+
+/// The sum `increment` stores, from the current value (absent is 0).
+///
+/// # Errors
+///
+/// [`KeyValueError::NotANumber`] when the value is not decimal text of a `u64`, or the
+/// sum overflows.
+pub fn incremented(
+    bucket: &dyn std::fmt::Display,
+    key: &str,
+    current: Option<&[u8]>,
+    delta: u64,
+) -> Result<u64, KeyValueError> {
+    let not = |reason: String| KeyValueError::NotANumber {
+        bucket: bucket.to_string(),
+        key: key.to_owned(),
+        reason,
+    };
+    let value = match current {
+        None => 0,
+        Some(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| {
+                not(format!(
+                    "its value ({} bytes) is not a decimal number",
+                    bytes.len()
+                ))
+            })?,
+    };
+    value
+        .checked_add(delta)
+        .ok_or_else(|| not(format!("{value} + {delta} overflows a u64")))
+}
+
+/// Routes buckets to backends by name: those named here to theirs (`default` is every
+/// component's default bucket), the rest to the fallback. An operator's runtime
+/// configuration is one of these.
+///
+/// ```
+/// use std::sync::Arc;
+/// use airssys_wasm_engine::keyvalue::{BucketRouter, MemoryBackend};
+///
+/// let local = Arc::new(MemoryBackend::default());
+/// let shared = Arc::new(MemoryBackend::default());
+/// let router = BucketRouter::new(local).route("shared-cache", shared);
+/// assert_eq!(router.routes().collect::<Vec<_>>(), ["shared-cache"]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct BucketRouter {
+    fallback: Arc<dyn KeyValueBackend>,
+    routes: BTreeMap<String, Arc<dyn KeyValueBackend>>,
+}
+
+impl BucketRouter {
+    /// Every bucket to `fallback`.
+    pub fn new(fallback: Arc<dyn KeyValueBackend>) -> Self {
+        Self {
+            fallback,
+            routes: BTreeMap::new(),
+        }
+    }
+
+    /// Buckets named `name` to `backend`.
+    #[must_use]
+    pub fn route(mut self, name: impl Into<String>, backend: Arc<dyn KeyValueBackend>) -> Self {
+        self.routes.insert(name.into(), backend);
+        self
+    }
+
+    /// The bucket names routed away from the fallback.
+    pub fn routes(&self) -> impl Iterator<Item = &str> {
+        self.routes.keys().map(String::as_str)
+    }
+}
+
+impl KeyValueBackend for BucketRouter {
+    fn open<'a>(&'a self, id: &'a BucketId) -> KvFuture<'a, Arc<dyn KeyValueBucket>> {
+        self.routes
+            .get(id.name())
+            .unwrap_or(&self.fallback)
+            .open(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_names_are_plain_and_distinct() {
+        assert_eq!(
+            BucketId::component_default("hello").storage_name(),
+            "component.hello"
+        );
+        assert_eq!(BucketId::shared("cache").storage_name(), "shared.cache");
+        assert_eq!(
+            BucketId::component_default("Ab/").storage_name(),
+            "component-hex.41622f"
+        );
+        assert_ne!(
+            BucketId::component_default("x").storage_name(),
+            BucketId::shared("x").storage_name()
+        );
+    }
+
+    #[test]
+    fn quota_refuses_growth_past_the_bound_only() {
+        let b = BucketId::shared("b");
+        assert_eq!(check_quota(&b, 10, 0, 5, 15).unwrap(), 15);
+        assert!(matches!(
+            check_quota(&b, 10, 0, 6, 15),
+            Err(KeyValueError::QuotaExceeded { would_hold: 16, .. })
+        ));
+        // Already over (a shared bucket, a larger grant elsewhere): shrinking is fine.
+        assert_eq!(check_quota(&b, 20, 5, 1, 15).unwrap(), 16);
+    }
+
+    #[test]
+    fn increments_parse_decimal_text() {
+        let b = BucketId::shared("b");
+        assert_eq!(incremented(&b, "k", None, 3).unwrap(), 3);
+        assert_eq!(incremented(&b, "k", Some(b"41"), 1).unwrap(), 42);
+        assert!(incremented(&b, "k", Some(b"x"), 1).is_err());
+        assert!(incremented(&b, "k", Some(b"18446744073709551615"), 1).is_err());
+    }
+}

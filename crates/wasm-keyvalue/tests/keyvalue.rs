@@ -1,0 +1,570 @@
+//! The built-in `wasi:keyvalue` end to end: the testkit's `kv-tool` guest (Rust,
+//! `wit-bindgen`, the standard WIT) in real instances against real stores — the SQLite
+//! backend here, and a real `redis-server` started on 127.0.0.1 (skipped, loudly, only
+//! where none can be found; `.ci/run` installs it). Every scenario runs on both.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use airssys_wasm_core::{CapabilitySet, KeyValueGrant, ResourceLimits, WasmError};
+use airssys_wasm_engine::keyvalue::{BucketId, KeyValueBackend};
+use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
+use airssys_wasm_keyvalue::{RedisBackend, RuntimeConfig, SqliteBackend};
+use airssys_wasm_testkit::guests;
+
+/// `kv-tool` compiled once, named `name` (a component's default bucket is per name).
+fn kv_tool(name: &str) -> CompiledComponent {
+    static COMPILED: OnceLock<(WasmEngine, wasmtime::component::Component)> = OnceLock::new();
+    let (engine, component) = COMPILED.get_or_init(|| {
+        let engine = WasmEngine::new().unwrap();
+        let c =
+            wasmtime::component::Component::new(engine.wasmtime_engine(), guests::KV_TOOL).unwrap();
+        (engine, c)
+    });
+    CompiledComponent::new(engine, name, component.clone()).unwrap()
+}
+
+/// Fuel enough that a call ends on its timeout, not its fuel.
+fn limits(timeout: Duration) -> ResourceLimits {
+    ResourceLimits::new(32 << 20, u64::MAX / 4, timeout).unwrap()
+}
+
+fn grant(buckets: &[&str], max_bytes: u64) -> Option<KeyValueGrant> {
+    Some(KeyValueGrant::new(buckets, max_bytes).unwrap())
+}
+
+/// What one run of `kv-tool` printed and how it ended.
+#[derive(Debug)]
+struct Run {
+    code: Result<i32, WasmError>,
+    stdout: String,
+    denials: u64,
+}
+
+impl Run {
+    fn ok(&self) -> &str {
+        assert!(matches!(self.code, Ok(0)), "{self:?}");
+        self.stdout.trim_end()
+    }
+}
+
+async fn run_as(
+    component: &str,
+    store: &Arc<dyn KeyValueBackend>,
+    kv: Option<KeyValueGrant>,
+    args: &[&str],
+    timeout: Duration,
+) -> Run {
+    let caps = CapabilitySet {
+        keyvalue: kv,
+        ..CapabilitySet::default()
+    };
+    let mut argv = vec!["kv-tool"];
+    argv.extend_from_slice(args);
+    let sandbox = Sandbox::new(limits(timeout))
+        .with_capabilities(caps)
+        .with_keyvalue(Arc::clone(store))
+        .with_args(argv)
+        .capture_output(1 << 20);
+    let mut instance = kv_tool(component).instantiate(&sandbox).await.unwrap();
+    let code = instance.run_command().await.map(|(code, _)| code);
+    Run {
+        code,
+        stdout: String::from_utf8(instance.captured_stdout().unwrap()).unwrap(),
+        denials: instance.last_report().capability_denials,
+    }
+}
+
+async fn run(store: &Arc<dyn KeyValueBackend>, args: &[&str]) -> Run {
+    run_as(
+        "app",
+        store,
+        grant(&["default", "shared-cache"], 1 << 20),
+        args,
+        Duration::from_secs(10),
+    )
+    .await
+}
+
+// ---- The scenarios, each against any backend. ----
+
+async fn basics(store: Arc<dyn KeyValueBackend>) {
+    assert_eq!(run(&store, &["get", "", "k"]).await.ok(), "absent");
+    assert_eq!(run(&store, &["set", "", "k", "v1"]).await.ok(), "ok");
+    // "" and "default" are one bucket; a later instance sees the write.
+    assert_eq!(
+        run(&store, &["get", "default", "k"]).await.ok(),
+        "value: v1"
+    );
+    assert_eq!(run(&store, &["exists", "", "k"]).await.ok(), "true");
+    assert_eq!(run(&store, &["delete", "", "k"]).await.ok(), "ok");
+    assert_eq!(run(&store, &["exists", "", "k"]).await.ok(), "false");
+    assert_eq!(
+        run(&store, &["set-many", "", "a=1", "b=2", "c=3"])
+            .await
+            .ok(),
+        "ok"
+    );
+    assert_eq!(
+        run(&store, &["get-many", "", "a", "x", "c"]).await.ok(),
+        "a=1\nx absent\nc=3"
+    );
+    assert_eq!(run(&store, &["list", ""]).await.ok(), "keys: a,b,c");
+    assert_eq!(run(&store, &["delete-many", "", "a", "b"]).await.ok(), "ok");
+    assert_eq!(run(&store, &["list", ""]).await.ok(), "keys: c");
+    assert_eq!(
+        run(&store, &["incr", "", "n", "5", "3"]).await.ok(),
+        "value: 15"
+    );
+    assert_eq!(run(&store, &["get", "", "n"]).await.ok(), "value: 15");
+    assert_eq!(run(&store, &["incr", "", "c", "1"]).await.ok(), "value: 4");
+    assert_eq!(run(&store, &["set", "", "t", "abc"]).await.ok(), "ok");
+    let r = run(&store, &["incr", "", "t", "1"]).await;
+    assert!(
+        r.stdout.contains("error: other: cannot increment `t`"),
+        "{r:?}"
+    );
+}
+
+async fn grants_decide_what_opens(store: Arc<dyn KeyValueBackend>) {
+    let t = Duration::from_secs(10);
+    // Without the table: the component instantiates, and every open is denied.
+    let r = run_as("nokv", &store, None, &["get", "", "k"], t).await;
+    assert_eq!(r.stdout.trim(), "error: access-denied");
+    assert_eq!(r.denials, 1);
+    // A bucket not named is denied; one named opens.
+    let only_default = grant(&["default"], 1 << 20);
+    let r = run_as(
+        "app",
+        &store,
+        only_default.clone(),
+        &["get", "shared-cache", "k"],
+        t,
+    )
+    .await;
+    assert_eq!((r.stdout.trim(), r.denials), ("error: access-denied", 1));
+    let r = run_as("app", &store, only_default, &["get", "", "k"], t).await;
+    assert_eq!((r.ok(), r.denials), ("absent", 0));
+}
+
+async fn buckets_are_per_component_unless_shared(store: Arc<dyn KeyValueBackend>) {
+    let t = Duration::from_secs(10);
+    let both = grant(&["default", "shared-cache"], 1 << 20);
+    let set = ["set", "", "who", "alpha"];
+    assert_eq!(
+        run_as("alpha", &store, both.clone(), &set, t).await.ok(),
+        "ok"
+    );
+    // Beta's default bucket is its own.
+    let r = run_as("beta", &store, both.clone(), &["get", "", "who"], t).await;
+    assert_eq!(r.ok(), "absent");
+    // The shared bucket is shared by the components that name it.
+    let set = ["set", "shared-cache", "who", "alpha"];
+    assert_eq!(
+        run_as("alpha", &store, both.clone(), &set, t).await.ok(),
+        "ok"
+    );
+    let r = run_as("beta", &store, both, &["get", "shared-cache", "who"], t).await;
+    assert_eq!(r.ok(), "value: alpha");
+}
+
+async fn concurrent_increments_are_exact(store: Arc<dyn KeyValueBackend>) {
+    const INSTANCES: u64 = 64;
+    const EACH: u64 = 25;
+    let mut tasks = Vec::new();
+    for _ in 0..INSTANCES {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            run(
+                &store,
+                &["incr", "shared-cache", "hits", "1", &EACH.to_string()],
+            )
+            .await
+            .ok()
+            .to_owned()
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().starts_with("value: "));
+    }
+    assert_eq!(
+        run(&store, &["get", "shared-cache", "hits"]).await.ok(),
+        format!("value: {}", INSTANCES * EACH)
+    );
+}
+
+async fn quota_refuses_writes_and_batches_whole(store: Arc<dyn KeyValueBackend>) {
+    let t = Duration::from_secs(10);
+    let small = grant(&["default"], 100);
+    // 10-byte entries ("k0" + 8 bytes): ten fit exactly, the eleventh is refused.
+    let r = run_as(
+        "quota",
+        &store,
+        small.clone(),
+        &["fill", "", "k", "8", "11"],
+        t,
+    )
+    .await;
+    assert!(matches!(r.code, Ok(1)), "{r:?}");
+    assert!(
+        r.stdout.contains("ack 9\nerror: other: quota exceeded"),
+        "{r:?}"
+    );
+    assert!(!r.stdout.contains("ack 10"), "{r:?}");
+    assert_eq!(r.denials, 1);
+    let bucket = store
+        .open(&BucketId::component_default("quota"))
+        .await
+        .unwrap();
+    assert_eq!(bucket.used_bytes().await.unwrap(), 100);
+    // A batch that does not fit writes nothing — not even its first pair.
+    assert_eq!(
+        run_as(
+            "quota",
+            &store,
+            small.clone(),
+            &["delete-many", "", "k0", "k1"],
+            t
+        )
+        .await
+        .ok(),
+        "ok"
+    );
+    let r = run_as(
+        "quota",
+        &store,
+        small.clone(),
+        &[
+            "set-many",
+            "",
+            "k0=aaaaaaaa",
+            "big=xxxxxxxxxxxxxxxxxxxxxxxx",
+        ],
+        t,
+    )
+    .await;
+    assert!(r.stdout.contains("quota exceeded"), "{r:?}");
+    let r = run_as(
+        "quota",
+        &store,
+        small.clone(),
+        &["get-many", "", "k0", "big"],
+        t,
+    )
+    .await;
+    assert_eq!(r.ok(), "k0 absent\nbig absent");
+    assert_eq!(bucket.used_bytes().await.unwrap(), 80);
+    // Shrinking is always allowed, and frees room.
+    let r = run_as("quota", &store, small, &["set", "", "k2", ""], t).await;
+    assert_eq!(r.ok(), "ok");
+    assert_eq!(bucket.used_bytes().await.unwrap(), 72);
+}
+
+async fn a_failed_call_keeps_what_it_wrote(store: Arc<dyn KeyValueBackend>) {
+    let kv = grant(&["default"], 1 << 20);
+    let r = run_as(
+        "crashy",
+        &store,
+        kv.clone(),
+        &["set-then-trap", "", "a", "1"],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        r.code.as_ref().is_err_and(WasmError::is_runtime_error),
+        "{r:?}"
+    );
+    let r = run_as(
+        "crashy",
+        &store,
+        kv.clone(),
+        &["set-then-spin", "", "b", "2"],
+        Duration::from_millis(300),
+    )
+    .await;
+    assert!(
+        matches!(r.code, Err(WasmError::ComponentTimeout { .. })),
+        "{r:?}"
+    );
+    let r = run_as(
+        "crashy",
+        &store,
+        kv,
+        &["get-many", "", "a", "b"],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(r.ok(), "a=1\nb=2");
+}
+
+async fn listing_pages_through_every_key(store: Arc<dyn KeyValueBackend>) {
+    let kv = grant(&["default"], 1 << 20);
+    let t = Duration::from_secs(30);
+    let r = run_as(
+        "lister",
+        &store,
+        kv.clone(),
+        &["fill", "", "key", "1", "2500"],
+        t,
+    )
+    .await;
+    assert!(r.ok().ends_with("ack 2499"));
+    let r = run_as("lister", &store, kv, &["list", ""], t).await;
+    let listed = r.ok().trim_start_matches("keys: ").split(',').count();
+    assert_eq!(listed, 2500);
+}
+
+async fn all_scenarios(store: Arc<dyn KeyValueBackend>) {
+    basics(Arc::clone(&store)).await;
+    grants_decide_what_opens(Arc::clone(&store)).await;
+    buckets_are_per_component_unless_shared(Arc::clone(&store)).await;
+    concurrent_increments_are_exact(Arc::clone(&store)).await;
+    quota_refuses_writes_and_batches_whole(Arc::clone(&store)).await;
+    a_failed_call_keeps_what_it_wrote(Arc::clone(&store)).await;
+    listing_pages_through_every_key(store).await;
+}
+
+// ---- SQLite ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_backend_passes_every_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyValueBackend> = Arc::new(SqliteBackend::open(dir.path()).unwrap());
+    all_scenarios(store).await;
+}
+
+#[tokio::test]
+async fn sqlite_data_outlives_the_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let first: Arc<dyn KeyValueBackend> = Arc::new(SqliteBackend::open(dir.path()).unwrap());
+    assert_eq!(run(&first, &["set", "", "k", "kept"]).await.ok(), "ok");
+    drop(first);
+    let second: Arc<dyn KeyValueBackend> = Arc::new(SqliteBackend::open(dir.path()).unwrap());
+    assert_eq!(run(&second, &["get", "", "k"]).await.ok(), "value: kept");
+    // One file per bucket, named for the component.
+    assert!(dir.path().join("component.app.sqlite").is_file());
+}
+
+#[tokio::test]
+async fn a_bad_data_directory_is_a_clear_error_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the directory should be.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let e = SqliteBackend::open(&file).unwrap_err().to_string();
+    assert!(e.contains("is not a directory"), "{e}");
+    // A bucket file that is not a database: refused when opened, nothing overwritten.
+    let backend = SqliteBackend::open(dir.path()).unwrap();
+    let id = BucketId::component_default("app");
+    let garbage = vec![0x5a_u8; 8192];
+    std::fs::write(backend.path_of(&id), &garbage).unwrap();
+    let e = backend.open_now(&id).unwrap_err().to_string();
+    assert!(e.contains("is not a readable key-value database"), "{e}");
+    assert!(e.contains("component.app.sqlite"), "{e}");
+    assert_eq!(std::fs::read(backend.path_of(&id)).unwrap(), garbage);
+    // Through a guest: its open fails with the store's error, the host carries on.
+    let store: Arc<dyn KeyValueBackend> = Arc::new(SqliteBackend::open(dir.path()).unwrap());
+    let r = run(&store, &["get", "", "k"]).await;
+    assert!(r.stdout.contains("error: other: key-value store"), "{r:?}");
+    // And the runtime configuration's start-up check reports it.
+    let e = RuntimeConfig::default()
+        .open_stores(
+            dir.path(),
+            "app",
+            &KeyValueGrant::new(["default"], 100).unwrap(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a readable key-value database"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unrelated_buckets_do_not_wait_on_each_other() {
+    // Another process holds the write lock of one component's bucket file, and a
+    // write to that bucket waits for it. Another component's bucket is not held up:
+    // its 200 increments finish within a timeout far shorter than that wait.
+    let dir = tempfile::tempdir().unwrap();
+    let backend = SqliteBackend::open(dir.path())
+        .unwrap()
+        .busy_timeout(Duration::from_secs(4));
+    let busy = backend
+        .open(&BucketId::component_default("busy"))
+        .await
+        .unwrap();
+    let holder =
+        rusqlite::Connection::open(backend.path_of(&BucketId::component_default("busy"))).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let store: Arc<dyn KeyValueBackend> = Arc::new(backend);
+    let waiting = tokio::spawn(async move { busy.set("k", b"v", 1 << 20).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let kv = grant(&["default"], 1 << 20);
+    let r = run_as(
+        "other",
+        &store,
+        kv,
+        &["incr", "", "n", "1", "200"],
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(r.ok(), "value: 200");
+    assert!(
+        !waiting.is_finished(),
+        "the held bucket's write should still be waiting"
+    );
+    // The held bucket's write gives up after its busy timeout, with the store's error.
+    let e = waiting.await.unwrap().unwrap_err().to_string();
+    assert!(e.contains("locked") || e.contains("busy"), "{e}");
+    holder.execute_batch("ROLLBACK").unwrap();
+}
+
+// ---- Redis ----
+
+/// A `redis-server` of the test's own on a free 127.0.0.1 port, without persistence,
+/// stopped when dropped.
+struct RedisServer {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn redis_server_binary() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("AIRSSYS_REDIS_SERVER").map(PathBuf::from),
+        Some(PathBuf::from("/usr/bin/redis-server")),
+        Some(PathBuf::from("/usr/local/bin/redis-server")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.is_file())
+}
+
+async fn redis_server() -> Option<RedisServer> {
+    let Some(binary) = redis_server_binary() else {
+        eprintln!(
+            "\n*** SKIPPED: no redis-server (install it with `apt-get install redis-server`, \
+             as .ci/run does, or set AIRSSYS_REDIS_SERVER) ***\n"
+        );
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(binary)
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let server = RedisServer {
+        child,
+        url,
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        if RedisBackend::connect(&server.url).await.is_ok() {
+            return Some(server);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis-server did not answer on {}", server.url);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_backend_passes_every_scenario() {
+    let Some(server) = redis_server().await else {
+        return;
+    };
+    let store: Arc<dyn KeyValueBackend> =
+        Arc::new(RedisBackend::connect(&server.url).await.unwrap());
+    all_scenarios(store).await;
+    // What one client wrote, another sees (another replica, another machine).
+    let other: Arc<dyn KeyValueBackend> =
+        Arc::new(RedisBackend::connect(&server.url).await.unwrap());
+    assert_eq!(run(&other, &["get", "", "n"]).await.ok(), "value: 15");
+}
+
+#[tokio::test]
+async fn runtime_config_routes_a_bucket_to_redis() {
+    let Some(server) = redis_server().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("runtime.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[keyvalue.shared-cache]\ntype = \"redis\"\nurl = \"{}\"\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    let config = RuntimeConfig::load(&file).unwrap();
+    let data = dir.path().join("data");
+    let kv = KeyValueGrant::new(["default", "shared-cache"], 1 << 20).unwrap();
+    let store = config.open_stores(&data, "app", &kv).await.unwrap();
+    assert_eq!(
+        run(&store, &["set", "shared-cache", "k", "in-redis"])
+            .await
+            .ok(),
+        "ok"
+    );
+    assert_eq!(run(&store, &["set", "", "k", "in-sqlite"]).await.ok(), "ok");
+    // The shared bucket is in Redis, the default one in the data directory.
+    let redis = RedisBackend::connect(&server.url).await.unwrap();
+    let shared = redis.open(&BucketId::shared("shared-cache")).await.unwrap();
+    assert_eq!(shared.get("k").await.unwrap(), Some(b"in-redis".to_vec()));
+    assert!(data.join("component.app.sqlite").is_file());
+    assert!(!data.join("shared.shared-cache.sqlite").exists());
+    // An unreachable server is an error at start, naming it.
+    std::fs::write(
+        &file,
+        "[keyvalue.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:1/\"\n",
+    )
+    .unwrap();
+    let e = RuntimeConfig::load(&file)
+        .unwrap()
+        .open_stores(&data, "app", &kv)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("redis://127.0.0.1:1/"), "{e}");
+}
+
+#[test]
+fn every_component_may_import_keyvalue_its_grant_decides_what_opens() {
+    let engine = WasmEngine::new().unwrap();
+    for import in [
+        "wasi:keyvalue/store@0.2.0-draft#open",
+        "wasi:keyvalue/atomics@0.2.0-draft#increment",
+        "wasi:keyvalue/batch@0.2.0-draft#set-many",
+    ] {
+        let p = engine.provider(import);
+        assert!(
+            matches!(&p, airssys_wasm_engine::Provider::Service(name) if import.starts_with(name.as_str())),
+            "{import}: {p:?}"
+        );
+    }
+}
