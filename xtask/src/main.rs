@@ -15,6 +15,10 @@
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]` runs every fuzz target (or those named)
 //!   for N seconds each (default 60) with cargo-fuzz on the nightly toolchain, seeded with
 //!   the testkit's fixtures and guests; it fails when a target finds a crash.
+//! - `cargo xtask compat` runs the testkit's `wasi:keyvalue` and `wasi:config` guests
+//!   under `wasmtime run -S keyvalue` / `-S config` (Wasmtime CLI 50.0.1, installed into
+//!   `target/tools` with `cargo install`) and under `airssys-wasm run` with the
+//!   equivalent manifest, and fails when any prints differently.
 
 #![allow(clippy::print_stdout)] // a task runner reports on stdout
 
@@ -25,7 +29,8 @@ use std::process::Command;
 use anyhow::{Context as _, bail};
 
 const USAGE: &str = "usage: cargo xtask fixtures [--out DIR] [--no-guests] | cargo xtask bench \
-                     | cargo xtask soak | cargo xtask fuzz [--seconds N] [TARGET...]";
+                     | cargo xtask soak | cargo xtask fuzz [--seconds N] [TARGET...] \
+                     | cargo xtask compat";
 const START: &str = "<!-- results:start (written by `cargo xtask bench`) -->";
 const END: &str = "<!-- results:end -->";
 
@@ -36,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         Some("bench") => bench(),
         Some("soak") => soak(),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("compat") => compat(),
         _ => bail!(USAGE),
     }
 }
@@ -362,6 +368,125 @@ fn today() -> String {
 
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// The Wasmtime CLI the compatibility check runs against.
+const WASMTIME_CLI: &str = "wasmtime-cli@50.0.1";
+
+/// Runs the testkit's `wasi:keyvalue` and `wasi:config` guests under `wasmtime run -S
+/// keyvalue` / `-S config` and under `airssys-wasm run` with the equivalent manifest or
+/// flags, and checks that each prints the same. Installs the Wasmtime CLI into
+/// `target/tools` first (`cargo install`, once).
+fn compat() -> anyhow::Result<()> {
+    let root = workspace_root();
+    let tools = root.join("target/tools");
+    let wasmtime = tools.join("bin/wasmtime");
+    if !wasmtime.is_file() {
+        let status = cargo()
+            .args(["install", "--locked", "--root"])
+            .arg(&tools)
+            .arg(WASMTIME_CLI)
+            .status()
+            .context("installing the Wasmtime CLI")?;
+        if !status.success() {
+            bail!("cargo install {WASMTIME_CLI} failed");
+        }
+    }
+    let status = cargo()
+        .current_dir(&root)
+        .args(["build", "--release", "--locked", "-p", "airssys-wasm-cli"])
+        .status()
+        .context("building airssys-wasm")?;
+    if !status.success() {
+        bail!("building airssys-wasm failed");
+    }
+    let airssys = root.join("target/release/airssys-wasm");
+    let guests = root.join("crates/wasm-testkit/guests/wasm");
+    let work = tempfile::tempdir()?;
+    let kv = work.path().join("kv");
+    std::fs::create_dir_all(&kv)?;
+    std::fs::copy(guests.join("kv-tool.wasm"), kv.join("kv-tool.wasm"))?;
+    std::fs::write(
+        kv.join("Component.toml"),
+        "[component]\nname = \"kv-tool\"\npath = \"kv-tool.wasm\"\n\
+         [limits]\nmemory = \"16MiB\"\nfuel = 1_000_000_000\ntimeout = \"10s\"\n\
+         [capabilities.keyvalue]\nbuckets = [\"default\"]\nmax_bytes = \"1MiB\"\n",
+    )?;
+    let config_tool = guests.join("config-tool.wasm");
+    let mut failures = 0;
+    // Each run starts from an empty store on both sides (Wasmtime's keeps nothing).
+    let kv_runs: [&[&str]; 5] = [
+        &["get", "", "absent"],
+        &["set", "", "k", "v"],
+        &["incr", "", "n", "2", "5"],
+        &["set-many", "", "a=1", "b=2"],
+        &["exists", "", "k"],
+    ];
+    for (i, args) in kv_runs.iter().enumerate() {
+        let ours = output(
+            Command::new(&airssys)
+                .arg("run")
+                .arg(&kv)
+                .arg("--data-dir")
+                .arg(work.path().join(format!("data{i}")))
+                .arg("--")
+                .args(*args),
+        )?;
+        let theirs = output(
+            Command::new(&wasmtime)
+                .args(["run", "-S", "keyvalue"])
+                .arg(kv.join("kv-tool.wasm"))
+                .args(*args),
+        )?;
+        failures += compare(&format!("kv-tool {}", args.join(" ")), &ours, &theirs);
+    }
+    for call in ["get(\"greeting\")", "get(\"absent\")", "all()"] {
+        let ours = output(
+            Command::new(&airssys)
+                .arg("run")
+                .arg(&config_tool)
+                .args([
+                    "--memory",
+                    "16MiB",
+                    "--fuel",
+                    "100000000",
+                    "--timeout",
+                    "5s",
+                ])
+                .args(["--config", "greeting=hello", "--invoke", call]),
+        )?;
+        let theirs = output(
+            Command::new(&wasmtime)
+                .args(["run", "-S", "config", "-S", "config-var=greeting=hello"])
+                .args(["--invoke", call])
+                .arg(&config_tool),
+        )?;
+        failures += compare(&format!("config-tool {call}"), &ours, &theirs);
+    }
+    if failures > 0 {
+        bail!("{failures} run(s) differ between airssys-wasm and wasmtime");
+    }
+    println!("every run printed the same under airssys-wasm and {WASMTIME_CLI}");
+    Ok(())
+}
+
+/// What a command printed on stdout, and whether it succeeded.
+fn output(c: &mut Command) -> anyhow::Result<(bool, String)> {
+    let o = c.output().with_context(|| format!("running {c:?}"))?;
+    Ok((
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    ))
+}
+
+fn compare(what: &str, ours: &(bool, String), theirs: &(bool, String)) -> usize {
+    if ours == theirs {
+        println!("same   {what}: {}", ours.1.trim_end().replace('\n', " | "));
+        0
+    } else {
+        println!("DIFFER {what}: airssys-wasm {ours:?}, wasmtime {theirs:?}");
+        1
+    }
 }
 
 fn soak() -> anyhow::Result<()> {
