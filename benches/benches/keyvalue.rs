@@ -152,32 +152,37 @@ fn two_threads(c: &mut Criterion) {
     let beta = CompiledComponent::new(&engine, "beta", wasm).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sqlite: Arc<dyn KeyValueBackend> = Arc::new(SqliteBackend::open(dir.path()).unwrap());
-    let sandbox = sandbox("bench-incr", &sqlite);
+    let memory: Arc<dyn KeyValueBackend> = Arc::new(MemoryBackend::default());
 
-    let mut g = c.benchmark_group("keyvalue_threads/incr");
-    g.sample_size(20);
-    g.measurement_time(Duration::from_secs(6));
-    g.throughput(Throughput::Elements(N));
-    g.bench_function("one_thread", |b| {
-        b.to_async(&rt).iter(|| airssys_run(&alpha, &sandbox));
-    });
-    g.throughput(Throughput::Elements(2 * N));
-    for (name, second) in [
-        ("two_threads_two_components", &beta),
-        ("two_threads_one_bucket", &alpha),
-    ] {
-        g.bench_function(name, |b| {
-            b.to_async(&rt).iter(|| async {
-                let (a, s1) = (alpha.clone(), sandbox.clone());
-                let (b2, s2) = (second.clone(), sandbox.clone());
-                let one = tokio::spawn(async move { airssys_run(&a, &s1).await });
-                let two = tokio::spawn(async move { airssys_run(&b2, &s2).await });
-                one.await.unwrap();
-                two.await.unwrap();
-            });
+    // SQLite, then memory (what two threads give where the store costs next to
+    // nothing: the machine's and the runtime's own scaling).
+    for (store_name, store) in [("sqlite", &sqlite), ("memory", &memory)] {
+        let sandbox = sandbox("bench-incr", store);
+        let mut g = c.benchmark_group(format!("keyvalue_threads_{store_name}/incr"));
+        g.sample_size(20);
+        g.measurement_time(Duration::from_secs(6));
+        g.throughput(Throughput::Elements(N));
+        g.bench_function("one_thread", |b| {
+            b.to_async(&rt).iter(|| airssys_run(&alpha, &sandbox));
         });
+        g.throughput(Throughput::Elements(2 * N));
+        for (name, second) in [
+            ("two_threads_two_components", &beta),
+            ("two_threads_one_bucket", &alpha),
+        ] {
+            g.bench_function(name, |b| {
+                b.to_async(&rt).iter(|| async {
+                    let (a, s1) = (alpha.clone(), sandbox.clone());
+                    let (b2, s2) = (second.clone(), sandbox.clone());
+                    let one = tokio::spawn(async move { airssys_run(&a, &s1).await });
+                    let two = tokio::spawn(async move { airssys_run(&b2, &s2).await });
+                    one.await.unwrap();
+                    two.await.unwrap();
+                });
+            });
+        }
+        g.finish();
     }
-    g.finish();
 }
 
 criterion_group!(benches, per_operation, two_threads);

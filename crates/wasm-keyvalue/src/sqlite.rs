@@ -79,8 +79,9 @@ pub struct SqliteBackend {
 }
 
 impl SqliteBackend {
-    /// The longest a write waits for another process's write to the same bucket
-    /// (while it waits, it holds its thread).
+    /// The longest a write waits for another process's write to the same bucket. The
+    /// wait is asynchronous (retries a few milliseconds apart): a call's timeout ends it
+    /// sooner, and it holds no thread.
     pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// The buckets in `dir`, created (with its parents) if missing.
@@ -173,12 +174,22 @@ impl SqliteBackend {
         let b = Arc::new(SqliteBucket {
             id: id.clone(),
             path,
+            busy_timeout: self.busy_timeout,
             conn: tokio::sync::Mutex::new(conn),
         });
         open.insert(id.clone(), Arc::clone(&b));
         Ok(b)
     }
 }
+
+/// How long SQLite itself waits, blocking its thread, for a lock held by another
+/// process, once a bucket is open: each attempt of a write (retried asynchronously up
+/// to [`SqliteBackend::busy_timeout`]), or a read meeting a checkpoint. Opening a file
+/// (setting it up against a concurrent opener) waits up to the busy timeout.
+const BLOCKING_BUSY: Duration = Duration::from_millis(5);
+
+/// Between two attempts to take a bucket's write lock held by another process.
+const RETRY: Duration = Duration::from_millis(2);
 
 /// Opens (creating) a bucket file and checks that it is one of ours.
 fn connect(path: &Path, durability: Durability, busy: Duration) -> Result<Connection, String> {
@@ -240,6 +251,8 @@ fn connect(path: &Path, durability: Durability, busy: Duration) -> Result<Connec
             ));
         }
     }
+    conn.busy_timeout(BLOCKING_BUSY)
+        .map_err(|e| e.to_string())?;
     Ok(conn)
 }
 
@@ -251,12 +264,22 @@ impl KeyValueBackend for SqliteBackend {
 }
 
 /// One bucket's connection. Operations take its async lock (so a call waiting for it
-/// is cancelled by its timeout), then run in one transaction.
+/// is cancelled by its timeout), then run in one transaction; a write waits for
+/// another process's asynchronously too.
 #[derive(Debug)]
 struct SqliteBucket {
     id: BucketId,
     path: PathBuf,
+    busy_timeout: Duration,
     conn: tokio::sync::Mutex<Connection>,
+}
+
+/// Whether SQLite reports a lock held elsewhere.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn size(key: &str, value_len: u64) -> u64 {
@@ -283,18 +306,31 @@ impl SqliteBucket {
     }
 
     /// Runs `op` in a write transaction (taking the file's write lock first, so that
-    /// what it reads is what it writes over), committed only when it succeeds.
+    /// what it reads is what it writes over), committed only when it succeeds. While
+    /// another process holds the lock, it retries asynchronously, up to the busy
+    /// timeout: dropping the future (the call's timeout) ends the wait.
     fn write<'a, T: Send + 'a>(
         &'a self,
         op: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, KeyValueError> + Send + 'a,
     ) -> KvFuture<'a, T> {
-        self.with(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| self.fail(e))?;
-            let out = op(&tx)?;
-            tx.commit().map_err(|e| self.fail(e))?;
-            Ok(out)
+        Box::pin(async move {
+            let mut conn = self.conn.lock().await;
+            let give_up = tokio::time::Instant::now() + self.busy_timeout;
+            loop {
+                let refused = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+                    Ok(tx) => {
+                        let out = op(&tx)?;
+                        tx.commit().map_err(|e| self.fail(e))?;
+                        return Ok(out);
+                    }
+                    Err(e) => e,
+                };
+                if !is_busy(&refused) || tokio::time::Instant::now() >= give_up {
+                    return Err(self.fail(refused));
+                }
+                drop(refused);
+                tokio::time::sleep(RETRY).await;
+            }
         })
     }
 

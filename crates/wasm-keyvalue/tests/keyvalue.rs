@@ -317,6 +317,40 @@ async fn listing_pages_through_every_key(store: Arc<dyn KeyValueBackend>) {
     assert_eq!(listed, 2500);
 }
 
+async fn repeated_keys_cannot_multiply_what_the_host_allocates(store: Arc<dyn KeyValueBackend>) {
+    let kv = grant(&["default"], 1 << 20);
+    let t = Duration::from_secs(10);
+    let r = run_as(
+        "amplify",
+        &store,
+        kv.clone(),
+        &["fill", "", "big", "600000", "1"],
+        t,
+    )
+    .await;
+    assert_eq!(r.ok(), "ack 0");
+    // 100 × 600 KB asked for: 60 MB, more than the 32 MiB instance could take.
+    let mut args = vec!["get-many", ""];
+    args.extend(std::iter::repeat_n("big0", 100));
+    let r = run_as("amplify", &store, kv.clone(), &args, t).await;
+    assert!(
+        r.stdout.contains("more than the instance's memory limit"),
+        "{r:?}"
+    );
+    // Repeats within the bound are fine.
+    let r = run_as("amplify", &store, kv.clone(), &["set", "", "small", "s"], t).await;
+    assert_eq!(r.ok(), "ok");
+    let r = run_as(
+        "amplify",
+        &store,
+        kv,
+        &["get-many", "", "small", "small", "nope"],
+        t,
+    )
+    .await;
+    assert_eq!(r.ok(), "small=s\nsmall=s\nnope absent");
+}
+
 async fn all_scenarios(store: Arc<dyn KeyValueBackend>) {
     basics(Arc::clone(&store)).await;
     grants_decide_what_opens(Arc::clone(&store)).await;
@@ -324,6 +358,7 @@ async fn all_scenarios(store: Arc<dyn KeyValueBackend>) {
     concurrent_increments_are_exact(Arc::clone(&store)).await;
     quota_refuses_writes_and_batches_whole(Arc::clone(&store)).await;
     a_failed_call_keeps_what_it_wrote(Arc::clone(&store)).await;
+    repeated_keys_cannot_multiply_what_the_host_allocates(Arc::clone(&store)).await;
     listing_pages_through_every_key(store).await;
 }
 
@@ -419,6 +454,53 @@ async fn unrelated_buckets_do_not_wait_on_each_other() {
     let e = waiting.await.unwrap().unwrap_err().to_string();
     assert!(e.contains("locked") || e.contains("busy"), "{e}");
     holder.execute_batch("ROLLBACK").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_waiting_on_another_process_ends_at_the_call_timeout() {
+    // Another process holds the bucket's write lock far longer than the call may run.
+    let dir = tempfile::tempdir().unwrap();
+    let backend = SqliteBackend::open(dir.path())
+        .unwrap()
+        .busy_timeout(Duration::from_secs(30));
+    backend
+        .open_now(&BucketId::component_default("app"))
+        .unwrap();
+    let holder =
+        rusqlite::Connection::open(backend.path_of(&BucketId::component_default("app"))).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let store: Arc<dyn KeyValueBackend> = Arc::new(backend);
+    let started = std::time::Instant::now();
+    let kv = grant(&["default"], 1 << 20);
+    let r = run_as(
+        "app",
+        &store,
+        kv.clone(),
+        &["set", "", "k", "v"],
+        Duration::from_millis(300),
+    )
+    .await;
+    assert!(
+        matches!(r.code, Err(WasmError::ComponentTimeout { .. })),
+        "{r:?}"
+    );
+    // Ended by the call's timeout, not the 30 s lock wait (a loose ceiling).
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // Nothing was written; once the lock is released, writes go through.
+    holder.execute_batch("ROLLBACK").unwrap();
+    let r = run_as(
+        "app",
+        &store,
+        kv,
+        &["get", "", "k"],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(r.ok(), "absent");
 }
 
 // ---- Redis ----

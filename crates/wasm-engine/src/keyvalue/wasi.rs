@@ -217,13 +217,41 @@ impl batch::Host for HostState {
         keys: Vec<String>,
     ) -> Outcome<Vec<Option<(String, Vec<u8>)>>> {
         let (b, _) = self.bucket(&bucket)?;
-        let r = b.get_many(&keys).await.map(|values| {
-            keys.into_iter()
-                .zip(values)
-                .map(|(k, v)| v.map(|v| (k, v)))
-                .collect()
-        });
-        self.answer(&bucket, r)
+        // Each distinct key read once: what the store returns is bounded by what it
+        // holds. Repeats are copies made here, so the answer is bounded before they
+        // are: no more than fits the instance's memory (which must hold it).
+        let mut distinct = keys.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let values = match b.get_many(&distinct).await {
+            Ok(v) => v,
+            Err(e) => return self.answer(&bucket, Err(e)),
+        };
+        let size = |k: &String| {
+            distinct
+                .binary_search(k)
+                .ok()
+                .and_then(|i| values.get(i)?.as_ref())
+                .map_or(0, |v| (k.len() + v.len()) as u64)
+        };
+        let total: u64 = keys.iter().map(size).sum();
+        let bound = self.limits().memory_bytes();
+        if total > bound {
+            return Ok(Err(Error::Other(format!(
+                "get-many would return {total} bytes, more than the instance's memory \
+                 limit of {bound}; ask for fewer keys at once"
+            ))));
+        }
+        Ok(Ok(keys
+            .into_iter()
+            .map(|k| {
+                let v = distinct
+                    .binary_search(&k)
+                    .ok()
+                    .and_then(|i| values.get(i)?.clone());
+                v.map(|v| (k, v))
+            })
+            .collect()))
     }
 
     async fn set_many(
