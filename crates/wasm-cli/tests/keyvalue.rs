@@ -243,3 +243,24 @@ fn a_bad_runtime_configuration_exits_2_with_line_and_column() {
     assert!(stderr(&o).contains("runtime.toml:1:1"), "{}", stderr(&o));
     assert!(stderr(&o).contains("not a Redis URL"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_guest_looping_on_a_refusal_cannot_flood_the_audit_log() {
+    let c = kv_tool("\"default\"");
+    let data = tempfile::tempdir().unwrap();
+    let o = bin()
+        .arg("run")
+        .arg(c.path())
+        .args(["--no-cache", "--report", "--data-dir"])
+        .arg(data.path())
+        .args(["--", "open-many", "secrets", "150"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "opened: 0, denied: 150\n");
+    let err = stderr(&o);
+    let logged = err.lines().filter(|l| l.contains("denied: bucket")).count();
+    assert_eq!(logged, 100, "{err}");
+    assert!(err.contains("the rest are counted"), "{err}");
+    // Every refusal is still counted.
+    assert!(err.contains("150 capability use(s) denied"), "{err}");
+}

@@ -65,6 +65,25 @@ pub struct HostState {
 /// The `tracing` target of refused capability uses: the audit trail.
 pub const AUDIT_TARGET: &str = "airssys_wasm::audit";
 
+/// Refusals of one kind (network, key-value) one call logs; later ones are counted
+/// ([`ExecutionReport::capability_denials`](crate::ExecutionReport::capability_denials))
+/// and announced once, so that a guest looping on a refused use cannot flood the log.
+pub const MAX_AUDIT_RECORDS_PER_CALL: u64 = 100;
+
+/// Whether the `n`th refusal (1-based) of a call is logged; at the first one past the
+/// bound, says that the rest are only counted.
+pub(crate) fn audit_logs(component: &str, n: u64) -> bool {
+    if n == MAX_AUDIT_RECORDS_PER_CALL + 1 {
+        tracing::warn!(
+            target: AUDIT_TARGET,
+            component,
+            "more than {MAX_AUDIT_RECORDS_PER_CALL} refusals in one call: the rest are \
+             counted (ExecutionReport::capability_denials), not logged"
+        );
+    }
+    n <= MAX_AUDIT_RECORDS_PER_CALL
+}
+
 /// The parts of a [`HostState`] host code borrows at once.
 pub(crate) struct Parts<'a> {
     pub(crate) state: &'a mut (dyn Any + Send),
@@ -305,7 +324,10 @@ pub(crate) fn grant(
 /// Counts and logs a refused socket use: which component asked for what.
 #[cold]
 fn denied(component: &str, denials: &AtomicU64, usage: SocketAddrUse, addr: SocketAddr) {
-    denials.fetch_add(1, Ordering::Relaxed);
+    let n = denials.fetch_add(1, Ordering::Relaxed) + 1;
+    if !audit_logs(component, n) {
+        return;
+    }
     let what = match usage {
         SocketAddrUse::TcpConnect => "network.connect",
         SocketAddrUse::TcpBind => "network.bind",

@@ -143,7 +143,7 @@ pub use engine::{
     WasmEngineBuilder,
 };
 pub use features::{Proposal, UnknownProposal};
-pub use host::{AUDIT_TARGET, HostState};
+pub use host::{AUDIT_TARGET, HostState, MAX_AUDIT_RECORDS_PER_CALL};
 pub use host_interface::{HasHostCtx, HostCtx, HostGetter, MAX_HOST_INTERFACES, charge_fuel};
 pub use instance::{CallOutcome, ComponentInstance, TypedExport};
 pub use linking::Provider;

@@ -8,7 +8,7 @@ use wasmtime::component::{HasSelf, Linker, Resource};
 use airssys_wasm_core::keyvalue::BucketRef;
 
 use super::{BucketId, KeyValueBucket, KeyValueError, LIST_PAGE};
-use crate::host::{AUDIT_TARGET, HostState};
+use crate::host::{AUDIT_TARGET, HostState, audit_logs};
 use crate::host_interface::Registered;
 
 mod bindings {
@@ -59,6 +59,21 @@ pub(crate) fn registrations() -> [Registered; 3] {
 
 type Outcome<T> = wasmtime::Result<Result<T, Error>>;
 
+/// The most of a guest-chosen name (a bucket) an audit record carries.
+const LOGGED_NAME_BYTES: usize = 128;
+
+/// `name` cut to [`LOGGED_NAME_BYTES`] at a character boundary, marked when cut.
+fn cut(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.len() <= LOGGED_NAME_BYTES {
+        return name.into();
+    }
+    let mut end = LOGGED_NAME_BYTES;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &name[..end], name.len()).into()
+}
+
 impl HostState {
     /// The bucket behind a guest's handle: its store, its id, its bound.
     fn bucket(
@@ -86,15 +101,20 @@ impl HostState {
         }))
     }
 
-    /// Counts and logs one refused key-value use.
+    /// Counts and logs one refused key-value use (what the guest asked for cut to
+    /// [`LOGGED_NAME_BYTES`]).
     #[cold]
     fn kv_denied(&mut self, capability: &str, requested: &str, why: &str) {
         self.kv_denials += 1;
+        if !audit_logs(self.component(), self.kv_denials) {
+            return;
+        }
+        let requested = cut(requested);
         tracing::warn!(
             target: AUDIT_TARGET,
             component = self.component(),
             capability,
-            requested,
+            requested = &*requested,
             "denied: {why}"
         );
     }
@@ -109,18 +129,19 @@ impl store::Host for HostState {
             .as_ref()
             .and_then(|g| g.bucket(&identifier).map(|b| (b, g.max_bytes)));
         let Some((bucket, max_bytes)) = granted else {
+            let shown = cut(&identifier);
             let why = match &self.capabilities().keyvalue {
                 None => format!(
-                    "bucket `{identifier}`: the component has no key-value grant (add \
+                    "bucket `{shown}`: the component has no key-value grant (add \
                      [capabilities.keyvalue] with buckets = [\"{}\"] and max_bytes)",
                     if identifier.is_empty() {
                         "default"
                     } else {
-                        &identifier
+                        &shown
                     }
                 ),
                 Some(g) => format!(
-                    "bucket `{identifier}` is not granted (granted: {}; add it to \
+                    "bucket `{shown}` is not granted (granted: {}; add it to \
                      [capabilities.keyvalue] buckets)",
                     g.buckets.join(", ")
                 ),

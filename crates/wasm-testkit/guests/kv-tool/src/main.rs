@@ -14,6 +14,7 @@
 //! - `set-then-trap BUCKET KEY VALUE` and `set-then-spin BUCKET KEY VALUE` write, then
 //!   trap or spin until the call's timeout.
 //! - `bench-get|bench-set|bench-incr BUCKET N` do N operations on one key, quietly.
+//! - `open-many BUCKET N` opens BUCKET N times and prints `opened: X, denied: Y`.
 //!
 //! Failures print `error: access-denied`, `error: no-such-store` or `error: other: …`
 //! and exit with failure.
@@ -45,6 +46,18 @@ fn number(args: &[String], i: usize, what: &str) -> Result<u64, String> {
 
 fn run(args: &[String]) -> Result<(), String> {
     let command = arg(args, 1, "command")?;
+    if command == "open-many" {
+        let (mut opened, mut denied) = (0, 0);
+        for _ in 0..number(args, 3, "count")? {
+            match store::open(&arg(args, 2, "bucket")?) {
+                Ok(_) => opened += 1,
+                Err(store::Error::AccessDenied) => denied += 1,
+                Err(e) => return Err(text(e)),
+            }
+        }
+        println!("opened: {opened}, denied: {denied}");
+        return Ok(());
+    }
     let bucket = store::open(&arg(args, 2, "bucket")?).map_err(text)?;
     let mut out = std::io::stdout();
     match command.as_str() {
