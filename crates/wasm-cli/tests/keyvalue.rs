@@ -50,6 +50,19 @@ fn run(component: &Path, data: &Path, args: &[&str]) -> Output {
     kv(component, data, args).output().unwrap()
 }
 
+/// As [`run`], with `--report` (what the call used, and its refusals, on stderr).
+fn run_reported(component: &Path, data: &Path, args: &[&str]) -> Output {
+    bin()
+        .arg("run")
+        .arg(component)
+        .args(["--no-cache", "--report", "--data-dir"])
+        .arg(data)
+        .arg("--")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn data_persists_across_runs_in_the_data_directory() {
     let c = kv_tool("\"default\"");
@@ -99,14 +112,7 @@ fn the_data_directory_defaults_to_the_xdg_data_home() {
 fn refusals_are_audited_and_reported() {
     let c = kv_tool("\"default\"");
     let data = tempfile::tempdir().unwrap();
-    let o = bin()
-        .arg("run")
-        .arg(c.path())
-        .args(["--no-cache", "--report", "--data-dir"])
-        .arg(data.path())
-        .args(["--", "get", "secrets", "k"])
-        .output()
-        .unwrap();
+    let o = run_reported(c.path(), data.path(), &["get", "secrets", "k"]);
     assert_eq!(stdout(&o), "error: access-denied\n");
     let err = stderr(&o);
     assert!(err.contains("airssys_wasm::audit"), "{err}");
@@ -248,14 +254,7 @@ fn a_bad_runtime_configuration_exits_2_with_line_and_column() {
 fn a_guest_looping_on_a_refusal_cannot_flood_the_audit_log() {
     let c = kv_tool("\"default\"");
     let data = tempfile::tempdir().unwrap();
-    let o = bin()
-        .arg("run")
-        .arg(c.path())
-        .args(["--no-cache", "--report", "--data-dir"])
-        .arg(data.path())
-        .args(["--", "open-many", "secrets", "150"])
-        .output()
-        .unwrap();
+    let o = run_reported(c.path(), data.path(), &["open-many", "secrets", "150"]);
     assert_eq!(stdout(&o), "opened: 0, denied: 150\n");
     let err = stderr(&o);
     let logged = err.lines().filter(|l| l.contains("denied: bucket")).count();
