@@ -123,6 +123,11 @@ fn the_files_example_reads_but_cannot_write_or_escape() {
         .unwrap();
     assert_eq!(code(&o), 1);
     assert!(stdout(&o).starts_with("error: "), "{}", stdout(&o));
+    // The refusal is audited, with the component and the path.
+    let err = stderr(&o);
+    assert!(err.contains("airssys_wasm::audit"), "{err}");
+    assert!(err.contains("denied: open `new.txt`"), "{err}");
+    assert!(err.contains("component=\"files\""), "{err}");
 
     let o = bin()
         .args(["run", example, "--", "read", "/data/../Component.toml"])
@@ -130,6 +135,11 @@ fn the_files_example_reads_but_cannot_write_or_escape() {
         .unwrap();
     assert_eq!(code(&o), 1);
     assert!(stdout(&o).starts_with("error: "), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("denied: open `../Component.toml`"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

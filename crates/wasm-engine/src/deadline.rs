@@ -164,7 +164,7 @@ impl Deadline {
         if let Some(denials) = &data.denials {
             denials.store(0, std::sync::atomic::Ordering::Relaxed);
         }
-        data.kv_denials = 0;
+        data.store_denials = 0;
         data.limiter.reset_peak();
         // Check the deadline at the next tick, and every tick after (the callback).
         store.set_epoch_deadline(1);
@@ -198,7 +198,7 @@ impl Deadline {
                 .denials
                 .as_ref()
                 .map_or(0, |d| d.load(std::sync::atomic::Ordering::Relaxed))
-                + data.kv_denials,
+                + data.store_denials,
         }
     }
 }

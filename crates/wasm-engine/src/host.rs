@@ -57,15 +57,16 @@ pub struct HostState {
     pub(crate) denials: Option<Arc<AtomicU64>>,
     /// Where the instance's key-value buckets are (the built-in `wasi:keyvalue`).
     pub(crate) keyvalue: Option<Arc<dyn crate::keyvalue::KeyValueBackend>>,
-    /// Key-value uses refused during the current call (counted in the store: they
-    /// are refused by host code on it).
-    pub(crate) kv_denials: u64,
+    /// Key-value and file uses refused during the current call (counted in the store:
+    /// they are refused by host code on it).
+    pub(crate) store_denials: u64,
 }
 
 /// The `tracing` target of refused capability uses: the audit trail.
 pub const AUDIT_TARGET: &str = "airssys_wasm::audit";
 
-/// Refusals of one kind (network, key-value) one call logs; later ones are counted
+/// Refusals one call logs, of the network and of the rest (key-value, files) each;
+/// later ones are counted
 /// ([`ExecutionReport::capability_denials`](crate::ExecutionReport::capability_denials))
 /// and announced once, so that a guest looping on a refused use cannot flood the log.
 pub const MAX_AUDIT_RECORDS_PER_CALL: u64 = 100;
@@ -166,7 +167,7 @@ impl HostState {
             config: sandbox.config().cloned(),
             denials,
             keyvalue: sandbox.keyvalue().cloned(),
-            kv_denials: 0,
+            store_denials: 0,
         }
     }
 
@@ -178,6 +179,17 @@ impl HostState {
     /// The instance's resource table.
     pub(crate) fn table_mut(&mut self) -> &mut ResourceTable {
         &mut self.table
+    }
+
+    /// The WASI context and table, the component's name, and the refusal counter, at
+    /// once (the audited filesystem borrows them side by side).
+    pub(crate) fn fs_parts(&mut self) -> (&mut WasiCtx, &mut ResourceTable, &str, &mut u64) {
+        (
+            &mut self.wasi,
+            &mut self.table,
+            &self.component,
+            &mut self.store_denials,
+        )
     }
 
     /// Everything the instance was granted.

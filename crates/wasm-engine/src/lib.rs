@@ -126,6 +126,7 @@ mod deadline;
 mod engine;
 mod failure;
 mod features;
+mod fs_audit;
 mod host;
 mod host_interface;
 mod instance;

@@ -248,6 +248,8 @@ async fn read_only_can_read_and_list_but_not_write() {
 
     let r = run("fs-tool", ro(), &["write", "/data/new.txt", "x"]).await;
     assert!(r.stdout.starts_with("error: "), "{}", r.stdout);
+    // Refused by the host, so counted (and audited).
+    assert_eq!(r.denials, 1, "{r:?}");
     let r = run(
         "fs-tool",
         ro(),
@@ -283,15 +285,18 @@ async fn read_write_can_write() {
 async fn nothing_outside_the_preopen_is_reachable() {
     let tmp = tree();
     let data = tmp.path().join("data");
-    for path in [
-        "/data/../outside.txt",
-        "/data/../../../../etc/passwd",
-        "/data/escape",
-        "/outside.txt",
+    // Each refusal the host sees is counted (and audited); a path outside every
+    // preopen fails in the guest's libc without asking the host.
+    for (path, refusals) in [
+        ("/data/../outside.txt", 1),
+        ("/data/../../../../etc/passwd", 1),
+        ("/data/escape", 1),
+        ("/outside.txt", 0),
     ] {
         let r = run("fs-tool", dir(&data, DirAccess::ReadWrite), &["read", path]).await;
         assert!(r.stdout.starts_with("error: "), "{path}: {}", r.stdout);
         assert!(!r.stdout.contains("secret"), "{path}: {}", r.stdout);
+        assert_eq!(r.denials, refusals, "{path}: {r:?}");
     }
     let r = run(
         "fs-tool",

@@ -105,8 +105,8 @@ impl HostState {
     /// [`LOGGED_NAME_BYTES`]).
     #[cold]
     fn kv_denied(&mut self, capability: &str, requested: &str, why: &str) {
-        self.kv_denials += 1;
-        if !audit_logs(self.component(), self.kv_denials) {
+        self.store_denials += 1;
+        if !audit_logs(self.component(), self.store_denials) {
             return;
         }
         let requested = cut(requested);

@@ -1,0 +1,368 @@
+//! `wasi:filesystem/types` (WASI 0.2) as `wasmtime-wasi` implements it, with its
+//! refusals audited: a path operation or write that `wasmtime-wasi` refuses for lack of
+//! permission — a path that leaves its preopened directory (`..`, an absolute symlink),
+//! a write into a read-only one — is counted in the call's
+//! [`ExecutionReport::capability_denials`](crate::ExecutionReport::capability_denials)
+//! and logged to [`AUDIT_TARGET`](crate::AUDIT_TARGET) with the component and the path.
+//!
+//! (A path outside every preopened directory never reaches the host: the guest's libc
+//! finds no directory to resolve it against and fails by itself.)
+//!
+//! Every function forwards to `wasmtime-wasi`'s own implementation; this layer only
+//! looks at what comes back. It is linked over `wasmtime-wasi`'s (linker shadowing).
+
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime_wasi::filesystem::WasiFilesystemView as _;
+use wasmtime_wasi::p2::bindings::filesystem::types::{
+    self, Advice, Descriptor, DescriptorFlags, DescriptorStat, DescriptorType, DirectoryEntry,
+    DirectoryEntryStream, ErrorCode, Filesize, MetadataHashValue, NewTimestamp, OpenFlags,
+    PathFlags,
+};
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, FsError, FsResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::host::{AUDIT_TARGET, HostState, audit_logs};
+
+/// The store's WASI context and table, apart from the rest of [`HostState`], so that
+/// the audit can borrow its counter beside them.
+struct Split<'a> {
+    ctx: &'a mut WasiCtx,
+    table: &'a mut ResourceTable,
+}
+
+impl WasiView for Split<'_> {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: self.ctx,
+            table: self.table,
+        }
+    }
+}
+
+/// `wasmtime-wasi`'s filesystem, and where its refusals are counted.
+pub(crate) struct AuditedFs<'a> {
+    wasi: Split<'a>,
+    component: &'a str,
+    denials: &'a mut u64,
+}
+
+/// The [`HasData`] of [`AuditedFs`].
+pub(crate) struct HasAuditedFs;
+
+impl HasData for HasAuditedFs {
+    type Data<'a> = AuditedFs<'a>;
+}
+
+/// Links the audited `wasi:filesystem/types` over the one `wasmtime-wasi` linked.
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let added = types::add_to_linker::<HostState, HasAuditedFs>(linker, HostState::audited_fs);
+    linker.allow_shadowing(false);
+    added
+}
+
+impl HostState {
+    fn audited_fs(&mut self) -> AuditedFs<'_> {
+        // A WASI function: the guest left the embedder's.
+        self.host_call = None;
+        let (ctx, table, component, denials) = self.fs_parts();
+        AuditedFs {
+            wasi: Split { ctx, table },
+            component,
+            denials,
+        }
+    }
+}
+
+impl AuditedFs<'_> {
+    /// Counts and logs `r` when it is a refusal for lack of permission.
+    fn check<T>(&mut self, r: FsResult<T>, operation: &str, path: &str) -> FsResult<T> {
+        if let Err(e) = &r
+            && let Some(code) = e.downcast_ref()
+            && matches!(code, ErrorCode::NotPermitted | ErrorCode::Access)
+        {
+            self.denied(operation, path, *code);
+        }
+        r
+    }
+
+    #[cold]
+    fn denied(&mut self, operation: &str, path: &str, code: ErrorCode) {
+        *self.denials += 1;
+        if !audit_logs(self.component, *self.denials) {
+            return;
+        }
+        let path: String = path.chars().take(256).collect();
+        tracing::warn!(
+            target: AUDIT_TARGET,
+            component = self.component,
+            capability = "filesystem",
+            requested = %path,
+            "denied: {operation} `{path}` (relative to a preopened directory): {}; outside \
+             the granted directories, or not writable there (see [[capabilities.filesystem]])",
+            code.name()
+        );
+    }
+}
+
+impl types::Host for AuditedFs<'_> {
+    fn convert_error_code(&mut self, err: FsError) -> wasmtime::Result<ErrorCode> {
+        types::Host::convert_error_code(&mut self.wasi.filesystem(), err)
+    }
+
+    fn filesystem_error_code(
+        &mut self,
+        err: Resource<wasmtime::Error>,
+    ) -> wasmtime::Result<Option<ErrorCode>> {
+        types::Host::filesystem_error_code(&mut self.wasi.filesystem(), err)
+    }
+}
+
+use types::HostDescriptor as D;
+
+impl types::HostDescriptor for AuditedFs<'_> {
+    async fn advise(
+        &mut self,
+        fd: Resource<Descriptor>,
+        offset: Filesize,
+        len: Filesize,
+        advice: Advice,
+    ) -> FsResult<()> {
+        D::advise(&mut self.wasi.filesystem(), fd, offset, len, advice).await
+    }
+
+    async fn sync_data(&mut self, fd: Resource<Descriptor>) -> FsResult<()> {
+        D::sync_data(&mut self.wasi.filesystem(), fd).await
+    }
+
+    async fn get_flags(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorFlags> {
+        D::get_flags(&mut self.wasi.filesystem(), fd).await
+    }
+
+    async fn get_type(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorType> {
+        D::get_type(&mut self.wasi.filesystem(), fd).await
+    }
+
+    async fn set_size(&mut self, fd: Resource<Descriptor>, size: Filesize) -> FsResult<()> {
+        let r = D::set_size(&mut self.wasi.filesystem(), fd, size).await;
+        self.check(r, "set-size", "")
+    }
+
+    async fn set_times(
+        &mut self,
+        fd: Resource<Descriptor>,
+        atim: NewTimestamp,
+        mtim: NewTimestamp,
+    ) -> FsResult<()> {
+        let r = D::set_times(&mut self.wasi.filesystem(), fd, atim, mtim).await;
+        self.check(r, "set-times", "")
+    }
+
+    async fn read(
+        &mut self,
+        fd: Resource<Descriptor>,
+        len: Filesize,
+        offset: Filesize,
+    ) -> FsResult<(Vec<u8>, bool)> {
+        D::read(&mut self.wasi.filesystem(), fd, len, offset).await
+    }
+
+    async fn write(
+        &mut self,
+        fd: Resource<Descriptor>,
+        buf: Vec<u8>,
+        offset: Filesize,
+    ) -> FsResult<Filesize> {
+        let r = D::write(&mut self.wasi.filesystem(), fd, buf, offset).await;
+        self.check(r, "write", "")
+    }
+
+    async fn read_directory(
+        &mut self,
+        fd: Resource<Descriptor>,
+    ) -> FsResult<Resource<DirectoryEntryStream>> {
+        D::read_directory(&mut self.wasi.filesystem(), fd).await
+    }
+
+    async fn sync(&mut self, fd: Resource<Descriptor>) -> FsResult<()> {
+        D::sync(&mut self.wasi.filesystem(), fd).await
+    }
+
+    async fn create_directory_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        path: String,
+    ) -> FsResult<()> {
+        let r = D::create_directory_at(&mut self.wasi.filesystem(), fd, path.clone()).await;
+        self.check(r, "create-directory", &path)
+    }
+
+    async fn stat(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorStat> {
+        D::stat(&mut self.wasi.filesystem(), fd).await
+    }
+
+    async fn stat_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        path_flags: PathFlags,
+        path: String,
+    ) -> FsResult<DescriptorStat> {
+        let r = D::stat_at(&mut self.wasi.filesystem(), fd, path_flags, path.clone()).await;
+        self.check(r, "stat", &path)
+    }
+
+    async fn set_times_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        path_flags: PathFlags,
+        path: String,
+        atim: NewTimestamp,
+        mtim: NewTimestamp,
+    ) -> FsResult<()> {
+        let fs = &mut self.wasi.filesystem();
+        let r = D::set_times_at(fs, fd, path_flags, path.clone(), atim, mtim).await;
+        self.check(r, "set-times", &path)
+    }
+
+    async fn link_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        old_path_flags: PathFlags,
+        old_path: String,
+        new_descriptor: Resource<Descriptor>,
+        new_path: String,
+    ) -> FsResult<()> {
+        let fs = &mut self.wasi.filesystem();
+        let r = D::link_at(
+            fs,
+            fd,
+            old_path_flags,
+            old_path.clone(),
+            new_descriptor,
+            new_path.clone(),
+        )
+        .await;
+        self.check(r, "link", &format!("{old_path} -> {new_path}"))
+    }
+
+    async fn open_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        path_flags: PathFlags,
+        path: String,
+        oflags: OpenFlags,
+        flags: DescriptorFlags,
+    ) -> FsResult<Resource<Descriptor>> {
+        let fs = &mut self.wasi.filesystem();
+        let r = D::open_at(fs, fd, path_flags, path.clone(), oflags, flags).await;
+        self.check(r, "open", &path)
+    }
+
+    fn drop(&mut self, fd: Resource<Descriptor>) -> wasmtime::Result<()> {
+        D::drop(&mut self.wasi.filesystem(), fd)
+    }
+
+    async fn readlink_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<String> {
+        let r = D::readlink_at(&mut self.wasi.filesystem(), fd, path.clone()).await;
+        self.check(r, "readlink", &path)
+    }
+
+    async fn remove_directory_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        path: String,
+    ) -> FsResult<()> {
+        let r = D::remove_directory_at(&mut self.wasi.filesystem(), fd, path.clone()).await;
+        self.check(r, "remove-directory", &path)
+    }
+
+    async fn rename_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        old_path: String,
+        new_fd: Resource<Descriptor>,
+        new_path: String,
+    ) -> FsResult<()> {
+        let fs = &mut self.wasi.filesystem();
+        let r = D::rename_at(fs, fd, old_path.clone(), new_fd, new_path.clone()).await;
+        self.check(r, "rename", &format!("{old_path} -> {new_path}"))
+    }
+
+    async fn symlink_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        src_path: String,
+        dest_path: String,
+    ) -> FsResult<()> {
+        let fs = &mut self.wasi.filesystem();
+        let r = D::symlink_at(fs, fd, src_path.clone(), dest_path.clone()).await;
+        self.check(r, "symlink", &format!("{dest_path} -> {src_path}"))
+    }
+
+    async fn unlink_file_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<()> {
+        let r = D::unlink_file_at(&mut self.wasi.filesystem(), fd, path.clone()).await;
+        self.check(r, "unlink", &path)
+    }
+
+    fn read_via_stream(
+        &mut self,
+        fd: Resource<Descriptor>,
+        offset: Filesize,
+    ) -> FsResult<Resource<DynInputStream>> {
+        D::read_via_stream(&mut self.wasi.filesystem(), fd, offset)
+    }
+
+    fn write_via_stream(
+        &mut self,
+        fd: Resource<Descriptor>,
+        offset: Filesize,
+    ) -> FsResult<Resource<DynOutputStream>> {
+        let r = D::write_via_stream(&mut self.wasi.filesystem(), fd, offset);
+        self.check(r, "write", "")
+    }
+
+    fn append_via_stream(
+        &mut self,
+        fd: Resource<Descriptor>,
+    ) -> FsResult<Resource<DynOutputStream>> {
+        let r = D::append_via_stream(&mut self.wasi.filesystem(), fd);
+        self.check(r, "append", "")
+    }
+
+    async fn is_same_object(
+        &mut self,
+        a: Resource<Descriptor>,
+        b: Resource<Descriptor>,
+    ) -> wasmtime::Result<bool> {
+        D::is_same_object(&mut self.wasi.filesystem(), a, b).await
+    }
+
+    async fn metadata_hash(&mut self, fd: Resource<Descriptor>) -> FsResult<MetadataHashValue> {
+        D::metadata_hash(&mut self.wasi.filesystem(), fd).await
+    }
+
+    async fn metadata_hash_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        path_flags: PathFlags,
+        path: String,
+    ) -> FsResult<MetadataHashValue> {
+        let fs = &mut self.wasi.filesystem();
+        let r = D::metadata_hash_at(fs, fd, path_flags, path.clone()).await;
+        self.check(r, "stat", &path)
+    }
+}
+
+impl types::HostDirectoryEntryStream for AuditedFs<'_> {
+    async fn read_directory_entry(
+        &mut self,
+        stream: Resource<DirectoryEntryStream>,
+    ) -> FsResult<Option<DirectoryEntry>> {
+        types::HostDirectoryEntryStream::read_directory_entry(&mut self.wasi.filesystem(), stream)
+            .await
+    }
+
+    fn drop(&mut self, stream: Resource<DirectoryEntryStream>) -> wasmtime::Result<()> {
+        types::HostDirectoryEntryStream::drop(&mut self.wasi.filesystem(), stream)
+    }
+}
