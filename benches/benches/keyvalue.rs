@@ -19,7 +19,7 @@ use wasmtime_wasi_keyvalue::{WasiKeyValue, WasiKeyValueCtx, WasiKeyValueCtxBuild
 
 use airssys_wasm_benches::{raw_config, runtime};
 use airssys_wasm_core::{CapabilitySet, KeyValueGrant, ResourceLimits};
-use airssys_wasm_engine::keyvalue::{BucketId, KeyValueBackend, MemoryBackend};
+use airssys_wasm_engine::keyvalue::{BucketId, Counter, KeyValueBackend, MemoryBackend};
 use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
 use airssys_wasm_keyvalue::SqliteBackend;
 use airssys_wasm_testkit::guests::KV_TOOL;
@@ -126,7 +126,12 @@ fn per_operation(c: &mut Criterion) {
                     match op {
                         "get" => drop(bucket.get("bench").await.unwrap()),
                         "set" => bucket.set("bench", &value, 1 << 30).await.unwrap(),
-                        _ => drop(bucket.increment("bench-counter", 1, 1 << 30).await.unwrap()),
+                        _ => drop(
+                            bucket
+                                .increment("bench-counter", 1, Counter::U64, 1 << 30)
+                                .await
+                                .unwrap(),
+                        ),
                     }
                 }
             });

@@ -266,7 +266,8 @@ impl WasmEngineBuilder {
             r.name
                 .starts_with(airssys_wasm_core::keyvalue::WASI_KEYVALUE)
         }) {
-            interfaces.extend(crate::keyvalue::wasi::registrations());
+            interfaces.extend(crate::keyvalue::draft::registrations());
+            interfaces.extend(crate::keyvalue::draft2::registrations());
         }
         if self.epoch_tick.is_zero() {
             return Err(WasmError::EngineInitialization {

@@ -11,7 +11,7 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use airssys_wasm_engine::keyvalue::{
-    BucketId, KeyValueBackend, KeyValueBucket, KeyValueError, KvFuture,
+    BucketId, Counter, KeyValueBackend, KeyValueBucket, KeyValueError, KvFuture,
 };
 
 /// Sets pairs (ARGV: max_bytes, then key, value, key, value, …) all or none: returns
@@ -60,13 +60,14 @@ redis.call('SET', KEYS[2], used)
 return used
 ";
 
-/// Increments a decimal value (ARGV: key, delta, max_bytes): `{1, sum as text}`, `{0, used,
-/// would_hold}` when over the quota, `{-1, reason}` when not a number.
+/// Increments a decimal value (ARGV: key, delta, max_bytes, the value's pattern):
+/// `{1, sum as text}`, `{0, used, would_hold}` when over the quota, `{-1, reason}` when
+/// not a number.
 const INCREMENT: &str = r"
 local k = ARGV[1]
 local old = redis.call('HGET', KEYS[1], k)
-if old and not string.match(old, '^%d+$') then
-  return {-1, 'its value is not a decimal number'}
+if old and not string.match(old, ARGV[4]) then
+  return {-1, 'its value is not a decimal number of the counter'}
 end
 local oldsize = 0
 if old then oldsize = string.len(k) + string.len(old) end
@@ -86,6 +87,29 @@ redis.call('SET', KEYS[2], now)
 return {1, sum}
 ";
 
+/// Sets a key only if it still holds what was read (ARGV: key, '1' and the expected
+/// value or '0' and '' for absent, the value, max_bytes): `{1}` set, `{0}` changed,
+/// `{-1, used, would_hold}` over the quota.
+const COMPARE_AND_SWAP: &str = r"
+local k = ARGV[1]
+local cur = redis.call('HGET', KEYS[1], k)
+if ARGV[2] == '1' then
+  if cur ~= ARGV[3] then return {0} end
+elseif cur then
+  return {0}
+end
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+local oldsize = 0
+if cur then oldsize = string.len(k) + string.len(cur) end
+local now = used - oldsize + string.len(k) + string.len(ARGV[4])
+if now > tonumber(ARGV[5]) and now > used then
+  return {-1, used, now}
+end
+redis.call('HSET', KEYS[1], k, ARGV[4])
+redis.call('SET', KEYS[2], now)
+return {1}
+";
+
 /// Buckets in a Redis server (one connection, multiplexed and reconnected by
 /// `redis`'s connection manager).
 #[derive(Clone)]
@@ -99,6 +123,7 @@ struct Scripts {
     set_many: Script,
     delete_many: Script,
     increment: Script,
+    compare_and_swap: Script,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -138,6 +163,7 @@ impl RedisBackend {
                 set_many: Script::new(SET_MANY),
                 delete_many: Script::new(DELETE_MANY),
                 increment: Script::new(INCREMENT),
+                compare_and_swap: Script::new(COMPARE_AND_SWAP),
             }),
         })
     }
@@ -273,7 +299,13 @@ impl KeyValueBucket for RedisBucket {
         })
     }
 
-    fn increment<'a>(&'a self, key: &'a str, delta: u64, max_bytes: u64) -> KvFuture<'a, u64> {
+    fn increment<'a>(
+        &'a self,
+        key: &'a str,
+        delta: i128,
+        counter: Counter,
+        max_bytes: u64,
+    ) -> KvFuture<'a, i128> {
         Box::pin(async move {
             let not = |reason: String| KeyValueError::NotANumber {
                 bucket: self.id.to_string(),
@@ -291,6 +323,10 @@ impl KeyValueBucket for RedisBucket {
                 .arg(key)
                 .arg(delta)
                 .arg(max_bytes)
+                .arg(match counter {
+                    Counter::U64 => "^%d+$",
+                    _ => "^-?%d+$",
+                })
                 .invoke_async(&mut self.conn())
                 .await
                 .map_err(|e| self.fail(&e))?;
@@ -310,6 +346,40 @@ impl KeyValueBucket for RedisBucket {
                     .map_err(|_| not(format!("Redis answered `{}`", text(1)))),
                 Some(0) => Err(self.quota(int(1).unwrap_or(0), int(2).unwrap_or(0), max_bytes)),
                 _ => Err(not(text(1))),
+            }
+        })
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        value: &'a [u8],
+        max_bytes: u64,
+    ) -> KvFuture<'a, bool> {
+        Box::pin(async move {
+            let (present, expected) = match expected {
+                Some(v) => ("1", v),
+                None => ("0", &b""[..]),
+            };
+            let reply: Vec<i64> = self
+                .backend
+                .scripts
+                .compare_and_swap
+                .key(&self.hash)
+                .key(&self.bytes)
+                .arg(key)
+                .arg(present)
+                .arg(expected)
+                .arg(value)
+                .arg(max_bytes)
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(|e| self.fail(&e))?;
+            match reply.as_slice() {
+                [1] => Ok(true),
+                [-1, used, would_hold] => Err(self.quota(*used, *would_hold, max_bytes)),
+                _ => Ok(false),
             }
         })
     }

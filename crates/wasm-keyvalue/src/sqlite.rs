@@ -15,7 +15,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use airssys_wasm_engine::keyvalue::{
-    BucketId, KeyValueBackend, KeyValueBucket, KeyValueError, KvFuture, check_quota, incremented,
+    BucketId, Counter, KeyValueBackend, KeyValueBucket, KeyValueError, KvFuture, check_quota,
+    incremented,
 };
 
 /// The schema version this code writes (`PRAGMA user_version`).
@@ -356,6 +357,12 @@ impl SqliteBucket {
             .map_err(|e| self.fail(e))
     }
 
+    fn value(&self, tx: &Connection, key: &str) -> Result<Option<Vec<u8>>, KeyValueError> {
+        tx.prepare_cached("SELECT value FROM kv WHERE key = ?1")
+            .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+            .map_err(|e| self.fail(e))
+    }
+
     fn put(&self, tx: &Connection, key: &str, value: &[u8]) -> Result<(), KeyValueError> {
         tx.prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")
             .and_then(|mut s| s.execute(params![key, value]))
@@ -400,11 +407,7 @@ impl SqliteBucket {
 
 impl KeyValueBucket for SqliteBucket {
     fn get<'a>(&'a self, key: &'a str) -> KvFuture<'a, Option<Vec<u8>>> {
-        self.with(move |conn| {
-            conn.prepare_cached("SELECT value FROM kv WHERE key = ?1")
-                .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
-                .map_err(|e| self.fail(e))
-        })
+        self.with(move |conn| self.value(conn, key))
     }
 
     fn set<'a>(&'a self, key: &'a str, value: &'a [u8], max_bytes: u64) -> KvFuture<'a, ()> {
@@ -442,16 +445,35 @@ impl KeyValueBucket for SqliteBucket {
         })
     }
 
-    fn increment<'a>(&'a self, key: &'a str, delta: u64, max_bytes: u64) -> KvFuture<'a, u64> {
+    fn increment<'a>(
+        &'a self,
+        key: &'a str,
+        delta: i128,
+        counter: Counter,
+        max_bytes: u64,
+    ) -> KvFuture<'a, i128> {
         self.write(move |tx| {
-            let old: Option<Vec<u8>> = tx
-                .prepare_cached("SELECT value FROM kv WHERE key = ?1")
-                .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
-                .map_err(|e| self.fail(e))?;
-            let sum = incremented(&self.id, key, old.as_deref(), delta)?;
+            let old = self.value(tx, key)?;
+            let sum = incremented(&self.id, key, old.as_deref(), delta, counter)?;
             let text = sum.to_string();
             self.put_all(tx, &[(key, text.as_bytes())], max_bytes)?;
             Ok(sum)
+        })
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        value: &'a [u8],
+        max_bytes: u64,
+    ) -> KvFuture<'a, bool> {
+        self.write(move |tx| {
+            if self.value(tx, key)?.as_deref() != expected {
+                return Ok(false);
+            }
+            self.put_all(tx, &[(key, value)], max_bytes)?;
+            Ok(true)
         })
     }
 

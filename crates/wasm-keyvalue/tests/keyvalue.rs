@@ -15,19 +15,31 @@ use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
 use airssys_wasm_keyvalue::{RedisBackend, RuntimeConfig, SqliteBackend};
 use airssys_wasm_testkit::guests;
 
-/// `kv-tool` compiled once, named `name` (a component's default bucket is per name).
-fn kv_tool(name: &str) -> CompiledComponent {
-    static COMPILED: OnceLock<(WasmEngine, wasmtime::component::Component)> = OnceLock::new();
-    let (engine, component) = COMPILED.get_or_init(|| {
-        let engine = WasmEngine::new().unwrap();
-        let c =
-            wasmtime::component::Component::new(engine.wasmtime_engine(), guests::KV_TOOL).unwrap();
-        (engine, c)
-    });
-    CompiledComponent::new(engine, name, component.clone()).unwrap()
+/// The engine every test shares.
+fn engine() -> &'static WasmEngine {
+    static ENGINE: OnceLock<WasmEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| WasmEngine::new().unwrap())
 }
 
-/// Fuel enough that a call ends on its timeout, not its fuel.
+/// `kv-tool` (Wasmtime's version) compiled once, named `name` (a component's default
+/// bucket is per name).
+fn kv_tool(name: &str) -> CompiledComponent {
+    static COMPILED: OnceLock<wasmtime::component::Component> = OnceLock::new();
+    let c = COMPILED.get_or_init(|| {
+        wasmtime::component::Component::new(engine().wasmtime_engine(), guests::KV_TOOL).unwrap()
+    });
+    CompiledComponent::new(engine(), name, c.clone()).unwrap()
+}
+
+/// `kv-spin` (Spin's version) compiled once, named `name`.
+fn kv_spin(name: &str) -> CompiledComponent {
+    static COMPILED: OnceLock<wasmtime::component::Component> = OnceLock::new();
+    let c = COMPILED.get_or_init(|| {
+        wasmtime::component::Component::new(engine().wasmtime_engine(), guests::KV_SPIN).unwrap()
+    });
+    CompiledComponent::new(engine(), name, c.clone()).unwrap()
+}
+
 fn limits(timeout: Duration) -> ResourceLimits {
     ResourceLimits::new(32 << 20, u64::MAX / 4, timeout).unwrap()
 }
@@ -58,18 +70,36 @@ async fn run_as(
     args: &[&str],
     timeout: Duration,
 ) -> Run {
+    run_guest(("kv-tool", kv_tool(component)), store, kv, args, timeout).await
+}
+
+/// `kv-spin` as `component`, granted the default bucket and `shared-cache`.
+async fn spin(component: &str, store: &Arc<dyn KeyValueBackend>, args: &[&str]) -> Run {
+    let kv = grant(&["default", "shared-cache"], 1 << 20);
+    let guest = ("kv-spin", kv_spin(component));
+    run_guest(guest, store, kv, args, Duration::from_secs(30)).await
+}
+
+/// Runs `guest` (its program name, argument 0, and the component).
+async fn run_guest(
+    (program, guest): (&str, CompiledComponent),
+    store: &Arc<dyn KeyValueBackend>,
+    kv: Option<KeyValueGrant>,
+    args: &[&str],
+    timeout: Duration,
+) -> Run {
     let caps = CapabilitySet {
         keyvalue: kv,
         ..CapabilitySet::default()
     };
-    let mut argv = vec!["kv-tool"];
+    let mut argv = vec![program];
     argv.extend_from_slice(args);
     let sandbox = Sandbox::new(limits(timeout))
         .with_capabilities(caps)
         .with_keyvalue(Arc::clone(store))
         .with_args(argv)
         .capture_output(1 << 20);
-    let mut instance = kv_tool(component).instantiate(&sandbox).await.unwrap();
+    let mut instance = guest.instantiate(&sandbox).await.unwrap();
     let code = instance.run_command().await.map(|(code, _)| code);
     Run {
         code,
@@ -351,6 +381,72 @@ async fn repeated_keys_cannot_multiply_what_the_host_allocates(store: Arc<dyn Ke
     assert_eq!(r.ok(), "small=s\nsmall=s\nnope absent");
 }
 
+/// Spin's version on the same buckets: what one version writes the other reads;
+/// `increment` is signed here; listing pages with string cursors; compare-and-swap
+/// from many instances at once loses no update.
+async fn spins_version_shares_the_buckets(store: Arc<dyn KeyValueBackend>) {
+    assert_eq!(
+        spin("app", &store, &["set", "", "from-spin", "s"])
+            .await
+            .ok(),
+        "ok"
+    );
+    assert_eq!(
+        run(&store, &["get", "", "from-spin"]).await.ok(),
+        "value: s"
+    );
+    assert_eq!(
+        spin("app", &store, &["get", "", "n"]).await.ok(),
+        "value: 15"
+    );
+    assert_eq!(
+        spin("app", &store, &["incr", "", "signed", "-5"])
+            .await
+            .ok(),
+        "value: -5"
+    );
+    // Wasmtime's version counts in u64: a negative value is not its number.
+    let r = run(&store, &["incr", "", "signed", "1"]).await;
+    assert!(r.stdout.contains("cannot increment `signed`"), "{r:?}");
+    assert_eq!(
+        spin("app", &store, &["get-many", "", "from-spin", "nope"])
+            .await
+            .ok(),
+        "from-spin=s\nnope absent"
+    );
+    let r = spin("lister", &store, &["list", ""]).await;
+    assert_eq!(r.ok().trim_start_matches("keys: ").split(',').count(), 2500);
+    // Not granted: denied, as in the other version.
+    let r = spin("app", &store, &["get", "secrets", "k"]).await;
+    assert_eq!((r.stdout.trim(), r.denials), ("error: access-denied", 1));
+
+    const INSTANCES: usize = 32;
+    const EACH: usize = 10;
+    let mut tasks = Vec::new();
+    for _ in 0..INSTANCES {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            spin(
+                "app",
+                &store,
+                &["cas-incr", "shared-cache", "cas", &EACH.to_string()],
+            )
+            .await
+            .ok()
+            .to_owned()
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().starts_with("value: "));
+    }
+    assert_eq!(
+        spin("app", &store, &["get", "shared-cache", "cas"])
+            .await
+            .ok(),
+        format!("value: {}", INSTANCES * EACH)
+    );
+}
+
 async fn all_scenarios(store: Arc<dyn KeyValueBackend>) {
     basics(Arc::clone(&store)).await;
     grants_decide_what_opens(Arc::clone(&store)).await;
@@ -359,7 +455,8 @@ async fn all_scenarios(store: Arc<dyn KeyValueBackend>) {
     quota_refuses_writes_and_batches_whole(Arc::clone(&store)).await;
     a_failed_call_keeps_what_it_wrote(Arc::clone(&store)).await;
     repeated_keys_cannot_multiply_what_the_host_allocates(Arc::clone(&store)).await;
-    listing_pages_through_every_key(store).await;
+    listing_pages_through_every_key(Arc::clone(&store)).await;
+    spins_version_shares_the_buckets(store).await;
 }
 
 // ---- SQLite ----
@@ -642,6 +739,8 @@ fn every_component_may_import_keyvalue_its_grant_decides_what_opens() {
         "wasi:keyvalue/store@0.2.0-draft#open",
         "wasi:keyvalue/atomics@0.2.0-draft#increment",
         "wasi:keyvalue/batch@0.2.0-draft#set-many",
+        "wasi:keyvalue/store@0.2.0-draft2#open",
+        "wasi:keyvalue/atomics@0.2.0-draft2#[method]cas.current",
     ] {
         let p = engine.provider(import);
         assert!(

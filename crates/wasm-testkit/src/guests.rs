@@ -123,6 +123,15 @@ guest!(
     "kv-tool"
 );
 
+guest!(
+    /// `wasi:cli` command over Spin's `wasi:keyvalue@0.2.0-draft2` (`guests/kv-spin/wit`):
+    /// `get`, `set`, `list` (string cursors), `incr BUCKET KEY DELTA` (signed),
+    /// `get-many`, `cas-incr BUCKET KEY TIMES` (compare-and-swap, retried with the fresh
+    /// handle a failed swap returns; prints `value: N, retries: R`).
+    KV_SPIN,
+    "kv-spin"
+);
+
 /// Every guest, sorted by name.
 pub const GUESTS: &[Guest] = &[
     Guest {
@@ -164,6 +173,11 @@ pub const GUESTS: &[Guest] = &[
         name: "hostile",
         about: "wasi:cli allocation bomb, spin loop, runaway recursion, panic",
         wasm: HOSTILE,
+    },
+    Guest {
+        name: "kv-spin",
+        about: "wasi:cli command over wasi:keyvalue@0.2.0-draft2 (Spin's; compare-and-swap)",
+        wasm: KV_SPIN,
     },
     Guest {
         name: "kv-tool",

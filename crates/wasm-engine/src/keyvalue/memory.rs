@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    BucketId, KeyValueBackend, KeyValueBucket, KeyValueError, KvFuture, check_quota, incremented,
+    BucketId, Counter, KeyValueBackend, KeyValueBucket, KeyValueError, KvFuture, check_quota,
+    incremented,
 };
 
 /// Buckets in memory: every `open` of a bucket reaches the same data (unlike
@@ -133,16 +134,43 @@ impl KeyValueBucket for MemoryBucket {
         Self::ready(Ok((keys, more.then_some(next))))
     }
 
-    fn increment<'a>(&'a self, key: &'a str, delta: u64, max_bytes: u64) -> KvFuture<'a, u64> {
+    fn increment<'a>(
+        &'a self,
+        key: &'a str,
+        delta: i128,
+        counter: Counter,
+        max_bytes: u64,
+    ) -> KvFuture<'a, i128> {
         let r = (|| {
             let mut d = lock(&self.data);
             let old = d.entries.get(key);
-            let sum = incremented(&self.id, key, old.map(Vec::as_slice), delta)?;
+            let sum = incremented(&self.id, key, old.map(Vec::as_slice), delta, counter)?;
             let removed = old.map_or(0, |v| size(key, v));
             let text = sum.to_string().into_bytes();
             d.used = check_quota(&self.id, d.used, removed, size(key, &text), max_bytes)?;
             d.entries.insert(key.to_owned(), text);
             Ok(sum)
+        })();
+        Self::ready(r)
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        value: &'a [u8],
+        max_bytes: u64,
+    ) -> KvFuture<'a, bool> {
+        let r = (|| {
+            let mut d = lock(&self.data);
+            let old = d.entries.get(key);
+            if old.map(Vec::as_slice) != expected {
+                return Ok(false);
+            }
+            let removed = old.map_or(0, |v| size(key, v));
+            d.used = check_quota(&self.id, d.used, removed, size(key, value), max_bytes)?;
+            d.entries.insert(key.to_owned(), value.to_vec());
+            Ok(true)
         })();
         Self::ready(r)
     }

@@ -1,6 +1,8 @@
-//! The built-in key-value store: `wasi:keyvalue@0.2.0-draft` (`store`, `atomics`,
-//! `batch`, the version Wasmtime's `-S keyvalue` links) over a [`KeyValueBackend`] the
-//! embedder chooses ([`Sandbox::with_keyvalue`]).
+//! The built-in key-value store: `wasi:keyvalue` (`store`, `atomics`, `batch`) at
+//! `@0.2.0-draft` (what Wasmtime's `-S keyvalue` links; `draft.rs`) and
+//! `@0.2.0-draft2` (Spin's, with compare-and-swap; `draft2.rs`), over a
+//! [`KeyValueBackend`] the embedder chooses ([`Sandbox::with_keyvalue`]); what both do
+//! alike is in `host.rs`.
 //!
 //! Every component may import the interfaces; what an `open` reaches is what its
 //! [`KeyValueGrant`] says: its own default bucket (`""` or `"default"`), buckets shared
@@ -16,8 +18,10 @@
 //! [`Sandbox::with_keyvalue`]: crate::Sandbox::with_keyvalue
 //! [`KeyValueGrant`]: airssys_wasm_core::KeyValueGrant
 
+pub(crate) mod draft;
+pub(crate) mod draft2;
+mod host;
 mod memory;
-pub(crate) mod wasi;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -66,8 +70,24 @@ pub trait KeyValueBucket: Send + Sync + 'static {
     /// backend's order, and the cursor of the next page (`None` after the last).
     fn list_keys(&self, cursor: u64, limit: u32) -> KvFuture<'_, (Vec<String>, Option<u64>)>;
     /// Adds `delta` to the number `key` holds as decimal text (absent is 0) and returns
-    /// the sum.
-    fn increment<'a>(&'a self, key: &'a str, delta: u64, max_bytes: u64) -> KvFuture<'a, u64>;
+    /// the sum, which must stay in `counter`'s range ([`incremented`] gives the rule).
+    fn increment<'a>(
+        &'a self,
+        key: &'a str,
+        delta: i128,
+        counter: Counter,
+        max_bytes: u64,
+    ) -> KvFuture<'a, i128>;
+    /// Sets `key` to `value` only if it still holds `expected` (`None`: absent), in
+    /// one atomic step: `true` when it did, `false` (nothing written) when the value
+    /// had changed.
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        value: &'a [u8],
+        max_bytes: u64,
+    ) -> KvFuture<'a, bool>;
     /// The values of `keys`, in order.
     fn get_many<'a>(&'a self, keys: &'a [String]) -> KvFuture<'a, Vec<Option<Vec<u8>>>>;
     /// Sets every pair, all or none.
@@ -76,6 +96,33 @@ pub trait KeyValueBucket: Send + Sync + 'static {
     fn delete_many<'a>(&'a self, keys: &'a [String]) -> KvFuture<'a, ()>;
     /// The bytes (keys plus values) the bucket holds.
     fn used_bytes(&self) -> KvFuture<'_, u64>;
+}
+
+/// The range a counter's value keeps: `wasi:keyvalue@0.2.0-draft` counts in `u64`,
+/// `@0.2.0-draft2` (Spin's) in `s64`. Both store decimal text, so one key can be
+/// incremented through either while it fits both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// 0 to `u64::MAX`.
+    U64,
+    /// `i64::MIN` to `i64::MAX`.
+    I64,
+}
+
+impl Counter {
+    fn range(self) -> (i128, i128) {
+        match self {
+            Self::U64 => (0, i128::from(u64::MAX)),
+            Self::I64 => (i128::from(i64::MIN), i128::from(i64::MAX)),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::U64 => "u64",
+            Self::I64 => "s64",
+        }
+    }
 }
 
 /// Which bucket: a component's own default bucket, or one shared by name.
@@ -166,7 +213,8 @@ pub enum KeyValueError {
         /// The bound.
         max_bytes: u64,
     },
-    /// `increment` on a value that is not a decimal number (or past `u64::MAX`).
+    /// `increment` on a value that is not a decimal number in the counter's range, or a
+    /// sum outside it.
     #[error("cannot increment `{key}` in bucket {bucket}: {reason}")]
     NotANumber {
         /// The bucket.
@@ -211,38 +259,49 @@ pub fn check_quota(
     Ok(would_hold)
 }
 
-/// The sum `increment` stores, from the current value (absent is 0).
+/// The sum `increment` stores, from the current value (absent is 0): the value must be
+/// decimal text in `counter`'s range, and so must the sum.
 ///
 /// # Errors
 ///
-/// [`KeyValueError::NotANumber`] when the value is not decimal text of a `u64`, or the
-/// sum overflows.
+/// [`KeyValueError::NotANumber`] when the value is not such text, or the sum leaves the
+/// range.
 pub fn incremented(
     bucket: &dyn std::fmt::Display,
     key: &str,
     current: Option<&[u8]>,
-    delta: u64,
-) -> Result<u64, KeyValueError> {
+    delta: i128,
+    counter: Counter,
+) -> Result<i128, KeyValueError> {
     let not = |reason: String| KeyValueError::NotANumber {
         bucket: bucket.to_string(),
         key: key.to_owned(),
         reason,
     };
+    let (low, high) = counter.range();
     let value = match current {
         None => 0,
         Some(bytes) => std::str::from_utf8(bytes)
             .ok()
-            .and_then(|s| s.parse::<u64>().ok())
+            .and_then(|s| s.parse::<i128>().ok())
+            .filter(|v| (low..=high).contains(v))
             .ok_or_else(|| {
                 not(format!(
-                    "its value ({} bytes) is not a decimal number",
-                    bytes.len()
+                    "its value ({} bytes) is not a decimal {} number",
+                    bytes.len(),
+                    counter.name()
                 ))
             })?,
     };
     value
         .checked_add(delta)
-        .ok_or_else(|| not(format!("{value} + {delta} overflows a u64")))
+        .filter(|v| (low..=high).contains(v))
+        .ok_or_else(|| {
+            not(format!(
+                "{value} + {delta} leaves the {} range",
+                counter.name()
+            ))
+        })
 }
 
 /// Routes buckets to backends by name: those named here to theirs (`default` is every
@@ -329,11 +388,20 @@ mod tests {
     }
 
     #[test]
-    fn increments_parse_decimal_text() {
+    fn increments_parse_decimal_text_in_the_counters_range() {
         let b = BucketId::shared("b");
-        assert_eq!(incremented(&b, "k", None, 3).unwrap(), 3);
-        assert_eq!(incremented(&b, "k", Some(b"41"), 1).unwrap(), 42);
-        assert!(incremented(&b, "k", Some(b"x"), 1).is_err());
-        assert!(incremented(&b, "k", Some(b"18446744073709551615"), 1).is_err());
+        let (u, i) = (Counter::U64, Counter::I64);
+        assert_eq!(incremented(&b, "k", None, 3, u).unwrap(), 3);
+        assert_eq!(incremented(&b, "k", Some(b"41"), 1, u).unwrap(), 42);
+        assert!(incremented(&b, "k", Some(b"x"), 1, u).is_err());
+        assert!(incremented(&b, "k", Some(b"18446744073709551615"), 1, u).is_err());
+        assert!(incremented(&b, "k", Some(b"0"), -1, u).is_err());
+        assert_eq!(incremented(&b, "k", Some(b"0"), -1, i).unwrap(), -1);
+        assert!(incremented(&b, "k", Some(b"-1"), 1, u).is_err());
+        assert!(incremented(&b, "k", Some(b"9223372036854775807"), 1, i).is_err());
+        assert_eq!(
+            incremented(&b, "k", Some(b"9223372036854775807"), 1, u).unwrap(),
+            9_223_372_036_854_775_808
+        );
     }
 }

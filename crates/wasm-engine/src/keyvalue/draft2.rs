@@ -1,0 +1,253 @@
+//! `wasi:keyvalue@0.2.0-draft2` (Spin's) on a [`HostState`]: the same buckets, grants
+//! and stores as `@0.2.0-draft` (see `host.rs`), with this version's differences: a
+//! `list-keys` cursor that is a string, `increment` on `s64`, and compare-and-swap (a
+//! `cas` handle remembers the value it read; `swap` writes only if the key still holds
+//! it, else fails with a fresh handle to retry with).
+
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker, Resource};
+
+use super::host::{Answer, Bucket, Refused};
+use super::{BucketId, Counter, KeyValueBucket, LIST_PAGE};
+use crate::host::HostState;
+use crate::host_interface::Registered;
+
+mod bindings {
+    #![allow(missing_docs)]
+    wasmtime::component::bindgen!({
+        path: "builtin-wit/keyvalue-draft2",
+        world: "imports",
+        imports: { default: async | trappable },
+        with: {
+            "wasi:keyvalue/store.bucket": crate::keyvalue::host::Bucket,
+            "wasi:keyvalue/atomics.cas": super::Cas,
+        },
+    });
+}
+
+use bindings::wasi::keyvalue::{atomics, batch, store};
+use store::Error;
+
+/// A compare-and-swap handle: the key, and the value it held when read (public only
+/// for the generated bindings).
+pub struct Cas {
+    bucket: Arc<dyn KeyValueBucket>,
+    id: BucketId,
+    max_bytes: u64,
+    key: String,
+    read: Option<Vec<u8>>,
+}
+
+/// The built-in registrations, linked for every component like `@0.2.0-draft`'s.
+pub(crate) fn registrations() -> [Registered; 3] {
+    [
+        Registered::ungated(
+            "wasi:keyvalue/store@0.2.0-draft2",
+            Arc::new(|linker: &mut Linker<HostState>| {
+                store::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+            }),
+        ),
+        Registered::ungated(
+            "wasi:keyvalue/atomics@0.2.0-draft2",
+            Arc::new(|linker: &mut Linker<HostState>| {
+                atomics::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+            }),
+        ),
+        Registered::ungated(
+            "wasi:keyvalue/batch@0.2.0-draft2",
+            Arc::new(|linker: &mut Linker<HostState>| {
+                batch::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+            }),
+        ),
+    ]
+}
+
+type Outcome<T> = wasmtime::Result<Result<T, Error>>;
+
+impl From<Refused> for Error {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::NoSuchStore => Self::NoSuchStore,
+            Refused::AccessDenied => Self::AccessDenied,
+            Refused::Other(m) => Self::Other(m),
+        }
+    }
+}
+
+/// This version's answer.
+fn mine<T>(a: Answer<T>) -> Outcome<T> {
+    a.map(|r| r.map_err(Error::from))
+}
+
+impl store::Host for HostState {
+    async fn open(&mut self, identifier: String) -> Outcome<Resource<Bucket>> {
+        mine(self.kv_open(identifier).await)
+    }
+}
+
+impl store::HostBucket for HostState {
+    async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<Option<Vec<u8>>> {
+        let (b, _) = self.bucket(&bucket)?;
+        let r = b.get(&key).await;
+        mine(self.answer(&bucket, r))
+    }
+
+    async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Outcome<()> {
+        let (b, max) = self.bucket(&bucket)?;
+        let r = b.set(&key, &value, max).await;
+        mine(self.answer(&bucket, r))
+    }
+
+    async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<()> {
+        let (b, _) = self.bucket(&bucket)?;
+        let r = b.delete(&key).await;
+        mine(self.answer(&bucket, r))
+    }
+
+    async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<bool> {
+        let (b, _) = self.bucket(&bucket)?;
+        let r = b.exists(&key).await;
+        mine(self.answer(&bucket, r))
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<Bucket>,
+        cursor: Option<String>,
+    ) -> Outcome<store::KeyResponse> {
+        let (b, _) = self.bucket(&bucket)?;
+        // The cursor is the host's own (a position, as text).
+        let Ok(start) = cursor.as_deref().map_or(Ok(0), str::parse::<u64>) else {
+            return Ok(Err(Error::Other(
+                "not a cursor this host gave: pass none, or the cursor of the previous page".into(),
+            )));
+        };
+        let r = b
+            .list_keys(start, LIST_PAGE)
+            .await
+            .map(|(keys, next)| store::KeyResponse {
+                keys,
+                cursor: next.map(|n| n.to_string()),
+            });
+        mine(self.answer(&bucket, r))
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table_mut().delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl HostState {
+    /// A compare-and-swap handle on `key`, holding what it holds now.
+    async fn cas(
+        &mut self,
+        bucket: Arc<dyn KeyValueBucket>,
+        id: BucketId,
+        max_bytes: u64,
+        key: String,
+    ) -> Answer<Resource<Cas>> {
+        match bucket.get(&key).await {
+            Ok(read) => Ok(Ok(self.table_mut().push(Cas {
+                bucket,
+                id,
+                max_bytes,
+                key,
+                read,
+            })?)),
+            Err(e) => self.answer_for(Some(&id), Err(e)),
+        }
+    }
+}
+
+impl atomics::Host for HostState {
+    async fn increment(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        delta: i64,
+    ) -> Outcome<i64> {
+        let (b, max) = self.bucket(&bucket)?;
+        let r = b
+            .increment(&key, i128::from(delta), Counter::I64, max)
+            .await
+            // In range: the counter keeps it there.
+            .map(|sum| i64::try_from(sum).unwrap_or(i64::MAX));
+        mine(self.answer(&bucket, r))
+    }
+
+    async fn swap(
+        &mut self,
+        cas: Resource<Cas>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), atomics::CasError>> {
+        self.host_call = None;
+        let Cas {
+            bucket,
+            id,
+            max_bytes,
+            key,
+            read,
+        } = self.table_mut().delete(cas)?;
+        let swapped = bucket
+            .compare_and_swap(&key, read.as_deref(), &value, max_bytes)
+            .await;
+        match swapped {
+            Ok(true) => Ok(Ok(())),
+            // Changed since it was read: a fresh handle, holding the value now, to retry.
+            Ok(false) => match self.cas(bucket, id, max_bytes, key).await? {
+                Ok(fresh) => Ok(Err(atomics::CasError::CasFailed(fresh))),
+                Err(e) => Ok(Err(atomics::CasError::StoreError(e.into()))),
+            },
+            Err(e) => match self.answer_for(Some(&id), Err::<(), _>(e))? {
+                Ok(()) => Ok(Ok(())),
+                Err(e) => Ok(Err(atomics::CasError::StoreError(e.into()))),
+            },
+        }
+    }
+}
+
+impl atomics::HostCas for HostState {
+    async fn new(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<Resource<Cas>> {
+        let (b, max) = self.bucket(&bucket)?;
+        let id = self.table_mut().get(&bucket)?.id.clone();
+        mine(self.cas(b, id, max, key).await)
+    }
+
+    async fn current(&mut self, cas: Resource<Cas>) -> Outcome<Option<Vec<u8>>> {
+        self.host_call = None;
+        Ok(Ok(self.table_mut().get(&cas)?.read.clone()))
+    }
+
+    async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
+        self.table_mut().delete(cas)?;
+        Ok(())
+    }
+}
+
+impl batch::Host for HostState {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Outcome<Vec<(String, Option<Vec<u8>>)>> {
+        mine(self.kv_get_many(&bucket, keys).await)
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Outcome<()> {
+        let (b, max) = self.bucket(&bucket)?;
+        let r = b.set_many(&key_values, max).await;
+        mine(self.answer(&bucket, r))
+    }
+
+    async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Outcome<()> {
+        let (b, _) = self.bucket(&bucket)?;
+        let r = b.delete_many(&keys).await;
+        mine(self.answer(&bucket, r))
+    }
+}

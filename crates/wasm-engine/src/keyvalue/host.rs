@@ -1,0 +1,203 @@
+//! What both versions of `wasi:keyvalue` do alike on a [`HostState`]: `open` against the
+//! grant, a bucket behind a handle, a backend's answer (a quota refusal counted and
+//! audited), `get-many` bounded. Each version maps [`Refused`] to its own error type.
+
+use std::sync::Arc;
+
+use wasmtime::component::Resource;
+
+use airssys_wasm_core::keyvalue::BucketRef;
+
+use super::{BucketId, KeyValueBucket, KeyValueError};
+use crate::host::{AUDIT_TARGET, HostState, audit_logs};
+
+/// A bucket a guest opened (public only for the generated bindings; not reachable
+/// from outside the crate).
+pub struct Bucket {
+    pub(super) inner: Arc<dyn KeyValueBucket>,
+    pub(super) id: BucketId,
+    pub(super) max_bytes: u64,
+}
+
+/// Why an operation failed, before a version's error type.
+pub(super) enum Refused {
+    NoSuchStore,
+    AccessDenied,
+    Other(String),
+}
+
+/// What a host function returns: a trap (outer) or the guest's answer.
+pub(super) type Answer<T> = wasmtime::Result<Result<T, Refused>>;
+
+/// The most of a guest-chosen name (a bucket) an audit record carries.
+const LOGGED_NAME_BYTES: usize = 128;
+
+/// `name` cut to [`LOGGED_NAME_BYTES`] at a character boundary, marked when cut.
+fn cut(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.len() <= LOGGED_NAME_BYTES {
+        return name.into();
+    }
+    let mut end = LOGGED_NAME_BYTES;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &name[..end], name.len()).into()
+}
+
+impl HostState {
+    /// `open(identifier)`: the bucket the grant gives that name, if any.
+    pub(super) async fn kv_open(&mut self, identifier: String) -> Answer<Resource<Bucket>> {
+        // Not one of the embedder's functions.
+        self.host_call = None;
+        let granted = self
+            .capabilities()
+            .keyvalue
+            .as_ref()
+            .and_then(|g| g.bucket(&identifier).map(|b| (b, g.max_bytes)));
+        let Some((bucket, max_bytes)) = granted else {
+            let shown = cut(&identifier);
+            let why = match &self.capabilities().keyvalue {
+                None => format!(
+                    "bucket `{shown}`: the component has no key-value grant (add \
+                     [capabilities.keyvalue] with buckets = [\"{}\"] and max_bytes)",
+                    if identifier.is_empty() {
+                        "default"
+                    } else {
+                        &shown
+                    }
+                ),
+                Some(g) => format!(
+                    "bucket `{shown}` is not granted (granted: {}; add it to \
+                     [capabilities.keyvalue] buckets)",
+                    g.buckets.join(", ")
+                ),
+            };
+            self.kv_denied("keyvalue.open", &identifier, &why);
+            return Ok(Err(Refused::AccessDenied));
+        };
+        let id = match bucket {
+            BucketRef::Default => BucketId::component_default(self.component()),
+            BucketRef::Shared(name) => BucketId::shared(name),
+        };
+        let Some(backend) = self.keyvalue.clone() else {
+            tracing::warn!(
+                target: AUDIT_TARGET,
+                component = self.component(),
+                bucket = %id,
+                "the component opened a granted bucket, but this host has no key-value store \
+                 (Sandbox::with_keyvalue)"
+            );
+            return Ok(Err(Refused::NoSuchStore));
+        };
+        match backend.open(&id).await {
+            Ok(inner) => Ok(Ok(self.table_mut().push(Bucket {
+                inner,
+                id,
+                max_bytes,
+            })?)),
+            Err(e) => Ok(Err(Refused::Other(e.to_string()))),
+        }
+    }
+
+    /// The bucket behind a guest's handle: its store and its bound.
+    pub(super) fn bucket(
+        &mut self,
+        handle: &Resource<Bucket>,
+    ) -> wasmtime::Result<(Arc<dyn KeyValueBucket>, u64)> {
+        // Not one of the embedder's functions.
+        self.host_call = None;
+        let b = self.table_mut().get(handle)?;
+        Ok((Arc::clone(&b.inner), b.max_bytes))
+    }
+
+    /// Maps a backend's answer to the guest's, counting and logging a quota refusal.
+    pub(super) fn answer<T>(
+        &mut self,
+        handle: &Resource<Bucket>,
+        r: Result<T, KeyValueError>,
+    ) -> Answer<T> {
+        match r {
+            Ok(v) => Ok(Ok(v)),
+            Err(e) => {
+                let id = self.table_mut().get(handle).map(|b| b.id.clone()).ok();
+                self.answer_for(id.as_ref(), Err(e))
+            }
+        }
+    }
+
+    /// As [`answer`](Self::answer), for bucket `id`.
+    pub(super) fn answer_for<T>(
+        &mut self,
+        id: Option<&BucketId>,
+        r: Result<T, KeyValueError>,
+    ) -> Answer<T> {
+        Ok(r.map_err(|e| {
+            if let KeyValueError::QuotaExceeded { .. } = &e {
+                let bucket = id.map(ToString::to_string).unwrap_or_default();
+                self.kv_denied("keyvalue.max_bytes", &bucket, &e.to_string());
+            }
+            Refused::Other(e.to_string())
+        }))
+    }
+
+    /// `get-many`: each key with its value, in order. Each distinct key is read once,
+    /// so what the store returns is bounded by what it holds; repeats are copies made
+    /// here, so the answer is bounded before they are: no more than fits the instance's
+    /// memory (which must hold it).
+    pub(super) async fn kv_get_many(
+        &mut self,
+        handle: &Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Answer<Vec<(String, Option<Vec<u8>>)>> {
+        let (b, _) = self.bucket(handle)?;
+        let mut distinct = keys.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let values = match b.get_many(&distinct).await {
+            Ok(v) => v,
+            Err(e) => return self.answer(handle, Err(e)),
+        };
+        let value = |k: &String| {
+            distinct
+                .binary_search(k)
+                .ok()
+                .and_then(|i| values.get(i)?.as_ref())
+        };
+        let total: u64 = keys
+            .iter()
+            .map(|k| value(k).map_or(0, |v| (k.len() + v.len()) as u64))
+            .sum();
+        let bound = self.limits().memory_bytes();
+        if total > bound {
+            return Ok(Err(Refused::Other(format!(
+                "get-many would return {total} bytes, more than the instance's memory limit \
+                 of {bound}; ask for fewer keys at once"
+            ))));
+        }
+        Ok(Ok(keys
+            .into_iter()
+            .map(|k| {
+                let v = value(&k).cloned();
+                (k, v)
+            })
+            .collect()))
+    }
+
+    /// Counts and logs one refused key-value use (what the guest asked for cut to
+    /// [`LOGGED_NAME_BYTES`]).
+    #[cold]
+    fn kv_denied(&mut self, capability: &str, requested: &str, why: &str) {
+        self.store_denials += 1;
+        if !audit_logs(self.component(), self.store_denials) {
+            return;
+        }
+        let requested = cut(requested);
+        tracing::warn!(
+            target: AUDIT_TARGET,
+            component = self.component(),
+            capability,
+            requested = &*requested,
+            "denied: {why}"
+        );
+    }
+}
