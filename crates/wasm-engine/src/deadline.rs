@@ -161,10 +161,7 @@ impl Deadline {
         data.timed_out = false;
         data.host_call = None;
         data.log = crate::logging::LogBudget::default();
-        if let Some(denials) = &data.denials {
-            denials.store(0, std::sync::atomic::Ordering::Relaxed);
-        }
-        data.store_denials = 0;
+        data.clear_denials();
         data.limiter.reset_peak();
         // Check the deadline at the next tick, and every tick after (the callback).
         store.set_epoch_deadline(1);
@@ -194,11 +191,7 @@ impl Deadline {
             peak_memory_bytes: data.limiter.peak(),
             memory_limit_bytes: limits.memory_bytes(),
             log_records_dropped: data.log.dropped,
-            capability_denials: data
-                .denials
-                .as_ref()
-                .map_or(0, |d| d.load(std::sync::atomic::Ordering::Relaxed))
-                + data.store_denials,
+            capability_denials: data.denial_count(),
         }
     }
 }

@@ -21,7 +21,8 @@ use wasmtime_wasi::p2::bindings::filesystem::types::{
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, FsError, FsResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::host::{AUDIT_TARGET, HostState, audit_logs};
+use crate::audit::Trail;
+use crate::host::HostState;
 
 /// The store's WASI context and table, apart from the rest of [`HostState`], so that
 /// the audit can borrow its counter beside them.
@@ -43,7 +44,7 @@ impl WasiView for Split<'_> {
 pub(crate) struct AuditedFs<'a> {
     wasi: Split<'a>,
     component: &'a str,
-    denials: &'a mut u64,
+    audit: &'a mut Trail,
 }
 
 /// The [`HasData`] of [`AuditedFs`].
@@ -65,11 +66,11 @@ impl HostState {
     fn audited_fs(&mut self) -> AuditedFs<'_> {
         // A WASI function: the guest left the embedder's.
         self.host_call = None;
-        let (ctx, table, component, denials) = self.fs_parts();
+        let (ctx, table, component, audit) = self.fs_parts();
         AuditedFs {
             wasi: Split { ctx, table },
             component,
-            denials,
+            audit,
         }
     }
 }
@@ -88,19 +89,15 @@ impl AuditedFs<'_> {
 
     #[cold]
     fn denied(&mut self, operation: &str, path: &str, code: ErrorCode) {
-        *self.denials += 1;
-        if !audit_logs(self.component, *self.denials) {
-            return;
-        }
-        let path: String = path.chars().take(256).collect();
-        tracing::warn!(
-            target: AUDIT_TARGET,
-            component = self.component,
-            capability = "filesystem",
-            requested = %path,
-            "denied: {operation} `{path}` (relative to a preopened directory): {}; outside \
-             the granted directories, or not writable there (see [[capabilities.filesystem]])",
-            code.name()
+        self.audit.deny(
+            self.component,
+            "filesystem",
+            path,
+            format!(
+                "{operation} `{path}` (relative to a preopened directory): {}; outside the \
+                 granted directories, or not writable there (see [[capabilities.filesystem]])",
+                code.name()
+            ),
         );
     }
 }

@@ -4,8 +4,7 @@
 
 use std::any::Any;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
@@ -17,6 +16,7 @@ use airssys_wasm_core::{
     CapabilitySet, DirAccess, ResourceLimits, StdioMode, WasmError, WasmResult,
 };
 
+use crate::audit::Trail;
 use crate::limiter::InstanceLimiter;
 use crate::sandbox::Sandbox;
 
@@ -51,38 +51,15 @@ pub struct HostState {
     pub(crate) log: crate::logging::LogBudget,
     /// The instance's configuration (the built-in `wasi:config`).
     config: Option<Arc<dyn crate::ConfigSource>>,
-    /// Capability uses refused during the current call, shared with the WASI
-    /// context's network check (which runs outside the store); only with a network
-    /// grant, the one check that can refuse and count.
-    pub(crate) denials: Option<Arc<AtomicU64>>,
+    /// Network uses refused during the current call, shared with the WASI context's
+    /// network check (which runs outside the store); only with a network grant, the one
+    /// check that can refuse.
+    pub(crate) net_audit: Option<Arc<Mutex<Trail>>>,
     /// Where the instance's key-value buckets are (the built-in `wasi:keyvalue`).
     pub(crate) keyvalue: Option<Arc<dyn crate::keyvalue::KeyValueBackend>>,
-    /// Key-value and file uses refused during the current call (counted in the store:
+    /// Key-value and file uses refused during the current call (kept in the store:
     /// they are refused by host code on it).
-    pub(crate) store_denials: u64,
-}
-
-/// The `tracing` target of refused capability uses: the audit trail.
-pub const AUDIT_TARGET: &str = "airssys_wasm::audit";
-
-/// Refusals one call logs, of the network and of the rest (key-value, files) each;
-/// later ones are counted
-/// ([`ExecutionReport::capability_denials`](crate::ExecutionReport::capability_denials))
-/// and announced once, so that a guest looping on a refused use cannot flood the log.
-pub const MAX_AUDIT_RECORDS_PER_CALL: u64 = 100;
-
-/// Whether the `n`th refusal (1-based) of a call is logged; at the first one past the
-/// bound, says that the rest are only counted.
-pub(crate) fn audit_logs(component: &str, n: u64) -> bool {
-    if n == MAX_AUDIT_RECORDS_PER_CALL + 1 {
-        tracing::warn!(
-            target: AUDIT_TARGET,
-            component,
-            "more than {MAX_AUDIT_RECORDS_PER_CALL} refusals in one call: the rest are \
-             counted (ExecutionReport::capability_denials), not logged"
-        );
-    }
-    n <= MAX_AUDIT_RECORDS_PER_CALL
+    pub(crate) audit: Trail,
 }
 
 /// The parts of a [`HostState`] host code borrows at once.
@@ -93,11 +70,11 @@ pub(crate) struct Parts<'a> {
     pub(crate) table: &'a mut ResourceTable,
 }
 
-/// What [`grant`] set up beside the WASI context: the capture pipes, and the counter
-/// of refused network uses.
+/// What [`grant`] set up beside the WASI context: the capture pipes, and the trail of
+/// refused network uses.
 pub(crate) struct Granted {
     pub(crate) captured: Option<Captured>,
-    pub(crate) denials: Option<Arc<AtomicU64>>,
+    pub(crate) net_audit: Option<Arc<Mutex<Trail>>>,
 }
 
 /// In-memory stdout and stderr of one instance.
@@ -145,7 +122,7 @@ impl HostState {
         wasi: &mut WasiCtxBuilder,
         captured: Option<Captured>,
         state: Box<dyn Any + Send>,
-        denials: Option<Arc<AtomicU64>>,
+        net_audit: Option<Arc<Mutex<Trail>>>,
     ) -> Self {
         let mut table = ResourceTable::new();
         table.set_max_capacity(
@@ -165,9 +142,9 @@ impl HostState {
             host_call: None,
             log: crate::logging::LogBudget::default(),
             config: sandbox.config().cloned(),
-            denials,
+            net_audit,
             keyvalue: sandbox.keyvalue().cloned(),
-            store_denials: 0,
+            audit: Trail::default(),
         }
     }
 
@@ -183,13 +160,47 @@ impl HostState {
 
     /// The WASI context and table, the component's name, and the refusal counter, at
     /// once (the audited filesystem borrows them side by side).
-    pub(crate) fn fs_parts(&mut self) -> (&mut WasiCtx, &mut ResourceTable, &str, &mut u64) {
+    pub(crate) fn fs_parts(&mut self) -> (&mut WasiCtx, &mut ResourceTable, &str, &mut Trail) {
         (
             &mut self.wasi,
             &mut self.table,
             &self.component,
-            &mut self.store_denials,
+            &mut self.audit,
         )
+    }
+
+    /// Counts, keeps and logs one refused use by host code on the store.
+    #[cold]
+    pub(crate) fn deny(&mut self, capability: &'static str, requested: &str, reason: String) {
+        self.audit
+            .deny(&self.component, capability, requested, reason);
+    }
+
+    /// The refusals of the current (or last) call, network ones included, in order.
+    pub(crate) fn denials(&self) -> Vec<crate::audit::Denial> {
+        let mut all = self.audit.records.clone();
+        if let Some(net) = &self.net_audit {
+            all.extend(lock(net).records.iter().cloned());
+        }
+        all.sort_by_key(|d| d.at);
+        all
+    }
+
+    /// How many uses the current (or last) call was refused.
+    #[inline]
+    pub(crate) fn denial_count(&self) -> u64 {
+        self.audit.count + self.net_audit.as_ref().map_or(0, |n| lock(n).count)
+    }
+
+    /// Forgets the last call's refusals.
+    #[inline]
+    pub(crate) fn clear_denials(&mut self) {
+        if self.audit.count > 0 {
+            self.audit.clear();
+        }
+        if let Some(net) = &self.net_audit {
+            lock(net).clear();
+        }
     }
 
     /// Everything the instance was granted.
@@ -297,7 +308,7 @@ pub(crate) fn grant(
                 reason: format!("the host directory cannot be opened: {e}"),
             })?;
     }
-    let mut counted = None;
+    let mut audited = None;
     match &caps.network {
         None => {
             b.allow_tcp(false)
@@ -306,8 +317,8 @@ pub(crate) fn grant(
         }
         Some(net) => {
             let net = net.clone();
-            let denials = Arc::new(AtomicU64::new(0));
-            counted = Some(Arc::clone(&denials));
+            let trail = Arc::new(Mutex::new(Trail::default()));
+            audited = Some(Arc::clone(&trail));
             let component = Arc::clone(component);
             b.allow_tcp(true)
                 .allow_udp(false)
@@ -321,7 +332,7 @@ pub(crate) fn grant(
                         _ => false,
                     };
                     if !allowed {
-                        denied(&component, &denials, usage, addr);
+                        denied(&component, &trail, usage, addr);
                     }
                     Box::pin(async move { allowed })
                 });
@@ -329,27 +340,28 @@ pub(crate) fn grant(
     }
     Ok(Granted {
         captured,
-        denials: counted,
+        net_audit: audited,
     })
 }
 
-/// Counts and logs a refused socket use: which component asked for what.
+/// Counts, keeps and logs a refused socket use: which component asked for what.
 #[cold]
-fn denied(component: &str, denials: &AtomicU64, usage: SocketAddrUse, addr: SocketAddr) {
-    let n = denials.fetch_add(1, Ordering::Relaxed) + 1;
-    if !audit_logs(component, n) {
-        return;
-    }
+fn denied(component: &str, trail: &Mutex<Trail>, usage: SocketAddrUse, addr: SocketAddr) {
     let what = match usage {
         SocketAddrUse::TcpConnect => "network.connect",
         SocketAddrUse::TcpBind => "network.bind",
         _ => "network.udp",
     };
-    tracing::warn!(
-        target: AUDIT_TARGET,
+    lock(trail).deny(
         component,
-        capability = what,
-        requested = %addr,
-        "denied: {what} to {addr} is not granted (add it to [capabilities.network] connect)"
+        what,
+        &addr.to_string(),
+        format!("{what} to {addr} is not granted (add it to [capabilities.network] connect)"),
     );
+}
+
+/// A poisoned lock only means a panic elsewhere while holding it; a trail is whole
+/// between its updates.
+fn lock(m: &Mutex<Trail>) -> std::sync::MutexGuard<'_, Trail> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

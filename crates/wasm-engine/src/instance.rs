@@ -221,6 +221,14 @@ impl ComponentInstance {
         &self.last_report
     }
 
+    /// The capability uses the last call was refused, oldest first, each timestamped
+    /// with what was asked and why it was refused: the audit trail of
+    /// [`ExecutionReport::capability_denials`], whose count also includes those past
+    /// the [`MAX_AUDIT_RECORDS_PER_CALL`](crate::MAX_AUDIT_RECORDS_PER_CALL) kept.
+    pub fn last_denials(&self) -> Vec<crate::Denial> {
+        self.store.data().denials()
+    }
+
     /// The state the instance was given for its host interfaces
     /// ([`CompiledComponent::instantiate_with`]), if it has type `S`: what host code
     /// left there, for the embedder to read between or after calls.

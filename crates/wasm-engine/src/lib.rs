@@ -120,6 +120,7 @@
 //! # }
 //! ```
 
+mod audit;
 mod component;
 mod config;
 mod deadline;
@@ -137,6 +138,7 @@ mod logging;
 mod sandbox;
 mod types;
 
+pub use audit::{AUDIT_TARGET, Denial, MAX_AUDIT_RECORDS_PER_CALL};
 pub use component::CompiledComponent;
 pub use config::ConfigSource;
 pub use engine::{
@@ -144,7 +146,7 @@ pub use engine::{
     WasmEngineBuilder,
 };
 pub use features::{Proposal, UnknownProposal};
-pub use host::{AUDIT_TARGET, HostState, MAX_AUDIT_RECORDS_PER_CALL};
+pub use host::HostState;
 pub use host_interface::{HasHostCtx, HostCtx, HostGetter, MAX_HOST_INTERFACES, charge_fuel};
 pub use instance::{CallOutcome, ComponentInstance, TypedExport};
 pub use linking::Provider;

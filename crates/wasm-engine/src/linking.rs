@@ -186,7 +186,7 @@ impl CompiledComponent {
         if !denied.is_empty() {
             for d in &denied {
                 tracing::warn!(
-                    target: crate::host::AUDIT_TARGET,
+                    target: crate::audit::AUDIT_TARGET,
                     component = self.name(),
                     capability = "interface",
                     requested = %d.interface,
@@ -307,7 +307,7 @@ impl CompiledComponent {
                     &mut wasi,
                     granted.captured,
                     state,
-                    granted.denials,
+                    granted.net_audit,
                 ),
             )
         };

@@ -64,6 +64,8 @@ struct Run {
     stderr: String,
     /// Capability uses the run was refused.
     denials: u64,
+    /// Their audit trail.
+    records: Vec<airssys_wasm_engine::Denial>,
 }
 
 async fn run_with(guest: &str, caps: CapabilitySet, args: &[&str], limits: ResourceLimits) -> Run {
@@ -81,6 +83,7 @@ async fn run_with(guest: &str, caps: CapabilitySet, args: &[&str], limits: Resou
         stdout: text(instance.captured_stdout()),
         stderr: text(instance.captured_stderr()),
         denials: instance.last_report().capability_denials,
+        records: instance.last_denials(),
     }
 }
 
@@ -297,6 +300,13 @@ async fn nothing_outside_the_preopen_is_reachable() {
         assert!(r.stdout.starts_with("error: "), "{path}: {}", r.stdout);
         assert!(!r.stdout.contains("secret"), "{path}: {}", r.stdout);
         assert_eq!(r.denials, refusals, "{path}: {r:?}");
+        assert_eq!(r.records.len() as u64, refusals, "{path}: {r:?}");
+        if let Some(d) = r.records.first() {
+            // The path as the host saw it: relative to the preopened directory.
+            assert_eq!(d.capability, "filesystem");
+            let relative = path.trim_start_matches("/data/");
+            assert_eq!(d.requested, relative, "{d}");
+        }
     }
     let r = run(
         "fs-tool",
@@ -366,8 +376,11 @@ async fn connect_outside_the_allowlist_fails() {
     let caps = with([connect_to(&other.to_string())]);
     let r = run("tcp-connect", caps, &["connect", &addr.to_string(), "hi"]).await;
     assert!(r.stdout.starts_with("error: "), "{}", r.stdout);
-    // Counted in the report (and logged to the audit target).
+    // Counted in the report, kept in the trail (and logged to the audit target).
     assert_eq!(r.denials, 1, "{}", r.stdout);
+    assert_eq!(r.records.len(), 1);
+    assert_eq!(r.records[0].capability, "network.connect");
+    assert_eq!(r.records[0].requested, addr.to_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

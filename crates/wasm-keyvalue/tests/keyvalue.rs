@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use airssys_wasm_core::{CapabilitySet, KeyValueGrant, ResourceLimits, WasmError};
 use airssys_wasm_engine::keyvalue::{BucketId, KeyValueBackend};
-use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
+use airssys_wasm_engine::{CompiledComponent, Denial, Sandbox, WasmEngine};
 use airssys_wasm_keyvalue::{RedisBackend, RuntimeConfig, SqliteBackend};
 use airssys_wasm_testkit::guests;
 
@@ -54,6 +54,8 @@ struct Run {
     code: Result<i32, WasmError>,
     stdout: String,
     denials: u64,
+    /// The audit trail of the run.
+    records: Vec<Denial>,
 }
 
 impl Run {
@@ -105,6 +107,7 @@ async fn run_guest(
         code,
         stdout: String::from_utf8(instance.captured_stdout().unwrap()).unwrap(),
         denials: instance.last_report().capability_denials,
+        records: instance.last_denials(),
     }
 }
 
@@ -176,6 +179,15 @@ async fn grants_decide_what_opens(store: Arc<dyn KeyValueBackend>) {
     )
     .await;
     assert_eq!((r.stdout.trim(), r.denials), ("error: access-denied", 1));
+    // Kept in the audit trail: when, what, why.
+    assert_eq!(r.records.len(), 1);
+    let d = &r.records[0];
+    assert_eq!(
+        (d.capability, d.requested.as_str()),
+        ("keyvalue.open", "shared-cache")
+    );
+    assert!(d.reason.contains("is not granted (granted: default"), "{d}");
+    assert!(d.at <= chrono::Utc::now());
     let r = run_as("app", &store, only_default, &["get", "", "k"], t).await;
     assert_eq!((r.ok(), r.denials), ("absent", 0));
 }

@@ -9,7 +9,8 @@ use wasmtime::component::Resource;
 use airssys_wasm_core::keyvalue::BucketRef;
 
 use super::{BucketId, KeyValueBucket, KeyValueError};
-use crate::host::{AUDIT_TARGET, HostState, audit_logs};
+use crate::audit::AUDIT_TARGET;
+use crate::host::HostState;
 
 /// A bucket a guest opened (public only for the generated bindings; not reachable
 /// from outside the crate).
@@ -183,21 +184,9 @@ impl HostState {
             .collect()))
     }
 
-    /// Counts and logs one refused key-value use (what the guest asked for cut to
-    /// [`LOGGED_NAME_BYTES`]).
+    /// Counts, keeps and logs one refused key-value use.
     #[cold]
-    fn kv_denied(&mut self, capability: &str, requested: &str, why: &str) {
-        self.store_denials += 1;
-        if !audit_logs(self.component(), self.store_denials) {
-            return;
-        }
-        let requested = cut(requested);
-        tracing::warn!(
-            target: AUDIT_TARGET,
-            component = self.component(),
-            capability,
-            requested = &*requested,
-            "denied: {why}"
-        );
+    fn kv_denied(&mut self, capability: &'static str, requested: &str, why: &str) {
+        self.deny(capability, requested, why.to_owned());
     }
 }
