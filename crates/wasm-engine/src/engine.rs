@@ -425,8 +425,8 @@ impl WasmEngine {
                 let mut linker = Linker::new(&self.inner.engine);
                 wasmtime_wasi::p2::add_to_linker_async(&mut linker)
                     .map_err(|e| format!("linking WASI failed: {e}"))?;
-                crate::fs_audit::add_to_linker(&mut linker)
-                    .map_err(|e| format!("linking the audited WASI filesystem failed: {e}"))?;
+                crate::wasi_audit::add_to_linker(&mut linker)
+                    .map_err(|e| format!("linking the audited WASI interfaces failed: {e}"))?;
                 if self.inner.proposals.contains(Proposal::ComponentModelAsync) {
                     wasmtime_wasi::p3::add_to_linker(&mut linker)
                         .map_err(|e| format!("linking WASI 0.3 failed: {e}"))?;

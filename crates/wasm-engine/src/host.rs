@@ -62,6 +62,15 @@ pub struct HostState {
     pub(crate) audit: Trail,
 }
 
+/// The parts of a [`HostState`] the audited WASI interfaces borrow at once.
+pub(crate) struct AuditParts<'a> {
+    pub(crate) ctx: &'a mut WasiCtx,
+    pub(crate) table: &'a mut ResourceTable,
+    pub(crate) component: &'a str,
+    pub(crate) capabilities: &'a CapabilitySet,
+    pub(crate) audit: &'a mut Trail,
+}
+
 /// The parts of a [`HostState`] host code borrows at once.
 pub(crate) struct Parts<'a> {
     pub(crate) state: &'a mut (dyn Any + Send),
@@ -158,15 +167,15 @@ impl HostState {
         &mut self.table
     }
 
-    /// The WASI context and table, the component's name, and the refusal counter, at
-    /// once (the audited filesystem borrows them side by side).
-    pub(crate) fn fs_parts(&mut self) -> (&mut WasiCtx, &mut ResourceTable, &str, &mut Trail) {
-        (
-            &mut self.wasi,
-            &mut self.table,
-            &self.component,
-            &mut self.audit,
-        )
+    /// What the audited WASI interfaces borrow side by side.
+    pub(crate) fn audit_parts(&mut self) -> AuditParts<'_> {
+        AuditParts {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+            component: &self.component,
+            capabilities: &self.capabilities,
+            audit: &mut self.audit,
+        }
     }
 
     /// Counts, keeps and logs one refused use by host code on the store.

@@ -127,7 +127,6 @@ mod deadline;
 mod engine;
 mod failure;
 mod features;
-mod fs_audit;
 mod host;
 mod host_interface;
 mod instance;
@@ -137,6 +136,7 @@ mod linking;
 mod logging;
 mod sandbox;
 mod types;
+mod wasi_audit;
 
 pub use audit::{AUDIT_TARGET, Denial, MAX_AUDIT_RECORDS_PER_CALL};
 pub use component::CompiledComponent;

@@ -354,7 +354,10 @@ async fn connect_without_a_network_grant_fails() {
     )
     .await;
     assert!(r.stdout.starts_with("error: "), "{}", r.stdout);
-    assert_eq!(r.code.unwrap(), 1);
+    assert_eq!(r.code.as_ref().ok(), Some(&1));
+    // Refused at the socket, for want of any network grant: counted and kept.
+    assert_eq!(r.denials, 1, "{r:?}");
+    assert_eq!(r.records[0].capability, "network.tcp");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,6 +395,11 @@ async fn name_lookups_need_dns() {
     )
     .await;
     assert!(r.stdout.starts_with("error: "), "{}", r.stdout);
+    assert_eq!(r.denials, 1, "{r:?}");
+    assert_eq!(
+        (r.records[0].capability, r.records[0].requested.as_str()),
+        ("network.dns", "localhost")
+    );
     let r = run(
         "tcp-connect",
         with([Capability::Dns]),
@@ -404,6 +412,7 @@ async fn name_lookups_need_dns() {
         "{}",
         r.stdout
     );
+    assert_eq!(r.denials, 0);
 }
 
 // ---------------------------------------------------------------- limits

@@ -1,12 +1,16 @@
-//! `wasi:filesystem/types` (WASI 0.2) as `wasmtime-wasi` implements it, with its
-//! refusals audited: a path operation or write that `wasmtime-wasi` refuses for lack of
-//! permission — a path that leaves its preopened directory (`..`, an absolute symlink),
-//! a write into a read-only one — is counted in the call's
-//! [`ExecutionReport::capability_denials`](crate::ExecutionReport::capability_denials)
-//! and logged to [`AUDIT_TARGET`](crate::AUDIT_TARGET) with the component and the path.
+//! The parts of WASI 0.2 where `wasmtime-wasi` refuses what was not granted, as it
+//! implements them, with those refusals audited (counted in the call's
+//! [`ExecutionReport::capability_denials`](crate::ExecutionReport::capability_denials),
+//! kept and logged to [`AUDIT_TARGET`](crate::AUDIT_TARGET) with the component and what
+//! was asked):
 //!
-//! (A path outside every preopened directory never reaches the host: the guest's libc
-//! finds no directory to resolve it against and fails by itself.)
+//! - `wasi:filesystem/types`: a path that leaves its preopened directory (`..`, an
+//!   absolute symlink), a write into a read-only one. (A path outside every preopened
+//!   directory never reaches the host: the guest's libc finds no directory to resolve
+//!   it against and fails by itself.)
+//! - `wasi:sockets/tcp-create-socket`: a TCP socket without a network grant (a connect
+//!   outside the allowlist is refused, and audited, by the socket check in `host.rs`).
+//! - `wasi:sockets/ip-name-lookup`: a name lookup without `dns = true`.
 //!
 //! Every function forwards to `wasmtime-wasi`'s own implementation; this layer only
 //! looks at what comes back. It is linked over `wasmtime-wasi`'s (linker shadowing).
@@ -18,8 +22,15 @@ use wasmtime_wasi::p2::bindings::filesystem::types::{
     DirectoryEntryStream, ErrorCode, Filesize, MetadataHashValue, NewTimestamp, OpenFlags,
     PathFlags,
 };
+use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{self, ResolveAddressStream};
+use wasmtime_wasi::p2::bindings::sockets::network::{self, IpAddress, IpAddressFamily, Network};
+use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, FsError, FsResult};
+use wasmtime_wasi::p2::{DynPollable, SocketError, SocketResult, TcpSocket};
+use wasmtime_wasi::sockets::WasiSocketsView as _;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use airssys_wasm_core::CapabilitySet;
 
 use crate::audit::Trail;
 use crate::host::HostState;
@@ -40,42 +51,143 @@ impl WasiView for Split<'_> {
     }
 }
 
-/// `wasmtime-wasi`'s filesystem, and where its refusals are counted.
-pub(crate) struct AuditedFs<'a> {
+/// `wasmtime-wasi`, what the instance was granted, and where refusals are kept.
+pub(crate) struct AuditedWasi<'a> {
     wasi: Split<'a>,
     component: &'a str,
+    capabilities: &'a CapabilitySet,
     audit: &'a mut Trail,
 }
 
-/// The [`HasData`] of [`AuditedFs`].
-pub(crate) struct HasAuditedFs;
+/// The [`HasData`] of [`AuditedWasi`].
+pub(crate) struct HasAuditedWasi;
 
-impl HasData for HasAuditedFs {
-    type Data<'a> = AuditedFs<'a>;
+impl HasData for HasAuditedWasi {
+    type Data<'a> = AuditedWasi<'a>;
 }
 
-/// Links the audited `wasi:filesystem/types` over the one `wasmtime-wasi` linked.
+/// Links the audited interfaces over those `wasmtime-wasi` linked.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    let added = types::add_to_linker::<HostState, HasAuditedFs>(linker, HostState::audited_fs);
+    let added = (|| {
+        types::add_to_linker::<HostState, HasAuditedWasi>(linker, HostState::audited_wasi)?;
+        tcp_create_socket::add_to_linker::<HostState, HasAuditedWasi>(
+            linker,
+            HostState::audited_wasi,
+        )?;
+        ip_name_lookup::add_to_linker::<HostState, HasAuditedWasi>(linker, HostState::audited_wasi)
+    })();
     linker.allow_shadowing(false);
     added
 }
 
 impl HostState {
-    fn audited_fs(&mut self) -> AuditedFs<'_> {
+    fn audited_wasi(&mut self) -> AuditedWasi<'_> {
         // A WASI function: the guest left the embedder's.
         self.host_call = None;
-        let (ctx, table, component, audit) = self.fs_parts();
-        AuditedFs {
-            wasi: Split { ctx, table },
-            component,
-            audit,
+        let p = self.audit_parts();
+        AuditedWasi {
+            wasi: Split {
+                ctx: p.ctx,
+                table: p.table,
+            },
+            component: p.component,
+            capabilities: p.capabilities,
+            audit: p.audit,
         }
     }
 }
 
-impl AuditedFs<'_> {
+// `tcp-create-socket` and `ip-name-lookup` use `network`'s types: its (unchanged)
+// functions, forwarded.
+impl network::Host for AuditedWasi<'_> {
+    fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<network::ErrorCode> {
+        network::Host::convert_error_code(&mut self.wasi.sockets(), error)
+    }
+
+    fn network_error_code(
+        &mut self,
+        err: Resource<wasmtime::Error>,
+    ) -> wasmtime::Result<Option<network::ErrorCode>> {
+        network::Host::network_error_code(&mut self.wasi.sockets(), err)
+    }
+}
+
+impl network::HostNetwork for AuditedWasi<'_> {
+    fn drop(&mut self, this: Resource<Network>) -> wasmtime::Result<()> {
+        network::HostNetwork::drop(&mut self.wasi.sockets(), this)
+    }
+}
+
+impl tcp_create_socket::Host for AuditedWasi<'_> {
+    fn create_tcp_socket(
+        &mut self,
+        address_family: IpAddressFamily,
+    ) -> SocketResult<Resource<TcpSocket>> {
+        let r =
+            tcp_create_socket::Host::create_tcp_socket(&mut self.wasi.sockets(), address_family);
+        if r.is_err() && self.capabilities.network.is_none() {
+            self.audit.deny(
+                self.component,
+                "network.tcp",
+                "a TCP socket",
+                "the component has no network grant (add [capabilities.network] with the \
+                 addresses it may connect to)"
+                    .into(),
+            );
+        }
+        r
+    }
+}
+
+impl ip_name_lookup::Host for AuditedWasi<'_> {
+    fn resolve_addresses(
+        &mut self,
+        network: Resource<Network>,
+        name: String,
+    ) -> Result<Resource<ResolveAddressStream>, SocketError> {
+        let dns = self.capabilities.allows_dns();
+        let requested = if dns { String::new() } else { name.clone() };
+        let r = ip_name_lookup::Host::resolve_addresses(&mut self.wasi.sockets(), network, name);
+        if r.is_err() && !dns {
+            self.audit.deny(
+                self.component,
+                "network.dns",
+                &requested,
+                format!(
+                    "looking up `{requested}` is not granted (add dns = true under \
+                     [capabilities.network])"
+                ),
+            );
+        }
+        r
+    }
+}
+
+impl ip_name_lookup::HostResolveAddressStream for AuditedWasi<'_> {
+    fn resolve_next_address(
+        &mut self,
+        stream: Resource<ResolveAddressStream>,
+    ) -> Result<Option<IpAddress>, SocketError> {
+        ip_name_lookup::HostResolveAddressStream::resolve_next_address(
+            &mut self.wasi.sockets(),
+            stream,
+        )
+    }
+
+    fn subscribe(
+        &mut self,
+        stream: Resource<ResolveAddressStream>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        ip_name_lookup::HostResolveAddressStream::subscribe(&mut self.wasi.sockets(), stream)
+    }
+
+    async fn drop(&mut self, stream: Resource<ResolveAddressStream>) -> wasmtime::Result<()> {
+        ip_name_lookup::HostResolveAddressStream::drop(&mut self.wasi.sockets(), stream).await
+    }
+}
+
+impl AuditedWasi<'_> {
     /// Counts and logs `r` when it is a refusal for lack of permission.
     fn check<T>(&mut self, r: FsResult<T>, operation: &str, path: &str) -> FsResult<T> {
         if let Err(e) = &r
@@ -102,7 +214,7 @@ impl AuditedFs<'_> {
     }
 }
 
-impl types::Host for AuditedFs<'_> {
+impl types::Host for AuditedWasi<'_> {
     fn convert_error_code(&mut self, err: FsError) -> wasmtime::Result<ErrorCode> {
         types::Host::convert_error_code(&mut self.wasi.filesystem(), err)
     }
@@ -117,7 +229,7 @@ impl types::Host for AuditedFs<'_> {
 
 use types::HostDescriptor as D;
 
-impl types::HostDescriptor for AuditedFs<'_> {
+impl types::HostDescriptor for AuditedWasi<'_> {
     async fn advise(
         &mut self,
         fd: Resource<Descriptor>,
@@ -350,7 +462,7 @@ impl types::HostDescriptor for AuditedFs<'_> {
     }
 }
 
-impl types::HostDirectoryEntryStream for AuditedFs<'_> {
+impl types::HostDirectoryEntryStream for AuditedWasi<'_> {
     async fn read_directory_entry(
         &mut self,
         stream: Resource<DirectoryEntryStream>,
