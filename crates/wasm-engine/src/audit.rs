@@ -25,6 +25,18 @@ pub const MAX_AUDIT_RECORDS_PER_CALL: u64 = 100;
 /// The most of a guest-chosen name (a path, a bucket) a record carries, in characters.
 const REQUESTED_CHARS: usize = 256;
 
+/// The most of a reason a record carries, in characters.
+const REASON_CHARS: usize = 1024;
+
+/// `text` cut to `max` characters, marked with its length when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().take(max).collect();
+    format!("{kept}… ({} bytes)", text.len())
+}
+
 /// One refused capability use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -36,7 +48,7 @@ pub struct Denial {
     pub capability: &'static str,
     /// What the guest asked for (an address, a path, a bucket), cut to 256 characters.
     pub requested: String,
-    /// Why it was refused, and the fix.
+    /// Why it was refused, and the fix (cut to 1,024 characters).
     pub reason: String,
 }
 
@@ -82,12 +94,9 @@ impl Trail {
             }
             return;
         }
-        let requested: String = if requested.chars().count() > REQUESTED_CHARS {
-            let cut: String = requested.chars().take(REQUESTED_CHARS).collect();
-            format!("{cut}… ({} bytes)", requested.len())
-        } else {
-            requested.to_owned()
-        };
+        let requested = cut(requested, REQUESTED_CHARS);
+        // The reason may quote what was asked, too.
+        let reason = cut(&reason, REASON_CHARS);
         tracing::warn!(
             target: AUDIT_TARGET,
             component,
@@ -123,11 +132,14 @@ mod tests {
         assert_eq!(t.count, MAX_AUDIT_RECORDS_PER_CALL + 5);
         assert_eq!(t.records.len() as u64, MAX_AUDIT_RECORDS_PER_CALL);
         assert_eq!(t.records[0].requested, "b0");
-        t.deny("c", "filesystem", &"x".repeat(1000), "outside".into());
+        t.deny("c", "filesystem", &"x".repeat(1000), "y".repeat(5000));
         t.clear();
         assert_eq!((t.count, t.records.len()), (0, 0));
         t.deny("c", "filesystem", &"é".repeat(300), "outside".into());
         assert!(t.records[0].requested.ends_with("… (600 bytes)"));
         assert!(t.records[0].to_string().contains("filesystem `éé"));
+        t.deny("c", "filesystem", "p", "y".repeat(5000));
+        assert!(t.records[1].reason.ends_with("… (5000 bytes)"));
+        assert!(t.records[1].reason.len() < 1100);
     }
 }
