@@ -6,12 +6,11 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::{HasSelf, Linker, Resource};
+use wasmtime::component::Resource;
 
-use super::host::{Answer, Bucket, Refused};
+use super::host::{Answer, Bucket, Refused, alike_in_both_versions};
 use super::{BucketId, Counter, KeyValueBucket, LIST_PAGE};
 use crate::host::HostState;
-use crate::host_interface::Registered;
 
 mod bindings {
     #![allow(missing_docs)]
@@ -39,104 +38,40 @@ pub struct Cas {
     read: Option<Vec<u8>>,
 }
 
-/// The built-in registrations, linked for every component like `@0.2.0-draft`'s.
-pub(crate) fn registrations() -> [Registered; 3] {
-    [
-        Registered::ungated(
-            "wasi:keyvalue/store@0.2.0-draft2",
-            Arc::new(|linker: &mut Linker<HostState>| {
-                store::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
-            }),
-        ),
-        Registered::ungated(
-            "wasi:keyvalue/atomics@0.2.0-draft2",
-            Arc::new(|linker: &mut Linker<HostState>| {
-                atomics::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
-            }),
-        ),
-        Registered::ungated(
-            "wasi:keyvalue/batch@0.2.0-draft2",
-            Arc::new(|linker: &mut Linker<HostState>| {
-                batch::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
-            }),
-        ),
-    ]
-}
-
-type Outcome<T> = wasmtime::Result<Result<T, Error>>;
-
-impl From<Refused> for Error {
-    fn from(r: Refused) -> Self {
-        match r {
-            Refused::NoSuchStore => Self::NoSuchStore,
-            Refused::AccessDenied => Self::AccessDenied,
-            Refused::Other(m) => Self::Other(m),
+alike_in_both_versions! {
+    version: "0.2.0-draft2",
+    bucket: {
+        async fn list_keys(
+            &mut self,
+            bucket: Resource<Bucket>,
+            cursor: Option<String>,
+        ) -> Outcome<store::KeyResponse> {
+            let (b, _) = self.bucket(&bucket)?;
+            // The cursor is the host's own (a position, as text).
+            let Ok(start) = cursor.as_deref().map_or(Ok(0), str::parse::<u64>) else {
+                return Ok(Err(Error::Other(
+                    "not a cursor this host gave: pass none, or the cursor of the previous page".into(),
+                )));
+            };
+            let r = b
+                .list_keys(start, LIST_PAGE)
+                .await
+                .map(|(keys, next)| store::KeyResponse {
+                    keys,
+                    cursor: next.map(|n| n.to_string()),
+                });
+            mine(self.answer(&bucket, r))
         }
-    }
-}
-
-/// This version's answer.
-fn mine<T>(a: Answer<T>) -> Outcome<T> {
-    a.map(|r| r.map_err(Error::from))
-}
-
-impl store::Host for HostState {
-    async fn open(&mut self, identifier: String) -> Outcome<Resource<Bucket>> {
-        mine(self.kv_open(identifier).await)
-    }
-}
-
-impl store::HostBucket for HostState {
-    async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<Option<Vec<u8>>> {
-        let (b, _) = self.bucket(&bucket)?;
-        let r = b.get(&key).await;
-        mine(self.answer(&bucket, r))
-    }
-
-    async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Outcome<()> {
-        let (b, max) = self.bucket(&bucket)?;
-        let r = b.set(&key, &value, max).await;
-        mine(self.answer(&bucket, r))
-    }
-
-    async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<()> {
-        let (b, _) = self.bucket(&bucket)?;
-        let r = b.delete(&key).await;
-        mine(self.answer(&bucket, r))
-    }
-
-    async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<bool> {
-        let (b, _) = self.bucket(&bucket)?;
-        let r = b.exists(&key).await;
-        mine(self.answer(&bucket, r))
-    }
-
-    async fn list_keys(
-        &mut self,
-        bucket: Resource<Bucket>,
-        cursor: Option<String>,
-    ) -> Outcome<store::KeyResponse> {
-        let (b, _) = self.bucket(&bucket)?;
-        // The cursor is the host's own (a position, as text).
-        let Ok(start) = cursor.as_deref().map_or(Ok(0), str::parse::<u64>) else {
-            return Ok(Err(Error::Other(
-                "not a cursor this host gave: pass none, or the cursor of the previous page".into(),
-            )));
-        };
-        let r = b
-            .list_keys(start, LIST_PAGE)
-            .await
-            .map(|(keys, next)| store::KeyResponse {
-                keys,
-                cursor: next.map(|n| n.to_string()),
-            });
-        mine(self.answer(&bucket, r))
-    }
-
-    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
-        self.table_mut().delete(bucket)?;
-        Ok(())
-    }
+    },
+    batch: {
+        async fn get_many(
+            &mut self,
+            bucket: Resource<Bucket>,
+            keys: Vec<String>,
+        ) -> Outcome<Vec<(String, Option<Vec<u8>>)>> {
+            mine(self.kv_get_many(&bucket, keys).await)
+        }
+    },
 }
 
 impl HostState {
@@ -223,31 +158,5 @@ impl atomics::HostCas for HostState {
     async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
         self.table_mut().delete(cas)?;
         Ok(())
-    }
-}
-
-impl batch::Host for HostState {
-    async fn get_many(
-        &mut self,
-        bucket: Resource<Bucket>,
-        keys: Vec<String>,
-    ) -> Outcome<Vec<(String, Option<Vec<u8>>)>> {
-        mine(self.kv_get_many(&bucket, keys).await)
-    }
-
-    async fn set_many(
-        &mut self,
-        bucket: Resource<Bucket>,
-        key_values: Vec<(String, Vec<u8>)>,
-    ) -> Outcome<()> {
-        let (b, max) = self.bucket(&bucket)?;
-        let r = b.set_many(&key_values, max).await;
-        mine(self.answer(&bucket, r))
-    }
-
-    async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Outcome<()> {
-        let (b, _) = self.bucket(&bucket)?;
-        let r = b.delete_many(&keys).await;
-        mine(self.answer(&bucket, r))
     }
 }

@@ -190,3 +190,134 @@ impl HostState {
         self.deny(capability, requested, why.to_owned());
     }
 }
+
+/// What the two versions' bindings implement alike, written once: `draft.rs` and
+/// `draft2.rs` each invoke it with their version and the functions that differ (in the
+/// bucket resource and in `batch`), with their own generated `store`, `atomics`, `batch`
+/// and `Error` in scope.
+macro_rules! alike_in_both_versions {
+    (
+        version: $version:literal,
+        bucket: { $($bucket_fns:tt)* },
+        batch: { $($batch_fns:tt)* } $(,)?
+    ) => {
+        /// The built-in registrations: linked for every component (no grant needed to
+        /// import them; the key-value grant decides what `open` reaches).
+        pub(crate) fn registrations() -> [crate::host_interface::Registered; 3] {
+            use std::sync::Arc;
+            use wasmtime::component::{HasSelf, Linker};
+            use crate::host_interface::Registered;
+            [
+                Registered::ungated(
+                    concat!("wasi:keyvalue/store@", $version),
+                    Arc::new(|linker: &mut Linker<HostState>| {
+                        store::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+                    }),
+                ),
+                Registered::ungated(
+                    concat!("wasi:keyvalue/atomics@", $version),
+                    Arc::new(|linker: &mut Linker<HostState>| {
+                        atomics::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+                    }),
+                ),
+                Registered::ungated(
+                    concat!("wasi:keyvalue/batch@", $version),
+                    Arc::new(|linker: &mut Linker<HostState>| {
+                        batch::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+                    }),
+                ),
+            ]
+        }
+
+        type Outcome<T> = wasmtime::Result<Result<T, Error>>;
+
+        impl From<Refused> for Error {
+            fn from(r: Refused) -> Self {
+                match r {
+                    Refused::NoSuchStore => Self::NoSuchStore,
+                    Refused::AccessDenied => Self::AccessDenied,
+                    Refused::Other(m) => Self::Other(m),
+                }
+            }
+        }
+
+        /// This version's answer.
+        fn mine<T>(a: Answer<T>) -> Outcome<T> {
+            a.map(|r| r.map_err(Error::from))
+        }
+
+        impl store::Host for HostState {
+            async fn open(&mut self, identifier: String) -> Outcome<Resource<Bucket>> {
+                mine(self.kv_open(identifier).await)
+            }
+        }
+
+        impl store::HostBucket for HostState {
+            async fn get(
+                &mut self,
+                bucket: Resource<Bucket>,
+                key: String,
+            ) -> Outcome<Option<Vec<u8>>> {
+                let (b, _) = self.bucket(&bucket)?;
+                let r = b.get(&key).await;
+                mine(self.answer(&bucket, r))
+            }
+
+            async fn set(
+                &mut self,
+                bucket: Resource<Bucket>,
+                key: String,
+                value: Vec<u8>,
+            ) -> Outcome<()> {
+                let (b, max) = self.bucket(&bucket)?;
+                let r = b.set(&key, &value, max).await;
+                mine(self.answer(&bucket, r))
+            }
+
+            async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<()> {
+                let (b, _) = self.bucket(&bucket)?;
+                let r = b.delete(&key).await;
+                mine(self.answer(&bucket, r))
+            }
+
+            async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<bool> {
+                let (b, _) = self.bucket(&bucket)?;
+                let r = b.exists(&key).await;
+                mine(self.answer(&bucket, r))
+            }
+
+            async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+                self.table_mut().delete(bucket)?;
+                Ok(())
+            }
+
+            $($bucket_fns)*
+        }
+
+        impl batch::Host for HostState {
+            async fn set_many(
+                &mut self,
+                bucket: Resource<Bucket>,
+                key_values: Vec<(String, Vec<u8>)>,
+            ) -> Outcome<()> {
+                let (b, max) = self.bucket(&bucket)?;
+                let r = b.set_many(&key_values, max).await;
+                mine(self.answer(&bucket, r))
+            }
+
+            async fn delete_many(
+                &mut self,
+                bucket: Resource<Bucket>,
+                keys: Vec<String>,
+            ) -> Outcome<()> {
+                let (b, _) = self.bucket(&bucket)?;
+                let r = b.delete_many(&keys).await;
+                mine(self.answer(&bucket, r))
+            }
+
+            $($batch_fns)*
+        }
+    };
+}
+
+pub(super) use alike_in_both_versions;
