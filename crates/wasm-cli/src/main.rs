@@ -550,6 +550,13 @@ fn describe_capabilities(c: &CapabilitySet) -> String {
         let names: Vec<_> = c.interfaces.iter().map(ToString::to_string).collect();
         parts.push(format!("interfaces {}", names.join(",")));
     }
+    if let Some(http) = &c.http {
+        let hosts: Vec<_> = http.outbound.iter().map(ToString::to_string).collect();
+        parts.push(format!(
+            "http outbound [{}] (wasi:http not linked yet)",
+            hosts.join(", ")
+        ));
+    }
     if let Some(kv) = &c.keyvalue {
         parts.push(format!(
             "keyvalue buckets {} (max {} each)",

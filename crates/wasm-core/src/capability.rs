@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::http::HttpGrant;
 use crate::interface::InterfaceGrant;
 use crate::keyvalue::KeyValueGrant;
 
@@ -167,6 +168,8 @@ pub enum Capability {
     Interface(InterfaceGrant),
     /// The key-value store (replacing an earlier key-value grant).
     KeyValue(KeyValueGrant),
+    /// Outbound HTTP (replacing an earlier HTTP grant).
+    Http(HttpGrant),
 }
 
 /// Everything a component instance is granted.
@@ -201,6 +204,10 @@ pub struct CapabilitySet {
     /// The key-value buckets (`wasi:keyvalue`) the component may open; `None` is
     /// none (every `open` is refused with `access-denied`).
     pub keyvalue: Option<KeyValueGrant>,
+    /// The hosts the component may send HTTP requests to; `None` is none. Parsed and
+    /// checked, not yet used: this host does not link `wasi:http` yet (a component
+    /// importing it is refused at instantiation).
+    pub http: Option<HttpGrant>,
 }
 
 impl Default for CapabilitySet {
@@ -227,6 +234,7 @@ impl CapabilitySet {
             network: None,
             interfaces: Vec::new(),
             keyvalue: None,
+            http: None,
         }
     }
 
@@ -246,6 +254,7 @@ impl CapabilitySet {
             Capability::Dns => self.network.get_or_insert_with(Default::default).dns = true,
             Capability::Interface(i) => self.interfaces.push(i),
             Capability::KeyValue(k) => self.keyvalue = Some(k),
+            Capability::Http(h) => self.http = Some(h),
         }
         self
     }

@@ -27,6 +27,7 @@
 
 pub mod capability;
 pub mod error;
+pub mod http;
 pub mod interface;
 pub mod keyvalue;
 pub mod limits;
@@ -37,6 +38,7 @@ pub use capability::{
     Capability, CapabilitySet, ConnectRule, DirAccess, DirGrant, EnvGrant, NetworkGrant, StdioMode,
 };
 pub use error::{BoxError, InterfaceDenial, WasmError, WasmResult};
+pub use http::{HttpGrant, OutboundRule};
 pub use interface::InterfaceGrant;
 pub use keyvalue::KeyValueGrant;
 pub use limits::{PartialResourceLimits, ResourceLimits};

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use airssys_wasm_core::{
-    CapabilitySet, DirAccess, DirGrant, EnvGrant, InterfaceGrant, KeyValueGrant, NetworkGrant,
-    PartialResourceLimits, Proposal, ResourceLimits, StdioMode, WasmResult,
+    CapabilitySet, DirAccess, DirGrant, EnvGrant, HttpGrant, InterfaceGrant, KeyValueGrant,
+    NetworkGrant, PartialResourceLimits, Proposal, ResourceLimits, StdioMode, WasmResult,
 };
 
 use airssys_wasm_core::interface::WASI_CONFIG_STORE;
@@ -150,6 +150,9 @@ pub struct CapabilitiesSection {
     /// `[capabilities.keyvalue]`: the buckets the component may open and the bytes
     /// each may hold; `None` is none.
     pub keyvalue: Option<KeyValueGrant>,
+    /// `[capabilities.http]`: the hosts the component may send requests to (parsed and
+    /// checked; `wasi:http` is not linked yet).
+    pub http: Option<HttpGrant>,
 }
 
 /// One `[[capabilities.filesystem]]` entry.
@@ -355,6 +358,7 @@ impl ComponentManifest {
             network: c.network.clone(),
             interfaces: c.interfaces.clone(),
             keyvalue: c.keyvalue.clone(),
+            http: c.http.clone(),
         }
     }
 

@@ -12,8 +12,8 @@ use airssys_wasm_core::keyvalue::{DEFAULT_BUCKET, check_bucket_name, check_max_b
 use airssys_wasm_core::limits::{check_fuel, check_memory, check_timeout};
 use airssys_wasm_core::units::{parse_duration, parse_memory_size};
 use airssys_wasm_core::{
-    ConnectRule, DirAccess, EnvGrant, InterfaceGrant, KeyValueGrant, NetworkGrant, Proposal,
-    StdioMode,
+    ConnectRule, DirAccess, EnvGrant, HttpGrant, InterfaceGrant, KeyValueGrant, NetworkGrant,
+    OutboundRule, Proposal, StdioMode,
 };
 
 use crate::error::{ManifestError, ManifestErrorKind, line_col};
@@ -44,10 +44,12 @@ const CAPABILITY_KEYS: &[&str] = &[
     "network",
     "interfaces",
     "keyvalue",
+    "http",
 ];
 const FILESYSTEM_KEYS: &[&str] = &["host", "guest", "access"];
 const NETWORK_KEYS: &[&str] = &["connect", "dns"];
 const KEYVALUE_KEYS: &[&str] = &["buckets", "max_bytes"];
+const HTTP_KEYS: &[&str] = &["outbound"];
 
 pub(crate) struct Doc<'t> {
     pub(crate) text: &'t str,
@@ -608,6 +610,10 @@ impl Doc<'_> {
             None => None,
             Some((span, k)) => Some(self.keyvalue(span, k)?),
         };
+        let http = match self.table(t, "http", Some(T))? {
+            None => None,
+            Some((_, h)) => Some(self.http(h)?),
+        };
 
         let mut interfaces: Vec<InterfaceGrant> = Vec::new();
         for item in self.array(
@@ -644,6 +650,7 @@ impl Doc<'_> {
             network,
             interfaces,
             keyvalue,
+            http,
         })
     }
 
@@ -794,6 +801,24 @@ impl Doc<'_> {
 }
 
 impl Doc<'_> {
+    fn http(&self, t: &DeTable<'_>) -> PResult<HttpGrant> {
+        const T: &str = "capabilities.http";
+        self.check_keys(t, HTTP_KEYS, Some(T))?;
+        let mut grant = HttpGrant::default();
+        for item in self.array(
+            t,
+            "outbound",
+            "capabilities.http.outbound",
+            "an array of strings",
+        )? {
+            let s = self.string(item, "capabilities.http.outbound")?;
+            let rule = OutboundRule::parse(s)
+                .map_err(|e| self.invalid(item.span(), "capabilities.http.outbound", e, None))?;
+            grant.outbound.push(rule);
+        }
+        Ok(grant)
+    }
+
     fn keyvalue(&self, span: Range<usize>, t: &DeTable<'_>) -> PResult<KeyValueGrant> {
         const T: &str = "capabilities.keyvalue";
         self.check_keys(t, KEYVALUE_KEYS, Some(T))?;

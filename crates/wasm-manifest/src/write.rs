@@ -50,6 +50,9 @@ pub(crate) fn to_toml(m: &ComponentManifest) -> Result<String, String> {
                 connect: n.connect.iter().map(ToString::to_string).collect(),
                 dns: n.dns,
             }),
+            http: c.http.as_ref().map(|h| OutHttp {
+                outbound: h.outbound.iter().map(ToString::to_string).collect(),
+            }),
             keyvalue: c.keyvalue.as_ref().map(|k| OutKeyValue {
                 buckets: &k.buckets,
                 max_bytes: canonical_size(k.max_bytes),
@@ -137,6 +140,13 @@ struct OutCapabilities<'a> {
     network: Option<OutNetwork>,
     #[serde(skip_serializing_if = "Option::is_none")]
     keyvalue: Option<OutKeyValue<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<OutHttp>,
+}
+
+#[derive(Serialize)]
+struct OutHttp {
+    outbound: Vec<String>,
 }
 
 #[derive(Serialize)]

@@ -903,3 +903,50 @@ fn keyvalue_errors() {
     let e = f.err(&full.replace("[capabilities.keyvalue]", "[capabilities.kv]"));
     assert_eq!(e.kind, ManifestErrorKind::UnknownKey, "{e}");
 }
+
+const HTTP: &str = "[capabilities.http]\noutbound = [\"https://api.example.com\", \"https://*.example.org\", \"http://127.0.0.1:8080\", \"http://localhost:*\"]\n";
+
+#[test]
+fn http_outbound_hosts_parse_as_spin_writes_them() {
+    let f = Fixture::new();
+    let m = f.parse(&format!("{MINIMAL}{HTTP}")).unwrap();
+    let http = m.capability_set().http.unwrap();
+    assert_eq!(http.outbound.len(), 4);
+    assert!(http.allows("https", "api.example.com", 443));
+    assert!(http.allows("https", "x.example.org", 443));
+    assert!(!http.allows("https", "example.org", 443));
+    assert!(http.allows("http", "localhost", 3000));
+    assert!(!http.allows("http", "127.0.0.1", 8081));
+    assert!(f.parse(MINIMAL).unwrap().capability_set().http.is_none());
+    assert_eq!(f.parse(&m.to_toml().unwrap()).unwrap(), m);
+}
+
+#[test]
+fn http_errors() {
+    let f = Fixture::new();
+    let full = format!("{MINIMAL}{HTTP}");
+    // MINIMAL has 8 lines: the table is line 9, outbound line 10.
+    let e = f.err(&full.replace("\"http://localhost:*\"", "\"*\""));
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        10,
+        &["write \"*://*:*\""],
+    );
+    let e = f.err(&full.replace("https://api.example.com", "https://api.example.com/v1"));
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        10,
+        &["has a path (`/v1`)"],
+    );
+    let e = f.err(&full.replace("outbound", "outbond"));
+    assert_err(
+        &e,
+        ManifestErrorKind::UnknownKey,
+        10,
+        &["did you mean `outbound`?"],
+    );
+    let e = f.err(&full.replace("\"http://localhost:*\"", "80"));
+    assert_err(&e, ManifestErrorKind::WrongType, 10, &["a string"]);
+}
