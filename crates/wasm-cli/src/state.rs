@@ -41,15 +41,8 @@ impl StateArgs {
         if let Some(dir) = &self.data_dir {
             return Ok(dir.clone());
         }
-        let home = std::env::var_os("XDG_DATA_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME")
-                    .filter(|v| !v.is_empty())
-                    .map(|h| PathBuf::from(h).join(".local/share"))
-            })
-            .ok_or_else(|| {
+        let home =
+            airssys_wasm_loader::xdg_dir("XDG_DATA_HOME", ".local/share").ok_or_else(|| {
                 anyhow::anyhow!(
                     "the component is granted a key-value store, but neither XDG_DATA_HOME \
                      nor HOME is set to keep it under; choose a directory with --data-dir"

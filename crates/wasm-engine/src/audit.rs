@@ -29,7 +29,7 @@ const REQUESTED_CHARS: usize = 256;
 const REASON_CHARS: usize = 1024;
 
 /// `text` cut to `max` characters, marked with its length when cut.
-fn cut(text: &str, max: usize) -> String {
+pub(crate) fn cut(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }

@@ -161,10 +161,12 @@ impl SqliteBackend {
     }
 
     fn bucket(&self, id: &BucketId) -> Result<Arc<SqliteBucket>, KeyValueError> {
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(b) = open.get(id) {
+        let open = || self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(b) = open().get(id) {
             return Ok(Arc::clone(b));
         }
+        // Connected without the map's lock: opening a file (which may wait on another
+        // process) holds up no other bucket's open.
         let path = self.path_of(id);
         let conn = connect(&path, self.durability, self.busy_timeout).map_err(|e| {
             KeyValueError::Backend {
@@ -178,8 +180,8 @@ impl SqliteBackend {
             busy_timeout: self.busy_timeout,
             conn: tokio::sync::Mutex::new(conn),
         });
-        open.insert(id.clone(), Arc::clone(&b));
-        Ok(b)
+        // Two first opens at once: the first one in is the bucket.
+        Ok(Arc::clone(open().entry(id.clone()).or_insert(b)))
     }
 }
 

@@ -81,6 +81,19 @@ pub struct CacheConfig {
     max_bytes: u64,
 }
 
+/// An XDG base directory: `$VAR` when set and not empty, else `$HOME/<under_home>`
+/// (e.g. `xdg_dir("XDG_DATA_HOME", ".local/share")`); `None` when neither is set.
+pub fn xdg_dir(var: &str, under_home: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(under_home))
+        })
+}
+
 impl CacheConfig {
     /// A cache in `dir` (created on first use), capped at [`DEFAULT_MAX_BYTES`].
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -93,15 +106,9 @@ impl CacheConfig {
     /// The cache in the user's cache directory: `$XDG_CACHE_HOME/airssys-wasm`, or
     /// `$HOME/.cache/airssys-wasm`; `None` when neither variable is set.
     pub fn user_default() -> Option<Self> {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME")
-                    .filter(|v| !v.is_empty())
-                    .map(|h| PathBuf::from(h).join(".cache"))
-            })?;
-        Some(Self::new(base.join("airssys-wasm")))
+        Some(Self::new(
+            xdg_dir("XDG_CACHE_HOME", ".cache")?.join("airssys-wasm"),
+        ))
     }
 
     /// Caps the total size of the entries.

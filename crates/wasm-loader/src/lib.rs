@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 mod cache;
 use cache::{ArtifactCache, Lookup};
-pub use cache::{CacheConfig, CacheOutcome, DEFAULT_MAX_BYTES, RACY_WINDOW, TOUCH_AFTER};
+pub use cache::{CacheConfig, CacheOutcome, DEFAULT_MAX_BYTES, RACY_WINDOW, TOUCH_AFTER, xdg_dir};
 
 use wasmtime::component::Component;
 use wasmtime::wasmparser::{Validator, WasmFeatures};

@@ -30,21 +30,6 @@ pub(super) enum Refused {
 /// What a host function returns: a trap (outer) or the guest's answer.
 pub(super) type Answer<T> = wasmtime::Result<Result<T, Refused>>;
 
-/// The most of a guest-chosen name (a bucket) an audit record carries.
-const LOGGED_NAME_BYTES: usize = 128;
-
-/// `name` cut to [`LOGGED_NAME_BYTES`] at a character boundary, marked when cut.
-fn cut(name: &str) -> std::borrow::Cow<'_, str> {
-    if name.len() <= LOGGED_NAME_BYTES {
-        return name.into();
-    }
-    let mut end = LOGGED_NAME_BYTES;
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", &name[..end], name.len()).into()
-}
-
 impl HostState {
     /// `open(identifier)`: the bucket the grant gives that name, if any.
     pub(super) async fn kv_open(&mut self, identifier: String) -> Answer<Resource<Bucket>> {
@@ -56,7 +41,7 @@ impl HostState {
             .as_ref()
             .and_then(|g| g.bucket(&identifier).map(|b| (b, g.max_bytes)));
         let Some((bucket, max_bytes)) = granted else {
-            let shown = cut(&identifier);
+            let shown = crate::audit::cut(&identifier, 128);
             let why = match &self.capabilities().keyvalue {
                 None => format!(
                     "bucket `{shown}`: the component has no key-value grant (add \
