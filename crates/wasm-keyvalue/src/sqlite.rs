@@ -195,29 +195,61 @@ const BLOCKING_BUSY: Duration = Duration::from_millis(5);
 const RETRY: Duration = Duration::from_millis(2);
 
 /// Opens (creating) a bucket file and checks that it is one of ours.
+///
+/// Processes opening a new file at once race to set it up: a step that finds the file
+/// locked, or cannot switch it to WAL yet (which needs it to itself), is retried until
+/// `busy` has passed.
 fn connect(path: &Path, durability: Durability, busy: Duration) -> Result<Connection, String> {
+    let give_up = std::time::Instant::now() + busy;
+    loop {
+        match try_connect(path, durability, busy) {
+            Err(Setup::Contended(_)) if std::time::Instant::now() < give_up => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(Setup::Contended(message) | Setup::Failed(message)) => return Err(message),
+            Ok(conn) => return Ok(conn),
+        }
+    }
+}
+
+/// Why setting up a bucket's file failed.
+enum Setup {
+    /// Another process had it at that moment: worth another try.
+    Contended(String),
+    /// It is not usable.
+    Failed(String),
+}
+
+fn try_connect(path: &Path, durability: Durability, busy: Duration) -> Result<Connection, Setup> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| format!("cannot be opened: {e}"))?;
-    conn.busy_timeout(busy).map_err(|e| e.to_string())?;
+    .map_err(|e| Setup::Failed(format!("cannot be opened: {e}")))?;
+    conn.busy_timeout(busy)
+        .map_err(|e| Setup::Failed(e.to_string()))?;
     let unreadable = |e: rusqlite::Error| {
-        format!(
+        let message = format!(
             "is not a readable key-value database ({e}); move it away (the bucket then \
              starts empty) or restore it from a backup"
-        )
+        );
+        if is_busy(&e) {
+            Setup::Contended(message)
+        } else {
+            Setup::Failed(message)
+        }
     };
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(unreadable)?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!(
+        // Another process may have the new file open: switching needs it alone.
+        return Err(Setup::Contended(format!(
             "cannot use write-ahead logging (journal mode stays `{mode}`); keep the data \
              directory on a local file system"
-        ));
+        )));
     }
     let sync = match durability {
         Durability::ProcessCrash => "NORMAL",
@@ -248,14 +280,14 @@ fn connect(path: &Path, durability: Durability, busy: Duration) -> Result<Connec
             .map_err(unreadable)?;
         }
         other => {
-            return Err(format!(
+            return Err(Setup::Failed(format!(
                 "has schema version {other}, which this airssys-wasm does not know (it writes \
                  {SCHEMA_VERSION}); open it with the version that wrote it"
-            ));
+            )));
         }
     }
     conn.busy_timeout(BLOCKING_BUSY)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Setup::Failed(e.to_string()))?;
     Ok(conn)
 }
 
