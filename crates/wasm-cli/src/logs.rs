@@ -2,18 +2,28 @@
 //! `tracing`'s format, and guests' `wasi:logging` records as `[component] LEVEL
 //! context: message` lines (`run --log-level`), both on stderr.
 
+#[cfg(doc)]
+use airssys_wasm_engine::ACCESS_LOG_TARGET;
 use airssys_wasm_engine::GUEST_LOG_TARGET;
 
 /// Our own diagnostics at `AIRSSYS_LOG` (default `warn`), in tracing's format; the
 /// guests' `wasi:logging` records at `guest_level`, as `[component] LEVEL context:
 /// message` lines — both on stderr.
-pub(crate) fn init(guest_level: &str) {
+///
+/// A server (`serving`) also logs its access log ([`ACCESS_LOG_TARGET`]) at `info`
+/// unless `AIRSSYS_LOG` says otherwise.
+pub(crate) fn init(guest_level: &str, serving: bool) {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
 
-    let ours = tracing_subscriber::EnvFilter::try_from_env("AIRSSYS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let ours = tracing_subscriber::EnvFilter::try_from_env("AIRSSYS_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if serving {
+            "warn,airssys_wasm::access=info"
+        } else {
+            "warn"
+        })
+    });
     let guest_level: tracing_subscriber::filter::LevelFilter = guest_level
         .parse()
         .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);

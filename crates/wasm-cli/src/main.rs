@@ -14,6 +14,7 @@ use airssys_wasm_loader::{CacheConfig, ComponentLoader, check_sha256, sha256_hex
 use airssys_wasm_manifest::{ComponentManifest, MANIFEST_FILE};
 
 mod logs;
+mod serve;
 mod state;
 
 const EXIT_CODES: &str = "\
@@ -26,6 +27,18 @@ Exit codes:
      imports this host does not provide or the manifest does not grant
   4  a resource limit was exceeded: memory, fuel or timeout
 A command component (`wasi:cli/run`) run without --invoke exits with the guest's own exit code.";
+
+const SERVE_EXIT_CODES: &str = "\
+Exit codes:
+  0  stopped by SIGINT or SIGTERM after every request in flight finished
+  1  stopped, but the grace period ran out with requests still in flight
+  2  usage or configuration error (including an address that cannot be listened on)
+  3  invalid component, or not a wasi:http/incoming-handler
+
+Responses: a guest that traps or returns without answering gets 500 with a generic body
+(the details go to the log); a limit gets 500 (fuel, memory) or 503 (timeout); beyond
+--max-concurrency requests wait in a queue of --max-queue, then get 503. One access-log
+line per request goes to stderr (target airssys_wasm::access; AIRSSYS_LOG filters).";
 
 /// Run WebAssembly components in a sandbox the host controls completely.
 #[derive(Parser, Debug)]
@@ -57,6 +70,11 @@ impl EngineArgs {
     /// The engine for `target`: the proposals its manifest requires, then these flags
     /// (which win).
     fn engine(&self, target: &Target) -> Result<WasmEngine, Failure> {
+        self.builder(target)?.build().map_err(Failure::from)
+    }
+
+    /// The engine's builder for `target`, as [`engine`](Self::engine) builds it.
+    fn builder(&self, target: &Target) -> Result<airssys_wasm_engine::WasmEngineBuilder, Failure> {
         let mut builder = WasmEngine::builder();
         for &p in target
             .manifest()
@@ -80,7 +98,7 @@ impl EngineArgs {
                 .map_err(|e| usage(anyhow::anyhow!("-W {flag}: {e}")))?;
             builder = builder.proposal(proposal, enable);
         }
-        builder.build().map_err(Failure::from)
+        Ok(builder)
     }
 }
 
@@ -127,6 +145,10 @@ enum Command {
     /// Run a component under memory, fuel and wall-clock limits.
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
+    /// Serve HTTP with a component exporting `wasi:http/incoming-handler`: a fresh
+    /// sandboxed instance per request, under the manifest's limits and grants.
+    #[command(after_help = SERVE_EXIT_CODES)]
+    Serve(serve::ServeArgs),
     /// Compile a component ahead of time into a native artifact for this machine and
     /// configuration (like `wasmtime compile`); run it with `run --allow-precompiled`.
     #[command(after_help = EXIT_CODES)]
@@ -140,10 +162,9 @@ enum Command {
     },
 }
 
+/// The resource limits a command line may set (over the manifest's).
 #[derive(Args, Debug)]
-struct RunArgs {
-    /// A `.wasm` or `.wat` component, a `Component.toml`, or a directory holding one.
-    path: PathBuf,
+struct LimitArgs {
     /// Total linear memory of the instance, e.g. `4MiB`, `64KiB` or bytes. Required
     /// without a manifest; overrides the manifest's `memory`.
     #[arg(long, value_name = "SIZE")]
@@ -156,6 +177,14 @@ struct RunArgs {
     /// overrides the manifest's `timeout`.
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// A `.wasm` or `.wat` component, a `Component.toml`, or a directory holding one.
+    path: PathBuf,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// The export to call, with arguments in WAVE syntax, e.g. `double(21)` or
     /// `greet("you")`. Without it, a command component's `wasi:cli/run` runs.
     #[arg(long, value_name = "CALL")]
@@ -235,11 +264,19 @@ fn main() -> ExitCode {
         Command::Run(args) => args.log_level.as_str(),
         _ => "info",
     };
-    logs::init(guest_level);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let serving = matches!(cli.command, Command::Serve(_));
+    logs::init(guest_level, serving);
+    // A server uses every core; a single run needs one thread.
+    let runtime = if serving {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -279,6 +316,7 @@ async fn dispatch(command: Command, cache: &CacheArgs, engine: &EngineArgs) -> R
         Command::Validate { path } => validate(engine, &path).await,
         Command::Inspect { path } => inspect(engine, &path, cache).await,
         Command::Run(args) => run(engine, args, cache).await,
+        Command::Serve(args) => serve::serve(engine, args, cache).await,
         Command::Compile { path, output } => compile(engine, &path, output).await,
     }
 }
@@ -337,7 +375,16 @@ async fn load(
     cache: &CacheArgs,
     allow_precompiled: bool,
 ) -> Result<CompiledComponent, Failure> {
-    let engine = &engine.engine(target)?;
+    load_with(&engine.engine(target)?, target, cache, allow_precompiled).await
+}
+
+/// [`load`] on an engine already built.
+async fn load_with(
+    engine: &WasmEngine,
+    target: &Target,
+    cache: &CacheArgs,
+    allow_precompiled: bool,
+) -> Result<CompiledComponent, Failure> {
     let mut loader = ComponentLoader::new(engine);
     let path = target.component_path();
     // Precompiled artifacts are only looked for when asked for (or to explain a failure):
@@ -567,7 +614,7 @@ fn describe_capabilities(c: &CapabilitySet) -> String {
     parts.join("; ")
 }
 
-fn limits_for(target: &Target, args: &RunArgs) -> Result<ResourceLimits, Failure> {
+fn limits_for(target: &Target, args: &LimitArgs) -> Result<ResourceLimits, Failure> {
     let flags = PartialResourceLimits::parse(
         args.memory.as_deref(),
         args.fuel.as_deref(),
@@ -583,7 +630,7 @@ fn limits_for(target: &Target, args: &RunArgs) -> Result<ResourceLimits, Failure
 async fn run(engine: &EngineArgs, args: RunArgs, cache: &CacheArgs) -> Result<u8, Failure> {
     let target = Target::resolve(&args.path)?;
     // Limits first: a run without them is refused before anything is compiled.
-    let limits = limits_for(&target, &args)?;
+    let limits = limits_for(&target, &args.limits)?;
     let mut capabilities = target
         .manifest()
         .map_or_else(CapabilitySet::default, ComponentManifest::capability_set);

@@ -204,9 +204,9 @@ pub struct CapabilitySet {
     /// The key-value buckets (`wasi:keyvalue`) the component may open; `None` is
     /// none (every `open` is refused with `access-denied`).
     pub keyvalue: Option<KeyValueGrant>,
-    /// The hosts the component may send HTTP requests to; `None` is none. Parsed and
-    /// checked, not yet used: this host does not link `wasi:http` yet (a component
-    /// importing it is refused at instantiation).
+    /// The hosts the component may send HTTP requests to (`wasi:http/outgoing-handler`);
+    /// `None` is none: every request is refused with `HTTP-request-denied`, and the
+    /// component still instantiates.
     pub http: Option<HttpGrant>,
 }
 

@@ -9,8 +9,9 @@
 //!
 //! Paths, queries and wildcards anywhere but a leading `*.` are refused.
 //!
-//! This host does not link `wasi:http` yet: the grant is parsed and checked, and a
-//! component importing `wasi:http` is still refused at instantiation.
+//! Every component is linked with `wasi:http/outgoing-handler`; this grant decides
+//! where its requests may go. The engine checks each request (and so each redirect a
+//! guest follows, which is a request of its own) against it before connecting.
 
 /// Which hosts an [`OutboundRule`] matches.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -139,8 +140,12 @@ impl OutboundRule {
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host)
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
+            .trim_end_matches('.');
+        // An IPv6 address in its one canonical spelling (as entries keep it).
+        let host = match host.parse::<std::net::Ipv6Addr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => host.to_ascii_lowercase(),
+        };
         self.scheme
             .as_deref()
             .is_none_or(|s| s.eq_ignore_ascii_case(scheme))

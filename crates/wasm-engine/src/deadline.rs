@@ -157,7 +157,7 @@ impl Deadline {
             fuel_not_set(&e);
         }
         let data = store.data_mut();
-        data.started = data.measure_wall_time.then(Instant::now);
+        data.started = data.clock_calls.then(Instant::now);
         data.timed_out = false;
         data.host_call = None;
         data.log = crate::logging::LogBudget::default();

@@ -425,6 +425,8 @@ impl WasmEngine {
                 let mut linker = Linker::new(&self.inner.engine);
                 wasmtime_wasi::p2::add_to_linker_async(&mut linker)
                     .map_err(|e| format!("linking WASI failed: {e}"))?;
+                wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+                    .map_err(|e| format!("linking wasi:http failed: {e}"))?;
                 crate::wasi_audit::add_to_linker(&mut linker)
                     .map_err(|e| format!("linking the audited WASI interfaces failed: {e}"))?;
                 if self.inner.proposals.contains(Proposal::ComponentModelAsync) {

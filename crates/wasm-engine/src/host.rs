@@ -35,6 +35,10 @@ pub struct HostState {
     pub(crate) started: Option<Instant>,
     /// Whether reports carry the wall-clock time.
     pub(crate) measure_wall_time: bool,
+    /// Whether every call reads the clock when it begins: when its wall time is
+    /// measured, or when it may send HTTP requests (whose timeouts are cut to what is
+    /// left of the call).
+    pub(crate) clock_calls: bool,
     /// Set by the epoch callback when it stopped the guest for the deadline.
     pub(crate) timed_out: bool,
     /// Captured stdout and stderr, when the sandbox asked for capture.
@@ -51,10 +55,10 @@ pub struct HostState {
     pub(crate) log: crate::logging::LogBudget,
     /// The instance's configuration (the built-in `wasi:config`).
     config: Option<Arc<dyn crate::ConfigSource>>,
-    /// Network uses refused during the current call, shared with the WASI context's
-    /// network check (which runs outside the store); only with a network grant, the one
-    /// check that can refuse.
-    pub(crate) net_audit: Option<Arc<Mutex<Trail>>>,
+    /// `wasi:http`: its context, and the outgoing side, which also keeps the network
+    /// uses refused during the current call (shared with the checks that run outside
+    /// the store: WASI's socket check, the address check after DNS).
+    pub(crate) http: crate::http::HttpState,
     /// Where the instance's key-value buckets are (the built-in `wasi:keyvalue`).
     pub(crate) keyvalue: Option<Arc<dyn crate::keyvalue::KeyValueBackend>>,
     /// Key-value and file uses refused during the current call (kept in the store:
@@ -112,6 +116,20 @@ impl WasiView for HostState {
     }
 }
 
+impl wasmtime_wasi_http::WasiHttpView for HostState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        // The guest left the embedder's host functions.
+        self.host_call = None;
+        // What is left of the call bounds an outgoing request.
+        self.http.outbound.started = self.started;
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http.ctx,
+            table: &mut self.table,
+            hooks: &mut self.http.outbound,
+        }
+    }
+}
+
 impl HostState {
     /// The limits the instance runs under.
     #[inline]
@@ -143,6 +161,7 @@ impl HostState {
             table,
             started: None,
             measure_wall_time: sandbox.measures_wall_time(),
+            clock_calls: sandbox.measures_wall_time() || sandbox.capabilities().http.is_some(),
             timed_out: false,
             captured,
             state,
@@ -151,7 +170,16 @@ impl HostState {
             host_call: None,
             log: crate::logging::LogBudget::default(),
             config: sandbox.config().cloned(),
-            net_audit,
+            http: crate::http::HttpState {
+                ctx: wasmtime_wasi_http::WasiHttpCtx::new(),
+                outbound: crate::http::outbound::Outbound::new(
+                    Arc::clone(component),
+                    Arc::clone(sandbox.shared_capabilities()),
+                    sandbox.limits().timeout(),
+                    sandbox.refuses_private_addresses(),
+                    net_audit,
+                ),
+            },
             keyvalue: sandbox.keyvalue().cloned(),
             audit: Trail::default(),
         }
@@ -188,7 +216,7 @@ impl HostState {
     /// The refusals of the current (or last) call, network ones included, in order.
     pub(crate) fn denials(&self) -> Vec<crate::audit::Denial> {
         let mut all = self.audit.records.clone();
-        if let Some(net) = &self.net_audit {
+        if let Some(net) = &self.http.outbound.trail {
             all.extend(lock(net).records.iter().cloned());
         }
         all.sort_by_key(|d| d.at);
@@ -198,7 +226,13 @@ impl HostState {
     /// How many uses the current (or last) call was refused.
     #[inline]
     pub(crate) fn denial_count(&self) -> u64 {
-        self.audit.count + self.net_audit.as_ref().map_or(0, |n| lock(n).count)
+        self.audit.count
+            + self
+                .http
+                .outbound
+                .trail
+                .as_ref()
+                .map_or(0, |n| lock(n).count)
     }
 
     /// Forgets the last call's refusals.
@@ -207,7 +241,7 @@ impl HostState {
         if self.audit.count > 0 {
             self.audit.clear();
         }
-        if let Some(net) = &self.net_audit {
+        if let Some(net) = &self.http.outbound.trail {
             lock(net).clear();
         }
     }
@@ -369,8 +403,4 @@ fn denied(component: &str, trail: &Mutex<Trail>, usage: SocketAddrUse, addr: Soc
     );
 }
 
-/// A poisoned lock only means a panic elsewhere while holding it; a trail is whole
-/// between its updates.
-fn lock(m: &Mutex<Trail>) -> std::sync::MutexGuard<'_, Trail> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use crate::http::outbound::lock;

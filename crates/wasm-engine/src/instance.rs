@@ -195,6 +195,11 @@ impl ComponentInstance {
         }
     }
 
+    /// The store's data, for the engine's own host code (`wasi:http` resources).
+    pub(crate) fn store_data_mut(&mut self) -> &mut HostState {
+        self.store.data_mut()
+    }
+
     /// The component this is an instance of.
     pub fn component(&self) -> &CompiledComponent {
         &self.component

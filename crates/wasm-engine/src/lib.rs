@@ -129,6 +129,7 @@ mod failure;
 mod features;
 mod host;
 mod host_interface;
+mod http;
 mod instance;
 pub mod keyvalue;
 mod limiter;
@@ -148,6 +149,7 @@ pub use engine::{
 pub use features::{Proposal, UnknownProposal};
 pub use host::HostState;
 pub use host_interface::{HasHostCtx, HostCtx, HostGetter, MAX_HOST_INTERFACES, charge_fuel};
+pub use http::{ACCESS_LOG_TARGET, Handled, HttpHandler, HttpLimits, ResponseBody};
 pub use instance::{CallOutcome, ComponentInstance, TypedExport};
 pub use linking::Provider;
 pub use logging::{GUEST_LOG_TARGET, MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS_PER_CALL};

@@ -58,11 +58,12 @@ impl CompiledComponent {
         };
         let versions = if p3 {
             "WASI 0.2 and 0.3 interfaces of wasi:cli, wasi:clocks, wasi:filesystem, \
-             wasi:random and wasi:sockets (`@0.2.x`, `@0.3.x`; wasi:io in 0.2)"
+             wasi:random and wasi:sockets (`@0.2.x`, `@0.3.x`; wasi:io and wasi:http's \
+             types and outgoing-handler in 0.2)"
         } else {
             "WASI 0.2 interfaces of wasi:cli, wasi:clocks, wasi:filesystem, wasi:io, \
-             wasi:random and wasi:sockets (`@0.2.x`; WASI 0.3 needs component-model async: \
-             `-W component-model-async`)"
+             wasi:random, wasi:sockets and wasi:http's types and outgoing-handler \
+             (`@0.2.x`; WASI 0.3 needs component-model async: `-W component-model-async`)"
         };
         WasmError::ComponentInstantiationFailed {
             component: self.name().to_owned(),
@@ -284,6 +285,13 @@ impl CompiledComponent {
         .await
     }
 
+    /// Checks now what every instantiation under `sandbox` (with no state) would
+    /// check first: the interface grants, and the imports against the linker.
+    pub(crate) fn prepare(&self, sandbox: &Sandbox) -> WasmResult<()> {
+        self.check_interfaces(sandbox, TypeId::of::<()>(), "()")?;
+        self.instance_pre().map(|_| ())
+    }
+
     async fn instantiate_boxed(
         &self,
         sandbox: &Sandbox,
@@ -437,7 +445,8 @@ fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
 }
 
 /// The WASI 0.2 interfaces every instance is linked with (what `wasmtime-wasi`'s p2
-/// `add_to_linker_async` defines); capabilities decide what they can reach.
+/// `add_to_linker_async` defines, and `wasi:http`'s types and outgoing handler);
+/// capabilities decide what they can reach.
 const PROVIDED_WASI: &[&str] = &[
     "cli/environment",
     "cli/exit",
@@ -453,6 +462,8 @@ const PROVIDED_WASI: &[&str] = &[
     "clocks/wall-clock",
     "filesystem/types",
     "filesystem/preopens",
+    "http/types",
+    "http/outgoing-handler",
     "io/error",
     "io/poll",
     "io/streams",
@@ -516,7 +527,8 @@ mod tests {
     fn only_wasi_0_2_interfaces_of_the_p2_set_count_as_provided() {
         assert!(provided_by_host("wasi:cli/environment@0.2.6", false));
         assert!(provided_by_host("wasi:sockets/tcp@0.2.0", false));
-        assert!(!provided_by_host("wasi:http/outgoing-handler@0.2.6", false));
+        assert!(provided_by_host("wasi:http/outgoing-handler@0.2.6", false));
+        assert!(!provided_by_host("wasi:http/incoming-handler@0.2.6", false));
         assert!(!provided_by_host("wasi:cli/environment@0.3.0", false));
         assert!(provided_by_host("wasi:cli/environment@0.3.0", true));
         assert!(provided_by_host("wasi:clocks/monotonic-clock@0.3.0", true));

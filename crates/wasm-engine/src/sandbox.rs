@@ -32,6 +32,7 @@ pub struct Sandbox {
     capture: Option<usize>,
     stdin: Option<Vec<u8>>,
     wall_time: bool,
+    refuse_private: bool,
 }
 
 impl Sandbox {
@@ -46,6 +47,7 @@ impl Sandbox {
             capture: None,
             stdin: None,
             wall_time: false,
+            refuse_private: false,
         }
     }
 
@@ -149,6 +151,26 @@ impl Sandbox {
     pub fn with_keyvalue(mut self, backend: Arc<dyn crate::keyvalue::KeyValueBackend>) -> Self {
         self.keyvalue = Some(backend);
         self
+    }
+
+    /// Refuses outgoing HTTP requests whose host resolves to a private, loopback,
+    /// link-local or otherwise internal address (`127.0.0.0/8`, `10.0.0.0/8`,
+    /// `172.16.0.0/12`, `192.168.0.0/16`, `169.254.0.0/16` with the cloud metadata
+    /// services, `100.64.0.0/10`, `::1`, `fc00::/7`, `fe80::/10`, and IPv4 mapped into
+    /// IPv6), even when the component's grant names the host: an operator's guard
+    /// against a grant like `https://*.example.com` reaching the internal network
+    /// through a name that resolves inside it. The addresses checked after DNS are the
+    /// addresses connected to. A refusal is `destination-IP-prohibited` for the guest
+    /// and an audited denial. Off by default.
+    #[must_use]
+    pub fn refuse_private_addresses(mut self, on: bool) -> Self {
+        self.refuse_private = on;
+        self
+    }
+
+    /// Whether outgoing requests to private addresses are refused.
+    pub fn refuses_private_addresses(&self) -> bool {
+        self.refuse_private
     }
 
     /// The key-value backend, if there is one.

@@ -712,6 +712,7 @@ fn every_guest_is_exercised_here() {
                 || include_str!("host_interfaces.rs").contains(&format!("\"{}\"", g.name))
                 || include_str!("logging.rs").contains(&format!("\"{}\"", g.name))
                 || include_str!("config.rs").contains(&format!("\"{}\"", g.name))
+                || include_str!("http.rs").contains(&format!("\"{}\"", g.name))
                 || include_str!("../../wasm-keyvalue/tests/keyvalue.rs")
                     .contains(&format!("\"{}\"", g.name)),
             "guest {} has no test",

@@ -150,8 +150,7 @@ pub struct CapabilitiesSection {
     /// `[capabilities.keyvalue]`: the buckets the component may open and the bytes
     /// each may hold; `None` is none.
     pub keyvalue: Option<KeyValueGrant>,
-    /// `[capabilities.http]`: the hosts the component may send requests to (parsed and
-    /// checked; `wasi:http` is not linked yet).
+    /// `[capabilities.http]`: the hosts the component may send requests to.
     pub http: Option<HttpGrant>,
 }
 

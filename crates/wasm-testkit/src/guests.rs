@@ -132,6 +132,38 @@ guest!(
     "kv-spin"
 );
 
+guest!(
+    /// `wasi:http/incoming-handler` importing the HTTP proxy world only (Rust,
+    /// `wasip2`): `/` answers `hello from a wasi:http component`, `/echo` the request
+    /// body.
+    HTTP_HELLO,
+    "http-hello"
+);
+
+guest!(
+    /// `wasi:http/incoming-handler` that also imports the rest of WASI through Rust's
+    /// `std` (environment, wall clock, stderr): `/` answers `GREETING from std; env
+    /// vars: N; clock ok: true`.
+    HTTP_STD,
+    "http-std"
+);
+
+guest!(
+    /// `wasi:http/incoming-handler` making outgoing requests: `/fetch?url=URL` answers
+    /// `status N` and the body, or `error CODE`; `&read=count` answers `read N bytes`
+    /// (`, then error CODE`); `&connect_ms=N`, `&between_ms=N` set request options.
+    HTTP_FETCH,
+    "http-fetch"
+);
+
+guest!(
+    /// `wasi:http/incoming-handler` that misbehaves by path: `/loop`, `/panic`,
+    /// `/alloc`, `/stream` (an endless body), `/sleep` (an hour in the host),
+    /// `/no-response`, `/error`; anything else `200 ok`.
+    HTTP_HOSTILE,
+    "http-hostile"
+);
+
 /// Every guest, sorted by name.
 pub const GUESTS: &[Guest] = &[
     Guest {
@@ -173,6 +205,26 @@ pub const GUESTS: &[Guest] = &[
         name: "hostile",
         about: "wasi:cli allocation bomb, spin loop, runaway recursion, panic",
         wasm: HOSTILE,
+    },
+    Guest {
+        name: "http-fetch",
+        about: "wasi:http handler making outgoing requests (/fetch?url=URL)",
+        wasm: HTTP_FETCH,
+    },
+    Guest {
+        name: "http-hello",
+        about: "wasi:http handler importing the proxy world only: /, /echo",
+        wasm: HTTP_HELLO,
+    },
+    Guest {
+        name: "http-hostile",
+        about: "wasi:http handler: /loop, /panic, /alloc, /stream, /sleep, /no-response",
+        wasm: HTTP_HOSTILE,
+    },
+    Guest {
+        name: "http-std",
+        about: "wasi:http handler using Rust std (imports the rest of WASI)",
+        wasm: HTTP_STD,
     },
     Guest {
         name: "kv-spin",

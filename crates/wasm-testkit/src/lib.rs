@@ -6,7 +6,8 @@
 //! (`fixtures/hello.wat` → [`HELLO`]); [`ALL`] lists them with their source text.
 //!
 //! Real components built by a real toolchain live in [`guests`]: Rust programs compiled
-//! for `wasm32-wasip2` by `cargo xtask fixtures`, committed as binaries.
+//! for `wasm32-wasip2` by `cargo xtask fixtures`, committed as binaries. [`http`] has
+//! a real HTTP server and client on 127.0.0.1 for the HTTP tests.
 //!
 //! ```
 //! use airssys_wasm_testkit::{fixture, HELLO};
@@ -19,6 +20,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod guests;
+pub mod http;
 
 /// One compiled fixture.
 #[derive(Debug, Clone, Copy)]

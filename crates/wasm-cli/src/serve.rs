@@ -1,0 +1,238 @@
+//! `airssys-wasm serve`: an HTTP/1.1 server (hyper, keep-alive) that hands each
+//! request to a fresh instance of a `wasi:http/incoming-handler` component through the
+//! engine's [`HttpHandler`], with the pooling allocator sized to the concurrency bound,
+//! header and queue timeouts, and a graceful stop on SIGINT or SIGTERM.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use airssys_wasm_core::CapabilitySet;
+use airssys_wasm_core::units::{format_duration, parse_duration, parse_memory_size};
+use airssys_wasm_engine::{HttpHandler, HttpLimits, Pooling, Sandbox};
+use airssys_wasm_manifest::ComponentManifest;
+
+use crate::{CacheArgs, EngineArgs, Failure, LimitArgs, Target, limits_for, load_with, usage};
+
+/// The flags of `serve`.
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// A component exporting `wasi:http/incoming-handler` (`.wasm` or `.wat`), a
+    /// `Component.toml`, or a directory holding one.
+    path: PathBuf,
+    /// The address to listen on (`127.0.0.1:0` picks a free port; the address is
+    /// printed on stderr).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Requests handled at once (live instances, each with the memory limit); the
+    /// pooling allocator is sized to it.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_concurrency: u32,
+    /// Requests that may wait for an instance beyond --max-concurrency; past it, 503.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_queue: usize,
+    /// How long a request may wait for an instance before 503.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    queue_timeout: String,
+    /// The largest request body a handler can read (a larger Content-Length is 413).
+    #[arg(long, value_name = "SIZE", default_value = "10MiB")]
+    max_request_body: String,
+    /// How long a client may take to send a request's headers (slow clients are cut
+    /// off), and how long an idle keep-alive connection stays open.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    header_timeout: String,
+    /// On SIGINT or SIGTERM: stop accepting, and give requests in flight this long to
+    /// finish.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    grace: String,
+    /// Refuse outgoing requests to private, loopback and link-local addresses (checked
+    /// after DNS), whatever the manifest grants.
+    #[arg(long)]
+    refuse_private_addresses: bool,
+    /// A configuration value (`wasi:config/store`), overriding the manifest's
+    /// `[config]`; repeatable.
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = crate::parse_config)]
+    config: Vec<(String, String)>,
+    #[command(flatten)]
+    state: crate::state::StateArgs,
+}
+
+/// The largest request head (request line and headers) accepted; past it, hyper
+/// answers 431.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+pub(crate) async fn serve(
+    engine_args: &EngineArgs,
+    args: ServeArgs,
+    cache: &CacheArgs,
+) -> Result<u8, Failure> {
+    let target = Target::resolve(&args.path)?;
+    let limits = limits_for(&target, &args.limits)?;
+    let queue_timeout = duration(&args.queue_timeout, "--queue-timeout")?;
+    let header_timeout = duration(&args.header_timeout, "--header-timeout")?;
+    let grace = duration(&args.grace, "--grace")?;
+    let max_body = parse_memory_size(&args.max_request_body)
+        .map_err(|e| usage(anyhow::anyhow!("--max-request-body: {e}")))?;
+    let mut capabilities = target
+        .manifest()
+        .map_or_else(CapabilitySet::default, ComponentManifest::capability_set);
+    let has_config = target.manifest().is_some_and(|m| m.config.is_some());
+    let config = match target.manifest() {
+        Some(m) => m.config_values_overridden(&args.config).map_err(usage)?,
+        None => args.config.iter().cloned().collect(),
+    };
+    if !args.config.is_empty() && !has_config {
+        capabilities
+            .interfaces
+            .push(airssys_wasm_core::InterfaceGrant::every_version(
+                airssys_wasm_core::interface::WASI_CONFIG_STORE,
+                "--config",
+            ));
+    }
+    let runtime_config = args.state.runtime_config().map_err(usage)?;
+
+    // Instances live one per request in flight: the pool holds that many.
+    let engine = engine_args
+        .builder(&target)?
+        .pooling(Pooling::for_limits(&limits, args.max_concurrency))
+        .build()?;
+    let component = load_with(&engine, &target, cache, false).await?;
+    let keyvalue = match &capabilities.keyvalue {
+        Some(grant) => Some(
+            args.state
+                .keyvalue(&runtime_config, component.name(), grant)
+                .await
+                .map_err(usage)?,
+        ),
+        None => None,
+    };
+    let mut sandbox = Sandbox::new(limits.clone())
+        .with_capabilities(capabilities)
+        .with_args([component.name().to_owned()])
+        .refuse_private_addresses(args.refuse_private_addresses);
+    if has_config || !args.config.is_empty() {
+        sandbox = sandbox.with_config(Arc::new(config));
+    }
+    if let Some(store) = keyvalue {
+        sandbox = sandbox.with_keyvalue(store);
+    }
+    let http_limits = HttpLimits::default()
+        .max_concurrency(usize::try_from(args.max_concurrency).unwrap_or(usize::MAX))
+        .max_queue(args.max_queue)
+        .queue_timeout(queue_timeout)
+        .max_request_body(max_body);
+    let handler = HttpHandler::new(&component, sandbox, http_limits)?;
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))
+        .map_err(usage)?;
+    let local = listener
+        .local_addr()
+        .context("reading the listening address")
+        .map_err(usage)?;
+    eprintln!(
+        "serving {} on http://{local}/ ({limits}; {} at once, {} waiting; Ctrl-C or SIGTERM \
+         stops)",
+        component.name(),
+        args.max_concurrency,
+        args.max_queue
+    );
+
+    let graceful = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, do not spin.
+                        tracing::warn!(%e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let handler = handler.clone();
+                let service = hyper::service::service_fn(move |request| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler.handle(request).await) }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .keep_alive(true)
+                    .max_buf_size(MAX_HEAD_BYTES)
+                    .serve_connection(TokioIo::new(stream), service);
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::info!(%peer, %e, "connection ended with an error");
+                    }
+                });
+            }
+            signal = &mut stop => {
+                eprintln!(
+                    "{signal}: not accepting new connections; waiting up to {} for {} \
+                     request(s) in flight",
+                    format_duration(grace),
+                    handler.in_flight()
+                );
+                break;
+            }
+        }
+    }
+    drop(listener);
+    match tokio::time::timeout(grace, graceful.shutdown()).await {
+        Ok(()) => {
+            eprintln!("stopped: every request in flight finished");
+            Ok(0)
+        }
+        Err(_) => {
+            eprintln!(
+                "stopped: the grace period ({}) ran out with {} request(s) still in flight",
+                format_duration(grace),
+                handler.in_flight()
+            );
+            Ok(1)
+        }
+    }
+}
+
+fn duration(text: &str, flag: &str) -> Result<Duration, Failure> {
+    parse_duration(text).map_err(|e| usage(anyhow::anyhow!("{flag}: {e}")))
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM, naming which.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}

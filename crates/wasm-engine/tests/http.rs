@@ -1,0 +1,492 @@
+//! `wasi:http`: outgoing requests under `[capabilities.http]` (denied unless granted,
+//! checked on every request, private addresses refused on the operator's word, within
+//! the call's time, bodies streamed), and incoming requests through [`HttpHandler`] —
+//! with the testkit's real guests and a real HTTP server on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+
+use airssys_wasm_core::http::{HttpGrant, OutboundRule};
+use airssys_wasm_core::{CapabilitySet, ResourceLimits, WasmError};
+use airssys_wasm_engine::{
+    CompiledComponent, Handled, HttpHandler, HttpLimits, Sandbox, WasmEngine,
+};
+use airssys_wasm_testkit::guests;
+use airssys_wasm_testkit::http::Upstream;
+
+fn component(engine: &WasmEngine, name: &str, wasm: &[u8]) -> CompiledComponent {
+    let c = wasmtime::component::Component::new(engine.wasmtime_engine(), wasm).unwrap();
+    CompiledComponent::new(engine, name, c).unwrap()
+}
+
+fn limits(timeout: Duration) -> ResourceLimits {
+    ResourceLimits::new(64 << 20, 5_000_000_000, timeout).unwrap()
+}
+
+fn granted(rules: &[&str]) -> CapabilitySet {
+    let mut caps = CapabilitySet::deny_all();
+    caps.http = Some(HttpGrant {
+        outbound: rules
+            .iter()
+            .map(|r| OutboundRule::parse(r).unwrap())
+            .collect(),
+    });
+    caps
+}
+
+fn fetcher(sandbox: Sandbox) -> HttpHandler {
+    let engine = WasmEngine::new().unwrap();
+    let c = component(&engine, "http-fetch", guests::HTTP_FETCH);
+    HttpHandler::new(&c, sandbox, HttpLimits::default()).unwrap()
+}
+
+/// Sends `GET path` to the handler: the status, the body, and what handling came to.
+async fn get(handler: &HttpHandler, path: &str) -> (u16, String, Handled) {
+    let request = http::Request::get(format!("http://localhost{path}"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let (response, handled) = handler.handle_observed(request).await;
+    let status = response.status().as_u16();
+    let body = match response.into_body().collect().await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+        Err(e) => format!("(body failed: {e})"),
+    };
+    (status, body, handled.await.unwrap())
+}
+
+fn fetch(url: &str) -> String {
+    format!("/fetch?url={url}")
+}
+
+#[tokio::test]
+async fn without_a_grant_every_request_is_denied_and_audited() {
+    let upstream = Upstream::start().await;
+    let handler = fetcher(Sandbox::new(limits(Duration::from_secs(5))));
+    let (status, body, handled) = get(&handler, &fetch(&upstream.url("/hello"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "error HttpRequestDenied\n");
+    assert_eq!(upstream.requests(), 0, "nothing may leave the host");
+    assert_eq!(handled.denials.len(), 1, "{handled:?}");
+    let d = &handled.denials[0];
+    assert_eq!(d.capability, "http.outbound");
+    assert_eq!(d.requested, format!("http://{}", upstream.addr()));
+    assert!(d.reason.contains("no [capabilities.http]"), "{}", d.reason);
+    assert_eq!(handled.report.unwrap().capability_denials, 1);
+}
+
+#[tokio::test]
+async fn granted_hosts_are_reached_and_nothing_else() {
+    let upstream = Upstream::start().await;
+    let port = upstream.addr().port();
+    let handler = fetcher(
+        Sandbox::new(limits(Duration::from_secs(5)))
+            .with_capabilities(granted(&[&format!("http://127.0.0.1:{port}")])),
+    );
+    let (_, body, handled) = get(&handler, &fetch(&upstream.url("/hello"))).await;
+    assert_eq!(body, "status 200\nhi");
+    assert!(handled.denials.is_empty(), "{handled:?}");
+    assert_eq!(upstream.requests(), 1);
+
+    // The same server under another name, another port, another scheme: not granted.
+    for url in [
+        format!("http://localhost:{port}/hello"),
+        format!("http://127.0.0.1:{}/hello", port.wrapping_add(1)),
+        format!("https://127.0.0.1:{port}/hello"),
+    ] {
+        let (_, body, handled) = get(&handler, &fetch(&url)).await;
+        assert_eq!(body, "error HttpRequestDenied\n", "{url}");
+        assert_eq!(handled.denials.len(), 1, "{url}");
+        assert!(
+            handled.denials[0]
+                .reason
+                .contains("is not in [capabilities.http] outbound"),
+            "{}",
+            handled.denials[0].reason
+        );
+    }
+    assert_eq!(
+        upstream.requests(),
+        1,
+        "denied requests never reach the server"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_is_a_request_of_its_own_and_is_checked_as_one() {
+    // wasi:http never follows redirects for the guest: following one is the guest's
+    // own next request, which the grant checks like any other.
+    let upstream = Upstream::start().await;
+    let other = Upstream::start().await;
+    let handler = fetcher(
+        Sandbox::new(limits(Duration::from_secs(5))).with_capabilities(granted(&[&format!(
+            "http://127.0.0.1:{}",
+            upstream.addr().port()
+        )])),
+    );
+    let to = other.url("/hello");
+    let (_, body, _) = get(
+        &handler,
+        &fetch(&upstream.url(&format!("/redirect?to={to}"))),
+    )
+    .await;
+    assert_eq!(body, "status 302\n", "the 302 itself reaches the guest");
+    let (_, body, handled) = get(&handler, &fetch(&to)).await;
+    assert_eq!(body, "error HttpRequestDenied\n");
+    assert_eq!(handled.denials.len(), 1);
+    assert_eq!(other.requests(), 0);
+}
+
+#[tokio::test]
+async fn private_addresses_are_refused_after_dns_when_the_operator_says_so() {
+    let upstream = Upstream::start().await;
+    let port = upstream.addr().port();
+    let caps = granted(&["http://localhost:*", "http://127.0.0.1:*"]);
+    let open =
+        fetcher(Sandbox::new(limits(Duration::from_secs(5))).with_capabilities(caps.clone()));
+    let (_, body, _) = get(&open, &fetch(&format!("http://localhost:{port}/hello"))).await;
+    assert_eq!(
+        body, "status 200\nhi",
+        "granted, and the operator allows loopback"
+    );
+
+    let guarded = fetcher(
+        Sandbox::new(limits(Duration::from_secs(5)))
+            .with_capabilities(caps)
+            .refuse_private_addresses(true),
+    );
+    let before = upstream.requests();
+    for url in [
+        format!("http://localhost:{port}/hello"),
+        format!("http://127.0.0.1:{port}/hello"),
+    ] {
+        let (_, body, handled) = get(&guarded, &fetch(&url)).await;
+        assert_eq!(body, "error DestinationIpProhibited\n", "{url}");
+        assert_eq!(handled.denials.len(), 1, "{url}: {handled:?}");
+        assert!(handled.denials[0].reason.contains("private or loopback"));
+    }
+    assert_eq!(upstream.requests(), before, "refused before connecting");
+}
+
+#[tokio::test]
+async fn a_request_waiting_on_a_silent_server_ends_within_the_call() {
+    let upstream = Upstream::start().await;
+    let timeout = Duration::from_millis(800);
+    let handler =
+        fetcher(Sandbox::new(limits(timeout)).with_capabilities(granted(&["http://127.0.0.1:*"])));
+    let started = Instant::now();
+    let (status, body, handled) = get(&handler, &fetch(&upstream.url("/stall-head"))).await;
+    // The first-byte timeout was cut to what was left of the call (less a tenth for
+    // the guest to answer): the guest saw the timeout and answered in time.
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "error ConnectionReadTimeout\n"),
+        "{handled:?}"
+    );
+    assert!(handled.error.is_none(), "{handled:?}");
+    let took = started.elapsed();
+    assert!(took < timeout, "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_stalled_response_body_ends_with_the_between_bytes_timeout() {
+    let upstream = Upstream::start().await;
+    let handler = fetcher(
+        Sandbox::new(limits(Duration::from_secs(5)))
+            .with_capabilities(granted(&["http://127.0.0.1:*"])),
+    );
+    let url = format!(
+        "{}&read=count&between_ms=200",
+        fetch(&upstream.url("/stall-body"))
+    );
+    let started = Instant::now();
+    let (_, body, _) = get(&handler, &url).await;
+    assert_eq!(body, "read 5 bytes, then error connection read timeout\n");
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+/// The resident set of this process, from /proc (Linux).
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+#[tokio::test]
+async fn an_endless_response_body_is_streamed_not_kept() {
+    let upstream = Upstream::start().await;
+    let timeout = Duration::from_secs(1);
+    let handler =
+        fetcher(Sandbox::new(limits(timeout)).with_capabilities(granted(&["http://127.0.0.1:*"])));
+    let before = rss_bytes();
+    let (status, body, handled) = get(
+        &handler,
+        &format!("{}&read=count", fetch(&upstream.url("/endless"))),
+    )
+    .await;
+    // The guest reads (and drops) the body until the call's deadline stops it.
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        matches!(handled.error, Some(WasmError::ComponentTimeout { .. })),
+        "{handled:?}"
+    );
+    let sent = upstream.bytes_sent();
+    assert!(sent > 64 << 20, "only {sent} bytes went through");
+    // What went through is far more than what host (or guest) memory grew by.
+    if let (Some(before), Some(after)) = (before, rss_bytes()) {
+        let grew = after.saturating_sub(before);
+        assert!(
+            grew < sent / 4 && grew < 128 << 20,
+            "RSS grew {grew} for {sent} bytes"
+        );
+    }
+    assert!(handled.report.unwrap().peak_memory_bytes < 8 << 20);
+}
+
+#[tokio::test]
+async fn https_requests_speak_tls() {
+    // A plain-HTTP server addressed as https: the TLS handshake fails; nothing is sent
+    // in the clear.
+    let upstream = Upstream::start().await;
+    let handler = fetcher(
+        Sandbox::new(limits(Duration::from_secs(5)))
+            .with_capabilities(granted(&["https://127.0.0.1:*"])),
+    );
+    let url = format!("https://{}/hello", upstream.addr());
+    let (_, body, _) = get(&handler, &fetch(&url)).await;
+    assert_eq!(body, "error TlsProtocolError\n");
+    assert_eq!(upstream.requests(), 0);
+}
+
+#[tokio::test]
+async fn a_component_without_the_incoming_handler_is_refused_with_what_it_exports() {
+    let engine = WasmEngine::new().unwrap();
+    let c = component(&engine, "calc", guests::CALC);
+    let e = HttpHandler::new(
+        &c,
+        Sandbox::new(limits(Duration::from_secs(1))),
+        HttpLimits::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, WasmError::ExportNotFound { .. }), "{e}");
+    assert!(e.to_string().contains("incoming-handler"), "{e}");
+}
+
+#[tokio::test]
+async fn handlers_with_only_the_proxy_world_and_with_all_of_wasi_both_run() {
+    let engine = WasmEngine::new().unwrap();
+    let hello = component(&engine, "http-hello", guests::HTTP_HELLO);
+    assert!(
+        hello
+            .imports()
+            .iter()
+            .all(|i| i.name.starts_with("wasi:http/") || i.name.starts_with("wasi:io/")),
+        "http-hello should import the proxy world's HTTP and I/O only"
+    );
+    let h = HttpHandler::new(
+        &hello,
+        Sandbox::new(limits(Duration::from_secs(5))),
+        HttpLimits::default(),
+    )
+    .unwrap();
+    let (status, body, _) = get(&h, "/").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "hello from a wasi:http component\n")
+    );
+
+    let std = component(&engine, "http-std", guests::HTTP_STD);
+    assert!(
+        std.imports()
+            .iter()
+            .any(|i| i.name.starts_with("wasi:cli/environment"))
+    );
+    let mut caps = CapabilitySet::deny_all();
+    caps.env.push(airssys_wasm_core::EnvGrant {
+        name: "GREETING".into(),
+        value: Some("bonjour".into()),
+    });
+    let h = HttpHandler::new(
+        &std,
+        Sandbox::new(limits(Duration::from_secs(5))).with_capabilities(caps),
+        HttpLimits::default(),
+    )
+    .unwrap();
+    let (status, body, _) = get(&h, "/").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "bonjour from std; env vars: 1; clock ok: true\n")
+    );
+}
+
+fn hostile(limits: ResourceLimits, http: HttpLimits) -> HttpHandler {
+    let engine = WasmEngine::new().unwrap();
+    let c = component(&engine, "http-hostile", guests::HTTP_HOSTILE);
+    // stderr is not granted: the guest's panic message goes nowhere.
+    HttpHandler::new(&c, Sandbox::new(limits), http).unwrap()
+}
+
+#[tokio::test]
+async fn hostile_requests_get_generic_errors_and_the_handler_carries_on() {
+    let limits = ResourceLimits::new(16 << 20, 500_000_000, Duration::from_millis(500)).unwrap();
+    let handler = hostile(limits, HttpLimits::default());
+    let cases: &[(&str, u16, &str)] = &[
+        ("/loop", 500, "fuel"),
+        ("/panic", 500, "trap"),
+        ("/alloc", 500, "memory"),
+        ("/sleep", 503, "timeout"),
+        ("/no-response", 500, "no response"),
+        ("/error", 500, "error code"),
+    ];
+    for &(path, want, what) in cases {
+        let (status, body, handled) = get(&handler, path).await;
+        assert_eq!(status, want, "{path}: {handled:?}");
+        assert!(
+            body == "internal server error\n" || body == "service unavailable\n",
+            "{path}: the client gets a generic body, got {body:?}"
+        );
+        assert!(!body.contains("secret-guest-detail"));
+        match what {
+            "fuel" => assert!(matches!(
+                handled.error,
+                Some(WasmError::FuelExhausted { .. })
+            )),
+            "trap" => assert!(matches!(
+                handled.error,
+                Some(WasmError::ComponentTrapped { .. })
+            )),
+            "memory" => assert!(
+                matches!(handled.error, Some(WasmError::MemoryLimitExceeded { .. })),
+                "{handled:?}"
+            ),
+            "timeout" => assert!(matches!(
+                handled.error,
+                Some(WasmError::ComponentTimeout { .. })
+            )),
+            "no response" => assert!(
+                handled
+                    .problem
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("without setting a response")
+            ),
+            _ => assert!(
+                handled
+                    .problem
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("secret-guest-detail"),
+                "the log (not the client) has the guest's error: {handled:?}"
+            ),
+        }
+        let (status, body, _) = get(&handler, "/ok").await;
+        assert_eq!((status, body.as_str()), (200, "ok\n"), "after {path}");
+    }
+}
+
+#[tokio::test]
+async fn an_endless_response_is_cut_at_the_call_timeout() {
+    let limits = ResourceLimits::new(16 << 20, 50_000_000_000, Duration::from_millis(300)).unwrap();
+    let handler = hostile(limits, HttpLimits::default());
+    let request = http::Request::get("http://localhost/stream")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let (response, handled) = handler.handle_observed(request).await;
+    assert_eq!(response.status(), 200, "the head went out before the body");
+    let body = response.into_body().collect().await;
+    assert!(
+        body.is_err(),
+        "the body ends with an error, not a clean end"
+    );
+    let handled = handled.await.unwrap();
+    assert!(
+        matches!(handled.error, Some(WasmError::ComponentTimeout { .. })),
+        "{handled:?}"
+    );
+}
+
+#[tokio::test]
+async fn past_the_concurrency_bound_requests_queue_then_get_503() {
+    let limits = ResourceLimits::new(16 << 20, 500_000_000, Duration::from_secs(5)).unwrap();
+    let handler = hostile(
+        limits,
+        HttpLimits::default()
+            .max_concurrency(1)
+            .max_queue(1)
+            .queue_timeout(Duration::from_millis(300)),
+    );
+    let slow = |h: HttpHandler| async move { get(&h, "/sleep?ms=1000").await };
+    let first = tokio::spawn(slow(handler.clone()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(handler.in_flight(), 1);
+    let second = tokio::spawn(slow(handler.clone()));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (status, _, handled) = slow(handler.clone()).await;
+    assert_eq!(status, 503);
+    assert!(handled.problem.unwrap().contains("queue is full"));
+    assert!(handled.report.is_none(), "no instance was made for it");
+    let (status, _, handled) = second.await.unwrap();
+    assert_eq!(status, 503);
+    assert!(handled.problem.unwrap().contains("queue timeout"));
+    let (status, body, _) = first.await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "woke up\n"));
+    assert_eq!(handler.in_flight(), 0);
+    assert_eq!(get(&handler, "/ok").await.0, 200);
+}
+
+/// A body of `n` bytes whose length is not announced (as a chunked upload).
+struct Unsized(Option<Bytes>);
+
+impl http_body::Body for Unsized {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+#[tokio::test]
+async fn request_bodies_are_bounded() {
+    let engine = WasmEngine::new().unwrap();
+    let c = component(&engine, "http-hello", guests::HTTP_HELLO);
+    let handler = HttpHandler::new(
+        &c,
+        Sandbox::new(limits(Duration::from_secs(5))),
+        HttpLimits::default().max_request_body(1024),
+    )
+    .unwrap();
+    fn post<B>(body: B) -> http::Request<B> {
+        http::Request::post("http://localhost/echo")
+            .body(body)
+            .unwrap()
+    }
+    // Within the bound: echoed.
+    let (response, _) = handler
+        .handle_observed(post(Unsized(Some(Bytes::from(vec![b'a'; 1024])))))
+        .await;
+    assert_eq!(response.status(), 200);
+    // Announced too large: 413, and no instance.
+    let big = http_body_util::Full::new(Bytes::from(vec![b'a'; 2048]));
+    let (response, handled) = handler.handle_observed(post(big)).await;
+    assert_eq!(response.status(), 413);
+    assert!(handled.await.unwrap().report.is_none());
+    // Streamed past the bound: the guest's read fails, and it says so.
+    let (response, _) = handler
+        .handle_observed(post(Unsized(Some(Bytes::from(vec![b'a'; 2048])))))
+        .await;
+    assert_eq!(response.status(), 400);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).starts_with("cannot read the body"));
+}

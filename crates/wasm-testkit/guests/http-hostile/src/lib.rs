@@ -1,0 +1,54 @@
+//! A `wasi:http/incoming-handler` that misbehaves on request, for the server's crash
+//! isolation: `/loop` spins forever, `/panic` panics (a trap), `/alloc` allocates
+//! without end, `/stream` answers 200 and streams an endless body, `/sleep` waits in
+//! the host (a monotonic-clock sleep) for an hour — or `?ms=N` milliseconds, then
+//! answers `woke up` —, `/no-response` returns without
+//! answering, `/error` answers with a `wasi:http` error code; anything else is a
+//! normal `200 ok`.
+
+use wasip2::exports::http::incoming_handler::Guest;
+use wasip2::http::types::ErrorCode;
+
+include!("../../http-common/respond.rs");
+
+struct Hostile;
+
+impl Guest for Hostile {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let full = path(&request);
+        let route = full.split('?').next().unwrap_or("/");
+        match route {
+            "/loop" => {
+                let mut x = 0u64;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "/panic" => panic!("the guest panicked on purpose: secret-guest-detail"),
+            "/alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "/stream" => {
+                let (body, stream) = start(out, 200);
+                let chunk = [b'x'; 4096];
+                while write_all(&stream, &chunk) {}
+                finish(body, stream);
+            }
+            "/sleep" => {
+                let ms = query(&full, "ms").and_then(|v| v.parse::<u64>().ok());
+                let nanos = ms.map_or(3_600_000_000_000, |ms| ms * 1_000_000);
+                wasip2::clocks::monotonic_clock::subscribe_duration(nanos).block();
+                respond(out, 200, b"woke up\n");
+            }
+            "/no-response" => drop(out),
+            "/error" => ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some("secret-guest-detail".into())))),
+            _ => respond(out, 200, b"ok\n"),
+        }
+    }
+}
+
+wasip2::http::proxy::export!(Hostile);
