@@ -614,6 +614,41 @@ fn describe_capabilities(c: &CapabilitySet) -> String {
     parts.join("; ")
 }
 
+/// What `target` is granted, and its configuration: the manifest's (environment
+/// references read now), then the `--config` flags, which also grant `wasi:config`
+/// without a `[config]` table. The configuration is `None` when neither gives one.
+fn grants(
+    target: &Target,
+    flags: &[(String, String)],
+) -> Result<
+    (
+        CapabilitySet,
+        Option<std::collections::BTreeMap<String, String>>,
+    ),
+    Failure,
+> {
+    let mut capabilities = target
+        .manifest()
+        .map_or_else(CapabilitySet::default, ComponentManifest::capability_set);
+    let has_config = target.manifest().is_some_and(|m| m.config.is_some());
+    let config = match target.manifest() {
+        Some(m) => m.config_values_overridden(flags).map_err(usage)?,
+        None => flags.iter().cloned().collect(),
+    };
+    if !flags.is_empty() && !has_config {
+        capabilities
+            .interfaces
+            .push(airssys_wasm_core::InterfaceGrant::every_version(
+                airssys_wasm_core::interface::WASI_CONFIG_STORE,
+                "--config",
+            ));
+    }
+    Ok((
+        capabilities,
+        (has_config || !flags.is_empty()).then_some(config),
+    ))
+}
+
 fn limits_for(target: &Target, args: &LimitArgs) -> Result<ResourceLimits, Failure> {
     let flags = PartialResourceLimits::parse(
         args.memory.as_deref(),
@@ -631,23 +666,7 @@ async fn run(engine: &EngineArgs, args: RunArgs, cache: &CacheArgs) -> Result<u8
     let target = Target::resolve(&args.path)?;
     // Limits first: a run without them is refused before anything is compiled.
     let limits = limits_for(&target, &args.limits)?;
-    let mut capabilities = target
-        .manifest()
-        .map_or_else(CapabilitySet::default, ComponentManifest::capability_set);
-    // Configuration: the manifest's (environment references read now), then the flags.
-    let has_config = target.manifest().is_some_and(|m| m.config.is_some());
-    let config = match target.manifest() {
-        Some(m) => m.config_values_overridden(&args.config).map_err(usage)?,
-        None => args.config.iter().cloned().collect(),
-    };
-    if !args.config.is_empty() && !has_config {
-        capabilities
-            .interfaces
-            .push(airssys_wasm_core::InterfaceGrant::every_version(
-                airssys_wasm_core::interface::WASI_CONFIG_STORE,
-                "--config",
-            ));
-    }
+    let (capabilities, config) = grants(&target, &args.config)?;
     let runtime_config = args.state.runtime_config().map_err(usage)?;
     let component = load(engine, &target, cache, args.allow_precompiled).await?;
     // The key-value stores, opened now: one that cannot be used is a configuration
@@ -667,7 +686,7 @@ async fn run(engine: &EngineArgs, args: RunArgs, cache: &CacheArgs) -> Result<u8
         .with_capabilities(capabilities)
         .with_args(guest_args)
         .measure_wall_time(args.report);
-    if has_config || !args.config.is_empty() {
+    if let Some(config) = config {
         sandbox = sandbox.with_config(std::sync::Arc::new(config));
     }
     if let Some(store) = keyvalue {

@@ -15,12 +15,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use airssys_wasm_core::CapabilitySet;
 use airssys_wasm_core::units::{format_duration, parse_duration, parse_memory_size};
 use airssys_wasm_engine::{HttpHandler, HttpLimits, Pooling, Sandbox};
-use airssys_wasm_manifest::ComponentManifest;
 
-use crate::{CacheArgs, EngineArgs, Failure, LimitArgs, Target, limits_for, load_with, usage};
+use crate::{
+    CacheArgs, EngineArgs, Failure, LimitArgs, Target, grants, limits_for, load_with, usage,
+};
 
 /// The flags of `serve`.
 #[derive(Args, Debug)]
@@ -83,22 +83,7 @@ pub(crate) async fn serve(
     let grace = duration(&args.grace, "--grace")?;
     let max_body = parse_memory_size(&args.max_request_body)
         .map_err(|e| usage(anyhow::anyhow!("--max-request-body: {e}")))?;
-    let mut capabilities = target
-        .manifest()
-        .map_or_else(CapabilitySet::default, ComponentManifest::capability_set);
-    let has_config = target.manifest().is_some_and(|m| m.config.is_some());
-    let config = match target.manifest() {
-        Some(m) => m.config_values_overridden(&args.config).map_err(usage)?,
-        None => args.config.iter().cloned().collect(),
-    };
-    if !args.config.is_empty() && !has_config {
-        capabilities
-            .interfaces
-            .push(airssys_wasm_core::InterfaceGrant::every_version(
-                airssys_wasm_core::interface::WASI_CONFIG_STORE,
-                "--config",
-            ));
-    }
+    let (capabilities, config) = grants(&target, &args.config)?;
     let runtime_config = args.state.runtime_config().map_err(usage)?;
 
     // Instances live one per request in flight: the pool holds that many.
@@ -120,7 +105,7 @@ pub(crate) async fn serve(
         .with_capabilities(capabilities)
         .with_args([component.name().to_owned()])
         .refuse_private_addresses(args.refuse_private_addresses);
-    if has_config || !args.config.is_empty() {
+    if let Some(config) = config {
         sandbox = sandbox.with_config(Arc::new(config));
     }
     if let Some(store) = keyvalue {
