@@ -266,6 +266,65 @@ async fn https_requests_speak_tls() {
     assert_eq!(upstream.requests(), 0);
 }
 
+/// A TLS server on 127.0.0.1 with a self-signed certificate for `localhost`, which a
+/// client verifying against the Mozilla roots must refuse: it answers `200 hi` after a
+/// handshake; the count of handshakes that succeeded.
+async fn self_signed_server() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::AsyncWriteExt as _;
+
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    // ring, as the client side (rustls deprecates its provider for lacking
+    // post-quantum key exchange; a test server does not need it).
+    #[expect(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handshakes = std::sync::Arc::new(AtomicU64::new(0));
+    let counted = std::sync::Arc::clone(&handshakes);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let counted = std::sync::Arc::clone(&counted);
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(stream).await {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let _ = tls
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi")
+                        .await;
+                }
+            });
+        }
+    });
+    (addr, handshakes)
+}
+
+#[tokio::test]
+async fn https_verifies_the_server_certificate() {
+    // A real TLS server whose certificate no trusted root signed: the handshake is
+    // refused client-side as a certificate error, and no request is sent.
+    let (addr, handshakes) = self_signed_server().await;
+    let handler = fetcher(
+        Sandbox::new(limits(Duration::from_secs(5)))
+            .with_capabilities(granted(&["https://localhost:*"])),
+    );
+    let url = format!("https://localhost:{}/hello", addr.port());
+    let (_, body, _) = get(&handler, &fetch(&url)).await;
+    assert_eq!(body, "error TlsCertificateError\n");
+    assert_eq!(handshakes.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
 #[tokio::test]
 async fn a_component_without_the_incoming_handler_is_refused_with_what_it_exports() {
     let engine = WasmEngine::new().unwrap();

@@ -22,6 +22,7 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types as p2;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use airssys_wasm_core::CapabilitySet;
@@ -196,6 +197,42 @@ impl WasiHttpHooks for Outbound {
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
             ))
         })
+    }
+
+    /// What a TLS failure is to the guest. Upstream tells certificate errors and
+    /// alerts apart only with its own sender (`default-send-request`); with ours, a
+    /// certificate no trusted root signed would otherwise be a mere protocol error.
+    fn p2_error_from_tls(&mut self, err: &std::io::Error) -> p2::ErrorCode {
+        tls_error_code(err)
+    }
+}
+
+/// The `wasi:http` error code of a TLS failure: a certificate the client refused is
+/// `TLS-certificate-error`, an alert from the server `TLS-alert-received` (with its
+/// id), a connection cut mid-handshake `connection-terminated`, anything else
+/// `TLS-protocol-error`.
+fn tls_error_code(err: &std::io::Error) -> p2::ErrorCode {
+    if let Some(e) = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        return match e {
+            rustls::Error::InvalidCertificate(_) => p2::ErrorCode::TlsCertificateError,
+            rustls::Error::AlertReceived(alert) => {
+                p2::ErrorCode::TlsAlertReceived(p2::TlsAlertReceivedPayload {
+                    alert_id: Some(u8::from(*alert)),
+                    alert_message: None,
+                })
+            }
+            _ => p2::ErrorCode::TlsProtocolError,
+        };
+    }
+    match err.kind() {
+        std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::BrokenPipe
+        | std::io::ErrorKind::UnexpectedEof => p2::ErrorCode::ConnectionTerminated,
+        _ => p2::ErrorCode::TlsProtocolError,
     }
 }
 
