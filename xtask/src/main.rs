@@ -7,7 +7,9 @@
 //!   tools (`wasm-tools`, `wasmtime`). It also builds the plugins of
 //!   `examples/plugin-host` (Rust with `wit-bindgen`; JavaScript with componentize-js,
 //!   which it installs from the npm registry) into `examples/plugin-host/plugins/`.
-//!   `--no-guests` skips building guests and plugins.
+//!   The JavaScript guests of the testkit (`crates/wasm-testkit/js-guests/`) are built
+//!   with componentize-js too, into `js-guests/wasm/`. `--no-guests` skips building
+//!   guests and plugins.
 //! - `cargo xtask bench` runs the criterion benchmarks and rewrites the results section
 //!   of `BENCHMARKS.md` with the medians, the airssys/raw ratios and the machine.
 //! - `cargo xtask soak` runs the soak test (`crates/wasm-loader/tests/soak.rs`):
@@ -28,9 +30,11 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
+mod load;
+
 const USAGE: &str = "usage: cargo xtask fixtures [--out DIR] [--no-guests] | cargo xtask bench \
                      | cargo xtask soak | cargo xtask fuzz [--seconds N] [TARGET...] \
-                     | cargo xtask compat";
+                     | cargo xtask compat | cargo xtask load [--seconds N]";
 const START: &str = "<!-- results:start (written by `cargo xtask bench`) -->";
 const END: &str = "<!-- results:end -->";
 
@@ -42,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         Some("soak") => soak(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("compat") => compat(),
+        Some("load") => load::load(&args[1..]),
         _ => bail!(USAGE),
     }
 }
@@ -68,6 +73,7 @@ fn fixtures(args: &[String]) -> anyhow::Result<()> {
     }
     if guests {
         build_guests()?;
+        build_js_guests()?;
         build_plugins()?;
     }
     let mut written = airssys_wasm_testkit::write_all(&out)
@@ -176,28 +182,74 @@ fn build_plugins() -> anyhow::Result<()> {
         copy_component(&built.join(file), &example.join("plugins").join(name))?;
     }
 
-    // componentize-js does not build reproducibly (each build differs), so the 12 MiB
-    // component is rebuilt only when what it is built from changed: its source, the
-    // WIT, the build script and the componentize-js release, digested into SOURCES.
-    let src = example.join("plugins-src/js-greeter");
-    let out = example.join("plugins/js-greeter/plugin.wasm");
-    let stamp = example.join("plugins/js-greeter/SOURCES");
-    let files = [
-        "plugins-src/js-greeter/greeter.js",
-        "plugins-src/js-greeter/build.mjs",
-        "wit/plugins.wit",
-    ]
-    .map(String::from);
+    componentize_js(&Js {
+        root: &example,
+        inputs: &[
+            "plugins-src/js-greeter/greeter.js",
+            "plugins-src/js-greeter/build.mjs",
+            "wit/plugins.wit",
+        ],
+        build: "plugins-src/js-greeter/build.mjs",
+        source: "plugins-src/js-greeter/greeter.js",
+        wit: "wit",
+        world: "plugin",
+        out: "plugins/js-greeter/plugin.wasm",
+        stamp: "plugins/js-greeter/SOURCES",
+    })
+}
+
+/// The JavaScript guests of the testkit (`crates/wasm-testkit/js-guests/`), built with
+/// componentize-js into `js-guests/wasm/`: the HTTP handler `http-js`.
+fn build_js_guests() -> anyhow::Result<()> {
+    let root = airssys_wasm_testkit::guests::js_guests_dir();
+    let inputs = airssys_wasm_testkit::guests::http_js_inputs()?;
+    let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    componentize_js(&Js {
+        root: &root,
+        inputs: &inputs,
+        build: "http-js/build.mjs",
+        source: "http-js/handler.js",
+        wit: "http-js/wit",
+        world: "handler",
+        out: "wasm/http-js.wasm",
+        stamp: "wasm/SOURCES",
+    })
+}
+
+/// One JavaScript component to build with componentize-js; paths relative to `root`.
+struct Js<'a> {
+    root: &'a Path,
+    /// Every file the component is built from (digested into `stamp`).
+    inputs: &'a [&'a str],
+    /// The node script that calls componentize-js:
+    /// `node BUILD <componentize.js> <source> <wit> <world> <out>`.
+    build: &'a str,
+    source: &'a str,
+    wit: &'a str,
+    world: &'a str,
+    out: &'a str,
+    stamp: &'a str,
+}
+
+/// Builds `js` with componentize-js (installed from the npm registry into
+/// `target/componentize-js` when missing). componentize-js does not build reproducibly
+/// (each build differs), so the component (about 12 MiB) is rebuilt only when what it is
+/// built from changed: its inputs and the componentize-js release, digested into its
+/// stamp file.
+fn componentize_js(js: &Js<'_>) -> anyhow::Result<()> {
+    let out = js.root.join(js.out);
+    let stamp = js.root.join(js.stamp);
+    let inputs: Vec<String> = js.inputs.iter().map(|s| (*s).to_owned()).collect();
     let digest = format!(
         "{} {COMPONENTIZE_JS}",
-        airssys_wasm_testkit::guests::files_digest(&example, &files)?.trim_end()
+        airssys_wasm_testkit::guests::files_digest(js.root, &inputs)?.trim_end()
     );
     if out.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(digest.as_str()) {
         eprintln!("{} is up to date with its sources", out.display());
         return Ok(());
     }
 
-    let tools = root.join("target/componentize-js");
+    let tools = workspace_root().join("target/componentize-js");
     let package = tools.join("node_modules/@bytecodealliance/componentize-js");
     if !package.join("package.json").exists() {
         eprintln!("installing {COMPONENTIZE_JS} from the npm registry");
@@ -208,23 +260,26 @@ fn build_plugins() -> anyhow::Result<()> {
             .arg(COMPONENTIZE_JS)
             .status()
             .context(
-                "running npm (Node.js 20 or later is needed to build the JavaScript plugin)",
+                "running npm (Node.js 20 or later is needed to build the JavaScript guests)",
             )?;
         if !status.success() {
             bail!("`npm install {COMPONENTIZE_JS}` failed");
         }
     }
     let status = Command::new("node")
-        .arg(src.join("build.mjs"))
+        .arg(js.root.join(js.build))
         .arg(package.join("src/componentize.js"))
-        .arg(src.join("greeter.js"))
-        .arg(example.join("wit"))
-        .arg("plugin")
+        .arg(js.root.join(js.source))
+        .arg(js.root.join(js.wit))
+        .arg(js.world)
         .arg(&out)
         .status()
         .context("running node")?;
     if !status.success() {
-        bail!("componentizing {} failed", src.join("greeter.js").display());
+        bail!(
+            "componentizing {} failed",
+            js.root.join(js.source).display()
+        );
     }
     std::fs::write(&stamp, digest)?;
     Ok(())
@@ -373,25 +428,33 @@ fn cargo() -> Command {
 /// The Wasmtime CLI the compatibility check runs against.
 const WASMTIME_CLI: &str = "wasmtime-cli@50.0.1";
 
-/// Runs the testkit's `wasi:keyvalue` and `wasi:config` guests under `wasmtime run -S
-/// keyvalue` / `-S config` and under `airssys-wasm run` with the equivalent manifest or
-/// flags, and checks that each prints the same. Installs the Wasmtime CLI into
-/// `target/tools` first (`cargo install`, once).
-fn compat() -> anyhow::Result<()> {
-    let root = workspace_root();
-    let tools = root.join("target/tools");
-    let wasmtime = tools.join("bin/wasmtime");
-    if !wasmtime.is_file() {
+/// Installs `krate` (`name@version`) with `cargo install --locked` into `target/tools`
+/// unless its binary `bin` is there already; the binary's path.
+fn install_tool(krate: &str, bin: &str, extra: &[&str]) -> anyhow::Result<PathBuf> {
+    let tools = workspace_root().join("target/tools");
+    let path = tools.join("bin").join(bin);
+    if !path.is_file() {
+        eprintln!(
+            "installing {krate} into {} with cargo install",
+            tools.display()
+        );
         let status = cargo()
             .args(["install", "--locked", "--root"])
             .arg(&tools)
-            .arg(WASMTIME_CLI)
+            .args(extra)
+            .arg(krate)
             .status()
-            .context("installing the Wasmtime CLI")?;
+            .with_context(|| format!("installing {krate}"))?;
         if !status.success() {
-            bail!("cargo install {WASMTIME_CLI} failed");
+            bail!("cargo install {krate} failed");
         }
     }
+    Ok(path)
+}
+
+/// Builds the `airssys-wasm` binary (release profile, as the tests and benchmarks).
+fn build_cli() -> anyhow::Result<PathBuf> {
+    let root = workspace_root();
     let status = cargo()
         .current_dir(&root)
         .args(["build", "--release", "--locked", "-p", "airssys-wasm-cli"])
@@ -400,7 +463,17 @@ fn compat() -> anyhow::Result<()> {
     if !status.success() {
         bail!("building airssys-wasm failed");
     }
-    let airssys = root.join("target/release/airssys-wasm");
+    Ok(root.join("target/release/airssys-wasm"))
+}
+
+/// Runs the testkit's `wasi:keyvalue` and `wasi:config` guests under `wasmtime run -S
+/// keyvalue` / `-S config` and under `airssys-wasm run` with the equivalent manifest or
+/// flags, and checks that each prints the same. Installs the Wasmtime CLI into
+/// `target/tools` first (`cargo install`, once).
+fn compat() -> anyhow::Result<()> {
+    let root = workspace_root();
+    let wasmtime = install_tool(WASMTIME_CLI, "wasmtime", &[])?;
+    let airssys = build_cli()?;
     let guests = root.join("crates/wasm-testkit/guests/wasm");
     let work = tempfile::tempdir()?;
     let kv = work.path().join("kv");

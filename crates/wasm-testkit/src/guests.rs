@@ -267,6 +267,43 @@ pub fn guests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("guests")
 }
 
+/// The JavaScript guests (`crates/wasm-testkit/js-guests`): sources under `<name>/`,
+/// components built by componentize-js (`cargo xtask fixtures`) and committed under
+/// `wasm/`, with the digest of their sources in `wasm/SOURCES`. They are files, not
+/// constants like [`GUESTS`]: each holds a JavaScript engine (about 12 MiB), which
+/// every test binary would otherwise carry.
+pub fn js_guests_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("js-guests")
+}
+
+/// The JavaScript `wasi:http/incoming-handler` (componentize-js, through the `fetch`
+/// event; it imports the rest of WASI as a JavaScript engine does): `/` answers
+/// `hello from javascript: METHOD PATH`, `/echo` the request body, `/fetch?url=U` an
+/// outgoing GET of `U` (`status N` and the body, or `error …`), `/throw` throws (500),
+/// `/loop` spins forever.
+pub fn http_js() -> PathBuf {
+    js_guests_dir().join("wasm/http-js.wasm")
+}
+
+/// The files [`http_js`] is built from, relative to [`js_guests_dir`], sorted.
+///
+/// # Errors
+///
+/// Any I/O error listing its WIT.
+pub fn http_js_inputs() -> std::io::Result<Vec<String>> {
+    let mut inputs = vec![
+        "http-js/build.mjs".to_owned(),
+        "http-js/handler.js".to_owned(),
+        "http-js/wit/world.wit".to_owned(),
+    ];
+    for entry in std::fs::read_dir(js_guests_dir().join("http-js/wit/deps"))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        inputs.push(format!("http-js/wit/deps/{name}"));
+    }
+    inputs.sort();
+    Ok(inputs)
+}
+
 /// A digest of every source file of the guest workspace (`Cargo.toml`, `Cargo.lock`,
 /// `*.rs`, `*.wit`, by relative path and content; FNV-1a, 64 bits), in the form kept in
 /// `guests/wasm/SOURCES`.
@@ -329,6 +366,19 @@ fn collect_sources(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_javascript_handler_is_built_from_its_current_sources() {
+        let stamp = std::fs::read_to_string(js_guests_dir().join("wasm/SOURCES")).unwrap();
+        let digest = files_digest(&js_guests_dir(), &http_js_inputs().unwrap()).unwrap();
+        assert!(
+            stamp.starts_with(digest.trim_end()),
+            "js-guests/http-js changed since http-js.wasm was built: run `cargo xtask \
+             fixtures` (stamp {stamp}, sources {digest})"
+        );
+        let wasm = std::fs::read(http_js()).unwrap();
+        assert_eq!(&wasm[..8], b"\0asm\x0d\x00\x01\x00");
+    }
 
     #[test]
     fn every_guest_is_a_committed_component() {
