@@ -26,8 +26,10 @@ use crate::component::CompiledComponent;
 use crate::instance::ComponentInstance;
 use crate::sandbox::{ExecutionReport, Sandbox};
 
-/// The `tracing` target of the access log: one `info` line per request, with its
-/// method, path, status, duration, fuel and peak memory.
+/// The `tracing` target of the access log: one line per request (`info`, or `warn` when
+/// the request failed or hit a limit), with its method, path (without the query, which
+/// may carry tokens), status, duration, fuel, peak memory and denials; for a failure,
+/// the limit hit, the error and the guest's backtrace.
 pub const ACCESS_LOG_TARGET: &str = "airssys_wasm::access";
 
 /// The body of every response an [`HttpHandler`] makes.
