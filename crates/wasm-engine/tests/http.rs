@@ -326,6 +326,43 @@ async fn https_verifies_the_server_certificate() {
 }
 
 #[tokio::test]
+async fn the_handler_mounts_in_a_hyper_server_as_a_tower_service() {
+    // What an embedder does: its own hyper server, the handler as a tower Service.
+    let engine = WasmEngine::new().unwrap();
+    let c = component(&engine, "http-hello", guests::HTTP_HELLO);
+    let handler = HttpHandler::new(
+        &c,
+        Sandbox::new(limits(Duration::from_secs(5))),
+        HttpLimits::default(),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = hyper_util::service::TowerToHyperService::new(handler.clone());
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    let mut connection = airssys_wasm_testkit::http::Connection::open(addr)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let reply = connection
+            .send("GET", "/", b"", Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, "hello from a wasi:http component\n")
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_component_without_the_incoming_handler_is_refused_with_what_it_exports() {
     let engine = WasmEngine::new().unwrap();
     let c = component(&engine, "calc", guests::CALC);
