@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{bin, code, stderr, stdout};
+use common::{LIMITS, bin, code, stderr, stdout};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -13,15 +13,6 @@ use airssys_wasm_testkit::guests::guests_dir;
 fn calc() -> String {
     guests_dir().join("wasm/calc.wasm").display().to_string()
 }
-
-const LIMITS: [&str; 6] = [
-    "--memory",
-    "16MiB",
-    "--fuel",
-    "1000000000",
-    "--timeout",
-    "5s",
-];
 
 fn run_calc(extra: &[&str], call: &str) -> Output {
     let c = calc();

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::bin;
+use common::{LIMITS, bin};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -162,14 +162,7 @@ impl Drop for Server {
 
 /// The limits every server here runs with, followed by `extra`.
 fn flags<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut f = vec![
-        "--memory",
-        "16MiB",
-        "--fuel",
-        "1000000000",
-        "--timeout",
-        "5s",
-    ];
+    let mut f = LIMITS.to_vec();
     f.extend_from_slice(extra);
     f
 }

@@ -3,6 +3,16 @@
 
 use std::process::{Command, Output};
 
+/// Limits for a bare component on the command line: 16 MiB, a billion fuel, 5 s.
+pub const LIMITS: [&str; 6] = [
+    "--memory",
+    "16MiB",
+    "--fuel",
+    "1000000000",
+    "--timeout",
+    "5s",
+];
+
 /// The `airssys-wasm` binary with an empty environment: no cache directory, no host
 /// variables, unless the test sets them.
 pub fn bin() -> Command {
