@@ -322,7 +322,9 @@ fn instantiate_and_call(c: &mut Criterion) {
                 .total_memories(256 * 4)
                 .total_tables(256 * 10)
                 .total_stacks(256)
-                .max_memory_size(16 << 20);
+                .max_memory_size(16 << 20)
+                // As `Pooling` does.
+                .decommit_batch_size(16);
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(p));
         }
         let raw = Engine::new(&config).unwrap();
