@@ -109,3 +109,43 @@ async fn a_wasi_0_3_guest_runs_pooled_with_component_model_async_on() {
         b"hello from WASI 0.3: p3-tool pooled\n"
     );
 }
+
+/// A component whose `bump` counts in linear memory and whose `probe` grows memory by a
+/// page, returns what it finds there and leaves a 7 behind.
+const REMEMBERS: &str = r#"
+(component
+  (core module $m
+    (memory 1)
+    (func (export "bump") (result i32)
+      (i32.store (i32.const 16) (i32.add (i32.load (i32.const 16)) (i32.const 1)))
+      (i32.load (i32.const 16)))
+    (func (export "probe") (result i32) (local $old i32)
+      (drop (memory.grow (i32.const 1)))
+      (local.set $old (i32.load (i32.const 65544)))
+      (i32.store (i32.const 65544) (i32.const 7))
+      (local.get $old)))
+  (core instance $i (instantiate $m))
+  (func (export "bump") (result u32) (canon lift (core func $i "bump")))
+  (func (export "probe") (result u32) (canon lift (core func $i "probe"))))
+"#;
+
+#[tokio::test]
+async fn a_reused_slot_starts_from_fresh_memory() {
+    // Freed slots are returned to the kernel in batches (Pooling::decommit_batch_size):
+    // whether a slot is taken again before or after its batch is flushed, nothing of
+    // the previous instance shows — in its initial memory or in pages it grew.
+    for slots in [1, 4] {
+        let engine = pooled(slots);
+        let c = compile(&engine, "remembers", &wat::parse_str(REMEMBERS).unwrap());
+        let sandbox = Sandbox::new(limits());
+        for round in 0..50 {
+            let mut i = c.instantiate(&sandbox).await.unwrap();
+            for n in 1..=3u32 {
+                let ((v,), _) = i.call_typed::<(), (u32,)>("bump", ()).await.unwrap();
+                assert_eq!(v, n, "slots {slots}, round {round}");
+            }
+            let ((old,), _) = i.call_typed::<(), (u32,)>("probe", ()).await.unwrap();
+            assert_eq!(old, 0, "slots {slots}, round {round}");
+        }
+    }
+}
