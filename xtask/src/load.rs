@@ -8,7 +8,10 @@
 //!   requests hit its hostile paths (a panic, an endless loop, a memory bomb, no
 //!   response, an error code) and the rest `/ok`. For `airssys-wasm serve`, every `/ok`
 //!   must have answered 200 (read from its access log) and oha must report no transport
-//!   error; the server's resident memory is sampled throughout and must stay flat.
+//!   error; the server's resident memory is sampled throughout and must stay flat (the
+//!   last third of the run within 32 MiB of the first).
+//! - `wasmtime serve` runs twice: pooled as it comes, and pooled with the one tuning
+//!   ours applies (decommits batched by 16), so that the ratio is not only defaults.
 //!
 //! Results are printed and written into `BENCHMARKS.md` between the `load` markers.
 
@@ -25,8 +28,8 @@ use anyhow::{Context as _, bail};
 
 use crate::{WASMTIME_CLI, build_cli, install_tool, machine, today, workspace_root};
 
-/// The load generator, from crates.io; without TLS (every target is plain HTTP on
-/// 127.0.0.1), which also spares it a C build.
+/// The load generator, from crates.io (its default features: it does not build without
+/// TLS, though every target here is plain HTTP on 127.0.0.1).
 const OHA: &str = "oha@1.16.0";
 
 /// The limits both servers run every request with.
@@ -39,9 +42,22 @@ const TIMEOUT: &str = "5s";
 const CONCURRENCY: [u32; 3] = [1, 16, 64];
 /// Connections of the mixed run.
 const MIXED_CONCURRENCY: u32 = 16;
-/// The mixed run's paths: nine in ten `/ok`, one in ten one of the hostile paths
-/// (`oha --rand-regex-url` picks each alternative with the same chance).
-const MIXED_PATHS: &str = "(ok|ok|ok|ok|ok|ok|ok|ok|ok|(panic|loop|alloc|no-response|error))";
+/// The mixed run's hostile paths.
+const HOSTILE: [&str; 5] = ["panic", "loop", "alloc", "no-response", "error"];
+/// Good paths per hostile one: 45 of 50 alternatives, so one request in ten is hostile.
+/// (`oha --rand-regex-url` picks each alternative of a regex with the same chance once
+/// it has merged equal ones: `ok|ok|panic` would be half `ok`, hence `ok00` … `ok44`,
+/// which the hostile handler answers like `/ok`.)
+const GOOD_PER_HOSTILE: usize = 9;
+
+/// The regex of the mixed run's paths.
+fn mixed_paths() -> String {
+    let good = (0..HOSTILE.len() * GOOD_PER_HOSTILE).map(|i| format!("ok{i:02}"));
+    let all: Vec<String> = good
+        .chain(HOSTILE.iter().map(|h| (*h).to_owned()))
+        .collect();
+    format!("/({})", all.join("|"))
+}
 /// How much the server's resident memory may grow over the mixed run (after its
 /// warm-up) before the run fails.
 const RSS_GROWTH_LIMIT_KIB: u64 = 32 * 1024;
@@ -58,7 +74,7 @@ pub(crate) fn load(args: &[String]) -> anyhow::Result<()> {
             _ => bail!("usage: cargo xtask load [--seconds N]"),
         }
     }
-    let oha = install_tool(OHA, "oha", &["--no-default-features"])?;
+    let oha = install_tool(OHA, "oha", &[])?;
     let wasmtime = install_tool(WASMTIME_CLI, "wasmtime", &[])?;
     let airssys = build_cli()?;
     let guests = airssys_wasm_testkit::guests::guests_dir().join("wasm");
@@ -70,29 +86,51 @@ pub(crate) fn load(args: &[String]) -> anyhow::Result<()> {
         work: work.path().to_owned(),
     };
 
+    // The servers up at once (an idle one costs nothing), measured in turns — A B C C B
+    // A, half the time each — so that a drift of the machine's speed during the run
+    // weighs on all alike.
     let hello = guests.join("http-hello.wasm");
+    let servers = [
+        (Kind::Airssys, tools.start(Kind::Airssys, &hello, "hello")?),
+        (
+            Kind::Wasmtime,
+            tools.start(Kind::Wasmtime, &hello, "hello")?,
+        ),
+        (
+            Kind::WasmtimeBatched,
+            tools.start(Kind::WasmtimeBatched, &hello, "hello")?,
+        ),
+    ];
+    for (_, server) in &servers {
+        tools.oha(server, "/", 4, 1, false)?; // warm-up
+    }
+    let half = (seconds / 2).max(1);
     let mut rows = Vec::new();
-    for kind in [Kind::Airssys, Kind::Wasmtime] {
-        let server = tools.start(kind, &hello, "hello")?;
-        tools.oha(&server, "/", 1, 1, false)?; // warm-up: the first compile is behind us
-        for c in CONCURRENCY {
-            let run = tools.oha(&server, "/", c, seconds, false)?;
+    for c in CONCURRENCY {
+        let mut runs: [Vec<Run>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+        for i in [0, 1, 2, 2, 1, 0] {
+            runs[i].push(tools.oha(&servers[i].1, "/", c, half, false)?);
+        }
+        for (i, (kind, _)) in servers.iter().enumerate() {
+            let run = Run::mean(&runs[i]);
             eprintln!("{} hello c={c}: {run}", kind.name());
-            rows.push((kind, c, run));
+            rows.push((*kind, c, run));
         }
     }
+    drop(servers);
 
     let hostile = guests.join("http-hostile.wasm");
     let mut mixed = Vec::new();
-    for kind in [Kind::Airssys, Kind::Wasmtime] {
+    for kind in [Kind::Airssys, Kind::Wasmtime, Kind::WasmtimeBatched] {
         let server = tools.start(kind, &hostile, "mixed")?;
         tools.oha(&server, "/ok", 4, 1, false)?;
+        // The access log from here on: the warm-up's requests are not the run's.
+        let log_from = std::fs::metadata(&server.log)?.len();
         let sampler = Sampler::start(server.child.id());
-        let path = format!("/{MIXED_PATHS}");
-        let run = tools.oha(&server, &path, MIXED_CONCURRENCY, seconds, true)?;
+        let run = tools.oha(&server, &mixed_paths(), MIXED_CONCURRENCY, seconds, true)?;
         let rss = sampler.stop();
         let good = if kind == Kind::Airssys {
-            Some(good_requests(&server.log)?)
+            Some(good_requests(&server.log, log_from)?)
         } else {
             None
         };
@@ -131,7 +169,11 @@ pub(crate) fn load(args: &[String]) -> anyhow::Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Airssys,
+    /// `wasmtime serve` pooled, as it comes.
     Wasmtime,
+    /// `wasmtime serve` pooled with decommits batched by 16, as ours are
+    /// (`Pooling::decommit_batch_size`): the same tuning on both sides.
+    WasmtimeBatched,
 }
 
 impl Kind {
@@ -139,6 +181,7 @@ impl Kind {
         match self {
             Kind::Airssys => "airssys-wasm serve",
             Kind::Wasmtime => "wasmtime serve",
+            Kind::WasmtimeBatched => "wasmtime serve (batched decommits)",
         }
     }
 }
@@ -182,7 +225,7 @@ impl Tools {
                     .arg("--no-cache");
                 c
             }
-            Kind::Wasmtime => {
+            Kind::Wasmtime | Kind::WasmtimeBatched => {
                 let mut c = Command::new(&self.wasmtime);
                 c.arg("serve")
                     .args(["--addr", &addr.to_string()])
@@ -192,8 +235,11 @@ impl Tools {
                     .args(["-W", &format!("timeout={TIMEOUT}")])
                     // What a Rust std guest imports beyond the proxy world (ours links
                     // all of WASI 0.2 always).
-                    .args(["-S", "cli=y"])
-                    .arg(component);
+                    .args(["-S", "cli=y"]);
+                if kind == Kind::WasmtimeBatched {
+                    c.args(["-O", "pooling-decommit-batch-size=16"]);
+                }
+                c.arg(component);
                 c
             }
         };
@@ -238,11 +284,20 @@ impl Tools {
         if regex {
             c.arg("--rand-regex-url");
         }
+        let pid = server.child.id();
+        let cpu_before = cpu_ticks(pid);
         let out = c.arg(&url).output().context("running oha")?;
+        let cpu_after = cpu_ticks(pid);
         if !out.status.success() {
             bail!("oha failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        Run::parse(&out.stdout)
+        let mut run = Run::parse(&out.stdout)?;
+        if let (Some(a), Some(b)) = (cpu_before, cpu_after)
+            && run.total > 0
+        {
+            run.cpu_us = Some((b - a) as f64 * 1e6 / ticks_per_second() / run.total as f64);
+        }
+        Ok(run)
     }
 }
 
@@ -260,6 +315,9 @@ struct Run {
     total: u64,
     statuses: BTreeMap<String, u64>,
     errors: BTreeMap<String, u64>,
+    /// The server's CPU time (user and system) per request, in µs: what a request
+    /// costs, whatever the load generator took of the same two cores.
+    cpu_us: Option<f64>,
 }
 
 impl Run {
@@ -289,7 +347,37 @@ impl Run {
             total: statuses.values().sum::<u64>() + errors.values().sum::<u64>(),
             statuses,
             errors,
+            cpu_us: None,
         })
+    }
+}
+
+impl Run {
+    /// Runs of equal length as one: the means of the rates, latencies and CPU costs;
+    /// the counts added up.
+    fn mean(runs: &[Run]) -> Run {
+        let n = runs.len().max(1) as f64;
+        let mean = |f: fn(&Run) -> f64| runs.iter().map(f).sum::<f64>() / n;
+        let add = |f: fn(&Run) -> &BTreeMap<String, u64>| {
+            let mut all = BTreeMap::new();
+            for r in runs {
+                for (k, v) in f(r) {
+                    *all.entry(k.clone()).or_insert(0) += v;
+                }
+            }
+            all
+        };
+        let cpu: Vec<f64> = runs.iter().filter_map(|r| r.cpu_us).collect();
+        Run {
+            rps: mean(|r| r.rps),
+            p50_ms: mean(|r| r.p50_ms),
+            p99_ms: mean(|r| r.p99_ms),
+            total: runs.iter().map(|r| r.total).sum(),
+            statuses: add(|r| &r.statuses),
+            errors: add(|r| &r.errors),
+            cpu_us: (cpu.len() == runs.len())
+                .then(|| cpu.iter().sum::<f64>() / cpu.len().max(1) as f64),
+        }
     }
 }
 
@@ -300,6 +388,9 @@ impl std::fmt::Display for Run {
             "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} requests, statuses {:?}",
             self.rps, self.p50_ms, self.p99_ms, self.total, self.statuses
         )?;
+        if let Some(us) = self.cpu_us {
+            write!(f, ", server CPU {us:.1} µs/request")?;
+        }
         if !self.errors.is_empty() {
             write!(f, ", errors {:?}", self.errors)?;
         }
@@ -314,18 +405,23 @@ struct Good {
     failed: u64,
 }
 
-fn good_requests(log: &Path) -> anyhow::Result<Good> {
-    let text = std::fs::read_to_string(log)?;
+/// The `GET /okNN` lines of the access log past byte `from`: how many, and how many
+/// did not answer 200.
+fn good_requests(log: &Path, from: u64) -> anyhow::Result<Good> {
+    let text = std::fs::read(log)?;
+    let text = String::from_utf8_lossy(text.get(usize::try_from(from)?..).unwrap_or_default());
     let mut good = Good {
         total: 0,
         failed: 0,
     };
     for line in text.lines().filter(|l| l.contains("airssys_wasm::access")) {
-        if line.contains("GET /ok ") {
-            good.total += 1;
-            if !line.contains("GET /ok 200") {
-                good.failed += 1;
-            }
+        let Some((_, rest)) = line.split_once("GET /ok") else {
+            continue;
+        };
+        good.total += 1;
+        // `GET /ok17 200 …`: the status follows the path.
+        if rest.split_whitespace().nth(1) != Some("200") {
+            good.failed += 1;
         }
     }
     Ok(good)
@@ -337,7 +433,9 @@ struct Sampler {
     thread: std::thread::JoinHandle<Vec<u64>>,
 }
 
-/// The samples of a run, in KiB.
+/// The samples of a run, in KiB: the means of its first and last thirds (a single
+/// sample swings by tens of MiB as hostile requests touch their 16 MiB and the pool
+/// returns it in batches), and the peak.
 #[derive(Debug, Clone, Copy)]
 struct Rss {
     first: u64,
@@ -349,13 +447,27 @@ impl Rss {
     fn growth_kib(self) -> u64 {
         self.last.saturating_sub(self.first)
     }
+
+    fn of(samples: &[u64]) -> Self {
+        let third = (samples.len() / 3).max(1);
+        let mean = |s: &[u64]| s.iter().sum::<u64>() / (s.len().max(1) as u64);
+        Rss {
+            first: mean(samples.get(..third).unwrap_or_default()),
+            max: samples.iter().copied().max().unwrap_or(0),
+            last: mean(
+                samples
+                    .get(samples.len().saturating_sub(third)..)
+                    .unwrap_or_default(),
+            ),
+        }
+    }
 }
 
 impl std::fmt::Display for Rss {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:.1} → {:.1} MiB (peak {:.1})",
+            "{:.1} → {:.1} MiB (means of the first and last thirds; peak {:.1})",
             self.first as f64 / 1024.0,
             self.last as f64 / 1024.0,
             self.max as f64 / 1024.0
@@ -382,13 +494,30 @@ impl Sampler {
 
     fn stop(self) -> Rss {
         self.stop.store(true, Ordering::Relaxed);
-        let samples = self.thread.join().unwrap_or_default();
-        Rss {
-            first: samples.first().copied().unwrap_or(0),
-            max: samples.iter().copied().max().unwrap_or(0),
-            last: samples.last().copied().unwrap_or(0),
-        }
+        Rss::of(&self.thread.join().unwrap_or_default())
     }
+}
+
+/// The CPU time `pid` has used (user and system), in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name (in parentheses, which may hold spaces): state is field 3,
+    // utime 14 and stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux when it cannot be asked).
+fn ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// `VmRSS` of `pid`, in KiB.
@@ -411,7 +540,9 @@ fn render(
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Measured {} on {}: {seconds} s per run, oha {} and the servers on one machine.\n",
+        "Measured {} on {}: oha {} and the servers on one machine. Hello: {seconds} s per \
+         concurrency and server, in two halves taken in turns (A B C C B A); the figures \
+         are the halves' means.\n",
         today(),
         machine(),
         OHA.trim_start_matches("oha@")
@@ -422,39 +553,48 @@ fn render(
     );
     let _ = writeln!(
         s,
-        "| connections | airssys req/s | wasmtime req/s | ratio | airssys p50 / p99 | \
-         wasmtime p50 / p99 | p99 ratio |"
+        "| connections | server | req/s | p50 / p99 | server CPU per request | airssys-wasm: \
+         req/s ratio, p99 ratio, CPU ratio |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
     for c in CONCURRENCY {
         let ours = rows.iter().find(|r| r.0 == Kind::Airssys && r.1 == c);
-        let theirs = rows.iter().find(|r| r.0 == Kind::Wasmtime && r.1 == c);
-        if let (Some((_, _, a)), Some((_, _, w))) = (ours, theirs) {
+        for (kind, _, run) in rows.iter().filter(|r| r.1 == c) {
+            let versus = match (ours, *kind) {
+                (Some((_, _, a)), Kind::Wasmtime | Kind::WasmtimeBatched) => format!(
+                    "{:.2}×, {:.2}×, {}",
+                    a.rps / run.rps,
+                    a.p99_ms / run.p99_ms,
+                    match (a.cpu_us, run.cpu_us) {
+                        (Some(x), Some(y)) => format!("{:.2}×", x / y),
+                        _ => "-".to_owned(),
+                    }
+                ),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "| {c} | {:.0} | {:.0} | {:.2}× | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.2}× |",
-                a.rps,
-                w.rps,
-                a.rps / w.rps,
-                a.p50_ms,
-                a.p99_ms,
-                w.p50_ms,
-                w.p99_ms,
-                a.p99_ms / w.p99_ms
+                "| {c} | {} | {:.0} | {:.2} / {:.2} ms | {} | {versus} |",
+                kind.name(),
+                run.rps,
+                run.p50_ms,
+                run.p99_ms,
+                run.cpu_us
+                    .map_or_else(|| "-".to_owned(), |us| format!("{us:.0} µs")),
             );
         }
     }
     let _ = writeln!(
         s,
-        "\nMixed run (`http-hostile`, {MIXED_CONCURRENCY} connections, one request in ten \
-         to /panic, /loop, /alloc, /no-response or /error):\n"
+        "\nMixed run (`http-hostile`, {MIXED_CONCURRENCY} connections, {seconds} s, one \
+         request in ten to /panic, /loop, /alloc, /no-response or /error):\n"
     );
     let _ = writeln!(
         s,
         "| server | req/s | p50 / p99 | statuses | transport errors | good requests failed | \
-         resident memory |"
+         resident memory | server CPU per request |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for (kind, run, rss, good) in mixed {
         let good = good.map_or_else(
             || "(no access log)".to_owned(),
@@ -468,12 +608,14 @@ fn render(
         let errors: u64 = run.errors.values().sum();
         let _ = writeln!(
             s,
-            "| {} | {:.0} | {:.2} / {:.2} ms | {} | {errors} | {good} | {rss} |",
+            "| {} | {:.0} | {:.2} / {:.2} ms | {} | {errors} | {good} | {rss} | {} |",
             kind.name(),
             run.rps,
             run.p50_ms,
             run.p99_ms,
-            statuses.join(", ")
+            statuses.join(", "),
+            run.cpu_us
+                .map_or_else(|| "-".to_owned(), |us| format!("{us:.0} µs"))
         );
     }
     s
