@@ -21,6 +21,11 @@
 //!   under `wasmtime run -S keyvalue` / `-S config` (Wasmtime CLI 50.0.1, installed into
 //!   `target/tools` with `cargo install`) and under `airssys-wasm run` with the
 //!   equivalent manifest, and fails when any prints differently.
+//! - `cargo xtask load [--seconds N]` drives `airssys-wasm serve` and `wasmtime serve`
+//!   with the load generator `oha` (both tools installed into `target/tools` with `cargo
+//!   install`): requests/s, p50/p99 and server CPU per request for the hello handler, and
+//!   a mixed run with hostile requests; writes the figures into `BENCHMARKS.md` (see
+//!   `load.rs`).
 
 #![allow(clippy::print_stdout)] // a task runner reports on stdout
 
@@ -425,7 +430,7 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-/// The Wasmtime CLI the compatibility check runs against.
+/// The Wasmtime CLI the compatibility check and the load comparison run against.
 const WASMTIME_CLI: &str = "wasmtime-cli@50.0.1";
 
 /// Installs `krate` (`name@version`) with `cargo install --locked` into `target/tools`
