@@ -649,6 +649,38 @@ fn grants(
     ))
 }
 
+/// The sandbox `run` and `serve` start from: `limits`, what [`grants`] gave, and the
+/// granted key-value stores, opened now — a store that cannot be used is a
+/// configuration error at start, not a failure in the middle of the guest's work.
+async fn sandbox_for(
+    component: &CompiledComponent,
+    limits: &ResourceLimits,
+    (capabilities, config): (
+        CapabilitySet,
+        Option<std::collections::BTreeMap<String, String>>,
+    ),
+    state: &state::StateArgs,
+    runtime_config: &airssys_wasm_keyvalue::RuntimeConfig,
+) -> Result<Sandbox, Failure> {
+    let keyvalue = match &capabilities.keyvalue {
+        Some(grant) => Some(
+            state
+                .keyvalue(runtime_config, component.name(), grant)
+                .await
+                .map_err(usage)?,
+        ),
+        None => None,
+    };
+    let mut sandbox = Sandbox::new(limits.clone()).with_capabilities(capabilities);
+    if let Some(config) = config {
+        sandbox = sandbox.with_config(std::sync::Arc::new(config));
+    }
+    if let Some(store) = keyvalue {
+        sandbox = sandbox.with_keyvalue(store);
+    }
+    Ok(sandbox)
+}
+
 fn limits_for(target: &Target, args: &LimitArgs) -> Result<ResourceLimits, Failure> {
     let flags = PartialResourceLimits::parse(
         args.memory.as_deref(),
@@ -666,32 +698,15 @@ async fn run(engine: &EngineArgs, args: RunArgs, cache: &CacheArgs) -> Result<u8
     let target = Target::resolve(&args.path)?;
     // Limits first: a run without them is refused before anything is compiled.
     let limits = limits_for(&target, &args.limits)?;
-    let (capabilities, config) = grants(&target, &args.config)?;
+    let granted = grants(&target, &args.config)?;
     let runtime_config = args.state.runtime_config().map_err(usage)?;
     let component = load(engine, &target, cache, args.allow_precompiled).await?;
-    // The key-value stores, opened now: one that cannot be used is a configuration
-    // error at start, not a failure in the middle of the guest's work.
-    let keyvalue = match &capabilities.keyvalue {
-        Some(grant) => Some(
-            args.state
-                .keyvalue(&runtime_config, component.name(), grant)
-                .await
-                .map_err(usage)?,
-        ),
-        None => None,
-    };
     let mut guest_args = vec![component.name().to_owned()];
     guest_args.extend(args.args.iter().cloned());
-    let mut sandbox = Sandbox::new(limits.clone())
-        .with_capabilities(capabilities)
+    let sandbox = sandbox_for(&component, &limits, granted, &args.state, &runtime_config)
+        .await?
         .with_args(guest_args)
         .measure_wall_time(args.report);
-    if let Some(config) = config {
-        sandbox = sandbox.with_config(std::sync::Arc::new(config));
-    }
-    if let Some(store) = keyvalue {
-        sandbox = sandbox.with_keyvalue(store);
-    }
     tracing::debug!(component = component.name(), %limits, "instantiating");
     let mut instance = component.instantiate(&sandbox).await?;
 

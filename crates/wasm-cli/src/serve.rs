@@ -6,7 +6,6 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -16,10 +15,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use airssys_wasm_core::units::{format_duration, parse_duration, parse_memory_size};
-use airssys_wasm_engine::{HttpHandler, HttpLimits, Pooling, Sandbox};
+use airssys_wasm_engine::{HttpHandler, HttpLimits, Pooling};
 
 use crate::{
-    CacheArgs, EngineArgs, Failure, LimitArgs, Target, grants, limits_for, load_with, usage,
+    CacheArgs, EngineArgs, Failure, LimitArgs, Target, grants, limits_for, load_with, sandbox_for,
+    usage,
 };
 
 /// The flags of `serve`.
@@ -83,7 +83,7 @@ pub(crate) async fn serve(
     let grace = duration(&args.grace, "--grace")?;
     let max_body = parse_memory_size(&args.max_request_body)
         .map_err(|e| usage(anyhow::anyhow!("--max-request-body: {e}")))?;
-    let (capabilities, config) = grants(&target, &args.config)?;
+    let granted = grants(&target, &args.config)?;
     let runtime_config = args.state.runtime_config().map_err(usage)?;
 
     // Instances live one per request in flight: the pool holds that many.
@@ -92,25 +92,10 @@ pub(crate) async fn serve(
         .pooling(Pooling::for_limits(&limits, args.max_concurrency))
         .build()?;
     let component = load_with(&engine, &target, cache, false).await?;
-    let keyvalue = match &capabilities.keyvalue {
-        Some(grant) => Some(
-            args.state
-                .keyvalue(&runtime_config, component.name(), grant)
-                .await
-                .map_err(usage)?,
-        ),
-        None => None,
-    };
-    let mut sandbox = Sandbox::new(limits.clone())
-        .with_capabilities(capabilities)
+    let sandbox = sandbox_for(&component, &limits, granted, &args.state, &runtime_config)
+        .await?
         .with_args([component.name().to_owned()])
         .refuse_private_addresses(args.refuse_private_addresses);
-    if let Some(config) = config {
-        sandbox = sandbox.with_config(Arc::new(config));
-    }
-    if let Some(store) = keyvalue {
-        sandbox = sandbox.with_keyvalue(store);
-    }
     let http_limits = HttpLimits::default()
         .max_concurrency(usize::try_from(args.max_concurrency).unwrap_or(usize::MAX))
         .max_queue(args.max_queue)
