@@ -37,10 +37,19 @@ fn granted(rules: &[&str]) -> CapabilitySet {
     caps
 }
 
-fn fetcher(sandbox: Sandbox) -> HttpHandler {
+/// A handler serving the guest `name` on an engine of its own.
+fn handler(name: &str, wasm: &[u8], sandbox: Sandbox, http: HttpLimits) -> HttpHandler {
     let engine = WasmEngine::new().unwrap();
-    let c = component(&engine, "http-fetch", guests::HTTP_FETCH);
-    HttpHandler::new(&c, sandbox, HttpLimits::default()).unwrap()
+    HttpHandler::new(&component(&engine, name, wasm), sandbox, http).unwrap()
+}
+
+fn fetcher(sandbox: Sandbox) -> HttpHandler {
+    handler(
+        "http-fetch",
+        guests::HTTP_FETCH,
+        sandbox,
+        HttpLimits::default(),
+    )
 }
 
 /// Sends `GET path` to the handler: the status, the body, and what handling came to.
@@ -328,14 +337,12 @@ async fn https_verifies_the_server_certificate() {
 #[tokio::test]
 async fn the_handler_mounts_in_a_hyper_server_as_a_tower_service() {
     // What an embedder does: its own hyper server, the handler as a tower Service.
-    let engine = WasmEngine::new().unwrap();
-    let c = component(&engine, "http-hello", guests::HTTP_HELLO);
-    let handler = HttpHandler::new(
-        &c,
+    let handler = handler(
+        "http-hello",
+        guests::HTTP_HELLO,
         Sandbox::new(limits(Duration::from_secs(5))),
         HttpLimits::default(),
-    )
-    .unwrap();
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -424,10 +431,13 @@ async fn handlers_with_only_the_proxy_world_and_with_all_of_wasi_both_run() {
 }
 
 fn hostile(limits: ResourceLimits, http: HttpLimits) -> HttpHandler {
-    let engine = WasmEngine::new().unwrap();
-    let c = component(&engine, "http-hostile", guests::HTTP_HOSTILE);
     // stderr is not granted: the guest's panic message goes nowhere.
-    HttpHandler::new(&c, Sandbox::new(limits), http).unwrap()
+    handler(
+        "http-hostile",
+        guests::HTTP_HOSTILE,
+        Sandbox::new(limits),
+        http,
+    )
 }
 
 #[tokio::test]
@@ -555,14 +565,12 @@ impl http_body::Body for Unsized {
 
 #[tokio::test]
 async fn request_bodies_are_bounded() {
-    let engine = WasmEngine::new().unwrap();
-    let c = component(&engine, "http-hello", guests::HTTP_HELLO);
-    let handler = HttpHandler::new(
-        &c,
+    let handler = handler(
+        "http-hello",
+        guests::HTTP_HELLO,
         Sandbox::new(limits(Duration::from_secs(5))),
         HttpLimits::default().max_request_body(1024),
-    )
-    .unwrap();
+    );
     fn post<B>(body: B) -> http::Request<B> {
         http::Request::post("http://localhost/echo")
             .body(body)
