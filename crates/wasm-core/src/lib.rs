@@ -25,6 +25,7 @@
 //! assert!(caps.env.is_empty() && caps.filesystem.is_empty() && caps.network.is_none());
 //! ```
 
+pub mod address;
 pub mod capability;
 pub mod error;
 pub mod http;
@@ -32,6 +33,7 @@ pub mod interface;
 pub mod keyvalue;
 pub mod limits;
 pub mod proposal;
+pub mod text;
 pub mod units;
 
 pub use capability::{

@@ -34,6 +34,10 @@ pub const DEFAULT_MAX_MEMORIES: u64 = 100;
 /// growing the host's memory.
 pub const DEFAULT_MAX_HOST_RESOURCES: u64 = 10_000;
 
+/// The smallest host-memory budget accepted (64 KiB): below it, a single log record or
+/// key-value answer would not fit.
+pub const MIN_HOST_MEMORY_BYTES: u64 = 64 * 1024;
+
 /// The limits every instantiation and every call runs under.
 ///
 /// ```
@@ -55,6 +59,7 @@ pub struct ResourceLimits {
     max_tables: u64,
     max_memories: u64,
     max_host_resources: u64,
+    host_memory_bytes: Option<u64>,
 }
 
 impl ResourceLimits {
@@ -78,6 +83,7 @@ impl ResourceLimits {
             max_tables: DEFAULT_MAX_TABLES,
             max_memories: DEFAULT_MAX_MEMORIES,
             max_host_resources: DEFAULT_MAX_HOST_RESOURCES,
+            host_memory_bytes: None,
         })
     }
 
@@ -120,6 +126,26 @@ impl ResourceLimits {
     /// [`DEFAULT_MAX_HOST_RESOURCES`]).
     pub fn max_host_resources(&self) -> u64 {
         self.max_host_resources
+    }
+
+    /// The host memory the host may keep on the instance's behalf at once, beyond its
+    /// linear memory: what host code holds for it between its calls (compare-and-swap
+    /// handles, key-value and HTTP state) and what one of its calls into the host may
+    /// copy out of its memory. By default the memory limit itself: a guest can make the
+    /// host hold at most about as much again as it may hold itself.
+    pub fn host_memory_bytes(&self) -> u64 {
+        self.host_memory_bytes.unwrap_or(self.memory_bytes)
+    }
+
+    /// Sets the host-memory budget ([`host_memory_bytes`](Self::host_memory_bytes)).
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::InvalidLimits`] below [`MIN_HOST_MEMORY_BYTES`] or above 4 GiB.
+    pub fn with_host_memory_bytes(mut self, bytes: u64) -> WasmResult<Self> {
+        check_host_memory(bytes).map_err(invalid)?;
+        self.host_memory_bytes = Some(bytes);
+        Ok(self)
     }
 
     /// Replaces the memory limit (checked like [`new`](Self::new)).
@@ -212,6 +238,7 @@ impl std::fmt::Display for ResourceLimits {
 ///     fuel: Some(1_000),
 ///     timeout: Some(Duration::from_secs(1)),
 ///     max_host_resources: None,
+///     host_memory_bytes: None,
 /// };
 /// let from_flags = PartialResourceLimits { fuel: Some(5_000), ..Default::default() };
 /// let limits = from_manifest.overridden_by(from_flags).resolve()?;
@@ -232,6 +259,9 @@ pub struct PartialResourceLimits {
     /// The bound on live host resources, when not the default
     /// ([`DEFAULT_MAX_HOST_RESOURCES`]).
     pub max_host_resources: Option<u64>,
+    /// The host-memory budget, when not the default (the memory limit; see
+    /// [`ResourceLimits::host_memory_bytes`]).
+    pub host_memory_bytes: Option<u64>,
 }
 
 impl PartialResourceLimits {
@@ -265,6 +295,7 @@ impl PartialResourceLimits {
             fuel,
             timeout,
             max_host_resources: None,
+            host_memory_bytes: None,
         })
     }
 
@@ -275,6 +306,7 @@ impl PartialResourceLimits {
             fuel: other.fuel.or(self.fuel),
             timeout: other.timeout.or(self.timeout),
             max_host_resources: other.max_host_resources.or(self.max_host_resources),
+            host_memory_bytes: other.host_memory_bytes.or(self.host_memory_bytes),
         }
     }
 
@@ -296,10 +328,15 @@ impl PartialResourceLimits {
         }
         match (self.memory_bytes, self.fuel, self.timeout) {
             (Some(m), Some(f), Some(t)) => {
-                ResourceLimits::new(m, f, t).map(|l| match self.max_host_resources {
+                let l = ResourceLimits::new(m, f, t)?;
+                let l = match self.max_host_resources {
                     Some(n) => l.with_max_host_resources(n),
                     None => l,
-                })
+                };
+                match self.host_memory_bytes {
+                    Some(b) => l.with_host_memory_bytes(b),
+                    None => Ok(l),
+                }
             }
             _ => Err(invalid(format!(
                 "no {} given; limits are mandatory and never defaulted — state {} in [limits] \
@@ -317,6 +354,18 @@ impl PartialResourceLimits {
 
 fn invalid(reason: String) -> WasmError {
     WasmError::InvalidLimits { reason }
+}
+
+/// Checks a host-memory budget's range; the message says the range.
+pub fn check_host_memory(bytes: u64) -> Result<(), String> {
+    if !(MIN_HOST_MEMORY_BYTES..=MAX_MEMORY_BYTES).contains(&bytes) {
+        return Err(format!(
+            "host memory budget {} is out of range: it must be at least 64 KiB and at most \
+             4 GiB",
+            fmt_bytes(bytes)
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a memory limit's range; the message says the range.
@@ -395,6 +444,7 @@ mod tests {
             fuel: Some(5),
             timeout: Some(Duration::from_secs(9)),
             max_host_resources: Some(64),
+            host_memory_bytes: Some(1 << 20),
         };
         let merged = base.overridden_by(PartialResourceLimits {
             fuel: Some(7),
@@ -402,6 +452,11 @@ mod tests {
         });
         assert_eq!(merged.memory_bytes, Some(2 << 20));
         assert_eq!(merged.resolve().unwrap().max_host_resources(), 64);
+        assert_eq!(merged.resolve().unwrap().host_memory_bytes(), 1 << 20);
+        // By default, the memory limit.
+        let l = ResourceLimits::new(4 << 20, 1, Duration::from_secs(1)).unwrap();
+        assert_eq!(l.host_memory_bytes(), 4 << 20);
+        assert!(l.with_host_memory_bytes(1024).is_err());
         assert_eq!(merged.fuel, Some(7));
         let e = PartialResourceLimits::parse(None, Some("lots"), None).unwrap_err();
         assert!(e.to_string().contains("fuel: `lots`"), "{e}");

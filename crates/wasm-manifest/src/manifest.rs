@@ -126,6 +126,9 @@ pub struct LimitsSection {
     /// Live host resources one instance may hold at once (`host_resources`, optional;
     /// default `DEFAULT_MAX_HOST_RESOURCES`).
     pub host_resources: Option<u64>,
+    /// The host memory kept on one instance's behalf (`host_memory`, optional; default
+    /// the memory limit; see `ResourceLimits::host_memory_bytes`).
+    pub host_memory_bytes: Option<u64>,
 }
 
 /// `[capabilities]`, with host paths as written (relative to the manifest).
@@ -261,6 +264,7 @@ impl ComponentManifest {
             fuel: Some(self.limits.fuel),
             timeout: Some(self.limits.timeout),
             max_host_resources: self.limits.host_resources,
+            host_memory_bytes: self.limits.host_memory_bytes,
         }
     }
 

@@ -9,7 +9,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use airssys_wasm_core::keyvalue::{DEFAULT_BUCKET, check_bucket_name, check_max_bytes};
-use airssys_wasm_core::limits::{check_fuel, check_memory, check_timeout};
+use airssys_wasm_core::limits::{check_fuel, check_host_memory, check_memory, check_timeout};
 use airssys_wasm_core::units::{parse_duration, parse_memory_size};
 use airssys_wasm_core::{
     ConnectRule, DirAccess, EnvGrant, HttpGrant, InterfaceGrant, KeyValueGrant, NetworkGrant,
@@ -34,7 +34,7 @@ const COMPONENT_KEYS: &[&str] = &[
     "proposals",
     "sha256",
 ];
-const LIMITS_KEYS: &[&str] = &["memory", "fuel", "timeout", "host_resources"];
+const LIMITS_KEYS: &[&str] = &["memory", "fuel", "timeout", "host_resources", "host_memory"];
 const CAPABILITY_KEYS: &[&str] = &[
     "stdout",
     "stderr",
@@ -484,11 +484,22 @@ impl Doc<'_> {
             },
         };
 
+        let host_memory_bytes = match Self::get(t, "host_memory") {
+            None => None,
+            Some(v) => {
+                let bytes = self.size(v, "limits.host_memory", "16MiB")?;
+                check_host_memory(bytes)
+                    .map_err(|e| self.invalid(v.span(), "limits.host_memory", e, None))?;
+                Some(bytes)
+            }
+        };
+
         Ok(LimitsSection {
             memory_bytes,
             fuel,
             timeout,
             host_resources,
+            host_memory_bytes,
         })
     }
 

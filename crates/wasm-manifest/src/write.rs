@@ -23,6 +23,7 @@ pub(crate) fn to_toml(m: &ComponentManifest) -> Result<String, String> {
             fuel: m.limits.fuel,
             timeout: format_duration(m.limits.timeout),
             host_resources: m.limits.host_resources,
+            host_memory: m.limits.host_memory_bytes.map(canonical_size),
         },
         capabilities: m.capabilities.as_ref().map(|c| OutCapabilities {
             stdout: c.stdout.as_str(),
@@ -125,6 +126,8 @@ struct OutLimits {
     timeout: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     host_resources: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_memory: Option<String>,
 }
 
 #[derive(Serialize)]
