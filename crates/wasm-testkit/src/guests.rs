@@ -127,7 +127,9 @@ guest!(
     /// `wasi:cli` command over Spin's `wasi:keyvalue@0.2.0-draft2` (`guests/kv-spin/wit`):
     /// `get`, `set`, `list` (string cursors), `incr BUCKET KEY DELTA` (signed),
     /// `get-many`, `cas-incr BUCKET KEY TIMES` (compare-and-swap, retried with the fresh
-    /// handle a failed swap returns; prints `value: N, retries: R`).
+    /// handle a failed swap returns; prints `value: N, retries: R`), and the hostile
+    /// `cas-hoard BUCKET KEY N` (holds N compare-and-swap handles), `set-big BUCKET KEY
+    /// BYTES`, `set-many-empty BUCKET N`, `key-of BUCKET BYTES`.
     KV_SPIN,
     "kv-spin"
 );

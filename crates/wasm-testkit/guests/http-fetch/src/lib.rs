@@ -3,7 +3,9 @@
 //! `status N` and the response body, or `error CODE` (the `wasi:http` error code) when
 //! the request failed. `&read=count` reads the response body without keeping it and
 //! answers `read N bytes` or `read N bytes, then error CODE`; `&connect_ms=N` and
-//! `&between_ms=N` set the request options' timeouts.
+//! `&between_ms=N` set the request options' timeouts. `&flood=N` (hostile) sends N
+//! requests at once without waiting for any, waits 300 ms, and answers `refused R of N
+//! (CODE)`: how many had failed by then, and the first failure's code.
 
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::outgoing_handler;
@@ -73,12 +75,59 @@ fn fetch(url: &str, options: RequestOptions, count_only: bool) -> Result<String,
     Ok(format!("status {status}\n{text}"))
 }
 
+/// Sends `n` requests for `url` at once, keeps them all, and after 300 ms counts those
+/// that had failed.
+fn flood(url: &str, n: u32) -> Result<String, ErrorCode> {
+    let (scheme, rest) = url.split_once("://").ok_or(ErrorCode::HttpRequestUriInvalid)?;
+    let (authority, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, "/"),
+    };
+    let mut pending = Vec::new();
+    let mut refused = 0;
+    let mut first = None;
+    for _ in 0..n {
+        let request = OutgoingRequest::new(Fields::new());
+        let _ = request.set_scheme(Some(&if scheme == "https" { Scheme::Https } else { Scheme::Http }));
+        let _ = request.set_authority(Some(authority));
+        let _ = request.set_path_with_query(Some(path));
+        match outgoing_handler::handle(request, None) {
+            Ok(f) => pending.push(f),
+            Err(code) => {
+                refused += 1;
+                first.get_or_insert_with(|| name(&code));
+            }
+        }
+    }
+    wasip2::clocks::monotonic_clock::subscribe_duration(300_000_000).block();
+    for f in &pending {
+        // Polled through its pollable: a future's outcome is only taken in there.
+        if !f.subscribe().ready() {
+            continue;
+        }
+        if let Some(Ok(Err(code))) = f.get() {
+            refused += 1;
+            first.get_or_insert_with(|| name(&code));
+        }
+    }
+    Ok(format!(
+        "refused {refused} of {n} ({})\n",
+        first.unwrap_or_else(|| "none".into())
+    ))
+}
+
 impl Guest for Fetch {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let p = path(&request);
         let Some(url) = query(&p, "url") else {
             return respond(out, 400, b"usage: /fetch?url=URL\n");
         };
+        if let Some(n) = query(&p, "flood").and_then(|v| v.parse::<u32>().ok()) {
+            return match flood(url, n) {
+                Ok(text) => respond(out, 200, text.as_bytes()),
+                Err(code) => respond(out, 200, format!("error {}\n", name(&code)).as_bytes()),
+            };
+        }
         let options = RequestOptions::new();
         if let Some(ms) = query(&p, "connect_ms").and_then(|v| v.parse::<u64>().ok()) {
             let _ = options.set_connect_timeout(Some(ms * 1_000_000));

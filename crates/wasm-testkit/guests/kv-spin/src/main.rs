@@ -10,6 +10,13 @@
 //!   compare-and-swap (retrying with the fresh handle a failed swap returns), prints
 //!   `value: N, retries: R`.
 //!
+//! - `cas-hoard BUCKET KEY N` (hostile) opens N compare-and-swap handles on KEY and
+//!   keeps them all, printing `held: H` (and `error: …` for the one that failed).
+//! - `set-big BUCKET KEY BYTES` sets KEY to BYTES bytes of `x`.
+//! - `set-many-empty BUCKET N` (hostile) sets N distinct keys to empty values in one
+//!   `set-many`.
+//! - `key-of BUCKET BYTES` sets a key BYTES long.
+//!
 //! Failures print `error: …` and exit with failure.
 
 use std::process::ExitCode;
@@ -108,6 +115,51 @@ fn run(args: &[String]) -> Result<(), String> {
                 }
             }
             println!("value: {last}, retries: {retries}");
+        }
+        "cas-hoard" => {
+            let key = arg(args, 3, "key")?;
+            let n: u32 = arg(args, 4, "count")?
+                .parse()
+                .map_err(|e| format!("count: {e}"))?;
+            let mut held = Vec::new();
+            let mut failed = None;
+            for _ in 0..n {
+                match atomics::Cas::new(&bucket, &key) {
+                    Ok(cas) => held.push(cas),
+                    Err(e) => {
+                        failed = Some(text(e));
+                        break;
+                    }
+                }
+            }
+            println!("held: {}", held.len());
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        "set-big" => {
+            let bytes: usize = arg(args, 4, "bytes")?
+                .parse()
+                .map_err(|e| format!("bytes: {e}"))?;
+            bucket
+                .set(&arg(args, 3, "key")?, &vec![b'x'; bytes])
+                .map_err(text)?;
+            println!("ok");
+        }
+        "set-many-empty" => {
+            let n: u32 = arg(args, 3, "count")?
+                .parse()
+                .map_err(|e| format!("count: {e}"))?;
+            let pairs: Vec<(String, Vec<u8>)> = (0..n).map(|i| (format!("e{i}"), Vec::new())).collect();
+            batch::set_many(&bucket, &pairs).map_err(text)?;
+            println!("ok");
+        }
+        "key-of" => {
+            let bytes: usize = arg(args, 3, "bytes")?
+                .parse()
+                .map_err(|e| format!("bytes: {e}"))?;
+            bucket.set(&"k".repeat(bytes), b"v").map_err(text)?;
+            println!("ok");
         }
         other => return Err(format!("unknown command `{other}`")),
     }

@@ -35,6 +35,13 @@ impl Guest for LogTool {
     fn shout(bytes: u32) {
         log(Level::Warn, "shout", &"!".repeat(bytes as usize));
     }
+
+    fn spam(n: u32, bytes: u32) {
+        let message = "!".repeat(bytes as usize);
+        for _ in 0..n {
+            log(Level::Warn, "spam", &message);
+        }
+    }
 }
 
 export!(LogTool);
