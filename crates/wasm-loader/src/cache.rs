@@ -15,7 +15,7 @@
 //!   not match, or that Wasmtime rejects (incompatible engine) is deleted and the
 //!   component recompiled — never loaded.
 //! - **Metadata fast path**: for files, `<dir>/paths/<hash of the engine key and the
-//!   path>` remembers the file's size, modification time, inode and device with its
+//!   path>` remembers the file's size, modification and change times, inode and device with its
 //!   key, so an unchanged file is not read or hashed at all. A file modified within
 //!   [`RACY_WINDOW`] of being recorded is not recorded, so always re-hashed (the same
 //!   precaution git takes for its index). Once an entry is older than [`RACY_WINDOW`],
@@ -26,8 +26,8 @@
 //!   add ~10 µs, and a full read of the file is saved for large ones). On Unix a
 //!   record is the target of a symbolic link, read in one system call where a file
 //!   takes three (open, read, close: ~1.5 µs more here); elsewhere a small file. Both
-//!   are replaced atomically by a rename. A record reads `v3 <stamp> <key>` or
-//!   `v3 <stamp> <key> <entry stamp>`, stamps in fixed-width hex, so that reading one
+//!   are replaced atomically by a rename. A record reads `v4 <stamp> <key>` or
+//!   `v4 <stamp> <key> <entry stamp>`, stamps in fixed-width hex, so that reading one
 //!   is slicing rather than parsing; records of another version are ignored, and
 //!   rewritten when their file is next hashed. Entries are
 //!   written once, never modified in place, and flushed to disk before they are
@@ -127,6 +127,65 @@ impl CacheConfig {
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes
     }
+
+    /// Checks that the directory, if it exists (it is created `0700` on first use),
+    /// can be trusted with native code: owned by this user, and writable by no one
+    /// else — nor its `paths` records. Anyone who can write there can make this process
+    /// run code of their choosing.
+    ///
+    /// # Errors
+    ///
+    /// What is wrong, with the directory and the fix.
+    pub fn check_dir(&self) -> Result<(), String> {
+        for dir in [self.dir.clone(), self.dir.join("paths")] {
+            check_private(&dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses an existing `dir` owned by another user or writable by group or others.
+fn check_private(dir: &Path) -> Result<(), String> {
+    let Ok(meta) = std::fs::metadata(dir) else {
+        // Missing: created private when first used.
+        return Ok(());
+    };
+    if !meta.is_dir() {
+        return Err(format!(
+            "the cache directory {} is not a directory; choose another (--cache-dir)",
+            dir.display()
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(format!(
+                "the cache directory {} belongs to user {}, not to this user ({me}): its \
+                 entries are native code this process would run; use a directory of your \
+                 own (--cache-dir) or --no-cache",
+                dir.display(),
+                meta.uid()
+            ));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "the cache directory {} is writable by {} (mode {:o}): anyone who can write \
+                 there can make this process run their code; `chmod go-w` it, or use \
+                 another (--cache-dir) or --no-cache",
+                dir.display(),
+                if meta.mode() & 0o002 != 0 {
+                    "anyone"
+                } else {
+                    "its group"
+                },
+                meta.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What a cache lookup found, for logs and tests.
@@ -384,13 +443,13 @@ impl ArtifactCache {
     /// What the record of `file` says, if the file's metadata is unchanged since it was
     /// recorded.
     ///
-    /// A record is `v3 <stamp> <key>` or `v3 <stamp> <key> <entry stamp>`, stamps in
+    /// A record is `v4 <stamp> <key>` or `v4 <stamp> <key> <entry stamp>`, stamps in
     /// fixed-width hex: sliced, not split and parsed (which cost more than the rest of
     /// a hit's bookkeeping).
     pub(crate) fn key_by_metadata(&self, file: &Path) -> Option<Recorded> {
         let stamp = FileStamp::of(file)?;
         let text = read_record(&self.path_record(file))?;
-        let rest = text.strip_prefix("v3 ")?;
+        let rest = text.strip_prefix("v4 ")?;
         let (recorded, rest) = rest.split_at_checked(STAMP_HEX)?;
         if FileStamp::from_hex(recorded)? != stamp {
             return None;
@@ -416,7 +475,7 @@ impl ArtifactCache {
         let Some(stamp) = FileStamp::of(file).filter(old_enough) else {
             return;
         };
-        let mut text = format!("v3 {} {}", stamp.to_hex(), key.as_str());
+        let mut text = format!("v4 {} {}", stamp.to_hex(), key.as_str());
         if let Some(entry) = FileStamp::of(&self.entry_path(key)).filter(old_enough) {
             text.push(' ');
             text.push_str(&entry.to_hex());
@@ -483,13 +542,17 @@ fn write_record(dir: &Path, record: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// How many hex digits a [`FileStamp`] is written in.
-const STAMP_HEX: usize = 16 + 32 + 16 + 16;
+const STAMP_HEX: usize = 16 + 32 + 32 + 16 + 16;
 
-/// What identifies a file's content without reading it.
+/// What identifies a file's content without reading it. The change time is in it
+/// because the modification time can be set back by anyone who can write the file
+/// (an in-place rewrite that restores it keeps size and inode); the change time
+/// cannot be.
 #[derive(Debug, PartialEq, Eq)]
 struct FileStamp {
     len: u64,
     mtime_ns: u128,
+    ctime_ns: u128,
     ino: u64,
     dev: u64,
 }
@@ -504,26 +567,29 @@ impl FileStamp {
             .ok()?
             .as_nanos();
         #[cfg(unix)]
-        let (ino, dev) = {
+        let (ctime_ns, ino, dev) = {
             use std::os::unix::fs::MetadataExt;
-            (meta.ino(), meta.dev())
+            let ctime_ns = u128::try_from(meta.ctime()).unwrap_or(0) * 1_000_000_000
+                + u128::try_from(meta.ctime_nsec()).unwrap_or(0);
+            (ctime_ns, meta.ino(), meta.dev())
         };
         #[cfg(not(unix))]
-        let (ino, dev) = (0, 0);
+        let (ctime_ns, ino, dev) = (0, 0, 0);
         Some(Self {
             len: meta.len(),
             mtime_ns,
+            ctime_ns,
             ino,
             dev,
         })
     }
 
-    /// The stamp as [`STAMP_HEX`] lowercase hex digits: length, modification time
-    /// (nanoseconds), inode, device.
+    /// The stamp as [`STAMP_HEX`] lowercase hex digits: length, modification time and
+    /// change time (nanoseconds), inode, device.
     fn to_hex(&self) -> String {
         format!(
-            "{:016x}{:032x}{:016x}{:016x}",
-            self.len, self.mtime_ns, self.ino, self.dev
+            "{:016x}{:032x}{:032x}{:016x}{:016x}",
+            self.len, self.mtime_ns, self.ctime_ns, self.ino, self.dev
         )
     }
 
@@ -547,8 +613,9 @@ impl FileStamp {
         Some(Self {
             len: field(0)?,
             mtime_ns: u128::from(field(16)?) << 64 | u128::from(field(32)?),
-            ino: field(48)?,
-            dev: field(64)?,
+            ctime_ns: u128::from(field(48)?) << 64 | u128::from(field(64)?),
+            ino: field(80)?,
+            dev: field(96)?,
         })
     }
 
@@ -637,18 +704,21 @@ mod tests {
             FileStamp {
                 len: 0,
                 mtime_ns: 0,
+                ctime_ns: 0,
                 ino: 0,
                 dev: 0,
             },
             FileStamp {
                 len: 195_344,
                 mtime_ns: 1_795_000_000_123_456_789,
+                ctime_ns: 1_795_000_001_987_654_321,
                 ino: 0x0123_4567_89ab_cdef,
                 dev: 2049,
             },
             FileStamp {
                 len: u64::MAX,
                 mtime_ns: u128::MAX,
+                ctime_ns: u128::MAX,
                 ino: u64::MAX,
                 dev: u64::MAX,
             },

@@ -135,8 +135,17 @@ impl ComponentLoader {
     /// compiled by an engine with the same configuration is loaded from disk
     /// (memory-mapped) instead of compiled. See the [`CacheConfig`] docs and the
     /// crate's README for what the cache directory must be trusted with.
+    ///
+    /// A directory that [`CacheConfig::check_dir`] refuses (another user's, or writable
+    /// by others: its entries are native code run without validation) is not used: the
+    /// loader compiles every time and says so in a warning.
     #[must_use]
     pub fn with_cache(mut self, config: CacheConfig) -> Self {
+        if let Err(why) = config.check_dir() {
+            tracing::warn!("not using the artifact cache: {why}");
+            self.cache = None;
+            return self;
+        }
         self.cache = Some(Arc::new(ArtifactCache::new(
             config,
             self.engine.wasmtime_engine(),
