@@ -28,13 +28,11 @@ const REQUESTED_CHARS: usize = 256;
 /// The most of a reason a record carries, in characters.
 const REASON_CHARS: usize = 1024;
 
-/// `text` cut to `max` characters, marked with its length when cut.
+/// `text` escaped for a log line (no control characters: a guest-chosen name cannot
+/// forge a line or drive a terminal) and cut to `max` characters, marked with its
+/// length when cut.
 pub(crate) fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let kept: String = text.chars().take(max).collect();
-    format!("{kept}… ({} bytes)", text.len())
+    airssys_wasm_core::text::escape(text, max).into_owned()
 }
 
 /// One refused capability use.
@@ -46,9 +44,10 @@ pub struct Denial {
     /// What kind of use: `network.connect`, `network.bind`, `network.udp`,
     /// `filesystem`, `keyvalue.open`, `keyvalue.max_bytes`.
     pub capability: &'static str,
-    /// What the guest asked for (an address, a path, a bucket), cut to 256 characters.
+    /// What the guest asked for (an address, a path, a bucket), escaped (control
+    /// characters as `\n`, `\u{1b}`…) and cut to 256 characters.
     pub requested: String,
-    /// Why it was refused, and the fix (cut to 1,024 characters).
+    /// Why it was refused, and the fix (escaped, cut to 1,024 characters).
     pub reason: String,
 }
 
@@ -141,5 +140,18 @@ mod tests {
         t.deny("c", "filesystem", "p", "y".repeat(5000));
         assert!(t.records[1].reason.ends_with("… (5000 bytes)"));
         assert!(t.records[1].reason.len() < 1100);
+        // A forged line cannot get through.
+        t.deny(
+            "c",
+            "keyvalue.open",
+            "b\n2026 INFO airssys_wasm::access \x1b]0;x\x07",
+            "why".into(),
+        );
+        let r = &t.records[2].requested;
+        assert!(
+            !r.contains('\n') && !r.contains('\x1b') && !r.contains('\x07'),
+            "{r}"
+        );
+        assert!(r.starts_with("b\\n2026"), "{r}");
     }
 }

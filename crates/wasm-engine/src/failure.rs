@@ -91,6 +91,24 @@ impl Failure {
                 requested: max_host_resources.saturating_add(1),
             };
         }
+        // Wasmtime's bound on what one call into the host may copy out of the guest
+        // (its hostcall fuel, set from the host-memory budget); its error type is
+        // private, so it is known by its words.
+        if err
+            .chain()
+            .any(|e| e.to_string().contains(HOSTCALL_FUEL_EXHAUSTED))
+        {
+            let budget = limits.host_memory_bytes();
+            return WasmError::ResourceLimitExceeded {
+                component,
+                resource: "bytes one call into the host may copy out of the guest (the host \
+                           memory budget: [limits] host_memory, \
+                           ResourceLimits::with_host_memory_bytes)"
+                    .into(),
+                limit: budget,
+                requested: budget.saturating_add(1),
+            };
+        }
         if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
             return WasmError::Exited {
                 component,
@@ -161,10 +179,13 @@ impl Failure {
         let backtrace = err
             .downcast_ref::<WasmBacktrace>()
             .map(|bt| {
-                // Keep the frames; drop Wasmtime's header.
+                // Keep the frames; drop Wasmtime's header. Frame names come from the
+                // guest's name section: escaped, so that they cannot forge log lines.
                 bt.to_string()
                     .lines()
                     .filter(|l| !l.starts_with(BACKTRACE_HEADER))
+                    .take(MAX_BACKTRACE_FRAMES)
+                    .map(|l| airssys_wasm_core::text::escape(l, MAX_FRAME_CHARS))
                     .collect::<Vec<_>>()
                     .join("\n")
             })
@@ -210,6 +231,18 @@ impl Failure {
     }
 }
 
+/// What Wasmtime's error says when a host call copied more than its hostcall fuel.
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
+/// The most frames of a guest's backtrace kept in an error.
+const MAX_BACKTRACE_FRAMES: usize = 64;
+
+/// The longest frame line kept, in characters (a guest names its own functions).
+const MAX_FRAME_CHARS: usize = 512;
+
+/// The longest failure reason kept, in characters.
+const MAX_REASON_CHARS: usize = 4_096;
+
 /// How Wasmtime's `WasmBacktrace` context starts when displayed.
 const BACKTRACE_HEADER: &str = "error while executing at wasm backtrace";
 
@@ -222,11 +255,13 @@ fn without_backtrace(err: &wasmtime::Error) -> String {
         .map(ToString::to_string)
         .filter(|e| !e.starts_with(BACKTRACE_HEADER))
         .collect();
-    if parts.is_empty() {
+    let text = if parts.is_empty() {
         format!("{err:#}")
     } else {
         parts.join(": ")
-    }
+    };
+    // A host function's error may quote what the guest passed it.
+    airssys_wasm_core::text::escape(&text, MAX_REASON_CHARS).into_owned()
 }
 
 /// Whether the innermost frames of `bt` are all the same function: what a guest that

@@ -64,6 +64,8 @@ pub struct HostState {
     /// Key-value and file uses refused during the current call (kept in the store:
     /// they are refused by host code on it).
     pub(crate) audit: Trail,
+    /// What host code holds for the instance between calls, against its budget.
+    pub(crate) host_memory: crate::host_memory::HostMemory,
 }
 
 /// The parts of a [`HostState`] the audited WASI interfaces borrow at once.
@@ -171,17 +173,19 @@ impl HostState {
             log: crate::logging::LogBudget::default(),
             config: sandbox.config().cloned(),
             http: crate::http::HttpState {
-                ctx: wasmtime_wasi_http::WasiHttpCtx::new(),
+                ctx: crate::http::context(sandbox.limits()),
                 outbound: crate::http::outbound::Outbound::new(
                     Arc::clone(component),
                     Arc::clone(sandbox.shared_capabilities()),
                     sandbox.limits().timeout(),
                     sandbox.refuses_private_addresses(),
                     net_audit,
+                    sandbox.outgoing_requests(),
                 ),
             },
             keyvalue: sandbox.keyvalue().cloned(),
             audit: Trail::default(),
+            host_memory: crate::host_memory::HostMemory::new(sandbox.limits().host_memory_bytes()),
         }
     }
 
@@ -294,10 +298,14 @@ pub(crate) fn grant(
         stdout: MemoryOutputPipe::new(capacity),
         stderr: MemoryOutputPipe::new(capacity),
     });
+    let logged = |stream| crate::guest_output::GuestOutput::new(Arc::clone(component), stream);
     match (&captured, caps.stdout == StdioMode::Inherit) {
         (_, false) => {}
         (Some(c), true) => {
             b.stdout(c.stdout.clone());
+        }
+        (None, true) if sandbox.logs_output() => {
+            b.stdout(logged("stdout"));
         }
         (None, true) => {
             b.inherit_stdout();
@@ -307,6 +315,9 @@ pub(crate) fn grant(
         (_, false) => {}
         (Some(c), true) => {
             b.stderr(c.stderr.clone());
+        }
+        (None, true) if sandbox.logs_output() => {
+            b.stderr(logged("stderr"));
         }
         (None, true) => {
             b.inherit_stderr();
@@ -363,11 +374,21 @@ pub(crate) fn grant(
             let trail = Arc::new(Mutex::new(Trail::default()));
             audited = Some(Arc::clone(&trail));
             let component = Arc::clone(component);
+            let refuse_private = sandbox.refuses_private_addresses();
             b.allow_tcp(true)
                 .allow_udp(false)
                 .allow_ip_name_lookup(net.dns)
                 .socket_addr_check(move |addr: SocketAddr, usage: SocketAddrUse| {
                     let allowed = match usage {
+                        // The operator's policy over the grant: only globally routable
+                        // destinations, whatever the manifest allows.
+                        SocketAddrUse::TcpConnect
+                            if refuse_private
+                                && !airssys_wasm_core::address::is_globally_routable(addr.ip()) =>
+                        {
+                            refused_private(&component, &trail, addr);
+                            return Box::pin(async { false });
+                        }
                         SocketAddrUse::TcpConnect => net.allows_connect(&addr),
                         // The implicit bind before a connect uses the wildcard address
                         // and port 0; an explicit bind (a server) is not granted.
@@ -400,6 +421,21 @@ fn denied(component: &str, trail: &Mutex<Trail>, usage: SocketAddrUse, addr: Soc
         what,
         &addr.to_string(),
         format!("{what} to {addr} is not granted (add it to [capabilities.network] connect)"),
+    );
+}
+
+/// Counts, keeps and logs a connect refused by the operator's policy on private
+/// addresses.
+#[cold]
+fn refused_private(component: &str, trail: &Mutex<Trail>, addr: SocketAddr) {
+    lock(trail).deny(
+        component,
+        "network.connect",
+        &addr.to_string(),
+        format!(
+            "{addr} is not a globally routable address, which this host refuses to reach (the \
+             operator's setting), whatever the manifest grants"
+        ),
     );
 }
 

@@ -127,8 +127,10 @@ mod deadline;
 mod engine;
 mod failure;
 mod features;
+mod guest_output;
 mod host;
 mod host_interface;
+mod host_memory;
 mod http;
 mod instance;
 pub mod keyvalue;
@@ -147,13 +149,17 @@ pub use engine::{
     WasmEngineBuilder,
 };
 pub use features::{Proposal, UnknownProposal};
+pub use guest_output::{MAX_OUTPUT_BYTES, MAX_OUTPUT_LINE_BYTES};
 pub use host::HostState;
 pub use host_interface::{HasHostCtx, HostCtx, HostGetter, MAX_HOST_INTERFACES, charge_fuel};
 pub use http::{ACCESS_LOG_TARGET, Handled, HttpHandler, HttpLimits, ResponseBody};
 pub use instance::{CallOutcome, ComponentInstance, TypedExport};
 pub use linking::Provider;
-pub use logging::{GUEST_LOG_TARGET, MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS_PER_CALL};
-pub use sandbox::{ExecutionReport, Sandbox};
+pub use logging::{
+    GUEST_LOG_TARGET, MAX_LOG_BYTES_PER_CALL, MAX_LOG_CONTEXT_CHARS, MAX_LOG_MESSAGE_BYTES,
+    MAX_LOG_RECORDS_PER_CALL,
+};
+pub use sandbox::{DEFAULT_MAX_OUTGOING_REQUESTS, ExecutionReport, Sandbox};
 pub use types::ItemInfo;
 
 /// Wasmtime's component value type, re-exported for dynamic calls.

@@ -320,6 +320,11 @@ impl CompiledComponent {
             )
         };
         store.limiter(|s| &mut s.limiter);
+        // What one call into the host may copy out of the guest: the host-memory
+        // budget, not Wasmtime's 128 MiB whatever the limits.
+        store.set_hostcall_fuel(
+            usize::try_from(sandbox.limits().host_memory_bytes()).unwrap_or(usize::MAX),
+        );
         store.epoch_deadline_callback(|mut cx| {
             let data = cx.data_mut();
             match data.started {

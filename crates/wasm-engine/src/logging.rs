@@ -3,8 +3,12 @@
 //! per call, so that a guest cannot flood the host's logs or memory: past
 //! [`MAX_LOG_RECORDS_PER_CALL`] records are counted instead
 //! ([`ExecutionReport::log_records_dropped`](crate::ExecutionReport::log_records_dropped))
-//! and summarised in one warning when the call ends, and a message is cut at
-//! [`MAX_LOG_MESSAGE_BYTES`].
+//! and summarised in one warning when the call ends, as are the records past
+//! [`MAX_LOG_BYTES_PER_CALL`]; a message is cut at [`MAX_LOG_MESSAGE_BYTES`] and a
+//! context at [`MAX_LOG_CONTEXT_CHARS`]. Both are escaped
+//! ([`airssys_wasm_core::text::escape`]): a guest cannot write a newline, an escape
+//! sequence or any other control character into the host's log, so it cannot forge a
+//! line or drive the operator's terminal.
 
 use std::sync::Arc;
 
@@ -36,6 +40,14 @@ pub const MAX_LOG_RECORDS_PER_CALL: u32 = 1_000;
 /// boundary) and marked.
 pub const MAX_LOG_MESSAGE_BYTES: usize = 4_096;
 
+/// The longest context emitted, in characters (escapes counted); a longer one is cut
+/// and marked.
+pub const MAX_LOG_CONTEXT_CHARS: usize = 256;
+
+/// The most bytes (context and message, as emitted) of all the records of one call;
+/// the records past it are counted as dropped.
+pub const MAX_LOG_BYTES_PER_CALL: u64 = 256 * 1024;
+
 /// The built-in registration of `wasi:logging`.
 pub(crate) fn registration() -> Registered {
     Registered::builtin(
@@ -51,6 +63,7 @@ pub(crate) fn registration() -> Registered {
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct LogBudget {
     pub(crate) emitted: u32,
+    pub(crate) bytes: u64,
     pub(crate) dropped: u64,
 }
 
@@ -62,8 +75,17 @@ impl Host for HostState {
             self.log.dropped += 1;
             return;
         }
-        self.log.emitted += 1;
         let message = cut(&message);
+        let message = airssys_wasm_core::text::escape(&message, usize::MAX);
+        let context = airssys_wasm_core::text::escape(&context, MAX_LOG_CONTEXT_CHARS);
+        let bytes = (context.len() + message.len()) as u64;
+        if self.log.bytes.saturating_add(bytes) > MAX_LOG_BYTES_PER_CALL {
+            self.log.dropped += 1;
+            return;
+        }
+        self.log.emitted += 1;
+        self.log.bytes += bytes;
+        let context = &*context;
         let component = self.component();
         match level {
             Level::Trace => {
@@ -108,7 +130,7 @@ pub(crate) fn summarise_dropped(component: &str, dropped: u64) {
         component,
         dropped,
         "{dropped} log record(s) of this call were dropped: a call may emit at most \
-         {MAX_LOG_RECORDS_PER_CALL}"
+         {MAX_LOG_RECORDS_PER_CALL} records and {MAX_LOG_BYTES_PER_CALL} bytes"
     );
 }
 

@@ -6,6 +6,10 @@ use std::time::Duration;
 use airssys_wasm_core::error::fmt_bytes;
 use airssys_wasm_core::{CapabilitySet, ResourceLimits};
 
+/// How many outgoing HTTP requests one instance may have in flight by default
+/// ([`Sandbox::max_outgoing_requests`]).
+pub const DEFAULT_MAX_OUTGOING_REQUESTS: usize = 16;
+
 /// The limits, capabilities and arguments one instance runs with.
 ///
 /// Capabilities start at [`CapabilitySet::deny_all`]: an embedder grants explicitly.
@@ -33,6 +37,8 @@ pub struct Sandbox {
     stdin: Option<Vec<u8>>,
     wall_time: bool,
     refuse_private: bool,
+    log_output: bool,
+    outgoing_requests: usize,
 }
 
 impl Sandbox {
@@ -48,6 +54,8 @@ impl Sandbox {
             stdin: None,
             wall_time: false,
             refuse_private: false,
+            log_output: false,
+            outgoing_requests: DEFAULT_MAX_OUTGOING_REQUESTS,
         }
     }
 
@@ -94,6 +102,24 @@ impl Sandbox {
     pub fn capture_output(mut self, max_bytes: usize) -> Self {
         self.capture = Some(max_bytes);
         self
+    }
+
+    /// Sends what the guest writes to a **granted** stdout or stderr to the host's log
+    /// instead of the host's streams: one record per line at
+    /// [`GUEST_LOG_TARGET`](crate::GUEST_LOG_TARGET), with the component's name and the
+    /// stream as its context, escaped (no control characters reach the log), lines cut
+    /// at 4 KiB and at most 64 KiB per stream of one instance. What a server wants, whose
+    /// own stderr carries its access log. [`capture_output`](Self::capture_output)
+    /// takes precedence; a stream the capabilities set to null stays null.
+    #[must_use]
+    pub fn log_output(mut self, on: bool) -> Self {
+        self.log_output = on;
+        self
+    }
+
+    /// Whether granted output goes to the log ([`log_output`](Self::log_output)).
+    pub fn logs_output(&self) -> bool {
+        self.log_output
     }
 
     /// Feeds these bytes to a **granted** stdin instead of the host's stdin. A stdin the
@@ -153,19 +179,36 @@ impl Sandbox {
         self
     }
 
-    /// Refuses outgoing HTTP requests whose host resolves to a private, loopback,
-    /// link-local or otherwise internal address (`127.0.0.0/8`, `10.0.0.0/8`,
-    /// `172.16.0.0/12`, `192.168.0.0/16`, `169.254.0.0/16` with the cloud metadata
-    /// services, `100.64.0.0/10`, `::1`, `fc00::/7`, `fe80::/10`, and IPv4 mapped into
-    /// IPv6), even when the component's grant names the host: an operator's guard
-    /// against a grant like `https://*.example.com` reaching the internal network
-    /// through a name that resolves inside it. The addresses checked after DNS are the
-    /// addresses connected to. A refusal is `destination-IP-prohibited` for the guest
-    /// and an audited denial. Off by default.
+    /// Refuses every destination that is not a globally routable unicast address
+    /// ([`is_globally_routable`](airssys_wasm_core::address::is_globally_routable):
+    /// loopback, private, link-local with the cloud metadata services, shared,
+    /// multicast, documentation, benchmarking, reserved, and the IPv6 forms that reach
+    /// IPv4 — mapped, compatible, NAT64, 6to4, Teredo), for outgoing HTTP requests
+    /// (checked after DNS: the addresses checked are the addresses connected to) and
+    /// for `wasi:sockets` connects alike, even when the component's grant names the
+    /// host: an operator's guard against a grant like `https://*.example.com` reaching
+    /// the internal network through a name that resolves inside it. A refusal is
+    /// `destination-IP-prohibited` (HTTP) or `access-denied` (sockets) for the guest and
+    /// an audited denial. Off by default.
     #[must_use]
     pub fn refuse_private_addresses(mut self, on: bool) -> Self {
         self.refuse_private = on;
         self
+    }
+
+    /// At most `n` outgoing HTTP requests of one instance in flight at once (each from
+    /// its send until its connection is done: a socket, buffers, a task); past it, a
+    /// request fails with `connection-limit-reached`. Default
+    /// [`DEFAULT_MAX_OUTGOING_REQUESTS`].
+    #[must_use]
+    pub fn max_outgoing_requests(mut self, n: usize) -> Self {
+        self.outgoing_requests = n;
+        self
+    }
+
+    /// The bound on an instance's outgoing requests in flight.
+    pub fn outgoing_requests(&self) -> usize {
+        self.outgoing_requests
     }
 
     /// Whether outgoing requests to private addresses are refused.

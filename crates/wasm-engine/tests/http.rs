@@ -174,9 +174,34 @@ async fn private_addresses_are_refused_after_dns_when_the_operator_says_so() {
         let (_, body, handled) = get(&guarded, &fetch(&url)).await;
         assert_eq!(body, "error DestinationIpProhibited\n", "{url}");
         assert_eq!(handled.denials.len(), 1, "{url}: {handled:?}");
-        assert!(handled.denials[0].reason.contains("private or loopback"));
+        assert!(
+            handled.denials[0]
+                .reason
+                .contains("not a globally routable address")
+        );
     }
     assert_eq!(upstream.requests(), before, "refused before connecting");
+}
+
+/// A guest firing requests without waiting for them is bounded per instance: past
+/// the bound (4 here), each fails at once with `connection-limit-reached`, and the
+/// upstream never sees more than the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outgoing_requests_in_flight_are_bounded_per_instance() {
+    let upstream = Upstream::start().await;
+    let handler = fetcher(
+        Sandbox::new(limits(Duration::from_secs(5)))
+            .with_capabilities(granted(&["http://127.0.0.1:*"]))
+            .max_outgoing_requests(4),
+    );
+    let url = upstream.url("/stall-head");
+    let (status, body, handled) = get(&handler, &format!("{}&flood=50", fetch(&url))).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "refused 46 of 50 (ConnectionLimitReached)\n"),
+        "{handled:?}"
+    );
+    assert!(upstream.requests() <= 4, "{}", upstream.requests());
 }
 
 #[tokio::test]
@@ -563,6 +588,29 @@ impl http_body::Body for Unsized {
     }
 }
 
+/// A body of 10,000 declared bytes that sends 2, then nothing ever again.
+struct Stalling(bool);
+
+impl http_body::Body for Stalling {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.0 {
+            return std::task::Poll::Pending;
+        }
+        self.0 = true;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(b"ab")))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(10_000)
+    }
+}
+
 #[tokio::test]
 async fn request_bodies_are_bounded() {
     let handler = handler(
@@ -586,11 +634,72 @@ async fn request_bodies_are_bounded() {
     let (response, handled) = handler.handle_observed(post(big)).await;
     assert_eq!(response.status(), 413);
     assert!(handled.await.unwrap().report.is_none());
-    // Streamed past the bound: the guest's read fails, and it says so.
-    let (response, _) = handler
+    // Streamed past the bound, within what is read before an instance is taken: 413,
+    // and no instance.
+    let (response, handled) = handler
+        .handle_observed(post(Unsized(Some(Bytes::from(vec![b'a'; 2048])))))
+        .await;
+    assert_eq!(response.status(), 413);
+    assert!(handled.await.unwrap().report.is_none());
+    // Past the bound while streaming to the guest (nothing read ahead): the guest's
+    // read fails, and it says so.
+    let streaming = self::handler(
+        "http-hello",
+        guests::HTTP_HELLO,
+        Sandbox::new(limits(Duration::from_secs(5))),
+        HttpLimits::default()
+            .max_request_body(1024)
+            .buffered_body(0),
+    );
+    let (response, _) = streaming
         .handle_observed(post(Unsized(Some(Bytes::from(vec![b'a'; 2048])))))
         .await;
     assert_eq!(response.status(), 400);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).starts_with("cannot read the body"));
+}
+
+/// A client that sends its headers and then stalls mid-body holds no instance: with
+/// one instance slot, eight such clients do not stop a plain GET from being served,
+/// and each stalled one is answered 408 once the body timeout passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_stalled_mid_body_hold_no_instance() {
+    let handler = handler(
+        "http-hello",
+        guests::HTTP_HELLO,
+        Sandbox::new(limits(Duration::from_secs(5))),
+        HttpLimits::default()
+            .max_concurrency(1)
+            .max_queue(0)
+            .body_timeout(Duration::from_millis(500)),
+    );
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        // 10 KB declared, 2 bytes sent, then nothing.
+        let request = http::Request::post("http://localhost/echo")
+            .header(http::header::CONTENT_LENGTH, "10000")
+            .body(Stalling(false))
+            .unwrap();
+        let h = handler.clone();
+        stalled.push(tokio::spawn(
+            async move { h.handle_observed(request).await },
+        ));
+    }
+    // Meanwhile the one instance slot is free.
+    let ok = handler
+        .handle(
+            http::Request::get("http://localhost/")
+                .body(http_body_util::Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+    for task in stalled {
+        let (response, handled) = task.await.unwrap();
+        assert_eq!(response.status(), 408);
+        assert!(
+            handled.await.unwrap().report.is_none(),
+            "an instance was taken"
+        );
+    }
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use airssys_wasm_core::{CapabilitySet, InterfaceGrant, WasmError};
 use airssys_wasm_engine::{
-    GUEST_LOG_TARGET, MAX_LOG_MESSAGE_BYTES, MAX_LOG_RECORDS_PER_CALL, Provider, WasmEngine,
+    GUEST_LOG_TARGET, MAX_LOG_BYTES_PER_CALL, MAX_LOG_CONTEXT_CHARS, MAX_LOG_MESSAGE_BYTES,
+    MAX_LOG_RECORDS_PER_CALL, Provider, WasmEngine,
 };
 use airssys_wasm_testkit::guests::LOG_TOOL;
 use common::{MIB, compile, sandbox};
@@ -184,6 +185,74 @@ fn a_huge_message_is_cut() {
         "{}",
         &message[message.len() - 30..]
     );
+}
+
+/// The issue's forger: a context and a message with a newline, a fake timestamp and
+/// target, and a terminal escape (OSC title) reach the log escaped, on one line.
+#[test]
+fn a_forged_line_or_escape_sequence_is_escaped() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "log-tool", LOG_TOOL);
+    let forged =
+        "x\n2026-12-07T00:00:00.000000Z  INFO airssys_wasm::access: GET / 200\x1b]0;owned\x07\r";
+    let ((), records) = captured(async || {
+        let mut i = c.instantiate(&granted()).await.unwrap();
+        i.call_typed::<(&str, &str, &str), ()>("emit", ("info", forged, forged))
+            .await
+            .unwrap();
+    });
+    assert_eq!(records.len(), 1);
+    for field in ["context", "message"] {
+        let v = records[0].field(field).unwrap();
+        assert!(
+            !v.chars().any(char::is_control),
+            "{field} carries a control character: {v:?}"
+        );
+        assert!(v.starts_with("x\\n2026"), "{field}: {v}");
+        assert!(v.contains("\\u{1b}]0;owned\\u{7}\\r"), "{field}: {v}");
+    }
+}
+
+/// A context is bounded like a message (a 1 MB context once printed 1,000,024 bytes),
+/// and so is what all of a call's records add up to.
+#[test]
+fn a_huge_context_and_a_calls_total_are_bounded() {
+    let engine = WasmEngine::new().unwrap();
+    let c = compile(&engine, "log-tool", LOG_TOOL);
+    let huge = "c".repeat(1 << 20);
+    let (report, records) = captured(async || {
+        let mut i = c.instantiate(&granted()).await.unwrap();
+        let ((), _) = i
+            .call_typed::<(&str, &str, &str), ()>("emit", ("info", &huge, "m"))
+            .await
+            .unwrap();
+        // 1,000 records of 4,000 bytes would be ~4 MB: the call's total stops them.
+        let ((), report) = i
+            .call_typed::<(u32, u32), ()>("spam", (1_000, 4_000))
+            .await
+            .unwrap();
+        report
+    });
+    let context = records[0].field("context").unwrap();
+    assert!(
+        context.chars().count() < MAX_LOG_CONTEXT_CHARS + 32,
+        "{}",
+        context.len()
+    );
+    assert!(
+        context.ends_with("(1048576 bytes)"),
+        "{}",
+        &context[context.len() - 40..]
+    );
+    let spam: u64 = records
+        .iter()
+        .filter(|r| r.field("context") == Some("spam"))
+        .map(|r| r.field("message").unwrap().len() as u64 + 4)
+        .sum();
+    assert!(spam <= MAX_LOG_BYTES_PER_CALL, "{spam}");
+    let emitted = MAX_LOG_BYTES_PER_CALL / 4_004;
+    assert_eq!(spam / 4_004, emitted);
+    assert_eq!(report.log_records_dropped, 1_000 - emitted);
 }
 
 #[tokio::test]

@@ -372,6 +372,36 @@ async fn connect_to_an_allowed_address_succeeds() {
     }
 }
 
+/// The operator's policy on private addresses covers `wasi:sockets` too: a connect the
+/// manifest grants is refused (and audited) when it goes to loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusing_private_addresses_covers_socket_connects() {
+    let addr = echo_server().await;
+    let mut argv = vec!["tcp-connect"];
+    let target = addr.to_string();
+    argv.extend_from_slice(&["connect", &target, "hi"]);
+    let sandbox = Sandbox::new(roomy())
+        .with_capabilities(with([connect_to("127.0.0.1:*")]))
+        .with_args(argv)
+        .capture_output(1 << 20)
+        .refuse_private_addresses(true);
+    let mut instance = compiled("tcp-connect").instantiate(&sandbox).await.unwrap();
+    let code = instance.run_command().await.map(|(code, _)| code);
+    let stdout = String::from_utf8(instance.captured_stdout().unwrap()).unwrap();
+    assert!(stdout.starts_with("error: "), "{stdout}");
+    assert_eq!(code.unwrap(), 1);
+    let records = instance.last_denials();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].capability, "network.connect");
+    assert!(
+        records[0]
+            .reason
+            .contains("not a globally routable address"),
+        "{}",
+        records[0]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_outside_the_allowlist_fails() {
     let addr = echo_server().await;

@@ -3,16 +3,56 @@
 //! A bucket is one Redis hash (`airssys:kv:{<bucket>}`), its byte total one string
 //! beside it (`airssys:kv:{<bucket>}:bytes`; the braces keep both in one cluster slot).
 //! Every write is one Lua script, which Redis runs atomically: the quota check, the
-//! write and the total together, a batch all or nothing.
+//! write and the total together. A batch runs in chunks of at most
+//! [`CHUNK_PAIRS`] pairs and about [`CHUNK_BYTES`] bytes, each one script, so that no
+//! call holds the shared server for more than a few milliseconds; each chunk is all or
+//! nothing, the batch is not (as `wasi:keyvalue/batch` allows: a failed batch may have
+//! written its first chunks). The scripts count [`ENTRY_OVERHEAD_BYTES`] per entry;
+//! totals written before they did count less, until the entries are rewritten.
 
 use std::sync::Arc;
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
+use airssys_wasm_core::text::{redact_url, redact_urls_in};
+
 use airssys_wasm_engine::keyvalue::{
-    BucketId, Counter, KeyValueBackend, KeyValueBucket, KeyValueError, KvFuture,
+    BucketId, Counter, ENTRY_OVERHEAD_BYTES, KeyValueBackend, KeyValueBucket, KeyValueError,
+    KvFuture,
 };
+
+/// The most pairs (or keys) one script of a batch handles.
+pub const CHUNK_PAIRS: usize = 100;
+
+/// About the most bytes one script of a batch carries (a larger single value is one
+/// chunk of its own).
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// `script` with `OVERHEAD` replaced by [`ENTRY_OVERHEAD_BYTES`].
+fn with_overhead(script: &str) -> Script {
+    Script::new(&script.replace("OVERHEAD", &ENTRY_OVERHEAD_BYTES.to_string()))
+}
+
+/// `items` in chunks of at most [`CHUNK_PAIRS`] and about [`CHUNK_BYTES`] (by `size`).
+fn chunks<T>(items: &[T], size: impl Fn(&T) -> usize) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let mut n = 0;
+        while n < rest.len() && n < CHUNK_PAIRS && (n == 0 || bytes + size(&rest[n]) <= CHUNK_BYTES)
+        {
+            bytes += size(&rest[n]);
+            n += 1;
+        }
+        let (chunk, after) = rest.split_at(n);
+        rest = after;
+        Some(chunk)
+    })
+}
 
 /// Sets pairs (ARGV: max_bytes, then key, value, key, value, …) all or none: returns
 /// `{1, used, would_hold}` when written, `{0, used, would_hold}` when refused.
@@ -26,12 +66,12 @@ for i = 2, #ARGV, 2 do
   local old = sizes[k]
   if old == nil then
     if redis.call('HEXISTS', KEYS[1], k) == 1 then
-      old = string.len(k) + redis.call('HSTRLEN', KEYS[1], k)
+      old = string.len(k) + redis.call('HSTRLEN', KEYS[1], k) + OVERHEAD
     else
       old = 0
     end
   end
-  local new = string.len(k) + string.len(ARGV[i + 1])
+  local new = string.len(k) + string.len(ARGV[i + 1]) + OVERHEAD
   now = now - old + new
   sizes[k] = new
 end
@@ -51,7 +91,7 @@ local used = tonumber(redis.call('GET', KEYS[2]) or '0')
 for i = 1, #ARGV do
   local k = ARGV[i]
   if redis.call('HEXISTS', KEYS[1], k) == 1 then
-    used = used - string.len(k) - redis.call('HSTRLEN', KEYS[1], k)
+    used = used - string.len(k) - redis.call('HSTRLEN', KEYS[1], k) - OVERHEAD
     redis.call('HDEL', KEYS[1], k)
   end
 end
@@ -70,7 +110,7 @@ if old and not string.match(old, ARGV[4]) then
   return {-1, 'its value is not a decimal number of the counter'}
 end
 local oldsize = 0
-if old then oldsize = string.len(k) + string.len(old) end
+if old then oldsize = string.len(k) + string.len(old) + OVERHEAD end
 local used = tonumber(redis.call('GET', KEYS[2]) or '0')
 local ok = pcall(redis.call, 'HINCRBY', KEYS[1], k, ARGV[2])
 if not ok then
@@ -78,7 +118,7 @@ if not ok then
 end
 -- The sum as Redis wrote it (a Lua number would lose digits past 2^53).
 local sum = redis.call('HGET', KEYS[1], k)
-local now = used - oldsize + string.len(k) + string.len(sum)
+local now = used - oldsize + string.len(k) + string.len(sum) + OVERHEAD
 if now > tonumber(ARGV[3]) and now > used then
   if old then redis.call('HSET', KEYS[1], k, old) else redis.call('HDEL', KEYS[1], k) end
   return {0, used, now}
@@ -100,8 +140,8 @@ elseif cur then
 end
 local used = tonumber(redis.call('GET', KEYS[2]) or '0')
 local oldsize = 0
-if cur then oldsize = string.len(k) + string.len(cur) end
-local now = used - oldsize + string.len(k) + string.len(ARGV[4])
+if cur then oldsize = string.len(k) + string.len(cur) + OVERHEAD end
+local now = used - oldsize + string.len(k) + string.len(ARGV[4]) + OVERHEAD
 if now > tonumber(ARGV[5]) and now > used then
   return {-1, used, now}
 end
@@ -143,11 +183,13 @@ impl RedisBackend {
     /// [`KeyValueError::Backend`] naming the URL when it is not valid or the server
     /// does not answer.
     pub async fn connect(url: &str) -> Result<Self, KeyValueError> {
+        let shown = redact_url(url);
         let fail = |e: redis::RedisError| KeyValueError::Backend {
-            store: url.to_owned(),
+            store: shown.clone(),
             message: format!(
-                "{e}; check that the Redis server runs and the URL in the runtime \
-                 configuration is right"
+                "{}; check that the Redis server runs and the URL in the runtime \
+                 configuration is right",
+                redact_urls_in(&e.to_string())
             ),
         };
         let client = redis::Client::open(url).map_err(fail)?;
@@ -157,18 +199,18 @@ impl RedisBackend {
             .await
             .map_err(fail)?;
         Ok(Self {
-            url: url.to_owned(),
+            url: shown,
             conn,
             scripts: Arc::new(Scripts {
-                set_many: Script::new(SET_MANY),
-                delete_many: Script::new(DELETE_MANY),
-                increment: Script::new(INCREMENT),
-                compare_and_swap: Script::new(COMPARE_AND_SWAP),
+                set_many: with_overhead(SET_MANY),
+                delete_many: with_overhead(DELETE_MANY),
+                increment: with_overhead(INCREMENT),
+                compare_and_swap: with_overhead(COMPARE_AND_SWAP),
             }),
         })
     }
 
-    /// The server's URL.
+    /// The server's URL, its user information (a password) redacted.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -204,7 +246,7 @@ impl RedisBucket {
     fn fail(&self, e: &redis::RedisError) -> KeyValueError {
         KeyValueError::Backend {
             store: self.backend.url.clone(),
-            message: e.to_string(),
+            message: redact_urls_in(&e.to_string()).into_owned(),
         }
     }
 
@@ -217,7 +259,19 @@ impl RedisBucket {
         }
     }
 
+    /// Sets `pairs`, chunk by chunk (each chunk all or none).
     async fn set_pairs(
+        &self,
+        pairs: &[(&str, &[u8])],
+        max_bytes: u64,
+    ) -> Result<(), KeyValueError> {
+        for chunk in chunks(pairs, |(k, v)| k.len() + v.len()) {
+            self.set_chunk(chunk, max_bytes).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_chunk(
         &self,
         pairs: &[(&str, &[u8])],
         max_bytes: u64,
@@ -238,7 +292,15 @@ impl RedisBucket {
         }
     }
 
+    /// Deletes `keys`, chunk by chunk.
     async fn delete_keys(&self, keys: &[&str]) -> Result<(), KeyValueError> {
+        for chunk in chunks(keys, |k| k.len()) {
+            self.delete_chunk(chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_chunk(&self, keys: &[&str]) -> Result<(), KeyValueError> {
         let mut inv = self.backend.scripts.delete_many.prepare_invoke();
         inv.key(&self.hash).key(&self.bytes);
         for k in keys {
@@ -424,5 +486,28 @@ impl KeyValueBucket for RedisBucket {
                 .map_err(|e| self.fail(&e))?;
             Ok(used.unwrap_or(0))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_chunked_by_count_and_bytes() {
+        let small = vec![1usize; 250];
+        let sizes: Vec<usize> = chunks(&small, |&n| n).map(<[usize]>::len).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        let big = [CHUNK_BYTES / 2, CHUNK_BYTES / 2, 1, CHUNK_BYTES * 3, 1];
+        let sizes: Vec<usize> = chunks(&big, |&n| n).map(<[usize]>::len).collect();
+        assert_eq!(sizes, [2, 1, 1, 1]);
+        assert_eq!(chunks(&[] as &[usize], |&n| n).count(), 0);
+    }
+
+    #[test]
+    fn every_script_counts_the_overhead() {
+        for script in [SET_MANY, DELETE_MANY, INCREMENT, COMPARE_AND_SWAP] {
+            assert!(script.contains("OVERHEAD"));
+        }
     }
 }

@@ -58,8 +58,8 @@ pub enum RuntimeConfigError {
     },
 }
 
-/// Where one bucket lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where one bucket lives. Its `Debug` form redacts a URL's user information.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreConfig {
     /// SQLite files in a directory.
@@ -74,6 +74,22 @@ pub enum StoreConfig {
         /// Its URL.
         url: String,
     },
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite { dir, durability } => f
+                .debug_struct("Sqlite")
+                .field("dir", dir)
+                .field("durability", durability)
+                .finish(),
+            Self::Redis { url } => f
+                .debug_struct("Redis")
+                .field("url", &airssys_wasm_core::text::redact_url(url))
+                .finish(),
+        }
+    }
 }
 
 /// A parsed runtime configuration.
@@ -191,7 +207,10 @@ impl RuntimeConfig {
                     if !(url.starts_with("redis://") || url.starts_with("redis+unix://")) {
                         return Err(invalid(
                             at,
-                            format!("`{url}` is not a Redis URL: write redis://HOST:PORT[/DB]"),
+                            format!(
+                                "`{}` is not a Redis URL: write redis://HOST:PORT[/DB]",
+                                airssys_wasm_core::text::redact_url(&url)
+                            ),
                         ));
                     }
                     StoreConfig::Redis { url }

@@ -6,6 +6,13 @@
 //! and across processes sharing the directory, and a batch is all or nothing. The byte
 //! total a bucket holds is kept in the same file and updated in the same transaction as
 //! the write it counts.
+//!
+//! Each statement checks the deadline of the call it works for
+//! ([`call_deadline`], through SQLite's progress handler) and stops there: the call's
+//! timeout cannot interrupt a statement from outside, since it runs inside the
+//! call's poll. The directory is made `0700` and each file `0600` (bucket data is the
+//! components' own), files are opened without following a symbolic link, and the
+//! schema is not trusted to run functions.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,12 +22,18 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use airssys_wasm_engine::keyvalue::{
-    BucketId, Counter, KeyValueBackend, KeyValueBucket, KeyValueError, KvFuture, check_quota,
-    incremented,
+    BucketId, Counter, ENTRY_OVERHEAD_BYTES, KeyValueBackend, KeyValueBucket, KeyValueError,
+    KvFuture, call_deadline, check_quota, entry_size, incremented,
 };
 
-/// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The schema version this code writes (`PRAGMA user_version`): 2 counts
+/// [`ENTRY_OVERHEAD_BYTES`] per entry in the byte total (1 did not; a version-1 file is
+/// brought up to 2 when opened).
+const SCHEMA_VERSION: i64 = 2;
+
+/// SQLite virtual-machine steps between two looks at the call's deadline (a few
+/// microseconds of work).
+const DEADLINE_CHECK_STEPS: i32 = 1_000;
 
 /// The file name's suffix.
 const SUFFIX: &str = ".sqlite";
@@ -102,7 +115,7 @@ impl SqliteBackend {
                 "is not a directory; choose a directory for the key-value data (--data-dir)".into(),
             ));
         }
-        std::fs::create_dir_all(&dir).map_err(|e| {
+        private_dir(&dir).map_err(|e| {
             fail(format!(
                 "cannot be created: {e}; choose a writable directory (--data-dir)"
             ))
@@ -185,6 +198,29 @@ impl SqliteBackend {
     }
 }
 
+/// Creates `dir` and its missing parents, readable by this user only (`0700`).
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Creates the bucket file `path` when missing, readable by this user only (`0600`;
+/// SQLite gives its WAL and shared-memory files the same mode), refusing a symbolic
+/// link.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    o.open(path).map(drop)
+}
+
 /// How long SQLite itself waits, blocking its thread, for a lock held by another
 /// process, once a bucket is open: each attempt of a write (retried asynchronously up
 /// to [`SqliteBackend::busy_timeout`]), or a read meeting a checkpoint. Opening a file
@@ -221,15 +257,26 @@ enum Setup {
 }
 
 fn try_connect(path: &Path, durability: Durability, busy: Duration) -> Result<Connection, Setup> {
-    let conn = Connection::open_with_flags(
+    private_file(path).map_err(|e| Setup::Failed(format!("cannot be created: {e}")))?;
+    let mut conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
     )
     .map_err(|e| Setup::Failed(format!("cannot be opened: {e}")))?;
     conn.busy_timeout(busy)
         .map_err(|e| Setup::Failed(e.to_string()))?;
+    // A file is data, never code: no functions with side effects from its schema.
+    conn.execute_batch("PRAGMA trusted_schema = OFF")
+        .map_err(|e| Setup::Failed(e.to_string()))?;
+    // Each statement stops at the deadline of the call it works for.
+    conn.progress_handler(
+        DEADLINE_CHECK_STEPS,
+        Some(|| call_deadline().is_some_and(|d| std::time::Instant::now() >= d)),
+    )
+    .map_err(|e| Setup::Failed(e.to_string()))?;
     let unreadable = |e: rusqlite::Error| {
         let message = format!(
             "is not a readable key-value database ({e}); move it away (the bucket then \
@@ -272,6 +319,16 @@ fn try_connect(path: &Path, durability: Durability, busy: Duration) -> Result<Co
             ))
             .map_err(unreadable)?;
         }
+        1 => {
+            // Version 1 counted keys and values only: add each entry's overhead.
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE;
+                 UPDATE used SET bytes = bytes + (SELECT count(*) FROM kv) * {ENTRY_OVERHEAD_BYTES} WHERE id = 0;
+                 PRAGMA user_version = {SCHEMA_VERSION};
+                 COMMIT;"
+            ))
+            .map_err(unreadable)?;
+        }
         SCHEMA_VERSION => {
             // Ours: check that the tables are there and whole.
             conn.query_row("SELECT bytes FROM used WHERE id = 0", [], |r| {
@@ -309,6 +366,15 @@ struct SqliteBucket {
     conn: tokio::sync::Mutex<Connection>,
 }
 
+/// [`KeyValueError::DeadlinePassed`] when the call this operation works for is out of
+/// time: a statement too short for the progress handler to look is not started.
+fn past_deadline() -> Result<(), KeyValueError> {
+    match call_deadline() {
+        Some(d) if std::time::Instant::now() >= d => Err(KeyValueError::DeadlinePassed),
+        _ => Ok(()),
+    }
+}
+
 /// Whether SQLite reports a lock held elsewhere.
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
@@ -318,11 +384,14 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 }
 
 fn size(key: &str, value_len: u64) -> u64 {
-    key.len() as u64 + value_len
+    entry_size(key, value_len)
 }
 
 impl SqliteBucket {
     fn fail(&self, e: rusqlite::Error) -> KeyValueError {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) {
+            return KeyValueError::DeadlinePassed;
+        }
         KeyValueError::Backend {
             store: self.path.display().to_string(),
             message: e.to_string(),
@@ -336,6 +405,7 @@ impl SqliteBucket {
     ) -> KvFuture<'a, T> {
         Box::pin(async move {
             let mut conn = self.conn.lock().await;
+            past_deadline()?;
             op(&mut conn)
         })
     }
@@ -352,6 +422,7 @@ impl SqliteBucket {
             let mut conn = self.conn.lock().await;
             let give_up = tokio::time::Instant::now() + self.busy_timeout;
             loop {
+                past_deadline()?;
                 let refused = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
                     Ok(tx) => {
                         let out = op(&tx)?;

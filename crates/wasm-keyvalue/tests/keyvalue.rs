@@ -240,8 +240,9 @@ async fn concurrent_increments_are_exact(store: Arc<dyn KeyValueBackend>) {
 
 async fn quota_refuses_writes_and_batches_whole(store: Arc<dyn KeyValueBackend>) {
     let t = Duration::from_secs(10);
-    let small = grant(&["default"], 100);
-    // 10-byte entries ("k0" + 8 bytes): ten fit exactly, the eleventh is refused.
+    // 74-byte entries ("k0" + 8 bytes + the 64-byte overhead each entry costs): ten
+    // fit exactly, the eleventh is refused.
+    let small = grant(&["default"], 740);
     let r = run_as(
         "quota",
         &store,
@@ -261,7 +262,7 @@ async fn quota_refuses_writes_and_batches_whole(store: Arc<dyn KeyValueBackend>)
         .open(&BucketId::component_default("quota"))
         .await
         .unwrap();
-    assert_eq!(bucket.used_bytes().await.unwrap(), 100);
+    assert_eq!(bucket.used_bytes().await.unwrap(), 740);
     // A batch that does not fit writes nothing — not even its first pair.
     assert_eq!(
         run_as(
@@ -298,11 +299,11 @@ async fn quota_refuses_writes_and_batches_whole(store: Arc<dyn KeyValueBackend>)
     )
     .await;
     assert_eq!(r.ok(), "k0 absent\nbig absent");
-    assert_eq!(bucket.used_bytes().await.unwrap(), 80);
+    assert_eq!(bucket.used_bytes().await.unwrap(), 592);
     // Shrinking is always allowed, and frees room.
     let r = run_as("quota", &store, small, &["set", "", "k2", ""], t).await;
     assert_eq!(r.ok(), "ok");
-    assert_eq!(bucket.used_bytes().await.unwrap(), 72);
+    assert_eq!(bucket.used_bytes().await.unwrap(), 584);
 }
 
 async fn a_failed_call_keeps_what_it_wrote(store: Arc<dyn KeyValueBackend>) {
@@ -459,6 +460,201 @@ async fn spins_version_shares_the_buckets(store: Arc<dyn KeyValueBackend>) {
     );
 }
 
+// ---- Hostile guests: what they make the host spend is bounded. ----
+
+/// Runs `kv-spin` as `component` under `memory` bytes and `timeout`, granted the default
+/// bucket with `max_bytes`.
+async fn spin_under(
+    component: &str,
+    store: &Arc<dyn KeyValueBackend>,
+    memory: u64,
+    timeout: Duration,
+    args: &[&str],
+) -> Run {
+    let limits = ResourceLimits::new(memory, u64::MAX / 4, timeout).unwrap();
+    spin_with(component, store, limits, args).await
+}
+
+/// As [`spin_under`], under `limits`.
+async fn spin_with(
+    component: &str,
+    store: &Arc<dyn KeyValueBackend>,
+    limits: ResourceLimits,
+    args: &[&str],
+) -> Run {
+    let caps = CapabilitySet {
+        keyvalue: grant(&["default"], 1 << 30),
+        ..CapabilitySet::default()
+    };
+    let mut argv = vec!["kv-spin"];
+    argv.extend_from_slice(args);
+    let sandbox = Sandbox::new(limits)
+        .with_capabilities(caps)
+        .with_keyvalue(Arc::clone(store))
+        .with_args(argv)
+        .capture_output(1 << 20);
+    let mut instance = kv_spin(component).instantiate(&sandbox).await.unwrap();
+    let code = instance.run_command().await.map(|(code, _)| code);
+    Run {
+        code,
+        stdout: String::from_utf8(instance.captured_stdout().unwrap()).unwrap(),
+        denials: instance.last_report().capability_denials,
+        records: instance.last_denials(),
+    }
+}
+
+/// A guest holding compare-and-swap handles on a large value is charged for what the
+/// host keeps for each: under a 16 MiB memory limit (and so a 16 MiB host-memory
+/// budget), it gets at most 16 handles on a 1 MiB value, then the interface's error.
+async fn cas_handles_are_charged_to_the_instance(store: Arc<dyn KeyValueBackend>) {
+    let t = Duration::from_secs(30);
+    let r = spin_under(
+        "hoard",
+        &store,
+        16 << 20,
+        t,
+        &["set-big", "", "big", "1048576"],
+    )
+    .await;
+    assert_eq!(r.ok(), "ok");
+    let r = spin_under(
+        "hoard",
+        &store,
+        16 << 20,
+        t,
+        &["cas-hoard", "", "big", "1000"],
+    )
+    .await;
+    assert!(matches!(r.code, Ok(1)), "{r:?}");
+    let held: usize = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("held: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..16).contains(&held), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("error: other: host memory budget exceeded"),
+        "{r:?}"
+    );
+    // Handles on small values are cheap: a thousand fit.
+    let r = spin_under(
+        "hoard",
+        &store,
+        16 << 20,
+        t,
+        &["cas-hoard", "", "small", "1000"],
+    )
+    .await;
+    assert_eq!(r.ok(), "held: 1000");
+}
+
+/// Batches and keys past the host's bounds are refused before any store is asked:
+/// nothing is written, and the call ends at once.
+async fn batches_and_keys_are_bounded(store: Arc<dyn KeyValueBackend>) {
+    let t = Duration::from_secs(30);
+    let n = (airssys_wasm_engine::keyvalue::MAX_BATCH_KEYS + 1).to_string();
+    let r = spin_under("flood", &store, 64 << 20, t, &["set-many-empty", "", &n]).await;
+    assert!(matches!(r.code, Ok(1)), "{r:?}");
+    assert!(
+        r.stdout.contains("is more than this host takes at once"),
+        "{r:?}"
+    );
+    let bucket = store
+        .open(&BucketId::component_default("flood"))
+        .await
+        .unwrap();
+    assert_eq!(bucket.used_bytes().await.unwrap(), 0);
+    // Empty entries are not free: each costs its overhead against max_bytes.
+    let r = spin_under(
+        "flood",
+        &store,
+        64 << 20,
+        t,
+        &["set-many-empty", "", "1000"],
+    )
+    .await;
+    assert_eq!(r.ok(), "ok");
+    assert_eq!(
+        bucket.used_bytes().await.unwrap(),
+        (0..1000u64)
+            .map(|i| format!("e{i}").len() as u64
+                + airssys_wasm_engine::keyvalue::ENTRY_OVERHEAD_BYTES)
+            .sum::<u64>()
+    );
+    let long = (airssys_wasm_engine::keyvalue::MAX_KEY_BYTES + 1).to_string();
+    let r = spin_under("flood", &store, 64 << 20, t, &["key-of", "", &long]).await;
+    assert!(
+        r.stdout.contains("error: other: a key of 4097 bytes"),
+        "{r:?}"
+    );
+}
+
+/// The issue's flood: `set-many` of 2,000,000 empty pairs under a 300 ms timeout. The
+/// guest either runs out of time building the list or the host refuses the batch; it
+/// never reaches the store (nothing written), and the call ends promptly (the time is
+/// printed, for the notes; timing is not asserted).
+async fn a_two_million_pair_flood_never_reaches_the_store(store: Arc<dyn KeyValueBackend>) {
+    let started = std::time::Instant::now();
+    let r = spin_under(
+        "flood2m",
+        &store,
+        512 << 20,
+        Duration::from_millis(300),
+        &["set-many-empty", "", "2000000"],
+    )
+    .await;
+    eprintln!(
+        "set-many of 2,000,000 empty pairs ended in {:?}: {:?}",
+        started.elapsed(),
+        r.code
+    );
+    let refused = r.stdout.contains("is more than this host takes at once");
+    let timed_out = matches!(r.code, Err(WasmError::ComponentTimeout { .. }));
+    assert!(refused || timed_out, "{r:?}");
+    // With time enough to build the list, it reaches the host, which refuses it whole.
+    let started = std::time::Instant::now();
+    let r = spin_under(
+        "flood2m",
+        &store,
+        512 << 20,
+        Duration::from_secs(60),
+        &["set-many-empty", "", "2000000"],
+    )
+    .await;
+    eprintln!(
+        "... and with a 60 s timeout in {:?}: {:?}",
+        started.elapsed(),
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("is more than this host takes at once"),
+        "{r:?}"
+    );
+    // What one call may copy out of the guest is bounded by its host-memory budget:
+    // with 1 MiB, a list of 100,000 pairs cannot even be handed over.
+    let limits = ResourceLimits::new(64 << 20, u64::MAX / 4, Duration::from_secs(60))
+        .unwrap()
+        .with_host_memory_bytes(1 << 20)
+        .unwrap();
+    let r = spin_with("flood2m", &store, limits, &["set-many-empty", "", "100000"]).await;
+    let copy_bound = matches!(&r.code, Err(WasmError::ResourceLimitExceeded { resource, .. }) if resource.contains("host memory budget"));
+    assert!(copy_bound, "{r:?}");
+    let bucket = store
+        .open(&BucketId::component_default("flood2m"))
+        .await
+        .unwrap();
+    assert_eq!(bucket.used_bytes().await.unwrap(), 0);
+}
+
+async fn hostile_scenarios(store: Arc<dyn KeyValueBackend>) {
+    cas_handles_are_charged_to_the_instance(Arc::clone(&store)).await;
+    batches_and_keys_are_bounded(Arc::clone(&store)).await;
+    a_two_million_pair_flood_never_reaches_the_store(store).await;
+}
+
 async fn all_scenarios(store: Arc<dyn KeyValueBackend>) {
     basics(Arc::clone(&store)).await;
     grants_decide_what_opens(Arc::clone(&store)).await;
@@ -468,7 +664,8 @@ async fn all_scenarios(store: Arc<dyn KeyValueBackend>) {
     a_failed_call_keeps_what_it_wrote(Arc::clone(&store)).await;
     repeated_keys_cannot_multiply_what_the_host_allocates(Arc::clone(&store)).await;
     listing_pages_through_every_key(Arc::clone(&store)).await;
-    spins_version_shares_the_buckets(store).await;
+    spins_version_shares_the_buckets(Arc::clone(&store)).await;
+    hostile_scenarios(store).await;
 }
 
 // ---- SQLite ----
@@ -492,6 +689,68 @@ async fn sqlite_data_outlives_the_backend() {
     assert!(dir.path().join("component.app.sqlite").is_file());
 }
 
+/// The data directory and the bucket files are the components' own: `0700` and `0600`
+/// from creation (WAL and shared-memory files too); a bucket file that is a symbolic
+/// link is refused, not followed.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_private_and_links_are_not_followed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("a/data");
+    let backend = SqliteBackend::open(&data).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&dir.path().join("a")), 0o700);
+    let bucket = backend
+        .open(&BucketId::component_default("app"))
+        .await
+        .unwrap();
+    bucket.set("k", b"v", 1 << 20).await.unwrap();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    // A planted link to a file elsewhere.
+    let elsewhere = dir.path().join("elsewhere.sqlite");
+    std::fs::write(&elsewhere, b"").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, data.join("shared.planted.sqlite")).unwrap();
+    let e = backend
+        .open_now(&BucketId::shared("planted"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("shared.planted.sqlite"), "{e}");
+    assert_eq!(std::fs::metadata(&elsewhere).unwrap().len(), 0);
+}
+
+/// A statement that runs past its call's deadline is stopped by SQLite itself (its
+/// progress handler reads the deadline), not left to hold the thread and the bucket:
+/// here a listing that must skip 50,000 keys, with a deadline already passed.
+#[tokio::test]
+async fn a_sqlite_statement_stops_at_the_calls_deadline() {
+    use airssys_wasm_engine::keyvalue::{KeyValueError, UnderDeadline};
+    let dir = tempfile::tempdir().unwrap();
+    let backend = SqliteBackend::open(dir.path()).unwrap();
+    let bucket = backend.open(&BucketId::shared("big")).await.unwrap();
+    for chunk in 0..50 {
+        let pairs: Vec<(String, Vec<u8>)> = (0..1000)
+            .map(|i| (format!("k{chunk:02}-{i:04}"), Vec::new()))
+            .collect();
+        bucket.set_many(&pairs, 1 << 30).await.unwrap();
+    }
+    // Without a deadline it completes.
+    let (keys, _) = bucket.list_keys(49_990, 100).await.unwrap();
+    assert_eq!(keys.len(), 10);
+    let passed = std::time::Instant::now() - Duration::from_millis(1);
+    let r = UnderDeadline::new(bucket.list_keys(49_990, 100), passed).await;
+    assert!(matches!(r, Err(KeyValueError::DeadlinePassed)), "{r:?}");
+    let r = UnderDeadline::new(bucket.set("k", b"v", 1 << 30), passed).await;
+    assert!(matches!(r, Err(KeyValueError::DeadlinePassed)), "{r:?}");
+    assert_eq!(bucket.get("k").await.unwrap(), None);
+    // The connection is still good.
+    bucket.set("k", b"v", 1 << 30).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_bad_data_directory_is_a_clear_error_at_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -509,10 +768,18 @@ async fn a_bad_data_directory_is_a_clear_error_at_start() {
     assert!(e.contains("is not a readable key-value database"), "{e}");
     assert!(e.contains("component.app.sqlite"), "{e}");
     assert_eq!(std::fs::read(backend.path_of(&id)).unwrap(), garbage);
-    // Through a guest: its open fails with the store's error, the host carries on.
+    // Through a guest: its open fails with a generic error (the store's words, with the
+    // host's path, stay in the host's log), and the host carries on.
     let store: Arc<dyn KeyValueBackend> = Arc::new(SqliteBackend::open(dir.path()).unwrap());
     let r = run(&store, &["get", "", "k"]).await;
-    assert!(r.stdout.contains("error: other: key-value store"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("error: other: the key-value store is unavailable (incident kv-"),
+        "{r:?}"
+    );
+    let host_path = dir.path().to_string_lossy().into_owned();
+    assert!(!r.stdout.contains(&host_path), "{r:?}");
+    assert!(!r.stdout.contains("sqlite"), "{r:?}");
     // And the runtime configuration's start-up check reports it.
     let e = RuntimeConfig::default()
         .open_stores(
@@ -639,7 +906,18 @@ fn redis_server_binary() -> Option<PathBuf> {
 }
 
 async fn redis_server() -> Option<RedisServer> {
+    redis_server_with(&[], None).await
+}
+
+/// A `redis-server` on 127.0.0.1 with extra `args`, reached with `password` when given.
+/// Where none is installed the Redis tests skip — except under CI (`CI=true`, as
+/// `.ci/run` runs), where a missing server is a failure: the script installs it.
+async fn redis_server_with(args: &[&str], password: Option<&str>) -> Option<RedisServer> {
     let Some(binary) = redis_server_binary() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no redis-server under CI: scripts/install-test-servers should have installed it"
+        );
         eprintln!(
             "\n*** SKIPPED: no redis-server (install it with `apt-get install redis-server`, \
              as .ci/run does, or set AIRSSYS_REDIS_SERVER) ***\n"
@@ -664,11 +942,15 @@ async fn redis_server() -> Option<RedisServer> {
         ])
         .arg("--dir")
         .arg(dir.path())
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let url = format!("redis://127.0.0.1:{port}/");
+    let url = match password {
+        Some(p) => format!("redis://:{p}@127.0.0.1:{port}/"),
+        None => format!("redis://127.0.0.1:{port}/"),
+    };
     let server = RedisServer {
         child,
         url,
@@ -695,6 +977,65 @@ async fn redis_backend_passes_every_scenario() {
     let other: Arc<dyn KeyValueBackend> =
         Arc::new(RedisBackend::connect(&server.url).await.unwrap());
     assert_eq!(run(&other, &["get", "", "n"]).await.ok(), "value: 15");
+}
+
+/// A store's failure reaches the guest as a generic error with an incident id: never
+/// the operator's URL, password or the server's own words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stores_failure_tells_the_guest_nothing_secret() {
+    let Some(server) = redis_server_with(
+        &[
+            "--requirepass",
+            "s3cret",
+            "--maxmemory",
+            "2mb",
+            "--maxmemory-policy",
+            "noeviction",
+        ],
+        Some("s3cret"),
+    )
+    .await
+    else {
+        return;
+    };
+    let backend = RedisBackend::connect(&server.url).await.unwrap();
+    assert!(!backend.url().contains("s3cret"), "{}", backend.url());
+    assert!(!format!("{backend:?}").contains("s3cret"));
+    let store: Arc<dyn KeyValueBackend> = Arc::new(backend);
+    // Past maxmemory, Redis answers OOM.
+    let mut last = None;
+    for i in 0..8 {
+        let r = spin_under(
+            "oom",
+            &store,
+            16 << 20,
+            Duration::from_secs(30),
+            &["set-big", "", &format!("big{i}"), "1048576"],
+        )
+        .await;
+        if r.code.as_ref().is_ok_and(|c| *c != 0) {
+            last = Some(r);
+            break;
+        }
+    }
+    let r = last.expect("Redis never answered OOM");
+    assert!(
+        r.stdout
+            .contains("error: other: the key-value store is unavailable (incident kv-"),
+        "{r:?}"
+    );
+    for secret in ["s3cret", "redis://", "127.0.0.1", "OOM"] {
+        assert!(!r.stdout.contains(secret), "{secret} in {r:?}");
+    }
+    // A URL with a password is redacted in start-up errors too.
+    let e = RedisBackend::connect("redis://:hunter2@127.0.0.1:1/")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !e.contains("hunter2") && e.contains("redis://***@127.0.0.1:1/"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 use wasmtime_wasi_http::{Error, WasiBody, WasiHttpView};
 
+use airssys_wasm_core::text::escape;
 use airssys_wasm_core::{WasmError, WasmResult};
 
 use crate::audit::Denial;
@@ -62,16 +63,22 @@ pub struct HttpLimits {
     max_queue: usize,
     queue_timeout: Duration,
     max_request_body: u64,
+    buffered_body: u64,
+    body_timeout: Duration,
 }
 
 impl Default for HttpLimits {
-    /// 64 live instances, 256 waiting requests for up to 5 s, 10 MiB request bodies.
+    /// 64 live instances, 256 waiting requests for up to 5 s, 10 MiB request bodies,
+    /// of which the first 64 KiB are read before an instance is taken, and 10 s at most
+    /// between two pieces of a body.
     fn default() -> Self {
         Self {
             max_concurrency: 64,
             max_queue: 256,
             queue_timeout: Duration::from_secs(5),
             max_request_body: 10 << 20,
+            buffered_body: 64 << 10,
+            body_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -104,6 +111,26 @@ impl HttpLimits {
     #[must_use]
     pub fn max_request_body(mut self, bytes: u64) -> Self {
         self.max_request_body = bytes;
+        self
+    }
+
+    /// Request bodies up to `bytes` are read whole **before** an instance is taken, so
+    /// that a client sending slowly (or stopping halfway) holds a connection and a
+    /// little memory, never an instance; a larger body's first `bytes` are read so, and
+    /// the rest streams to the guest. Default 64 KiB.
+    #[must_use]
+    pub fn buffered_body(mut self, bytes: u64) -> Self {
+        self.buffered_body = bytes;
+        self
+    }
+
+    /// The longest a client may pause while sending its request body (between two
+    /// pieces): past it, a body not yet handed to a guest is answered `408 Request
+    /// Timeout` and the rest of one being streamed ends with an error for the guest
+    /// (and `408` if the guest then fails). Default 10 s.
+    #[must_use]
+    pub fn body_timeout(mut self, t: Duration) -> Self {
+        self.body_timeout = t;
         self
     }
 
@@ -289,6 +316,40 @@ impl HttpHandler {
         {
             return line.refuse(StatusCode::BAD_REQUEST, "the request has no Host header");
         }
+        // The body first (up to the buffered bound), then an instance: a slow client
+        // holds no instance while it sends.
+        let stalled = Arc::new(AtomicBool::new(false));
+        let (parts, body) = request.into_parts();
+        let body = match Prefetched::read(
+            body,
+            (inner.limits.buffered_body.min(max_body), max_body),
+            inner.limits.body_timeout,
+            Arc::clone(&stalled),
+        )
+        .await
+        {
+            Ok(b) => b,
+            Err(Unread::Stalled) => {
+                return line.refuse(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the client paused sending its request body for longer than the body \
+                     timeout",
+                );
+            }
+            Err(Unread::TooLarge) => {
+                return line.refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the request body is too large",
+                );
+            }
+            Err(Unread::Failed(e)) => {
+                return line.refuse(
+                    StatusCode::BAD_REQUEST,
+                    &format!("reading the request body failed: {}", escape(&e, 512)),
+                );
+            }
+        };
+        let request = Request::from_parts(parts, body);
         let permit = match self.admit().await {
             Ok(p) => p,
             Err(Refused::QueueFull) => {
@@ -363,7 +424,11 @@ impl HttpHandler {
                 drop(status_tx);
                 match call.await {
                     Ok(Some((line, error, report, denials))) => line.fail(
-                        StatusCode::INTERNAL_SERVER_ERROR,
+                        if stalled.load(Ordering::Acquire) {
+                            StatusCode::REQUEST_TIMEOUT
+                        } else {
+                            StatusCode::INTERNAL_SERVER_ERROR
+                        },
                         error,
                         Some(report),
                         denials,
@@ -376,9 +441,13 @@ impl HttpHandler {
                 drop(status_tx);
                 match call.await {
                     Ok(Some((line, error, report, denials))) => {
-                        let status = error
-                            .as_ref()
-                            .map_or(StatusCode::INTERNAL_SERVER_ERROR, status_for);
+                        let status = if stalled.load(Ordering::Acquire) {
+                            StatusCode::REQUEST_TIMEOUT
+                        } else {
+                            error
+                                .as_ref()
+                                .map_or(StatusCode::INTERNAL_SERVER_ERROR, status_for)
+                        };
                         let problem = error
                             .is_none()
                             .then(|| "the guest returned without setting a response".to_owned());
@@ -489,6 +558,7 @@ fn plain(status: StatusCode) -> Response<ResponseBody> {
     let text: &'static str = match status {
         StatusCode::SERVICE_UNAVAILABLE => "service unavailable\n",
         StatusCode::PAYLOAD_TOO_LARGE => "request body too large\n",
+        StatusCode::REQUEST_TIMEOUT => "request body timed out\n",
         StatusCode::BAD_REQUEST => "bad request\n",
         _ => "internal server error\n",
     };
@@ -599,16 +669,20 @@ impl Line {
             return;
         }
         let limit = h.error.as_ref().map_or("", limit_name);
+        // One line per request: whatever the error says (a guest's words among it) is
+        // escaped, newlines included.
         let why = match (&h.error, &h.problem) {
             (Some(e), _) => e.to_string(),
             (None, Some(p)) => p.clone(),
             (None, None) => String::new(),
         };
+        let why = escape(&why, MAX_LOGGED_CHARS);
         let backtrace = h
             .error
             .as_ref()
             .and_then(WasmError::guest_backtrace)
             .unwrap_or_default();
+        let backtrace = &*escape(backtrace, MAX_LOGGED_CHARS);
         tracing::warn!(
             target: ACCESS_LOG_TARGET,
             component = %self.component,
@@ -625,6 +699,9 @@ impl Line {
         );
     }
 }
+
+/// The longest error or backtrace an access-log line carries, in characters.
+const MAX_LOGGED_CHARS: usize = 8_192;
 
 /// Which limit an error is, for the log (empty for other failures).
 fn limit_name(e: &WasmError) -> &'static str {
@@ -735,5 +812,162 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// Why a request body could not be read before an instance was taken.
+enum Unread {
+    /// The client paused longer than the body timeout.
+    Stalled,
+    /// The body grew past the largest accepted.
+    TooLarge,
+    /// The connection failed (the text is the client's side of it).
+    Failed(String),
+}
+
+/// A request body whose first part (all of it, when small) was read before an instance
+/// was taken; the rest, if any, streams on, each piece within the body timeout (a pause
+/// past it ends the body with an error, and marks `stalled`).
+struct Prefetched<B> {
+    head: Option<Bytes>,
+    rest: Option<Pin<Box<B>>>,
+    trailers: Option<http::HeaderMap>,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    timeout: Duration,
+    stalled: Arc<AtomicBool>,
+}
+
+/// Why a streamed request body ended early.
+#[derive(Debug)]
+enum BodyError {
+    Stalled,
+    Client(String),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Stalled => {
+                f.write_str("the client paused sending the body past the body timeout")
+            }
+            Self::Client(e) => f.write_str(e),
+        }
+    }
+}
+
+impl<B> Prefetched<B>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: std::fmt::Display,
+{
+    /// Reads `body` until it ends or `buffered` bytes are in hand, each piece within
+    /// `timeout`; more than `max` bytes is too large.
+    async fn read(
+        body: B,
+        (buffered, max): (u64, u64),
+        timeout: Duration,
+        stalled: Arc<AtomicBool>,
+    ) -> Result<Self, Unread> {
+        let mut body = Box::pin(body);
+        let mut head = bytes::BytesMut::new();
+        let mut trailers = None;
+        let mut ended = body.is_end_stream();
+        while !ended && (head.len() as u64) < buffered {
+            match tokio::time::timeout(timeout, body.frame()).await {
+                Err(_) => return Err(Unread::Stalled),
+                Ok(None) => ended = true,
+                Ok(Some(Err(e))) => return Err(Unread::Failed(e.to_string())),
+                Ok(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        head.extend_from_slice(&data);
+                        if head.len() as u64 > max {
+                            return Err(Unread::TooLarge);
+                        }
+                        ended = body.is_end_stream();
+                    }
+                    // Trailers end a body.
+                    Err(frame) => {
+                        trailers = frame.into_trailers().ok();
+                        ended = true;
+                    }
+                },
+            }
+        }
+        Ok(Self {
+            head: (!head.is_empty()).then(|| head.freeze()),
+            rest: (!ended).then_some(body),
+            trailers,
+            pause: None,
+            timeout,
+            stalled,
+        })
+    }
+}
+
+impl<B> Body for Prefetched<B>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: std::fmt::Display,
+{
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        if let Some(head) = this.head.take() {
+            return Poll::Ready(Some(Ok(Frame::data(head))));
+        }
+        if let Some(rest) = this.rest.as_mut() {
+            match rest.as_mut().poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(pause) = this.pause.as_mut() {
+                        pause
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + this.timeout);
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.rest = None;
+                    return Poll::Ready(Some(Err(BodyError::Client(e.to_string()))));
+                }
+                Poll::Ready(None) => this.rest = None,
+                Poll::Pending => {
+                    let timeout = this.timeout;
+                    let pause = this
+                        .pause
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                    if pause.as_mut().poll(cx).is_ready() {
+                        this.stalled.store(true, Ordering::Release);
+                        this.rest = None;
+                        return Poll::Ready(Some(Err(BodyError::Stalled)));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+        Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.is_none() && self.rest.is_none() && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.rest {
+            None => SizeHint::with_exact(self.head.as_ref().map_or(0, |h| h.len() as u64)),
+            Some(rest) => {
+                let mut hint = rest.size_hint();
+                let head = self.head.as_ref().map_or(0, |h| h.len() as u64);
+                hint.set_lower(hint.lower() + head);
+                if let Some(upper) = hint.upper() {
+                    hint.set_upper(upper + head);
+                }
+                hint
+            }
+        }
     }
 }

@@ -16,3 +16,15 @@ pub(crate) struct HttpState {
     pub(crate) ctx: WasiHttpCtx,
     pub(crate) outbound: Outbound,
 }
+
+/// The largest `wasi:http` fields (headers) value one instance may build: Wasmtime's
+/// 128 KiB, or a sixteenth of the host-memory budget when that is less.
+pub(crate) const MAX_FIELDS_BYTES: u64 = 128 * 1024;
+
+/// The `wasi:http` context of an instance under `limits`.
+pub(crate) fn context(limits: &airssys_wasm_core::ResourceLimits) -> WasiHttpCtx {
+    let mut ctx = WasiHttpCtx::new();
+    let bound = MAX_FIELDS_BYTES.min(limits.host_memory_bytes() / 16);
+    ctx.set_field_size_limit(usize::try_from(bound).unwrap_or(usize::MAX));
+    ctx
+}

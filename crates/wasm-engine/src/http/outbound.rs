@@ -12,6 +12,7 @@
 use std::future::{Future, poll_fn};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
@@ -26,6 +27,7 @@ use wasmtime_wasi_http::p2::bindings::http::types as p2;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use airssys_wasm_core::CapabilitySet;
+use airssys_wasm_core::address::is_globally_routable;
 
 use crate::audit::Trail;
 
@@ -46,6 +48,20 @@ pub(crate) struct Outbound {
     /// that run outside the store: the WASI socket check, the address check after DNS);
     /// made on first use.
     pub(crate) trail: Option<Arc<Mutex<Trail>>>,
+    /// Requests of this instance in flight (from the send until its connection is
+    /// done), and the bound.
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: usize,
+}
+
+/// One request in flight; counted down when dropped (its connection done, or the
+/// instance gone).
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Outbound {
@@ -55,6 +71,7 @@ impl Outbound {
         timeout: Duration,
         refuse_private: bool,
         trail: Option<Arc<Mutex<Trail>>>,
+        max_in_flight: usize,
     ) -> Self {
         Self {
             component,
@@ -63,6 +80,8 @@ impl Outbound {
             refuse_private,
             started: None,
             trail,
+            in_flight: Arc::default(),
+            max_in_flight,
         }
     }
 
@@ -185,6 +204,17 @@ impl WasiHttpHooks for Outbound {
             self.deny(&target.to_string(), reason);
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.max_in_flight {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(
+                component = &*self.component,
+                "an outgoing request was refused: {} are in flight, the most one instance may \
+                 have (Sandbox::max_outgoing_requests, --max-outgoing-requests)",
+                self.max_in_flight
+            );
+            return Box::new(async { Err(Error::ConnectionLimitReached) });
+        }
+        let counted = InFlight(Arc::clone(&self.in_flight));
         let timeouts = Timeouts::within(options, self.remaining());
         let guard = self.refuse_private.then(|| Guard {
             component: Arc::clone(&self.component),
@@ -192,6 +222,11 @@ impl WasiHttpHooks for Outbound {
         });
         Box::new(async move {
             let (response, io) = send(request, target, timeouts, guard).await?;
+            // Counted until the connection is done.
+            let io = async move {
+                let _counted = counted;
+                io.await
+            };
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
@@ -240,35 +275,6 @@ fn tls_error_code(err: &std::io::Error) -> p2::ErrorCode {
 struct Guard {
     component: Arc<str>,
     trail: Arc<Mutex<Trail>>,
-}
-
-/// Whether `ip` is an address a request from a sandbox should not reach when the
-/// operator refuses private destinations: loopback, private (RFC 1918, IPv6 unique
-/// local), link-local (cloud metadata services live there), shared (carrier-grade
-/// NAT), unspecified, and IPv4 addresses mapped into IPv6.
-pub(crate) fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || (a == 100 && (64..128).contains(&b))
-                || a == 0
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-        }
-    }
 }
 
 trait Stream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
@@ -330,14 +336,14 @@ async fn send(
         return Err(Error::DestinationNotFound);
     }
     if let Some(guard) = guard
-        && let Some(private) = addrs.iter().find(|a| is_private(a.ip()))
+        && let Some(private) = addrs.iter().find(|a| !is_globally_routable(a.ip()))
     {
         lock(&guard.trail).deny(
             &guard.component,
             CAPABILITY,
             &format!("{target} ({})", private.ip()),
             format!(
-                "{} resolves to {}, a private or loopback address, which this host \
+                "{} resolves to {}, not a globally routable address, which this host \
                  refuses to reach (the operator's setting)",
                 target.host,
                 private.ip()
@@ -486,30 +492,6 @@ impl Body for ResponseBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn private_addresses_are_told_from_public_ones() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "::",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(is_private(private.parse().unwrap()), "{private}");
-        }
-        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "172.32.0.1"] {
-            assert!(!is_private(public.parse().unwrap()), "{public}");
-        }
-    }
 
     #[test]
     fn timeouts_never_exceed_what_is_left() {

@@ -29,8 +29,8 @@ alike_in_both_versions! {
             cursor: Option<u64>,
         ) -> Outcome<store::KeyResponse> {
             let (b, _) = self.bucket(&bucket)?;
-            let r = b
-                .list_keys(cursor.unwrap_or(0), LIST_PAGE)
+            let r = self
+                .under(b.list_keys(cursor.unwrap_or(0), LIST_PAGE))
                 .await
                 .map(|(keys, cursor)| store::KeyResponse { keys, cursor });
             mine(self.answer(&bucket, r))
@@ -55,9 +55,9 @@ impl atomics::Host for HostState {
         key: String,
         delta: u64,
     ) -> Outcome<u64> {
-        let (b, max) = self.bucket(&bucket)?;
-        let r = b
-            .increment(&key, i128::from(delta), Counter::U64, max)
+        let (b, max) = bucket_or_refuse!(self, &bucket, &[key.as_str()]);
+        let r = self
+            .under(b.increment(&key, i128::from(delta), Counter::U64, max))
             .await
             // In range: the counter keeps it there.
             .map(|sum| u64::try_from(sum).unwrap_or(u64::MAX));

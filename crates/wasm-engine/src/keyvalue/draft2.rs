@@ -29,13 +29,21 @@ use bindings::wasi::keyvalue::{atomics, batch, store};
 use store::Error;
 
 /// A compare-and-swap handle: the key, and the value it held when read (public only
-/// for the generated bindings).
+/// for the generated bindings). What it keeps is charged to the instance's host-memory
+/// budget while it lives.
 pub struct Cas {
     bucket: Arc<dyn KeyValueBucket>,
     id: BucketId,
     max_bytes: u64,
     key: String,
     read: Option<Vec<u8>>,
+}
+
+impl Cas {
+    /// The host memory it keeps: its key, the value it read, and its own bookkeeping.
+    fn charge(key: &str, read: Option<&[u8]>) -> u64 {
+        (std::mem::size_of::<Self>() + key.len() + read.map_or(0, <[u8]>::len)) as u64
+    }
 }
 
 alike_in_both_versions! {
@@ -53,8 +61,8 @@ alike_in_both_versions! {
                     "not a cursor this host gave: pass none, or the cursor of the previous page".into(),
                 )));
             };
-            let r = b
-                .list_keys(start, LIST_PAGE)
+            let r = self
+                .under(b.list_keys(start, LIST_PAGE))
                 .await
                 .map(|(keys, next)| store::KeyResponse {
                     keys,
@@ -83,14 +91,26 @@ impl HostState {
         max_bytes: u64,
         key: String,
     ) -> Answer<Resource<Cas>> {
-        match bucket.get(&key).await {
-            Ok(read) => Ok(Ok(self.table_mut().push(Cas {
-                bucket,
-                id,
-                max_bytes,
-                key,
-                read,
-            })?)),
+        match self.under(bucket.get(&key)).await {
+            Ok(read) => {
+                let charge = Cas::charge(&key, read.as_deref());
+                if let Err(why) = self.host_memory.charge(charge, "a compare-and-swap handle") {
+                    return Ok(Err(Refused::Other(why)));
+                }
+                match self.table_mut().push(Cas {
+                    bucket,
+                    id,
+                    max_bytes,
+                    key,
+                    read,
+                }) {
+                    Ok(handle) => Ok(Ok(handle)),
+                    Err(e) => {
+                        self.host_memory.release(charge);
+                        Err(e.into())
+                    }
+                }
+            }
             Err(e) => self.answer_for(Some(&id), Err(e)),
         }
     }
@@ -103,9 +123,9 @@ impl atomics::Host for HostState {
         key: String,
         delta: i64,
     ) -> Outcome<i64> {
-        let (b, max) = self.bucket(&bucket)?;
-        let r = b
-            .increment(&key, i128::from(delta), Counter::I64, max)
+        let (b, max) = bucket_or_refuse!(self, &bucket, &[key.as_str()]);
+        let r = self
+            .under(b.increment(&key, i128::from(delta), Counter::I64, max))
             .await
             // In range: the counter keeps it there.
             .map(|sum| i64::try_from(sum).unwrap_or(i64::MAX));
@@ -125,8 +145,9 @@ impl atomics::Host for HostState {
             key,
             read,
         } = self.table_mut().delete(cas)?;
-        let swapped = bucket
-            .compare_and_swap(&key, read.as_deref(), &value, max_bytes)
+        self.host_memory.release(Cas::charge(&key, read.as_deref()));
+        let swapped = self
+            .under(bucket.compare_and_swap(&key, read.as_deref(), &value, max_bytes))
             .await;
         match swapped {
             Ok(true) => Ok(Ok(())),
@@ -145,7 +166,7 @@ impl atomics::Host for HostState {
 
 impl atomics::HostCas for HostState {
     async fn new(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<Resource<Cas>> {
-        let (b, max) = self.bucket(&bucket)?;
+        let (b, max) = bucket_or_refuse!(self, &bucket, &[key.as_str()]);
         let id = self.table_mut().get(&bucket)?.id.clone();
         mine(self.cas(b, id, max, key).await)
     }
@@ -156,7 +177,10 @@ impl atomics::HostCas for HostState {
     }
 
     async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
-        self.table_mut().delete(cas)?;
+        self.host_call = None;
+        let cas = self.table_mut().delete(cas)?;
+        self.host_memory
+            .release(Cas::charge(&cas.key, cas.read.as_deref()));
         Ok(())
     }
 }

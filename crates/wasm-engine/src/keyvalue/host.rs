@@ -8,7 +8,7 @@ use wasmtime::component::Resource;
 
 use airssys_wasm_core::keyvalue::BucketRef;
 
-use super::{BucketId, KeyValueBucket, KeyValueError};
+use super::{BucketId, KeyValueBucket, KeyValueError, MAX_BATCH_KEYS, MAX_KEY_BYTES};
 use crate::audit::AUDIT_TARGET;
 use crate::host::HostState;
 
@@ -75,13 +75,13 @@ impl HostState {
             );
             return Ok(Err(Refused::NoSuchStore));
         };
-        match backend.open(&id).await {
+        match self.under(backend.open(&id)).await {
             Ok(inner) => Ok(Ok(self.table_mut().push(Bucket {
                 inner,
                 id,
                 max_bytes,
             })?)),
-            Err(e) => Ok(Err(Refused::Other(e.to_string()))),
+            Err(e) => self.answer_for(Some(&id), Err(e)),
         }
     }
 
@@ -94,6 +94,28 @@ impl HostState {
         self.host_call = None;
         let b = self.table_mut().get(handle)?;
         Ok((Arc::clone(&b.inner), b.max_bytes))
+    }
+
+    /// The bucket behind a guest's handle, after checking the keys an operation names
+    /// against [`MAX_KEY_BYTES`] and their number against [`MAX_BATCH_KEYS`]: a
+    /// refusal the guest gets, nothing asked of the store.
+    pub(super) fn bucket_for(
+        &mut self,
+        handle: &Resource<Bucket>,
+        keys: &[&str],
+    ) -> Answer<(Arc<dyn KeyValueBucket>, u64)> {
+        let b = self.bucket(handle)?;
+        Ok(check_keys(keys.len(), keys.iter().copied()).map(|()| b))
+    }
+
+    /// `op` under the current call's deadline: a backend that works synchronously
+    /// (SQLite) reads it with [`call_deadline`](super::call_deadline) and stops there.
+    /// The call began at most one epoch tick before `started` was taken, or (not yet
+    /// taken) within the last tick: now, taken as the call's start, errs late by a tick
+    /// at most, as the epoch callback's own first reading does.
+    pub(super) fn under<F: std::future::Future>(&mut self, op: F) -> super::UnderDeadline<F> {
+        let began = *self.started.get_or_insert_with(std::time::Instant::now);
+        super::UnderDeadline::new(op, began + self.limits().timeout())
     }
 
     /// Maps a backend's answer to the guest's, counting and logging a quota refusal.
@@ -117,12 +139,23 @@ impl HostState {
         id: Option<&BucketId>,
         r: Result<T, KeyValueError>,
     ) -> Answer<T> {
-        Ok(r.map_err(|e| {
-            if let KeyValueError::QuotaExceeded { .. } = &e {
+        Ok(r.map_err(|e| match &e {
+            KeyValueError::QuotaExceeded { .. } => {
                 let bucket = id.map(ToString::to_string).unwrap_or_default();
                 self.kv_denied("keyvalue.max_bytes", &bucket, &e.to_string());
+                Refused::Other(e.to_string())
             }
-            Refused::Other(e.to_string())
+            // The store's own failure: its words may carry the operator's URL, a path
+            // or a server's message, none of them the guest's business. The guest gets
+            // an id that the host's log line carries too.
+            KeyValueError::Backend { .. } => {
+                let incident = backend_incident(self.component(), id, &e);
+                Refused::Other(format!(
+                    "the key-value store is unavailable (incident {incident}; the host's log \
+                     has the details)"
+                ))
+            }
+            _ => Refused::Other(e.to_string()),
         }))
     }
 
@@ -136,10 +169,13 @@ impl HostState {
         keys: Vec<String>,
     ) -> Answer<Vec<(String, Option<Vec<u8>>)>> {
         let (b, _) = self.bucket(handle)?;
+        if let Err(r) = check_keys(keys.len(), keys.iter().map(String::as_str)) {
+            return Ok(Err(r));
+        }
         let mut distinct = keys.clone();
         distinct.sort_unstable();
         distinct.dedup();
-        let values = match b.get_many(&distinct).await {
+        let values = match self.under(b.get_many(&distinct)).await {
             Ok(v) => v,
             Err(e) => return self.answer(handle, Err(e)),
         };
@@ -174,6 +210,49 @@ impl HostState {
     fn kv_denied(&mut self, capability: &'static str, requested: &str, why: &str) {
         self.deny(capability, requested, why.to_owned());
     }
+}
+
+/// Refuses a batch of more than [`MAX_BATCH_KEYS`] keys, or a key longer than
+/// [`MAX_KEY_BYTES`].
+pub(super) fn check_keys<'k>(
+    count: usize,
+    mut keys: impl Iterator<Item = &'k str>,
+) -> Result<(), Refused> {
+    if count > MAX_BATCH_KEYS {
+        return Err(Refused::Other(format!(
+            "a batch of {count} keys is more than this host takes at once ({MAX_BATCH_KEYS}); \
+             nothing was done: send it in batches of at most {MAX_BATCH_KEYS}"
+        )));
+    }
+    match keys.find(|k| k.len() > MAX_KEY_BYTES) {
+        Some(k) => Err(Refused::Other(format!(
+            "a key of {} bytes is longer than this host takes ({MAX_KEY_BYTES}); nothing was \
+             done",
+            k.len()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Logs a store's failure, its URLs redacted and its text escaped, under a new incident
+/// id, and returns the id (`kv-<n>`, counted per process) the guest is told.
+#[cold]
+fn backend_incident(component: &str, id: Option<&BucketId>, e: &KeyValueError) -> String {
+    static INCIDENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let incident = format!(
+        "kv-{}",
+        INCIDENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let text = e.to_string();
+    let text = airssys_wasm_core::text::redact_urls_in(&text);
+    tracing::warn!(
+        component,
+        bucket = %id.map(ToString::to_string).unwrap_or_default(),
+        incident = %incident,
+        "key-value store failed: {}",
+        airssys_wasm_core::text::escape(&text, 2_048)
+    );
+    incident
 }
 
 /// What the two versions' bindings implement alike, written once: `draft.rs` and
@@ -216,6 +295,17 @@ macro_rules! alike_in_both_versions {
 
         type Outcome<T> = wasmtime::Result<Result<T, Error>>;
 
+        /// The bucket and its bound, or the guest's refusal (a key too long, a batch
+        /// too large) returned from the enclosing function.
+        macro_rules! bucket_or_refuse {
+            ($self:ident, $bucket:expr, $keys:expr) => {
+                match $self.bucket_for($bucket, $keys)? {
+                    Ok(b) => b,
+                    Err(r) => return Ok(Err(Error::from(r))),
+                }
+            };
+        }
+
         impl From<Refused> for Error {
             fn from(r: Refused) -> Self {
                 match r {
@@ -243,8 +333,8 @@ macro_rules! alike_in_both_versions {
                 bucket: Resource<Bucket>,
                 key: String,
             ) -> Outcome<Option<Vec<u8>>> {
-                let (b, _) = self.bucket(&bucket)?;
-                let r = b.get(&key).await;
+                let (b, _) = bucket_or_refuse!(self, &bucket, &[key.as_str()]);
+                let r = self.under(b.get(&key)).await;
                 mine(self.answer(&bucket, r))
             }
 
@@ -254,24 +344,25 @@ macro_rules! alike_in_both_versions {
                 key: String,
                 value: Vec<u8>,
             ) -> Outcome<()> {
-                let (b, max) = self.bucket(&bucket)?;
-                let r = b.set(&key, &value, max).await;
+                let (b, max) = bucket_or_refuse!(self, &bucket, &[key.as_str()]);
+                let r = self.under(b.set(&key, &value, max)).await;
                 mine(self.answer(&bucket, r))
             }
 
             async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<()> {
-                let (b, _) = self.bucket(&bucket)?;
-                let r = b.delete(&key).await;
+                let (b, _) = bucket_or_refuse!(self, &bucket, &[key.as_str()]);
+                let r = self.under(b.delete(&key)).await;
                 mine(self.answer(&bucket, r))
             }
 
             async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<bool> {
-                let (b, _) = self.bucket(&bucket)?;
-                let r = b.exists(&key).await;
+                let (b, _) = bucket_or_refuse!(self, &bucket, &[key.as_str()]);
+                let r = self.under(b.exists(&key)).await;
                 mine(self.answer(&bucket, r))
             }
 
             async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+                self.host_call = None;
                 self.table_mut().delete(bucket)?;
                 Ok(())
             }
@@ -285,8 +376,9 @@ macro_rules! alike_in_both_versions {
                 bucket: Resource<Bucket>,
                 key_values: Vec<(String, Vec<u8>)>,
             ) -> Outcome<()> {
-                let (b, max) = self.bucket(&bucket)?;
-                let r = b.set_many(&key_values, max).await;
+                let keys: Vec<&str> = key_values.iter().map(|(k, _)| k.as_str()).collect();
+                let (b, max) = bucket_or_refuse!(self, &bucket, &keys);
+                let r = self.under(b.set_many(&key_values, max)).await;
                 mine(self.answer(&bucket, r))
             }
 
@@ -295,8 +387,9 @@ macro_rules! alike_in_both_versions {
                 bucket: Resource<Bucket>,
                 keys: Vec<String>,
             ) -> Outcome<()> {
-                let (b, _) = self.bucket(&bucket)?;
-                let r = b.delete_many(&keys).await;
+                let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let (b, _) = bucket_or_refuse!(self, &bucket, &names);
+                let r = self.under(b.delete_many(&keys)).await;
                 mine(self.answer(&bucket, r))
             }
 

@@ -23,7 +23,8 @@ use super::{
 /// bucket.set("greeting", b"hi", 1024).await?;
 /// let again = backend.open(&BucketId::component_default("hello")).await?;
 /// assert_eq!(again.get("greeting").await?, Some(b"hi".to_vec()));
-/// assert_eq!(again.used_bytes().await?, 10);
+/// // Key, value and the 64 bytes each entry costs.
+/// assert_eq!(again.used_bytes().await?, 8 + 2 + 64);
 /// # Ok(())
 /// # }
 /// ```
@@ -63,7 +64,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn size(key: &str, value: &[u8]) -> u64 {
-    (key.len() + value.len()) as u64
+    super::entry_size(key, value.len() as u64)
 }
 
 impl MemoryBucket {

@@ -36,6 +36,71 @@ pub type KvFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, KeyValueError>>
 /// The most keys one `list-keys` call returns; the guest pages on with the cursor.
 pub const LIST_PAGE: u32 = 1_000;
 
+/// The longest key accepted, in bytes; a longer one is refused with `error::other`
+/// before any store is asked.
+pub const MAX_KEY_BYTES: usize = 4_096;
+
+/// The most keys one batch call (`get-many`, `set-many`, `delete-many`) takes; a
+/// larger batch is refused with `error::other`, nothing done, before any store is
+/// asked: each store operation stays short (milliseconds), so that the call's deadline
+/// is checked again soon and no call holds a bucket, a thread or a shared server long.
+pub const MAX_BATCH_KEYS: usize = 1_000;
+
+/// What an entry costs against `max_bytes` beyond its key and value: a store's own
+/// bookkeeping per entry, so that empty entries are not free.
+pub const ENTRY_OVERHEAD_BYTES: u64 = 64;
+
+/// What an entry with `key` and a value of `value_len` bytes counts against
+/// `max_bytes`: key, value and [`ENTRY_OVERHEAD_BYTES`].
+pub fn entry_size(key: &str, value_len: u64) -> u64 {
+    (key.len() as u64)
+        .saturating_add(value_len)
+        .saturating_add(ENTRY_OVERHEAD_BYTES)
+}
+
+thread_local! {
+    static DEADLINE: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// The deadline of the call whose key-value operation is being polled on this thread,
+/// if any: a backend whose work runs synchronously inside a poll (SQLite's statements)
+/// checks it as it goes and stops there, with [`KeyValueError::DeadlinePassed`] — the
+/// call's timeout cannot interrupt a poll from outside. Asynchronous waits need not
+/// look: the call's timeout drops their future.
+pub fn call_deadline() -> Option<std::time::Instant> {
+    DEADLINE.with(std::cell::Cell::get)
+}
+
+pin_project_lite::pin_project! {
+    /// A backend operation, polled with its call's deadline in [`call_deadline`]: how
+    /// the host runs every operation a guest asks for (and how a backend's own tests
+    /// can give one a deadline).
+    pub struct UnderDeadline<F> {
+        #[pin]
+        op: F,
+        deadline: std::time::Instant,
+    }
+}
+
+impl<F> UnderDeadline<F> {
+    /// `op`, to be polled with `deadline` as its [`call_deadline`].
+    pub fn new(op: F, deadline: std::time::Instant) -> Self {
+        Self { op, deadline }
+    }
+}
+
+impl<F: Future> Future for UnderDeadline<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let before = DEADLINE.with(|d| d.replace(Some(*this.deadline)));
+        let out = this.op.poll(cx);
+        DEADLINE.with(|d| d.set(before));
+        out
+    }
+}
+
 /// Where buckets live: opens (creating when needed) the bucket a component was
 /// granted.
 pub trait KeyValueBackend: Send + Sync + 'static {
@@ -54,7 +119,8 @@ impl std::fmt::Debug for dyn KeyValueBackend {
 }
 
 /// One bucket: keys (text) to values (bytes). Each operation is atomic; the writes
-/// take `max_bytes`, the most the bucket may hold (keys plus values) after them, and
+/// take `max_bytes`, the most the bucket may hold (each entry's [`entry_size`]) after
+/// them, and
 /// refuse with [`KeyValueError::QuotaExceeded`], writing nothing, a write that would
 /// take it past that (a write that shrinks it is always allowed).
 pub trait KeyValueBucket: Send + Sync + 'static {
@@ -90,11 +156,12 @@ pub trait KeyValueBucket: Send + Sync + 'static {
     ) -> KvFuture<'a, bool>;
     /// The values of `keys`, in order.
     fn get_many<'a>(&'a self, keys: &'a [String]) -> KvFuture<'a, Vec<Option<Vec<u8>>>>;
-    /// Sets every pair, all or none.
+    /// Sets every pair: all or none, or (a backend that must keep each step short, as
+    /// Redis does) in parts, each all or none — what `wasi:keyvalue/batch` allows.
     fn set_many<'a>(&'a self, pairs: &'a [(String, Vec<u8>)], max_bytes: u64) -> KvFuture<'a, ()>;
-    /// Removes every key, all or none.
+    /// Removes every key: all or none, or in parts as [`set_many`](Self::set_many).
     fn delete_many<'a>(&'a self, keys: &'a [String]) -> KvFuture<'a, ()>;
-    /// The bytes (keys plus values) the bucket holds.
+    /// The bytes the bucket holds: the [`entry_size`] of each entry.
     fn used_bytes(&self) -> KvFuture<'_, u64>;
 }
 
@@ -224,6 +291,10 @@ pub enum KeyValueError {
         /// What is wrong with its value.
         reason: String,
     },
+    /// The call's deadline passed while the store was working for it
+    /// ([`call_deadline`]); the operation was stopped and did nothing.
+    #[error("the call's deadline passed during this key-value operation; it did nothing")]
+    DeadlinePassed,
     /// The store failed or could not be reached.
     #[error("key-value store {store}: {message}")]
     Backend {
