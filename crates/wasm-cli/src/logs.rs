@@ -1,6 +1,8 @@
 //! Where the CLI's logs go: its own diagnostics (`AIRSSYS_LOG`, default `warn`) in
 //! `tracing`'s format, and guests' `wasi:logging` records as `[component] LEVEL
-//! context: message` lines (`run --log-level`), both on stderr.
+//! context: message` lines (`run --log-level`), both on stderr; or, with
+//! `--log-format json`, every line one JSON object. What a guest or a client chose is
+//! escaped before it gets here (no control characters): a line is one line.
 
 #[cfg(doc)]
 use airssys_wasm_engine::ACCESS_LOG_TARGET;
@@ -12,7 +14,7 @@ use airssys_wasm_engine::GUEST_LOG_TARGET;
 ///
 /// A server (`serving`) also logs its access log ([`ACCESS_LOG_TARGET`]) at `info`
 /// unless `AIRSSYS_LOG` says otherwise.
-pub(crate) fn init(guest_level: &str, serving: bool) {
+pub(crate) fn init(guest_level: &str, serving: bool, format: Format) {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
@@ -27,6 +29,30 @@ pub(crate) fn init(guest_level: &str, serving: bool) {
     let guest_level: tracing_subscriber::filter::LevelFilter = guest_level
         .parse()
         .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
+    if format == Format::Json {
+        // One object per line, for everything: ours and the guests' (whose component
+        // and context are fields of their own).
+        let guests = tracing_subscriber::filter::filter_fn(|m| m.target() == GUEST_LOG_TARGET);
+        let _ = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr)
+                    .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+                        m.target() != GUEST_LOG_TARGET
+                    }))
+                    .with_filter(ours),
+            )
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr)
+                    .with_filter(guests)
+                    .with_filter(guest_level),
+            )
+            .try_init();
+        return;
+    }
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
@@ -48,6 +74,15 @@ pub(crate) fn init(guest_level: &str, serving: bool) {
                 .with_filter(guest_level),
         )
         .try_init();
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// A guest's log record as one line: `[component] LEVEL context: message`.

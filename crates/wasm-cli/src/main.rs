@@ -50,6 +50,11 @@ struct Cli {
     cache: CacheArgs,
     #[command(flatten)]
     engine: EngineArgs,
+    /// How log lines are written to stderr: `text` (tracing's format; guests' records as
+    /// `[component] LEVEL context: message`), or `json`, one object per line, for log
+    /// pipelines (the access log and the audit trail included).
+    #[arg(long, global = true, value_enum, default_value_t = logs::Format::Text)]
+    log_format: logs::Format,
 }
 
 /// Which WebAssembly proposals the engine accepts beyond its defaults.
@@ -116,14 +121,20 @@ struct CacheArgs {
 }
 
 impl CacheArgs {
-    fn config(&self) -> Option<CacheConfig> {
+    /// The cache to use, if any; a directory that cannot be trusted with native code
+    /// (another user's, or writable by others) is a usage error.
+    fn config(&self) -> Result<Option<CacheConfig>, Failure> {
         if self.no_cache {
-            return None;
+            return Ok(None);
         }
-        match &self.cache_dir {
+        let config = match &self.cache_dir {
             Some(dir) => Some(CacheConfig::new(dir)),
             None => CacheConfig::user_default(),
+        };
+        if let Some(c) = &config {
+            c.check_dir().map_err(|e| usage(anyhow::anyhow!(e)))?;
         }
+        Ok(config)
     }
 }
 
@@ -207,9 +218,34 @@ struct RunArgs {
     allow_precompiled: bool,
     #[command(flatten)]
     state: state::StateArgs,
+    #[command(flatten)]
+    net: NetArgs,
     /// Arguments for the guest (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
+}
+
+/// The operator's network policy over what manifests grant (`run` and `serve`).
+#[derive(Args, Debug, Clone)]
+struct NetArgs {
+    /// Refuse every destination that is not a globally routable address — loopback,
+    /// private, link-local (cloud metadata), shared, reserved, multicast, and the IPv6
+    /// forms that reach IPv4 (NAT64, 6to4, mapped) — for outgoing HTTP requests (checked
+    /// after DNS) and wasi:sockets connects alike, whatever the manifest grants.
+    #[arg(long)]
+    refuse_private_addresses: bool,
+    /// Outgoing HTTP requests one instance may have in flight at once; past it, a
+    /// request fails with `connection-limit-reached`.
+    #[arg(long, value_name = "N", default_value_t = airssys_wasm_engine::DEFAULT_MAX_OUTGOING_REQUESTS)]
+    max_outgoing_requests: usize,
+}
+
+impl NetArgs {
+    fn apply(&self, sandbox: Sandbox) -> Sandbox {
+        sandbox
+            .refuse_private_addresses(self.refuse_private_addresses)
+            .max_outgoing_requests(self.max_outgoing_requests)
+    }
 }
 
 /// `KEY=VALUE` of `--config`.
@@ -265,7 +301,7 @@ fn main() -> ExitCode {
         _ => "info",
     };
     let serving = matches!(cli.command, Command::Serve(_));
-    logs::init(guest_level, serving);
+    logs::init(guest_level, serving, cli.log_format);
     // A server uses every core; a single run needs one thread.
     let runtime = if serving {
         tokio::runtime::Builder::new_multi_thread()
@@ -394,7 +430,7 @@ async fn load_with(
         // documented as native code run without validation).
         return Ok(unsafe { loader.load_precompiled_file(&path) }.await?);
     }
-    if let Some(config) = cache.config() {
+    if let Some(config) = cache.config()? {
         loader = loader.with_cache(config);
     }
     let name = component_name(target);
@@ -488,19 +524,11 @@ fn check_pin(target: &Target, name: &str, bytes: &[u8]) -> Result<String, Failur
 async fn validate(engine: &EngineArgs, path: &Path) -> Result<u8, Failure> {
     let target = Target::resolve(path)?;
     let engine = &engine.engine(&target)?;
-    if target
-        .manifest()
-        .is_some_and(|m| m.component.sha256.is_some())
-    {
-        check_pin(
-            &target,
-            &component_name(&target),
-            &read_component(&target).await?,
-        )?;
-    }
-    ComponentLoader::new(engine)
-        .validate_file(target.component_path())
-        .await?;
+    // One read: what is checked against the pin is what is validated.
+    let bytes = read_component(&target).await?;
+    let name = component_name(&target);
+    check_pin(&target, &name, &bytes)?;
+    ComponentLoader::new(engine).validate_blocking(&name, &bytes)?;
     let mut out = std::io::stdout().lock();
     let _ = match target.manifest() {
         Some(m) => writeln!(
@@ -523,8 +551,15 @@ fn limits_line(m: &ComponentManifest) -> String {
 
 async fn inspect(engine: &EngineArgs, path: &Path, cache: &CacheArgs) -> Result<u8, Failure> {
     let target = Target::resolve(path)?;
-    let component = load(engine, &target, cache, false).await?;
-    let digest = sha256_hex(&read_component(&target).await?);
+    // One read: the digest shown (and checked against the pin) is of what is loaded.
+    let bytes = read_component(&target).await?;
+    let name = component_name(&target);
+    let digest = check_pin(&target, &name, &bytes)?;
+    let mut loader = ComponentLoader::new(&engine.engine(&target)?);
+    if let Some(config) = cache.config()? {
+        loader = loader.with_cache(config);
+    }
+    let component = loader.load_named(&name, &bytes).await?;
     let mut out = String::new();
     out.push_str(&format!("component {}\n", component.name()));
     let pinned = target
@@ -545,6 +580,21 @@ async fn inspect(engine: &EngineArgs, path: &Path, cache: &CacheArgs) -> Result<
             "  capabilities: {}\n",
             describe_capabilities(&caps)
         ));
+        if let Some(config) = &m.config {
+            // Names only: a value (or what an environment variable holds) may be a
+            // secret.
+            let keys: Vec<String> = config
+                .entries
+                .iter()
+                .map(|e| match &e.value {
+                    airssys_wasm_manifest::ConfigValue::Env(var) => {
+                        format!("{} (from ${var})", e.key)
+                    }
+                    _ => e.key.clone(),
+                })
+                .collect();
+            out.push_str(&format!("  config: {}\n", keys.join(", ")));
+        }
     }
     let imports = component.imports();
     out.push_str("imports:\n");
@@ -599,10 +649,7 @@ fn describe_capabilities(c: &CapabilitySet) -> String {
     }
     if let Some(http) = &c.http {
         let hosts: Vec<_> = http.outbound.iter().map(ToString::to_string).collect();
-        parts.push(format!(
-            "http outbound [{}] (wasi:http not linked yet)",
-            hosts.join(", ")
-        ));
+        parts.push(format!("http outbound [{}]", hosts.join(", ")));
     }
     if let Some(kv) = &c.keyvalue {
         parts.push(format!(
@@ -661,11 +708,12 @@ async fn sandbox_for(
     ),
     state: &state::StateArgs,
     runtime_config: &airssys_wasm_keyvalue::RuntimeConfig,
+    origin: &Path,
 ) -> Result<Sandbox, Failure> {
     let keyvalue = match &capabilities.keyvalue {
         Some(grant) => Some(
             state
-                .keyvalue(runtime_config, component.name(), grant)
+                .keyvalue(runtime_config, component.name(), grant, origin)
                 .await
                 .map_err(usage)?,
         ),
@@ -703,10 +751,18 @@ async fn run(engine: &EngineArgs, args: RunArgs, cache: &CacheArgs) -> Result<u8
     let component = load(engine, &target, cache, args.allow_precompiled).await?;
     let mut guest_args = vec![component.name().to_owned()];
     guest_args.extend(args.args.iter().cloned());
-    let sandbox = sandbox_for(&component, &limits, granted, &args.state, &runtime_config)
-        .await?
-        .with_args(guest_args)
-        .measure_wall_time(args.report);
+    let sandbox = sandbox_for(
+        &component,
+        &limits,
+        granted,
+        &args.state,
+        &runtime_config,
+        &target.component_path(),
+    )
+    .await?
+    .with_args(guest_args)
+    .measure_wall_time(args.report);
+    let sandbox = args.net.apply(sandbox);
     tracing::debug!(component = component.name(), %limits, "instantiating");
     let mut instance = component.instantiate(&sandbox).await?;
 

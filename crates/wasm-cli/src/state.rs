@@ -2,7 +2,7 @@
 //! default under the XDG data home) and the operator's runtime configuration
 //! (`--runtime-config`), which can put buckets elsewhere (Redis).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
@@ -52,13 +52,66 @@ impl StateArgs {
     }
 
     /// The stores of `component`'s granted buckets, each opened and checked now.
+    /// `origin` is the component's file: the first to use a name's own bucket on this
+    /// data directory is recorded as its owner, and another file using the same name
+    /// later is warned about (it shares that bucket).
     pub(crate) async fn keyvalue(
         &self,
         config: &RuntimeConfig,
         component: &str,
         grant: &KeyValueGrant,
+        origin: &Path,
     ) -> anyhow::Result<Arc<dyn KeyValueBackend>> {
         let dir = self.data_dir()?.join("keyvalue");
-        Ok(config.open_stores(&dir, component, grant).await?)
+        let store = config.open_stores(&dir, component, grant).await?;
+        if grant
+            .buckets
+            .iter()
+            .any(|b| b.is_empty() || b == airssys_wasm_core::keyvalue::DEFAULT_BUCKET)
+        {
+            claim_default_bucket(&dir, component, origin);
+        }
+        Ok(store)
+    }
+}
+
+/// Records `origin` as the owner of `component`'s own bucket on the data directory
+/// `dir` (`owners/<storage name>`, `0600`), or warns when another file recorded it
+/// first: a component's own bucket is keyed by its name, so two components of one name
+/// on one data directory share it. Best effort: a claim that cannot be read or written
+/// changes nothing else.
+fn claim_default_bucket(dir: &Path, component: &str, origin: &Path) {
+    let origin = std::fs::canonicalize(origin).unwrap_or_else(|_| origin.to_path_buf());
+    let owners = dir.join("owners");
+    let id = airssys_wasm_engine::keyvalue::BucketId::component_default(component);
+    let file = owners.join(id.storage_name());
+    match std::fs::read_to_string(&file) {
+        Ok(owner) if Path::new(owner.trim_end()) == origin => {}
+        Ok(owner) => tracing::warn!(
+            "component `{component}` ({}) uses the own bucket that `{component}` from {} used \
+             first on this data directory: components are told apart by name, so they share \
+             it. Rename one ([component] name), give them different --data-dir, or, if this \
+             is the same component moved, delete {}",
+            origin.display(),
+            owner.trim_end(),
+            file.display()
+        ),
+        Err(_) => {
+            let mut b = std::fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+            let written = b.create(&owners).and_then(|()| {
+                let mut f = o.open(&file)?;
+                std::io::Write::write_all(&mut f, origin.to_string_lossy().as_bytes())
+            });
+            if let Err(e) = written {
+                tracing::debug!(%e, "recording the owner of a bucket failed");
+            }
+        }
     }
 }

@@ -325,6 +325,90 @@ fn inspect_prints_imports_and_exports() {
     assert!(out.contains("scale: func(x: f64, k: f32) -> f64"), "{out}");
 }
 
+/// `inspect` shows the configuration keys, and which host variable each `{ env = … }`
+/// key reads — names only, never a value.
+#[test]
+fn inspect_lists_config_keys_and_the_variables_they_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!(
+            "[component]\nname = \"cfg\"\npath = \"{}\"\n[limits]\nmemory = \"1MiB\"\n\
+             fuel = 1000\ntimeout = \"1s\"\n[capabilities.http]\n\
+             outbound = [\"https://api.example.com\"]\n[config]\nmode = \"fast\"\n\
+             token = {{ env = \"CFG_TEST_TOKEN\" }}\n",
+            fixture("host_import")
+        ),
+    );
+    let o = bin()
+        .args(["inspect", &m])
+        .env("CFG_TEST_TOKEN", "s3cret-value")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("  config: mode, token (from $CFG_TEST_TOKEN)\n"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("s3cret-value") && !out.contains("fast"),
+        "{out}"
+    );
+    assert!(
+        out.contains("http outbound [https://api.example.com"),
+        "{out}"
+    );
+    assert!(!out.contains("not linked"), "{out}");
+}
+
+/// A cache directory that others can write, or that another user owns, holds native
+/// code this process would run: refused with a clear error (exit 2).
+#[cfg(unix)]
+#[test]
+fn an_untrustworthy_cache_directory_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("shared");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let f = fixture("hello");
+    let mut args = vec!["run", f.as_str(), "--cache-dir", dir.to_str().unwrap()];
+    args.extend(LIMITS);
+    args.extend(["--invoke", "double(21)"]);
+    let o = run(&args);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("is writable by anyone (mode 777)"), "{err}");
+    assert!(err.contains("chmod go-w"), "{err}");
+    // Made private, it is used.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let o = run(&args);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "42\n"),
+        "{}",
+        stderr(&o)
+    );
+    // Owned by another user (as root, the tests can make one so).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let other = cache.path().join("theirs");
+        std::fs::create_dir(&other).unwrap();
+        std::os::unix::fs::chown(&other, Some(65534), Some(65534)).unwrap();
+        let mut args = vec!["run", f.as_str(), "--cache-dir", other.to_str().unwrap()];
+        args.extend(LIMITS);
+        args.extend(["--invoke", "double(21)"]);
+        let o = run(&args);
+        assert_eq!(code(&o), 2, "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("belongs to user 65534"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
 #[test]
 fn help_documents_exit_codes() {
     let o = run(&["run", "--help"]);
@@ -590,7 +674,10 @@ fn guest_logs_show_on_stderr_with_the_component_name_from_info_up() {
     let err = stderr(&o);
     assert_eq!(err.lines().count(), 1001, "{}", &err[err.len() - 200..]);
     assert!(
-        err.ends_with("[log-tool] WARN 500 log record(s) of this call were dropped: a call may emit at most 1000\n"),
+        err.ends_with(
+            "[log-tool] WARN 500 log record(s) of this call were dropped: a call may emit at most \
+             1000 records and 262144 bytes\n"
+        ),
         "{}",
         &err[err.len() - 200..]
     );

@@ -263,3 +263,81 @@ fn a_guest_looping_on_a_refusal_cannot_flood_the_audit_log() {
     // Every refusal is still counted.
     assert!(err.contains("150 capability use(s) denied"), "{err}");
 }
+
+/// The process's peak resident memory, in bytes, once `child` has exited (its own,
+/// not that of the other tests' children), and its exit status.
+#[cfg(target_os = "linux")]
+fn wait_with_peak_rss(child: std::process::Child) -> (i32, u64) {
+    let pid = i32::try_from(child.id()).unwrap();
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet waited for; both pointers are valid.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4 failed");
+    std::mem::forget(child);
+    let kib = u64::try_from(usage.ru_maxrss).unwrap();
+    (libc::WEXITSTATUS(status), kib * 1024)
+}
+
+/// The issue's hoarder: a guest under a 16 MiB memory limit holding 1,000
+/// compare-and-swap handles on a 1 MiB value once drove the process to ~1 GiB. Each
+/// handle is now charged to the instance's host-memory budget: the guest gets an error
+/// after a few, and the whole process stays under 160 MiB.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_cas_hoarder_cannot_grow_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kv-spin.wasm"), guests::KV_SPIN).unwrap();
+    std::fs::write(
+        dir.path().join("Component.toml"),
+        "[component]\nname = \"hoarder\"\npath = \"kv-spin.wasm\"\n[limits]\nmemory = \"16MiB\"\n\
+         fuel = 1_000_000_000_000\ntimeout = \"60s\"\n[capabilities.keyvalue]\n\
+         buckets = [\"default\"]\nmax_bytes = \"64MiB\"\n",
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let o = run(dir.path(), data.path(), &["set-big", "", "big", "1048576"]);
+    assert_eq!(stdout(&o), "ok\n", "{}", stderr(&o));
+    let child = kv(dir.path(), data.path(), &["cas-hoard", "", "big", "1000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (status, peak) = wait_with_peak_rss(child);
+    assert_eq!(status, 1, "the hoarder should have been refused");
+    assert!(peak < 160 << 20, "peak RSS {} MiB", peak >> 20);
+    eprintln!("cas hoarder: peak RSS {} MiB", peak >> 20);
+}
+
+/// "The component's own" bucket is keyed by the component's name: a second component
+/// file of the same name on the same data directory shares it, and is warned about.
+#[test]
+fn a_second_component_file_of_the_same_name_is_warned_about() {
+    let first = kv_tool("\"default\"");
+    let second = kv_tool("\"default\"");
+    let data = tempfile::tempdir().unwrap();
+    let o = run(first.path(), data.path(), &["set", "", "k", "mine"]);
+    assert_eq!(stdout(&o), "ok\n", "{}", stderr(&o));
+    assert!(!stderr(&o).contains("used first"), "{}", stderr(&o));
+    // The same file again: no warning.
+    let o = run(first.path(), data.path(), &["get", "", "k"]);
+    assert!(!stderr(&o).contains("used first"), "{}", stderr(&o));
+    // Another file named `kv-tool`: it shares the bucket (as documented), and is told.
+    let o = run(second.path(), data.path(), &["get", "", "k"]);
+    assert_eq!(stdout(&o), "value: mine\n");
+    let err = stderr(&o);
+    assert!(err.contains("used first on this data directory"), "{err}");
+    assert!(
+        err.contains(
+            &first
+                .path()
+                .join("kv-tool.wasm")
+                .canonicalize()
+                .unwrap()
+                .display()
+                .to_string()
+        ),
+        "{err}"
+    );
+}
