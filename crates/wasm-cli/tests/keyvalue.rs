@@ -135,12 +135,12 @@ fn processes_incrementing_at_once_sum_exactly() {
     const EACH: u64 = 100;
     let c = kv_tool("\"default\", \"counters\"");
     let data = tempfile::tempdir().unwrap();
-    let children: Vec<_> = (0..PROCESSES)
+    let mut children: Vec<_> = (0..PROCESSES)
         .map(|_| {
             kv(
                 c.path(),
                 data.path(),
-                &["incr", "counters", "n", "1", &EACH.to_string()],
+                &["incr-after", "counters", "go", "n", "1", &EACH.to_string()],
             )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -148,9 +148,24 @@ fn processes_incrementing_at_once_sum_exactly() {
             .unwrap()
         })
         .collect();
-    for child in children {
+    // A start barrier: every process is running its guest, waiting for `go`, before
+    // any increments — so that they really overlap.
+    let mut outputs = Vec::new();
+    for child in &mut children {
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "waiting\n");
+        outputs.push(out);
+    }
+    let o = run(c.path(), data.path(), &["set", "counters", "go", "1"]);
+    assert_eq!(stdout(&o), "ok\n", "{}", stderr(&o));
+    for (child, mut out) in children.into_iter().zip(outputs) {
         let o = child.wait_with_output().unwrap();
-        assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        assert_eq!(code(&o), 0, "{rest}{}", stderr(&o));
+        assert!(rest.starts_with("value: "), "{rest}");
     }
     let o = run(c.path(), data.path(), &["get", "counters", "n"]);
     assert_eq!(stdout(&o), format!("value: {}\n", PROCESSES as u64 * EACH));

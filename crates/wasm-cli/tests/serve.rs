@@ -193,6 +193,14 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
             .await
             .unwrap();
         assert_eq!((reply.status, reply.body), (200, body));
+        // A handler counting in a global sees 1 every time: each request gets a fresh
+        // instance, with nothing of the last one's state.
+        let reply = c.send("GET", "/count", b"", REPLY).await.unwrap();
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, "count 1\n"),
+            "request {i}"
+        );
     }
     // One access-log line per request, each a fresh instance's (its own fuel).
     server.wait_for_lines("GET / 200", 20);
@@ -614,4 +622,33 @@ async fn the_access_log_can_be_json() {
     assert_eq!(line["target"], "airssys_wasm::access");
     assert_eq!(line["fields"]["status"], 200);
     assert_eq!(line["fields"]["component"], "http-hello.wasm");
+}
+
+/// An idle keep-alive connection — after a request, or before any — is closed after
+/// `--header-timeout`: idle sockets cannot pile up.
+#[test]
+fn idle_connections_are_closed_after_the_header_timeout() {
+    let server = Server::start(&guest("http-hello"), &flags(&["--header-timeout", "1s"]));
+    for first in [&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..], b""] {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream.write_all(first).unwrap();
+        // Well past the header timeout, well before the test's ceiling.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let mut got = Vec::new();
+        let closed = loop {
+            let mut buf = [0u8; 4096];
+            match stream.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            }
+        };
+        assert!(closed, "an idle connection stayed open");
+        if !first.is_empty() {
+            assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+        }
+    }
 }

@@ -115,7 +115,8 @@ guest!(
 guest!(
     /// `wasi:cli` command over the standard `wasi:keyvalue@0.2.0-draft` (`store`,
     /// `atomics`, `batch`; Wasmtime's version, `guests/kv-tool/wit`): `get`, `set`,
-    /// `delete`, `exists`, `list`, `incr BUCKET KEY DELTA [TIMES]`, `set-many`,
+    /// `delete`, `exists`, `list`, `incr BUCKET KEY DELTA [TIMES]`, `incr-after BUCKET
+    /// GATE KEY DELTA TIMES` (waits for key GATE first: a start barrier), `set-many`,
     /// `get-many`, `delete-many`, `fill BUCKET PREFIX SIZE COUNT` (prints `ack <i>` after
     /// each write), `set-then-trap`, `set-then-spin`, `bench-get|set|incr BUCKET N`; see
     /// `guests/kv-tool/src/main.rs`.
@@ -137,7 +138,8 @@ guest!(
 guest!(
     /// `wasi:http/incoming-handler` importing the HTTP proxy world only (Rust,
     /// `wasip2`): `/` answers `hello from a wasi:http component`, `/echo` the request
-    /// body.
+    /// body, `/count` `count N` from a global (1 when every request has a fresh
+    /// instance).
     HTTP_HELLO,
     "http-hello"
 );

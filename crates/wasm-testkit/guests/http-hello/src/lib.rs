@@ -1,6 +1,7 @@
 //! The smallest useful `wasi:http/incoming-handler`: imports the HTTP proxy world and
 //! nothing else. `GET /` answers `hello from a wasi:http component`; `/echo` answers
-//! the request body. `no_std` (with `dlmalloc` for the heap): nothing of Rust's std,
+//! the request body; `/count` adds 1 to a global and answers `count N` (1 on every
+//! request when each gets a fresh instance). `no_std` (with `dlmalloc` for the heap): nothing of Rust's std,
 //! which would import the rest of WASI.
 
 #![no_std]
@@ -58,8 +59,15 @@ include!("../../http-common/respond.rs");
 
 struct Hello;
 
+/// Requests this instance has seen on `/count`.
+static COUNT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
 impl Guest for Hello {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        if path(&request) == "/count" {
+            let n = COUNT.fetch_add(1, core::sync::atomic::Ordering::Relaxed) + 1;
+            return respond(out, 200, format!("count {n}\n").as_bytes());
+        }
         if path(&request) == "/echo" {
             let body = request.consume().unwrap();
             match read_all(&body) {

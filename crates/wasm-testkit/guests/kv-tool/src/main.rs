@@ -7,6 +7,9 @@
 //! - `list BUCKET` pages through the keys and prints `keys: a,b,c` (sorted).
 //! - `incr BUCKET KEY DELTA [TIMES]` increments TIMES times (default 1), prints
 //!   `value: N` (the last result).
+//! - `incr-after BUCKET GATE KEY DELTA TIMES` prints `waiting`, waits until key GATE
+//!   exists (a start barrier for processes that must overlap), then increments as
+//!   `incr` does.
 //! - `set-many BUCKET K=V...`, `get-many BUCKET K...` (prints `K=V` or `K absent` per
 //!   key), `delete-many BUCKET K...`: one batch call each.
 //! - `fill BUCKET PREFIX SIZE COUNT` sets COUNT keys `PREFIX<i>` of SIZE bytes, printing
@@ -95,6 +98,22 @@ fn run(args: &[String]) -> Result<(), String> {
             let key = arg(args, 3, "key")?;
             let delta = number(args, 4, "delta")?;
             let times = if args.len() > 5 { number(args, 5, "times")? } else { 1 };
+            let mut value = 0;
+            for _ in 0..times {
+                value = atomics::increment(&bucket, &key, delta).map_err(text)?;
+            }
+            println!("value: {value}");
+        }
+        "incr-after" => {
+            let gate = arg(args, 3, "gate")?;
+            let key = arg(args, 4, "key")?;
+            let delta = number(args, 5, "delta")?;
+            let times = number(args, 6, "times")?;
+            println!("waiting");
+            let _ = std::io::stdout().flush();
+            while !bucket.exists(&gate).map_err(text)? {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
             let mut value = 0;
             for _ in 0..times {
                 value = atomics::increment(&bucket, &key, delta).map_err(text)?;
