@@ -424,11 +424,7 @@ impl HttpHandler {
                 drop(status_tx);
                 match call.await {
                     Ok(Some((line, error, report, denials))) => line.fail(
-                        if stalled.load(Ordering::Acquire) {
-                            StatusCode::REQUEST_TIMEOUT
-                        } else {
-                            StatusCode::INTERNAL_SERVER_ERROR
-                        },
+                        unless_stalled(&stalled, StatusCode::INTERNAL_SERVER_ERROR),
                         error,
                         Some(report),
                         denials,
@@ -441,13 +437,12 @@ impl HttpHandler {
                 drop(status_tx);
                 match call.await {
                     Ok(Some((line, error, report, denials))) => {
-                        let status = if stalled.load(Ordering::Acquire) {
-                            StatusCode::REQUEST_TIMEOUT
-                        } else {
+                        let status = unless_stalled(
+                            &stalled,
                             error
                                 .as_ref()
-                                .map_or(StatusCode::INTERNAL_SERVER_ERROR, status_for)
-                        };
+                                .map_or(StatusCode::INTERNAL_SERVER_ERROR, status_for),
+                        );
                         let problem = error
                             .is_none()
                             .then(|| "the guest returned without setting a response".to_owned());
@@ -550,6 +545,16 @@ fn status_for(e: &WasmError) -> StatusCode {
             StatusCode::SERVICE_UNAVAILABLE
         }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `status` for a failed request, unless its client stalled while the guest read its
+/// body: then that is why, and `408 Request Timeout` says so.
+fn unless_stalled(stalled: &AtomicBool, status: StatusCode) -> StatusCode {
+    if stalled.load(Ordering::Acquire) {
+        StatusCode::REQUEST_TIMEOUT
+    } else {
+        status
     }
 }
 

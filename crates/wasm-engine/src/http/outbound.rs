@@ -301,6 +301,51 @@ static TLS: LazyLock<Result<Arc<rustls::ClientConfig>, rustls::Error>> = LazyLoc
     Ok(Arc::new(config))
 });
 
+/// The system's resolver configuration (`/etc/resolv.conf`), read once; `None` where
+/// there is none to read.
+static SYSTEM_DNS: LazyLock<
+    Option<(
+        hickory_resolver::config::ResolverConfig,
+        hickory_resolver::config::ResolverOpts,
+    )>,
+> = LazyLock::new(|| hickory_resolver::system_conf::read_system_conf().ok());
+
+/// The addresses of `host` (an IP address is its own): resolved asynchronously with
+/// `hickory-resolver` on the system's configuration (and `/etc/hosts`), so that a
+/// lookup ends with its call — the system's `getaddrinfo` runs on a blocking thread
+/// that stays busy until it returns. A resolver is made per lookup (its configuration
+/// read once), so that none outlives the runtime it was made on. Without a system
+/// configuration, the system's resolver after all.
+async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let dns_error = |e: &dyn std::fmt::Display| Error::DnsError {
+        rcode: Some(e.to_string()),
+        info_code: None,
+    };
+    let Some((config, options)) = &*SYSTEM_DNS else {
+        return tokio::net::lookup_host((host, port))
+            .await
+            .map(Iterator::collect)
+            .map_err(|e| dns_error(&e));
+    };
+    let mut builder = hickory_resolver::Resolver::builder_with_config(
+        config.clone(),
+        hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+    );
+    *builder.options_mut() = options.clone();
+    let resolver = builder.build().map_err(|e| dns_error(&e))?;
+    let found = resolver.lookup_ip(host).await.map_err(|e| {
+        if e.is_no_records_found() || e.is_nx_domain() {
+            Error::DestinationNotFound
+        } else {
+            dns_error(&e)
+        }
+    })?;
+    Ok(found.iter().map(|ip| SocketAddr::new(ip, port)).collect())
+}
+
 /// Resolves, checks, connects (within the connect timeout, across the addresses),
 /// speaks TLS for `https`, and sends `request`; the response's body is read frame by
 /// frame as the guest reads it, each frame within the between-bytes timeout.
@@ -317,20 +362,9 @@ async fn send(
     Error,
 > {
     let deadline = tokio::time::Instant::now() + timeouts.connect;
-    let addrs: Vec<SocketAddr> = match tokio::time::timeout_at(
-        deadline,
-        tokio::net::lookup_host((target.host.as_str(), target.port)),
-    )
-    .await
-    {
+    let addrs = match tokio::time::timeout_at(deadline, resolve(&target.host, target.port)).await {
         Err(_) => return Err(Error::DnsTimeout),
-        Ok(Err(e)) => {
-            return Err(Error::DnsError {
-                rcode: Some(e.to_string()),
-                info_code: None,
-            });
-        }
-        Ok(Ok(addrs)) => addrs.collect(),
+        Ok(r) => r?,
     };
     if addrs.is_empty() {
         return Err(Error::DestinationNotFound);
@@ -492,6 +526,22 @@ impl Body for ResponseBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn names_resolve_asynchronously_hosts_file_included() {
+        let addrs = resolve("localhost", 8080).await.unwrap();
+        assert!(!addrs.is_empty());
+        assert!(
+            addrs
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 8080),
+            "{addrs:?}"
+        );
+        assert_eq!(
+            resolve("192.0.2.7", 1).await.unwrap(),
+            [SocketAddr::from(([192, 0, 2, 7], 1))]
+        );
+    }
 
     #[test]
     fn timeouts_never_exceed_what_is_left() {
