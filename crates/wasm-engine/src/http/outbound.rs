@@ -49,8 +49,9 @@ pub(crate) struct Outbound {
     /// made on first use.
     pub(crate) trail: Option<Arc<Mutex<Trail>>>,
     /// Requests of this instance in flight (from the send until its connection is
-    /// done), and the bound.
-    in_flight: Arc<AtomicUsize>,
+    /// done; made on the first request, so that an instance that sends none allocates
+    /// nothing for it), and the bound.
+    in_flight: Option<Arc<AtomicUsize>>,
     max_in_flight: usize,
 }
 
@@ -80,7 +81,7 @@ impl Outbound {
             refuse_private,
             started: None,
             trail,
-            in_flight: Arc::default(),
+            in_flight: None,
             max_in_flight,
         }
     }
@@ -204,8 +205,9 @@ impl WasiHttpHooks for Outbound {
             self.deny(&target.to_string(), reason);
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
-        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.max_in_flight {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let in_flight = Arc::clone(self.in_flight.get_or_insert_with(Arc::default));
+        if in_flight.fetch_add(1, Ordering::AcqRel) >= self.max_in_flight {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!(
                 component = &*self.component,
                 "an outgoing request was refused: {} are in flight, the most one instance may \
@@ -214,7 +216,7 @@ impl WasiHttpHooks for Outbound {
             );
             return Box::new(async { Err(Error::ConnectionLimitReached) });
         }
-        let counted = InFlight(Arc::clone(&self.in_flight));
+        let counted = InFlight(in_flight);
         let timeouts = Timeouts::within(options, self.remaining());
         let guard = self.refuse_private.then(|| Guard {
             component: Arc::clone(&self.component),
