@@ -56,7 +56,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "SIZE", default_value = "64KiB")]
     max_buffered_body: String,
     /// The longest a client may pause while sending a request body: past it, 408
-    /// Request Timeout.
+    /// Request Timeout. What is read before an instance is taken must also arrive
+    /// within three times this, however slowly it trickles.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     body_timeout: String,
     /// How long a client may take to send a request's headers (slow clients are cut

@@ -611,6 +611,49 @@ impl http_body::Body for Stalling {
     }
 }
 
+/// A body of 10,000 declared bytes that sends a byte every 100 ms: never pausing long
+/// enough for the body timeout, far too slow to ever finish.
+struct Trickling(tokio::time::Interval);
+
+impl http_body::Body for Trickling {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::ready!(self.0.poll_tick(cx));
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(b"a")))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(10_000)
+    }
+}
+
+/// A client trickling its body a byte at a time is cut off too: what is read before an
+/// instance is taken must arrive within three body timeouts, however it is paced.
+#[tokio::test]
+async fn a_trickling_client_is_cut_off_without_an_instance() {
+    let handler = handler(
+        "http-hello",
+        guests::HTTP_HELLO,
+        Sandbox::new(limits(Duration::from_secs(5))),
+        HttpLimits::default().body_timeout(Duration::from_millis(300)),
+    );
+    let request = http::Request::post("http://localhost/echo")
+        .header(http::header::CONTENT_LENGTH, "10000")
+        .body(Trickling(tokio::time::interval(Duration::from_millis(100))))
+        .unwrap();
+    let (response, handled) = handler.handle_observed(request).await;
+    assert_eq!(response.status(), 408);
+    assert!(
+        handled.await.unwrap().report.is_none(),
+        "an instance was taken"
+    );
+}
+
 #[tokio::test]
 async fn request_bodies_are_bounded() {
     let handler = handler(

@@ -127,7 +127,8 @@ impl HttpLimits {
     /// The longest a client may pause while sending its request body (between two
     /// pieces): past it, a body not yet handed to a guest is answered `408 Request
     /// Timeout` and the rest of one being streamed ends with an error for the guest
-    /// (and `408` if the guest then fails). Default 10 s.
+    /// (and `408` if the guest then fails). The part read before an instance is taken
+    /// must also arrive within three times this, however it is paced. Default 10 s.
     #[must_use]
     pub fn body_timeout(mut self, t: Duration) -> Self {
         self.body_timeout = t;
@@ -866,7 +867,9 @@ where
     B::Error: std::fmt::Display,
 {
     /// Reads `body` until it ends or `buffered` bytes are in hand, each piece within
-    /// `timeout`; more than `max` bytes is too large.
+    /// `timeout` and all of them within three times that (a client trickling a byte now
+    /// and then holds its connection no longer than that); more than `max` bytes is too
+    /// large.
     async fn read(
         body: B,
         (buffered, max): (u64, u64),
@@ -877,8 +880,10 @@ where
         let mut head = bytes::BytesMut::new();
         let mut trailers = None;
         let mut ended = body.is_end_stream();
+        let all_by = tokio::time::Instant::now() + timeout.saturating_mul(3);
         while !ended && (head.len() as u64) < buffered {
-            match tokio::time::timeout(timeout, body.frame()).await {
+            let piece_by = (tokio::time::Instant::now() + timeout).min(all_by);
+            match tokio::time::timeout_at(piece_by, body.frame()).await {
                 Err(_) => return Err(Unread::Stalled),
                 Ok(None) => ended = true,
                 Ok(Some(Err(e))) => return Err(Unread::Failed(e.to_string())),
