@@ -320,10 +320,13 @@ fn try_connect(path: &Path, durability: Durability, busy: Duration) -> Result<Co
             .map_err(unreadable)?;
         }
         1 => {
-            // Version 1 counted keys and values only: add each entry's overhead.
+            // Version 1 counted keys and values only: add each entry's overhead — once,
+            // though another process may be upgrading the same file: the version is
+            // read again under the write lock.
             conn.execute_batch(&format!(
                 "BEGIN IMMEDIATE;
-                 UPDATE used SET bytes = bytes + (SELECT count(*) FROM kv) * {ENTRY_OVERHEAD_BYTES} WHERE id = 0;
+                 UPDATE used SET bytes = bytes + (SELECT count(*) FROM kv) * {ENTRY_OVERHEAD_BYTES}
+                   WHERE id = 0 AND (SELECT user_version FROM pragma_user_version) = 1;
                  PRAGMA user_version = {SCHEMA_VERSION};
                  COMMIT;"
             ))

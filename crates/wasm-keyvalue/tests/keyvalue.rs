@@ -751,6 +751,33 @@ async fn a_sqlite_statement_stops_at_the_calls_deadline() {
     bucket.set("k", b"v", 1 << 30).await.unwrap();
 }
 
+/// A bucket file of schema 1 (whose total did not count the 64 bytes each entry costs)
+/// is brought up to schema 2 when opened, once.
+#[tokio::test]
+async fn a_schema_1_bucket_counts_the_entry_overhead_once_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("component.app.sqlite");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE kv (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
+             CREATE TABLE used (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL);
+             INSERT INTO kv VALUES ('k1', x'6162'), ('k2', x'');
+             INSERT INTO used VALUES (0, 6);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let id = BucketId::component_default("app");
+    for _ in 0..2 {
+        let backend = SqliteBackend::open(dir.path()).unwrap();
+        let bucket = backend.open(&id).await.unwrap();
+        assert_eq!(bucket.used_bytes().await.unwrap(), 6 + 2 * 64);
+        assert_eq!(bucket.get("k1").await.unwrap(), Some(b"ab".to_vec()));
+    }
+}
+
 #[tokio::test]
 async fn a_bad_data_directory_is_a_clear_error_at_start() {
     let dir = tempfile::tempdir().unwrap();
