@@ -440,12 +440,13 @@ impl WasmEngine {
                     .map_err(|e| format!("linking WASI failed: {e}"))?;
                 wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
                     .map_err(|e| format!("linking wasi:http failed: {e}"))?;
-                crate::wasi_audit::add_to_linker(&mut linker)
-                    .map_err(|e| format!("linking the audited WASI interfaces failed: {e}"))?;
-                if self.inner.proposals.contains(Proposal::ComponentModelAsync) {
+                let p3 = self.inner.proposals.contains(Proposal::ComponentModelAsync);
+                if p3 {
                     wasmtime_wasi::p3::add_to_linker(&mut linker)
                         .map_err(|e| format!("linking WASI 0.3 failed: {e}"))?;
                 }
+                crate::wasi_audit::add_to_linker(&mut linker, p3)
+                    .map_err(|e| format!("linking the audited WASI interfaces failed: {e}"))?;
                 for r in &self.inner.interfaces {
                     (r.add)(&mut linker).map_err(|e| {
                         format!("linking the host interface `{}` failed: {e:#}", r.full)

@@ -647,6 +647,94 @@ async fn wasi_0_3_streams_get_the_same_grants_as_wasi_0_2() {
     assert_eq!(r.stdout, "");
 }
 
+/// WASI 0.3's filesystem is granted and refused as 0.2's is, and each refusal the host
+/// sees is counted and kept in the audit trail the same way.
+#[tokio::test]
+async fn wasi_0_3_filesystem_refusals_are_audited_like_wasi_0_2() {
+    let tmp = tree();
+    let data = tmp.path().join("data");
+    let rw = || dir(&data, DirAccess::ReadWrite);
+
+    let r = run("p3-tool", rw(), &["read", "/data/hello.txt"]).await;
+    assert_eq!(r.stdout, "ok: hello file\n", "{r:?}");
+    assert_eq!(r.denials, 0);
+
+    for path in ["/data/../outside.txt", "/data/escape"] {
+        let r = run("p3-tool", rw(), &["read", path]).await;
+        assert!(r.stdout.starts_with("error: "), "{path}: {r:?}");
+        assert!(!r.stdout.contains("secret"), "{path}: {r:?}");
+        assert_eq!(r.code.as_ref().ok(), Some(&1), "{path}: {r:?}");
+        assert_eq!(r.denials, 1, "{path}: {r:?}");
+        let d = &r.records[0];
+        assert_eq!(d.capability, "filesystem", "{d}");
+        assert_eq!(d.requested, path.trim_start_matches("/data/"), "{d}");
+        assert!(d.reason.starts_with("open `"), "{d}");
+    }
+
+    // A write into a read-only directory: refused when the file is opened, audited.
+    let ro = dir(&data, DirAccess::ReadOnly);
+    let r = run("p3-tool", ro, &["write", "/data/new.txt", "x"]).await;
+    assert!(r.stdout.starts_with("error: "), "{r:?}");
+    assert_eq!(r.denials, 1, "{r:?}");
+    assert_eq!(r.records[0].requested, "new.txt");
+    assert!(!data.join("new.txt").exists());
+
+    let r = run("p3-tool", rw(), &["write", "/data/new.txt", "written"]).await;
+    assert_eq!(r.stdout, "ok: wrote 7 bytes\n", "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("new.txt")).unwrap(),
+        "written"
+    );
+}
+
+/// WASI 0.3's sockets: a TCP socket without a network grant and a name lookup without
+/// `dns = true` are refused and audited as in WASI 0.2; granted, they work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasi_0_3_socket_refusals_are_audited_like_wasi_0_2() {
+    let addr = echo_server().await;
+    let target = addr.to_string();
+
+    let r = run("p3-tool", stdio(), &["connect", &target]).await;
+    assert!(r.stdout.starts_with("error: "), "{r:?}");
+    assert_eq!(r.denials, 1, "{r:?}");
+    assert_eq!(r.records[0].capability, "network.tcp");
+
+    let r = run(
+        "p3-tool",
+        with([connect_to(&target)]),
+        &["connect", &target],
+    )
+    .await;
+    assert_eq!(r.stdout, format!("ok: connected to {target}\n"), "{r:?}");
+    assert_eq!(r.denials, 0);
+
+    // Outside the allowlist: the socket check shared by both versions refuses it.
+    let other = echo_server().await;
+    let r = run(
+        "p3-tool",
+        with([connect_to(&other.to_string())]),
+        &["connect", &target],
+    )
+    .await;
+    assert!(r.stdout.starts_with("error: "), "{r:?}");
+    assert_eq!(r.records.len(), 1, "{r:?}");
+    assert_eq!(
+        (r.records[0].capability, r.records[0].requested.as_str()),
+        ("network.connect", target.as_str())
+    );
+
+    let r = run("p3-tool", stdio(), &["lookup", "localhost"]).await;
+    assert!(r.stdout.starts_with("error: "), "{r:?}");
+    assert_eq!(r.denials, 1, "{r:?}");
+    assert_eq!(
+        (r.records[0].capability, r.records[0].requested.as_str()),
+        ("network.dns", "localhost")
+    );
+    let r = run("p3-tool", with([Capability::Dns]), &["lookup", "localhost"]).await;
+    assert!(r.stdout.starts_with("ok: "), "{r:?}");
+    assert_eq!(r.denials, 0);
+}
+
 #[tokio::test]
 async fn async_exports_are_called_and_wait_in_the_host() {
     let sandbox = Sandbox::new(roomy()).measure_wall_time(true);

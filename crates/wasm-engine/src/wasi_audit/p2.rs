@@ -1,21 +1,7 @@
-//! The parts of WASI 0.2 where `wasmtime-wasi` refuses what was not granted, as it
-//! implements them, with those refusals audited (counted in the call's
-//! [`ExecutionReport::capability_denials`](crate::ExecutionReport::capability_denials),
-//! kept and logged to [`AUDIT_TARGET`](crate::AUDIT_TARGET) with the component and what
-//! was asked):
-//!
-//! - `wasi:filesystem/types`: a path that leaves its preopened directory (`..`, an
-//!   absolute symlink), a write into a read-only one. (A path outside every preopened
-//!   directory never reaches the host: the guest's libc finds no directory to resolve
-//!   it against and fails by itself.)
-//! - `wasi:sockets/tcp-create-socket`: a TCP socket without a network grant (a connect
-//!   outside the allowlist is refused, and audited, by the socket check in `host.rs`).
-//! - `wasi:sockets/ip-name-lookup`: a name lookup without `dns = true`.
-//!
-//! Every function forwards to `wasmtime-wasi`'s own implementation; this layer only
-//! looks at what comes back. It is linked over `wasmtime-wasi`'s (linker shadowing).
+//! WASI 0.2: the audited interfaces, bound by `wasmtime::component::bindgen!` in
+//! `wasmtime-wasi`; each function forwards to `wasmtime-wasi`'s.
 
-use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::filesystem::WasiFilesystemView as _;
 use wasmtime_wasi::p2::bindings::filesystem::types::{
     self, Advice, Descriptor, DescriptorFlags, DescriptorStat, DescriptorType, DirectoryEntry,
@@ -28,73 +14,27 @@ use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, FsError, FsResult};
 use wasmtime_wasi::p2::{DynPollable, SocketError, SocketResult, TcpSocket};
 use wasmtime_wasi::sockets::WasiSocketsView as _;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use airssys_wasm_core::CapabilitySet;
-
-use crate::audit::Trail;
+use super::{AuditedWasi, HasAuditedWasi};
 use crate::host::HostState;
 
-/// The store's WASI context and table, apart from the rest of [`HostState`], so that
-/// the audit can borrow its counter beside them.
-struct Split<'a> {
-    ctx: &'a mut WasiCtx,
-    table: &'a mut ResourceTable,
+/// Links WASI 0.2's audited interfaces (shadowing on).
+pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    types::add_to_linker::<HostState, HasAuditedWasi>(linker, HostState::audited_wasi)?;
+    tcp_create_socket::add_to_linker::<HostState, HasAuditedWasi>(linker, HostState::audited_wasi)?;
+    ip_name_lookup::add_to_linker::<HostState, HasAuditedWasi>(linker, HostState::audited_wasi)
 }
 
-impl WasiView for Split<'_> {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: self.ctx,
-            table: self.table,
+impl AuditedWasi<'_> {
+    /// Counts and logs `r` when it is a refusal for lack of permission.
+    fn check<T>(&mut self, r: FsResult<T>, operation: &str, path: &str) -> FsResult<T> {
+        if let Err(e) = &r
+            && let Some(code) = e.downcast_ref()
+            && matches!(code, ErrorCode::NotPermitted | ErrorCode::Access)
+        {
+            self.denied(operation, path, code.name());
         }
-    }
-}
-
-/// `wasmtime-wasi`, what the instance was granted, and where refusals are kept.
-pub(crate) struct AuditedWasi<'a> {
-    wasi: Split<'a>,
-    component: &'a str,
-    capabilities: &'a CapabilitySet,
-    audit: &'a mut Trail,
-}
-
-/// The [`HasData`] of [`AuditedWasi`].
-pub(crate) struct HasAuditedWasi;
-
-impl HasData for HasAuditedWasi {
-    type Data<'a> = AuditedWasi<'a>;
-}
-
-/// Links the audited interfaces over those `wasmtime-wasi` linked.
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let added = (|| {
-        types::add_to_linker::<HostState, HasAuditedWasi>(linker, HostState::audited_wasi)?;
-        tcp_create_socket::add_to_linker::<HostState, HasAuditedWasi>(
-            linker,
-            HostState::audited_wasi,
-        )?;
-        ip_name_lookup::add_to_linker::<HostState, HasAuditedWasi>(linker, HostState::audited_wasi)
-    })();
-    linker.allow_shadowing(false);
-    added
-}
-
-impl HostState {
-    fn audited_wasi(&mut self) -> AuditedWasi<'_> {
-        // A WASI function: the guest left the embedder's.
-        self.host_call = None;
-        let p = self.audit_parts();
-        AuditedWasi {
-            wasi: Split {
-                ctx: p.ctx,
-                table: p.table,
-            },
-            component: p.component,
-            capabilities: p.capabilities,
-            audit: p.audit,
-        }
+        r
     }
 }
 
@@ -127,14 +67,7 @@ impl tcp_create_socket::Host for AuditedWasi<'_> {
         let r =
             tcp_create_socket::Host::create_tcp_socket(&mut self.wasi.sockets(), address_family);
         if r.is_err() && self.capabilities.network.is_none() {
-            self.audit.deny(
-                self.component,
-                "network.tcp",
-                "a TCP socket",
-                "the component has no network grant (add [capabilities.network] with the \
-                 addresses it may connect to)"
-                    .into(),
-            );
+            self.tcp_denied();
         }
         r
     }
@@ -150,15 +83,7 @@ impl ip_name_lookup::Host for AuditedWasi<'_> {
         let requested = if dns { String::new() } else { name.clone() };
         let r = ip_name_lookup::Host::resolve_addresses(&mut self.wasi.sockets(), network, name);
         if r.is_err() && !dns {
-            self.audit.deny(
-                self.component,
-                "network.dns",
-                &requested,
-                format!(
-                    "looking up `{requested}` is not granted (add dns = true under \
-                     [capabilities.network])"
-                ),
-            );
+            self.dns_denied(&requested);
         }
         r
     }
@@ -184,33 +109,6 @@ impl ip_name_lookup::HostResolveAddressStream for AuditedWasi<'_> {
 
     async fn drop(&mut self, stream: Resource<ResolveAddressStream>) -> wasmtime::Result<()> {
         ip_name_lookup::HostResolveAddressStream::drop(&mut self.wasi.sockets(), stream).await
-    }
-}
-
-impl AuditedWasi<'_> {
-    /// Counts and logs `r` when it is a refusal for lack of permission.
-    fn check<T>(&mut self, r: FsResult<T>, operation: &str, path: &str) -> FsResult<T> {
-        if let Err(e) = &r
-            && let Some(code) = e.downcast_ref()
-            && matches!(code, ErrorCode::NotPermitted | ErrorCode::Access)
-        {
-            self.denied(operation, path, *code);
-        }
-        r
-    }
-
-    #[cold]
-    fn denied(&mut self, operation: &str, path: &str, code: ErrorCode) {
-        self.audit.deny(
-            self.component,
-            "filesystem",
-            path,
-            format!(
-                "{operation} `{path}` (relative to a preopened directory): {}; outside the \
-                 granted directories, or not writable there (see [[capabilities.filesystem]])",
-                code.name()
-            ),
-        );
     }
 }
 

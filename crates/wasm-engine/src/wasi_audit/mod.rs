@@ -1,0 +1,136 @@
+//! The parts of WASI 0.2 and 0.3 where `wasmtime-wasi` refuses what was not granted, as it
+//! implements them, with those refusals audited (counted in the call's
+//! [`ExecutionReport::capability_denials`](crate::ExecutionReport::capability_denials),
+//! kept and logged to [`AUDIT_TARGET`](crate::AUDIT_TARGET) with the component and what
+//! was asked):
+//!
+//! - `wasi:filesystem/types`: a path that leaves its preopened directory (`..`, an
+//!   absolute symlink), a write into a read-only one. (A path outside every preopened
+//!   directory never reaches the host: the guest's libc finds no directory to resolve
+//!   it against and fails by itself.)
+//! - `wasi:sockets/tcp-create-socket` (0.3: `wasi:sockets/types`'s
+//!   `tcp-socket.create`): a TCP socket without a network grant (a connect
+//!   outside the allowlist is refused, and audited, by the socket check in `host.rs`).
+//! - `wasi:sockets/ip-name-lookup`: a name lookup without `dns = true`.
+//!
+//! Every function forwards to `wasmtime-wasi`'s own implementation; this layer only
+//! looks at what comes back. It is linked over `wasmtime-wasi`'s (linker shadowing):
+//! WASI 0.2's in [`p2`], WASI 0.3's in [`p3`].
+
+use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use airssys_wasm_core::CapabilitySet;
+
+use crate::audit::Trail;
+use crate::host::HostState;
+
+mod p2;
+mod p3;
+
+/// The store's WASI context and table, apart from the rest of [`HostState`], so that
+/// the audit can borrow its counter beside them.
+struct Split<'a> {
+    ctx: &'a mut WasiCtx,
+    table: &'a mut ResourceTable,
+}
+
+impl WasiView for Split<'_> {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: self.ctx,
+            table: self.table,
+        }
+    }
+}
+
+/// `wasmtime-wasi`, what the instance was granted, and where refusals are kept.
+pub(crate) struct AuditedWasi<'a> {
+    wasi: Split<'a>,
+    component: &'a str,
+    capabilities: &'a CapabilitySet,
+    audit: &'a mut Trail,
+}
+
+/// The [`HasData`] of [`AuditedWasi`].
+pub(crate) struct HasAuditedWasi;
+
+impl HasData for HasAuditedWasi {
+    type Data<'a> = AuditedWasi<'a>;
+}
+
+/// Links the audited interfaces over those `wasmtime-wasi` linked: WASI 0.2's, and
+/// with `p3` (component-model async on, WASI 0.3 linked) WASI 0.3's.
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, p3: bool) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let added = p2::add_to_linker(linker).and_then(|()| {
+        if p3 {
+            p3::add_to_linker(linker)
+        } else {
+            Ok(())
+        }
+    });
+    linker.allow_shadowing(false);
+    added
+}
+
+impl HostState {
+    fn audited_wasi(&mut self) -> AuditedWasi<'_> {
+        // A WASI function: the guest left the embedder's.
+        self.host_call = None;
+        let p = self.audit_parts();
+        AuditedWasi {
+            wasi: Split {
+                ctx: p.ctx,
+                table: p.table,
+            },
+            component: p.component,
+            capabilities: p.capabilities,
+            audit: p.audit,
+        }
+    }
+}
+
+impl AuditedWasi<'_> {
+    /// Counts, keeps and logs one refused filesystem operation (`code`: the WASI
+    /// error code's name).
+    #[cold]
+    fn denied(&mut self, operation: &str, path: &str, code: &str) {
+        self.audit.deny(
+            self.component,
+            "filesystem",
+            path,
+            format!(
+                "{operation} `{path}` (relative to a preopened directory): {code}; outside the \
+                 granted directories, or not writable there (see [[capabilities.filesystem]])"
+            ),
+        );
+    }
+
+    /// Counts, keeps and logs a TCP socket refused for want of any network grant.
+    #[cold]
+    fn tcp_denied(&mut self) {
+        self.audit.deny(
+            self.component,
+            "network.tcp",
+            "a TCP socket",
+            "the component has no network grant (add [capabilities.network] with the \
+             addresses it may connect to)"
+                .into(),
+        );
+    }
+
+    /// Counts, keeps and logs a name lookup refused for want of `dns = true`.
+    #[cold]
+    fn dns_denied(&mut self, name: &str) {
+        self.audit.deny(
+            self.component,
+            "network.dns",
+            name,
+            format!(
+                "looking up `{name}` is not granted (add dns = true under \
+                 [capabilities.network])"
+            ),
+        );
+    }
+}
