@@ -76,6 +76,10 @@ fn sockets_view(state: &mut HostState) -> wasmtime_wasi::sockets::WasiSocketsCtx
 
 /// `wasmtime-wasi`'s accessor, for forwarding an asynchronous function to it.
 fn fs(store: &Accessor<HostState, AuditedP3>) -> Accessor<HostState, WasiFilesystem> {
+    // Through this layer's getter first, which marks the call as a WASI one.
+    store.with(|mut s| {
+        s.get();
+    });
     store.with_getter::<WasiFilesystem>(filesystem)
 }
 
@@ -83,6 +87,7 @@ fn fs(store: &Accessor<HostState, AuditedP3>) -> Accessor<HostState, WasiFilesys
 fn fs_now<'a>(
     store: &'a mut Access<'_, HostState, AuditedP3>,
 ) -> Access<'a, HostState, WasiFilesystem> {
+    store.get();
     Access::<HostState, WasiFilesystem>::new(store.as_context_mut(), filesystem)
 }
 
