@@ -109,6 +109,18 @@ impl Failure {
                 requested: budget.saturating_add(1),
             };
         }
+        if let Some(b) = err.downcast_ref::<crate::host_memory::BudgetExceeded>() {
+            return WasmError::ResourceLimitExceeded {
+                component,
+                resource: format!(
+                    "host memory held for the instance ({} and the rest it holds: \
+                     [limits] host_memory, ResourceLimits::with_host_memory_bytes)",
+                    b.what
+                ),
+                limit: b.max,
+                requested: b.held.saturating_add(b.asked),
+            };
+        }
         if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
             return WasmError::Exited {
                 component,

@@ -28,7 +28,7 @@ pub struct HostState {
     /// is moved through).
     pub(crate) limiter: InstanceLimiter,
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     /// When the current call (or instantiation) started: taken when the call begins if
     /// its wall time is measured, else at its first epoch tick (at most one tick late;
     /// see the epoch callback).
@@ -182,6 +182,7 @@ impl HostState {
                     net_audit,
                     sandbox.outgoing_requests(),
                 ),
+                charges: crate::http::fields::Charges::default(),
             },
             keyvalue: sandbox.keyvalue().cloned(),
             audit: Trail::default(),

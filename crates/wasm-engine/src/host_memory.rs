@@ -5,6 +5,35 @@
 //! past its limits by holding handles. Beside it, the same budget is Wasmtime's
 //! hostcall fuel: the most one call into the host may copy out of the guest.
 
+/// A charge the budget refused: the words a guest gets from the interface's own error,
+/// or (as a trap, where the interface has no error to give) what `failure.rs` turns
+/// into [`WasmError::ResourceLimitExceeded`](crate::WasmError::ResourceLimitExceeded).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BudgetExceeded {
+    /// What the host was to keep (`"wasi:http fields"`).
+    pub(crate) what: &'static str,
+    /// The bytes asked for.
+    pub(crate) asked: u64,
+    /// The bytes held already.
+    pub(crate) held: u64,
+    /// The budget.
+    pub(crate) max: u64,
+}
+
+impl std::fmt::Display for BudgetExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "host memory budget exceeded: {} needs {} bytes, and the host already holds {} of \
+             the instance's {} (drop handles you no longer need, or raise host_memory in \
+             [limits])",
+            self.what, self.asked, self.held, self.max
+        )
+    }
+}
+
+impl std::error::Error for BudgetExceeded {}
+
 /// What host code holds for one instance, against its bound.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HostMemory {
@@ -18,17 +47,17 @@ impl HostMemory {
         Self { used: 0, max }
     }
 
-    /// Charges `bytes`, or refuses (charging nothing) with the words a guest gets:
-    /// what was asked, what is held, the bound and the fix.
-    pub(crate) fn charge(&mut self, bytes: u64, what: &str) -> Result<(), String> {
+    /// Charges `bytes`, or refuses (charging nothing) saying what was asked, what is
+    /// held, the bound and the fix.
+    pub(crate) fn charge(&mut self, bytes: u64, what: &'static str) -> Result<(), BudgetExceeded> {
         let would = self.used.saturating_add(bytes);
         if would > self.max {
-            return Err(format!(
-                "host memory budget exceeded: {what} needs {bytes} bytes, and the host already \
-                 holds {} of the instance's {} (drop handles you no longer need, or raise \
-                 host_memory in [limits])",
-                self.used, self.max
-            ));
+            return Err(BudgetExceeded {
+                what,
+                asked: bytes,
+                held: self.used,
+                max: self.max,
+            });
         }
         self.used = would;
         Ok(())
@@ -54,7 +83,10 @@ mod tests {
     fn charges_up_to_the_bound_and_releases() {
         let mut b = HostMemory::new(100);
         assert!(b.charge(60, "a").is_ok());
-        let e = b.charge(41, "a compare-and-swap handle").unwrap_err();
+        let e = b
+            .charge(41, "a compare-and-swap handle")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("needs 41 bytes") && e.contains("holds 60 of the instance's 100"),
             "{e}"

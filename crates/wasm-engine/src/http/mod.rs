@@ -1,7 +1,9 @@
 //! HTTP (`wasi:http` 0.2): outgoing requests under the component's
-//! `[capabilities.http]` grant ([`outbound`]), and serving incoming requests with a
+//! `[capabilities.http]` grant ([`outbound`]), with the fields a guest builds charged
+//! to its host-memory budget ([`fields`]), and serving incoming requests with a
 //! fresh instance each ([`HttpHandler`]).
 
+pub(crate) mod fields;
 mod handler;
 pub(crate) mod outbound;
 
@@ -15,6 +17,8 @@ use outbound::Outbound;
 pub(crate) struct HttpState {
     pub(crate) ctx: WasiHttpCtx,
     pub(crate) outbound: Outbound,
+    /// The fields values charged to the host-memory budget.
+    pub(crate) charges: fields::Charges,
 }
 
 /// The largest `wasi:http` fields (headers) value one instance may build: Wasmtime's

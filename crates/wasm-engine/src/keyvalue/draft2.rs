@@ -95,7 +95,7 @@ impl HostState {
             Ok(read) => {
                 let charge = Cas::charge(&key, read.as_deref());
                 if let Err(why) = self.host_memory.charge(charge, "a compare-and-swap handle") {
-                    return Ok(Err(Refused::Other(why)));
+                    return Ok(Err(Refused::Other(why.to_string())));
                 }
                 match self.table_mut().push(Cas {
                     bucket,

@@ -3,11 +3,13 @@
 //! without end, `/stream` answers 200 and streams an endless body, `/sleep` waits in
 //! the host (a monotonic-clock sleep) for an hour — or `?ms=N` milliseconds, then
 //! answers `woke up` —, `/no-response` returns without
-//! answering, `/error` answers with a `wasi:http` error code; anything else is a
-//! normal `200 ok`.
+//! answering, `/error` answers with a `wasi:http` error code, `/hoard-fields?n=N&kb=K`
+//! builds N fields (headers) values of K KiB each and keeps them all — `&into=request`
+//! inside outgoing requests, `&drop=1` dropping each at once — then answers `held N`;
+//! anything else is a normal `200 ok`.
 
 use wasip2::exports::http::incoming_handler::Guest;
-use wasip2::http::types::ErrorCode;
+use wasip2::http::types::{ErrorCode, OutgoingRequest};
 
 include!("../../http-common/respond.rs");
 
@@ -43,6 +45,33 @@ impl Guest for Hostile {
                 let nanos = ms.map_or(3_600_000_000_000, |ms| ms * 1_000_000);
                 wasip2::clocks::monotonic_clock::subscribe_duration(nanos).block();
                 respond(out, 200, b"woke up\n");
+            }
+            "/hoard-fields" => {
+                let number = |name| query(&full, name).and_then(|v| v.parse::<usize>().ok());
+                let (n, kb) = (number("n").unwrap_or(1), number("kb").unwrap_or(1));
+                let into_requests = query(&full, "into") == Some("request");
+                let drop_each = query(&full, "drop") == Some("1");
+                let mut fields = Vec::new();
+                let mut requests = Vec::new();
+                for _ in 0..n {
+                    let f = Fields::new();
+                    // 1 KiB values under distinct names, each fields value K KiB.
+                    let value = [b'v'; 1024];
+                    for k in 0..kb {
+                        if f.append(&format!("x-hoard-{k}"), &value).is_err() {
+                            return respond(out, 500, b"append refused\n");
+                        }
+                    }
+                    if drop_each {
+                        drop(f);
+                    } else if into_requests {
+                        requests.push(OutgoingRequest::new(f));
+                    } else {
+                        fields.push(f);
+                    }
+                }
+                let held = fields.len() + requests.len();
+                respond(out, 200, format!("held {held}\n").as_bytes());
             }
             "/no-response" => drop(out),
             "/error" => ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some("secret-guest-detail".into())))),

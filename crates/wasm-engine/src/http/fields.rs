@@ -1,0 +1,273 @@
+//! `wasi:http` fields (headers and trailers) charged to the instance's host-memory
+//! budget ([`crate::host_memory`]).
+//!
+//! `wasmtime-wasi-http` bounds each fields value (its field size limit, set in
+//! [`super::context`]) but not how many a guest keeps: 10,000 handles of 128 KiB each
+//! would be 1.28 GB of host memory under any memory limit. So the functions that build
+//! or grow a mutable fields value — its constructor, `from-list`, `set`, `append`,
+//! `delete`, `clone` — are linked over `wasmtime-wasi-http`'s (linker shadowing): each
+//! forwards to it, then charges the value's size (as `wasmtime-wasi-http` counts it:
+//! names, values and their structures) against the budget. The charge follows the
+//! headers into the `outgoing-request` or `outgoing-response` built from them, and is
+//! given back once the guest has dropped the handle, or the request was sent or the
+//! response set (looked up lazily: when a charge would not fit, the handles no longer
+//! in the table are released first).
+//!
+//! Over the budget: `wasi:http` 0.2 has no error for it (`wasmtime-wasi-http` traps on
+//! its own limit too), so the call traps with
+//! [`BudgetExceeded`](crate::host_memory::BudgetExceeded), which the caller gets
+//! as `ResourceLimitExceeded` naming the budget. The host may hold one operation's
+//! growth (at most one field size limit) past the budget until then.
+
+use std::collections::HashMap;
+
+use http::{HeaderName, HeaderValue};
+use wasmtime::component::{Linker, Resource, ResourceTable};
+use wasmtime_wasi_http::FieldMap;
+use wasmtime_wasi_http::WasiHttpView as _;
+use wasmtime_wasi_http::p2::bindings::http::types::{self, HeaderError, HostFields};
+use wasmtime_wasi_http::p2::types::{HostOutgoingRequest, HostOutgoingResponse};
+
+use crate::host::HostState;
+
+/// The `wasi:http/types` that `wasmtime-wasi-http` links (older 0.2 imports resolve to
+/// it).
+const TYPES: &str = "wasi:http/types@0.2.12";
+
+/// What the budget calls these charges.
+const WHAT: &str = "wasi:http fields";
+
+/// The fields values charged to an instance, by handle.
+#[derive(Debug, Default)]
+pub(crate) struct Charges {
+    held: HashMap<u32, Held>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    kind: Kind,
+    bytes: u64,
+}
+
+/// Which table entry holds the charged fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Fields,
+    Request,
+    Response,
+}
+
+impl Kind {
+    /// Whether the entry `rep` of this kind is still in the table.
+    fn alive(self, table: &ResourceTable, rep: u32) -> bool {
+        match self {
+            Kind::Fields => table.get(&Resource::<FieldMap>::new_borrow(rep)).is_ok(),
+            Kind::Request => table
+                .get(&Resource::<HostOutgoingRequest>::new_borrow(rep))
+                .is_ok(),
+            Kind::Response => table
+                .get(&Resource::<HostOutgoingResponse>::new_borrow(rep))
+                .is_ok(),
+        }
+    }
+}
+
+/// The size of `fields` as `wasmtime-wasi-http` counts it against its own limit.
+fn size(fields: &FieldMap) -> u64 {
+    let names: usize = fields
+        .keys()
+        .map(|k| k.as_str().len() + size_of::<HeaderName>())
+        .sum();
+    let values: usize = fields
+        .values()
+        .map(|v| v.len() + size_of::<HeaderValue>())
+        .sum();
+    u64::try_from(names + values).unwrap_or(u64::MAX)
+}
+
+impl HostState {
+    /// Charges the fields `rep` at its size now (`fresh`: a new handle, so whatever
+    /// was charged under its number before belongs to a dropped one).
+    fn charge_fields(&mut self, rep: u32, fresh: bool) -> wasmtime::Result<()> {
+        let bytes = match self.table.get(&Resource::<FieldMap>::new_borrow(rep)) {
+            Ok(fields) => size(fields),
+            Err(_) => 0,
+        };
+        let before = match self.http.charges.held.remove(&rep) {
+            Some(h) if h.kind == Kind::Fields && !fresh => h.bytes,
+            Some(stale) => {
+                self.host_memory.release(stale.bytes);
+                0
+            }
+            None => 0,
+        };
+        self.http.charges.held.insert(
+            rep,
+            Held {
+                kind: Kind::Fields,
+                bytes: before,
+            },
+        );
+        if bytes <= before {
+            self.host_memory.release(before - bytes);
+        } else {
+            let more = bytes - before;
+            if self.host_memory.charge(more, WHAT).is_err() {
+                self.release_dropped_fields();
+                self.host_memory
+                    .charge(more, WHAT)
+                    .map_err(wasmtime::Error::new)?;
+            }
+        }
+        self.http.charges.held.insert(
+            rep,
+            Held {
+                kind: Kind::Fields,
+                bytes,
+            },
+        );
+        Ok(())
+    }
+
+    /// Moves the charge of the headers `fields` to the request or response `to` that
+    /// now holds them.
+    fn move_fields_charge(&mut self, fields: u32, kind: Kind, to: u32) {
+        let bytes = match self.http.charges.held.remove(&fields) {
+            Some(h) if h.kind == Kind::Fields => h.bytes,
+            Some(stale) => {
+                self.host_memory.release(stale.bytes);
+                0
+            }
+            None => 0,
+        };
+        if let Some(stale) = self.http.charges.held.insert(to, Held { kind, bytes }) {
+            self.host_memory.release(stale.bytes);
+        }
+    }
+
+    /// Gives back what was charged for handles the guest has dropped, requests sent
+    /// and responses set.
+    #[cold]
+    fn release_dropped_fields(&mut self) {
+        let Self {
+            http,
+            table,
+            host_memory,
+            ..
+        } = self;
+        http.charges.held.retain(|&rep, h| {
+            let alive = h.kind.alive(table, rep);
+            if !alive {
+                host_memory.release(h.bytes);
+            }
+            alive
+        });
+    }
+}
+
+/// Links the charging functions over `wasmtime-wasi-http`'s (shadowing on).
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    let mut i = linker.instance(TYPES)?;
+    i.func_wrap("[constructor]fields", |mut store, (): ()| {
+        let state = store.data_mut();
+        let fields = HostFields::new(&mut state.http())?;
+        state.charge_fields(fields.rep(), true)?;
+        Ok((fields,))
+    })?;
+    i.func_wrap(
+        "[static]fields.from-list",
+        |mut store, (entries,): (Vec<(String, Vec<u8>)>,)| {
+            let state = store.data_mut();
+            let r = HostFields::from_list(&mut state.http(), entries);
+            let r = match r {
+                Ok(fields) => {
+                    state.charge_fields(fields.rep(), true)?;
+                    Ok(fields)
+                }
+                Err(e) => Err(header_error(state, e)?),
+            };
+            Ok((r,))
+        },
+    )?;
+    i.func_wrap(
+        "[method]fields.set",
+        |mut store, (fields, name, values): (Resource<FieldMap>, String, Vec<Vec<u8>>)| {
+            let state = store.data_mut();
+            let rep = fields.rep();
+            let r = HostFields::set(&mut state.http(), fields, name, values);
+            Ok((settle(state, rep, r)?,))
+        },
+    )?;
+    i.func_wrap(
+        "[method]fields.append",
+        |mut store, (fields, name, value): (Resource<FieldMap>, String, Vec<u8>)| {
+            let state = store.data_mut();
+            let rep = fields.rep();
+            let r = HostFields::append(&mut state.http(), fields, name, value);
+            Ok((settle(state, rep, r)?,))
+        },
+    )?;
+    i.func_wrap(
+        "[method]fields.delete",
+        |mut store, (fields, name): (Resource<FieldMap>, String)| {
+            let state = store.data_mut();
+            let rep = fields.rep();
+            let r = HostFields::delete(&mut state.http(), fields, name);
+            Ok((settle(state, rep, r)?,))
+        },
+    )?;
+    i.func_wrap(
+        "[method]fields.clone",
+        |mut store, (fields,): (Resource<FieldMap>,)| {
+            let state = store.data_mut();
+            let copy = HostFields::clone(&mut state.http(), fields)?;
+            state.charge_fields(copy.rep(), true)?;
+            Ok((copy,))
+        },
+    )?;
+    i.func_wrap(
+        "[constructor]outgoing-request",
+        |mut store, (headers,): (Resource<FieldMap>,)| {
+            let state = store.data_mut();
+            let rep = headers.rep();
+            let request = types::HostOutgoingRequest::new(&mut state.http(), headers)?;
+            state.move_fields_charge(rep, Kind::Request, request.rep());
+            Ok((request,))
+        },
+    )?;
+    i.func_wrap(
+        "[constructor]outgoing-response",
+        |mut store, (headers,): (Resource<FieldMap>,)| {
+            let state = store.data_mut();
+            let rep = headers.rep();
+            let response = types::HostOutgoingResponse::new(&mut state.http(), headers)?;
+            state.move_fields_charge(rep, Kind::Response, response.rep());
+            Ok((response,))
+        },
+    )?;
+    Ok(())
+}
+
+/// After a change to the fields `rep`: its charge brought up to date, and `r` in the
+/// interface's terms.
+fn settle(
+    state: &mut HostState,
+    rep: u32,
+    r: wasmtime_wasi_http::p2::HeaderResult<()>,
+) -> wasmtime::Result<Result<(), HeaderError>> {
+    match r {
+        Ok(()) => {
+            state.charge_fields(rep, false)?;
+            Ok(Ok(()))
+        }
+        Err(e) => Ok(Err(header_error(state, e)?)),
+    }
+}
+
+/// `wasmtime-wasi-http`'s error as the interface's, or its trap.
+fn header_error(
+    state: &mut HostState,
+    e: wasmtime_wasi_http::p2::HeaderError,
+) -> wasmtime::Result<HeaderError> {
+    types::Host::convert_header_error(&mut state.http(), e)
+}
