@@ -319,6 +319,18 @@ static SYSTEM_DNS: LazyLock<
 /// read once), so that none outlives the runtime it was made on. Without a system
 /// configuration, the system's resolver after all.
 async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
+    resolve_with(SYSTEM_DNS.as_ref(), host, port).await
+}
+
+/// [`resolve`] with the resolver configuration `system` (the tests' own name server).
+async fn resolve_with(
+    system: Option<&(
+        hickory_resolver::config::ResolverConfig,
+        hickory_resolver::config::ResolverOpts,
+    )>,
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, Error> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
@@ -326,7 +338,7 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
         rcode: Some(e.to_string()),
         info_code: None,
     };
-    let Some((config, options)) = &*SYSTEM_DNS else {
+    let Some((config, options)) = system else {
         return tokio::net::lookup_host((host, port))
             .await
             .map(Iterator::collect)
@@ -543,6 +555,52 @@ mod tests {
             resolve("192.0.2.7", 1).await.unwrap(),
             [SocketAddr::from(([192, 0, 2, 7], 1))]
         );
+    }
+
+    /// A lookup waiting on a name server that never answers stops when its call
+    /// does: no query reaches the server after the lookup was dropped, though the
+    /// resolver was told to retry every 50 ms (a lookup on a blocking thread would go
+    /// on until the system resolver gave up).
+    #[tokio::test]
+    async fn a_lookup_ends_when_its_call_does() {
+        use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+        use std::sync::atomic::{AtomicU32, Ordering};
+
+        let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let at = server.local_addr().unwrap();
+        let queries = Arc::new(AtomicU32::new(0));
+        let seen = Arc::clone(&queries);
+        let listener = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while server.recv_from(&mut buf).await.is_ok() {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let mut ns = NameServerConfig::udp(at.ip());
+        for c in &mut ns.connections {
+            c.port = at.port();
+        }
+        let mut opts = ResolverOpts::default();
+        opts.timeout = Duration::from_millis(50);
+        opts.attempts = 100;
+        opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
+        let config = (ResolverConfig::from_name_servers(vec![ns]), opts);
+
+        // The call's bound, as `send` puts it around the lookup.
+        let lookup = resolve_with(Some(&config), "never-answered.test", 80);
+        let r = tokio::time::timeout(Duration::from_millis(300), lookup).await;
+        assert!(r.is_err(), "the lookup was still waiting: {r:?}");
+        // What was on its way when the lookup was dropped has arrived by now.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let during = queries.load(Ordering::SeqCst);
+        assert!(during >= 1, "the lookup asked the test's name server");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            queries.load(Ordering::SeqCst),
+            during,
+            "no query after the lookup ended"
+        );
+        listener.abort();
     }
 
     #[test]
