@@ -441,7 +441,7 @@ impl WasmEngine {
                 wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
                     .map_err(|e| format!("linking wasi:http failed: {e}"))?;
                 linker.allow_shadowing(true);
-                let charged = crate::http::fields::add_to_linker(&mut linker);
+                let charged = crate::http::charges::add_to_linker(&mut linker);
                 linker.allow_shadowing(false);
                 charged.map_err(|e| format!("linking the charged wasi:http fields failed: {e}"))?;
                 let p3 = self.inner.proposals.contains(Proposal::ComponentModelAsync);

@@ -182,7 +182,7 @@ impl HostState {
                     net_audit,
                     sandbox.outgoing_requests(),
                 ),
-                charges: crate::http::fields::Charges::default(),
+                charges: crate::http::charges::Charges::default(),
             },
             keyvalue: sandbox.keyvalue().cloned(),
             audit: Trail::default(),

@@ -500,6 +500,39 @@ async fn a_fields_hoarder_is_held_to_its_host_memory_budget() {
     assert_eq!((status, body.as_str()), (200, "held 0\n"), "{handled:?}");
 }
 
+/// A guest that opens outgoing bodies and fills their buffers without sending them is
+/// stopped at its host-memory budget too: each body is charged what its buffer can
+/// hold (128 KiB) while its request lives.
+#[tokio::test]
+async fn a_body_hoarder_is_held_to_its_host_memory_budget() {
+    let limits = ResourceLimits::new(16 << 20, 5_000_000_000, Duration::from_secs(10))
+        .unwrap()
+        .with_host_memory_bytes(4 << 20)
+        .unwrap();
+    let handler = hostile(limits, HttpLimits::default());
+    let (status, body, handled) = get(&handler, "/hoard-bodies?n=1000").await;
+    assert_eq!(status, 500, "{body}");
+    match &handled.error {
+        Some(WasmError::ResourceLimitExceeded {
+            resource, limit, ..
+        }) => {
+            assert!(resource.contains("wasi:http outgoing bodies"), "{resource}");
+            assert_eq!(*limit, 4 << 20);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Within the budget: each body took what its buffer holds, and no more.
+    let (status, body, handled) = get(&handler, "/hoard-bodies?n=8").await;
+    assert_eq!(status, 200, "{handled:?}");
+    let bytes: u64 = body
+        .trim_end()
+        .strip_prefix("held 8 bodies, ")
+        .and_then(|b| b.strip_suffix(" bytes"))
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(bytes > 0 && bytes <= 8 * 128 * 1024, "{bytes}");
+}
+
 #[tokio::test]
 async fn hostile_requests_get_generic_errors_and_the_handler_carries_on() {
     let limits = ResourceLimits::new(16 << 20, 500_000_000, Duration::from_millis(500)).unwrap();

@@ -168,6 +168,14 @@ type SendFuture = Box<
 >;
 
 impl WasiHttpHooks for Outbound {
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        super::OUTGOING_BODY_CHUNK
+    }
+
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,

@@ -6,6 +6,8 @@
 //! answering, `/error` answers with a `wasi:http` error code, `/hoard-fields?n=N&kb=K`
 //! builds N fields (headers) values of K KiB each and keeps them all — `&into=request`
 //! inside outgoing requests, `&drop=1` dropping each at once — then answers `held N`;
+//! `/hoard-bodies?n=N` opens N outgoing requests' bodies, writes into each what it
+//! takes without blocking, keeps them all and answers `held N bodies, B bytes`;
 //! anything else is a normal `200 ok`.
 
 use wasip2::exports::http::incoming_handler::Guest;
@@ -72,6 +74,36 @@ impl Guest for Hostile {
                 }
                 let held = fields.len() + requests.len();
                 respond(out, 200, format!("held {held}\n").as_bytes());
+            }
+            "/hoard-bodies" => {
+                let n = query(&full, "n").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1);
+                let mut kept = Vec::new();
+                let mut bytes = 0u64;
+                for _ in 0..n {
+                    let request = OutgoingRequest::new(Fields::new());
+                    let Ok(body) = request.body() else {
+                        return respond(out, 500, b"no body\n");
+                    };
+                    let Ok(stream) = body.write() else {
+                        return respond(out, 500, b"no stream\n");
+                    };
+                    // What the host takes without waiting: a few writes.
+                    for _ in 0..4 {
+                        match stream.check_write() {
+                            Ok(0) | Err(_) => break,
+                            Ok(permit) => {
+                                let len = permit.min(1 << 20) as usize;
+                                if stream.write(&vec![b'b'; len]).is_err() {
+                                    break;
+                                }
+                                bytes += len as u64;
+                            }
+                        }
+                    }
+                    kept.push((stream, body, request)); // dropped children first
+                }
+                let text = format!("held {} bodies, {bytes} bytes\n", kept.len());
+                respond(out, 200, text.as_bytes());
             }
             "/no-response" => drop(out),
             "/error" => ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some("secret-guest-detail".into())))),

@@ -1,23 +1,28 @@
-//! `wasi:http` fields (headers and trailers) charged to the instance's host-memory
-//! budget ([`crate::host_memory`]).
+//! What a guest's `wasi:http` resources make the host keep, charged to the instance's
+//! host-memory budget ([`crate::host_memory`]): the fields (headers and trailers) it
+//! builds, and the outgoing bodies it writes.
 //!
 //! `wasmtime-wasi-http` bounds each fields value (its field size limit, set in
-//! [`super::context`]) but not how many a guest keeps: 10,000 handles of 128 KiB each
-//! would be 1.28 GB of host memory under any memory limit. So the functions that build
-//! or grow a mutable fields value — its constructor, `from-list`, `set`, `append`,
-//! `delete`, `clone` — are linked over `wasmtime-wasi-http`'s (linker shadowing): each
-//! forwards to it, then charges the value's size (as `wasmtime-wasi-http` counts it:
-//! names, values and their structures) against the budget. The charge follows the
-//! headers into the `outgoing-request` or `outgoing-response` built from them, and is
-//! given back once the guest has dropped the handle, or the request was sent or the
-//! response set (looked up lazily: when a charge would not fit, the handles no longer
-//! in the table are released first).
+//! [`super::context`]) and each outgoing body's buffer, but not how many a guest keeps:
+//! 10,000 handles of 128 KiB fields each would be 1.28 GB of host memory under any
+//! memory limit. So the functions that build or grow a mutable fields value — its
+//! constructor, `from-list`, `set`, `append`, `delete`, `clone` — and those that open
+//! an outgoing body are linked over `wasmtime-wasi-http`'s (linker shadowing): each
+//! forwards to it, then charges against the budget the fields value's size (as
+//! `wasmtime-wasi-http` counts it: names, values and their structures) or, for a body,
+//! the most its buffer can hold ([`BODY_RESERVATION`]). The charge of headers follows
+//! them into the `outgoing-request` or `outgoing-response` built from them; a body's
+//! is added to its request's or response's. Both are given back once the guest has
+//! dropped the handle, or the request was sent or the response set (looked up lazily:
+//! when a charge would not fit, the handles no longer in the table are released first).
+//! What is in flight after that is bounded apart: requests by the outgoing-request
+//! bound, responses by the server's concurrency.
 //!
 //! Over the budget: `wasi:http` 0.2 has no error for it (`wasmtime-wasi-http` traps on
 //! its own limit too), so the call traps with
-//! [`BudgetExceeded`](crate::host_memory::BudgetExceeded), which the caller gets
-//! as `ResourceLimitExceeded` naming the budget. The host may hold one operation's
-//! growth (at most one field size limit) past the budget until then.
+//! [`BudgetExceeded`](crate::host_memory::BudgetExceeded), which the caller gets as
+//! `ResourceLimitExceeded` naming the budget. The host may hold one operation's growth
+//! (at most one field size limit) past the budget until then.
 
 use std::collections::HashMap;
 
@@ -37,7 +42,15 @@ const TYPES: &str = "wasi:http/types@0.2.12";
 /// What the budget calls these charges.
 const WHAT: &str = "wasi:http fields";
 
-/// The fields values charged to an instance, by handle.
+/// What the budget calls a body's.
+const WHAT_BODY: &str = "wasi:http outgoing bodies";
+
+/// What an outgoing body may hold in the host: the write being handed over and the one
+/// buffered beside it (see [`super::OUTGOING_BODY_CHUNK`]).
+pub(crate) const BODY_RESERVATION: u64 = 2 * super::OUTGOING_BODY_CHUNK as u64;
+
+/// The fields values (and the bodies of requests and responses) charged to an
+/// instance, by handle.
 #[derive(Debug, Default)]
 pub(crate) struct Charges {
     held: HashMap<u32, Held>,
@@ -145,6 +158,38 @@ impl HostState {
         }
     }
 
+    /// Adds a body's reservation to the charge of the request or response `rep`.
+    fn charge_body(&mut self, rep: u32, kind: Kind) -> wasmtime::Result<()> {
+        if self
+            .host_memory
+            .charge(BODY_RESERVATION, WHAT_BODY)
+            .is_err()
+        {
+            self.release_dropped_fields();
+            self.host_memory
+                .charge(BODY_RESERVATION, WHAT_BODY)
+                .map_err(wasmtime::Error::new)?;
+        }
+        let held = self
+            .http
+            .charges
+            .held
+            .entry(rep)
+            .or_insert(Held { kind, bytes: 0 });
+        if held.kind == kind {
+            held.bytes += BODY_RESERVATION;
+        } else {
+            // A stale entry under a reused number: what it held was given back when
+            // its handle went; start this one afresh.
+            self.host_memory.release(held.bytes);
+            *held = Held {
+                kind,
+                bytes: BODY_RESERVATION,
+            };
+        }
+        Ok(())
+    }
+
     /// Gives back what was charged for handles the guest has dropped, requests sent
     /// and responses set.
     #[cold]
@@ -243,6 +288,30 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             let response = types::HostOutgoingResponse::new(&mut state.http(), headers)?;
             state.move_fields_charge(rep, Kind::Response, response.rep());
             Ok((response,))
+        },
+    )?;
+    i.func_wrap(
+        "[method]outgoing-request.body",
+        |mut store, (request,): (Resource<HostOutgoingRequest>,)| {
+            let state = store.data_mut();
+            let rep = request.rep();
+            let body = types::HostOutgoingRequest::body(&mut state.http(), request)?;
+            if body.is_ok() {
+                state.charge_body(rep, Kind::Request)?;
+            }
+            Ok((body,))
+        },
+    )?;
+    i.func_wrap(
+        "[method]outgoing-response.body",
+        |mut store, (response,): (Resource<HostOutgoingResponse>,)| {
+            let state = store.data_mut();
+            let rep = response.rep();
+            let body = types::HostOutgoingResponse::body(&mut state.http(), response)?;
+            if body.is_ok() {
+                state.charge_body(rep, Kind::Response)?;
+            }
+            Ok((body,))
         },
     )?;
     Ok(())
