@@ -240,6 +240,25 @@ pub enum WasmError {
         requested: u64,
     },
 
+    /// The engine's pool of concurrent instances (or of their memories, tables or
+    /// stacks) is full: every slot is held by a live instance. Transient — another
+    /// instance's end frees a slot — so a server answers it with 503, not 500.
+    #[error(
+        "component `{component}` could not be instantiated: the engine's pool of \
+         concurrent {resource} is full ({limit} in use); retry once an instance has \
+         ended, or raise the pool size (`Pooling::for_limits`'s instance count, \
+         `serve --max-concurrency`)"
+    )]
+    PoolExhausted {
+        /// The component's name.
+        component: String,
+        /// What the pool holds, in Wasmtime's words (`component instances`, `memories`,
+        /// `tables`, `stacks`…).
+        resource: String,
+        /// The pool's size.
+        limit: u64,
+    },
+
     /// The export to call does not exist.
     #[error(
         "component `{component}` has no export `{export}`; its exports are:{}",
@@ -352,6 +371,7 @@ impl WasmError {
                 | Self::FuelExhausted { .. }
                 | Self::MemoryLimitExceeded { .. }
                 | Self::ResourceLimitExceeded { .. }
+                | Self::PoolExhausted { .. }
                 | Self::InstancePoisoned { .. }
                 | Self::ComponentInstantiationFailed { .. }
                 | Self::InterfacesDenied { .. }
@@ -383,6 +403,7 @@ impl WasmError {
                 | Self::FuelExhausted { .. }
                 | Self::MemoryLimitExceeded { .. }
                 | Self::ResourceLimitExceeded { .. }
+                | Self::PoolExhausted { .. }
         )
     }
 

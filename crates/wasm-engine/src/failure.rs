@@ -128,7 +128,8 @@ impl Failure {
             };
         }
         if let Some(pool) = err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
-            // "maximum concurrent limit of N for KIND reached"
+            // "maximum concurrent limit of N for KIND reached": the error is Wasmtime's
+            // type, but its size and kind are private fields, read from its words.
             let text = pool.to_string();
             let (limit, kind) = text
                 .strip_prefix("maximum concurrent limit of ")
@@ -136,11 +137,10 @@ impl Failure {
                 .and_then(|t| t.split_once(" for "))
                 .and_then(|(n, kind)| Some((n.parse::<u64>().ok()?, kind.to_owned())))
                 .unwrap_or((0, "instances".to_owned()));
-            return WasmError::ResourceLimitExceeded {
+            return WasmError::PoolExhausted {
                 component,
-                resource: format!("engine pool of concurrent {kind}"),
+                resource: kind,
                 limit,
-                requested: limit.saturating_add(1),
             };
         }
         let trap = err.downcast_ref::<Trap>().copied();

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Empty};
 use airssys_wasm_core::http::{HttpGrant, OutboundRule};
 use airssys_wasm_core::{CapabilitySet, ResourceLimits, WasmError};
 use airssys_wasm_engine::{
-    CompiledComponent, Handled, HttpHandler, HttpLimits, Sandbox, WasmEngine,
+    CompiledComponent, Handled, HttpHandler, HttpLimits, Pooling, Sandbox, WasmEngine,
 };
 use airssys_wasm_testkit::guests;
 use airssys_wasm_testkit::http::Upstream;
@@ -531,6 +531,54 @@ async fn a_body_hoarder_is_held_to_its_host_memory_budget() {
         .and_then(|b| b.parse().ok())
         .unwrap_or_else(|| panic!("{body}"));
     assert!(bytes > 0 && bytes <= 8 * 128 * 1024, "{bytes}");
+}
+
+/// Two handlers share one pooled engine of a single instance slot: while one request
+/// holds it, the other handler's request finds the pool full — a transient state, so
+/// `503` (not `500`) and `PoolExhausted`; once the slot is free, both answer again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_shared_by_two_handlers_answers_503() {
+    let limits = ResourceLimits::new(16 << 20, 5_000_000_000, Duration::from_secs(10)).unwrap();
+    let engine = WasmEngine::builder()
+        .pooling(Pooling::for_limits(&limits, 1))
+        .build()
+        .unwrap();
+    let hostile = component(&engine, "http-hostile", guests::HTTP_HOSTILE);
+    let hello = component(&engine, "http-hello", guests::HTTP_HELLO);
+    let a = HttpHandler::new(
+        &hostile,
+        Sandbox::new(limits.clone()),
+        HttpLimits::default(),
+    )
+    .unwrap();
+    let b = HttpHandler::new(&hello, Sandbox::new(limits), HttpLimits::default()).unwrap();
+
+    let holder = tokio::spawn({
+        let a = a.clone();
+        async move { get(&a, "/sleep?ms=1500").await }
+    });
+    // Until the sleeping request holds the only slot.
+    let mut full = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (status, _, handled) = get(&b, "/").await;
+        if status != 200 {
+            full = Some((status, handled));
+            break;
+        }
+    }
+    let (status, handled) = full.expect("the second handler never found the pool full");
+    assert_eq!(status, 503, "{handled:?}");
+    assert!(
+        matches!(
+            &handled.error,
+            Some(WasmError::PoolExhausted { resource, limit: 1, .. }) if resource == "component instances"
+        ),
+        "{handled:?}"
+    );
+    let (status, body, _) = holder.await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "woke up\n"));
+    assert_eq!(get(&b, "/").await.0, 200);
 }
 
 #[tokio::test]

@@ -60,10 +60,13 @@ async fn the_pool_bounds_live_instances_and_frees_slots_on_drop() {
     let _b = hello.instantiate(&sandbox).await.unwrap();
     let err = hello.instantiate(&sandbox).await.unwrap_err();
     assert!(
-        matches!(err, WasmError::ResourceLimitExceeded { .. }),
+        matches!(&err, WasmError::PoolExhausted { resource, limit: 2, .. } if resource == "component instances"),
         "{err:?}"
     );
-    assert!(err.to_string().contains("pool"), "{err}");
+    assert!(
+        err.is_limit_error() && err.to_string().contains("pool"),
+        "{err}"
+    );
     drop(a);
     let mut c = hello.instantiate(&sandbox).await.unwrap();
     let ((v,), _) = c.call_typed::<(), (i32,)>("hello", ()).await.unwrap();

@@ -158,7 +158,10 @@ impl HttpLimits {
 /// A guest failure never reaches the client: a trap, or a handler that returns
 /// without a response, is `500` with a generic body; a limit is `500` (fuel, memory)
 /// or `503` (the timeout), and the log names it. Past
-/// [`HttpLimits::max_concurrency`] requests wait in a bounded queue, then get `503`.
+/// [`HttpLimits::max_concurrency`] requests wait in a bounded queue, then get `503`;
+/// so does a request that finds the engine's instance pool full
+/// ([`WasmError::PoolExhausted`](airssys_wasm_core::WasmError::PoolExhausted): the
+/// pool may be shared with other handlers and instances).
 ///
 /// It is a [`tower_service::Service`], so hyper (through `hyper-util`'s
 /// `TowerToHyperService`) and axum can mount it; [`handle`](Self::handle) is the same
@@ -539,10 +542,7 @@ where
 /// free slot, `500` for everything else.
 fn status_for(e: &WasmError) -> StatusCode {
     match e {
-        WasmError::ComponentTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        WasmError::ComponentInstantiationFailed { reason, .. }
-            if reason.contains("maximum concurrent") =>
-        {
+        WasmError::ComponentTimeout { .. } | WasmError::PoolExhausted { .. } => {
             StatusCode::SERVICE_UNAVAILABLE
         }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
