@@ -4,8 +4,9 @@
 //! in a data directory (the default: embedded, crash-safe, shared safely by processes on
 //! one machine), and [`RedisBackend`], a Redis server (for replicas on more than one
 //! machine). An operator picks per bucket in a [`RuntimeConfig`]; an embedder can pass
-//! either, or its own [`KeyValueBackend`], to
-//! [`Sandbox::with_keyvalue`](airssys_wasm_engine::Sandbox::with_keyvalue).
+//! either, or its own [`KeyValueBackend`], to the engine's `Sandbox::with_keyvalue`
+//! (`airssys-wasm-engine`). The backends depend on `airssys-wasm-core`'s backend
+//! contract only, not on the engine or Wasmtime.
 //!
 //! Why SQLite (through `rusqlite`, compiled in): its transactions are atomic and
 //! durable across a killed process, and its file locking makes one data directory safe
@@ -37,7 +38,7 @@ mod redis;
 mod runtime_config;
 mod sqlite;
 
-pub use airssys_wasm_engine::keyvalue::KeyValueBackend;
+pub use airssys_wasm_core::keyvalue::KeyValueBackend;
 pub use redis::RedisBackend;
 pub use runtime_config::{RuntimeConfig, RuntimeConfigError, StoreConfig};
 pub use sqlite::{Durability, SqliteBackend};

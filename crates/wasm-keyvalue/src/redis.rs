@@ -17,7 +17,7 @@ use redis::{AsyncCommands, Script};
 
 use airssys_wasm_core::text::{redact_url, redact_urls_in};
 
-use airssys_wasm_engine::keyvalue::{
+use airssys_wasm_core::keyvalue::{
     BucketId, Counter, ENTRY_OVERHEAD_BYTES, KeyValueBackend, KeyValueBucket, KeyValueError,
     KvFuture,
 };

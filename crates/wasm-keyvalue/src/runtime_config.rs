@@ -24,10 +24,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use airssys_wasm_core::KeyValueGrant;
-use airssys_wasm_core::keyvalue::{DEFAULT_BUCKET, check_bucket_name};
-use airssys_wasm_engine::keyvalue::{
+use airssys_wasm_core::keyvalue::{
     BucketId, BucketRouter, KeyValueBackend, KeyValueError, MemoryBackend,
 };
+use airssys_wasm_core::keyvalue::{DEFAULT_BUCKET, check_bucket_name};
 
 use crate::{Durability, RedisBackend, SqliteBackend};
 

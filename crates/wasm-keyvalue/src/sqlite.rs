@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use airssys_wasm_engine::keyvalue::{
+use airssys_wasm_core::keyvalue::{
     BucketId, Counter, ENTRY_OVERHEAD_BYTES, KeyValueBackend, KeyValueBucket, KeyValueError,
     KvFuture, call_deadline, check_quota, entry_size, incremented,
 };
@@ -69,7 +69,7 @@ impl Durability {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use airssys_wasm_engine::keyvalue::{BucketId, KeyValueBackend};
+/// use airssys_wasm_core::keyvalue::{BucketId, KeyValueBackend};
 /// use airssys_wasm_keyvalue::SqliteBackend;
 ///
 /// let dir = tempfile::tempdir()?;

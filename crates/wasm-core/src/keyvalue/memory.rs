@@ -15,8 +15,8 @@ use super::{
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), airssys_wasm_engine::keyvalue::KeyValueError> {
-/// use airssys_wasm_engine::keyvalue::{BucketId, KeyValueBackend, MemoryBackend};
+/// # async fn main() -> Result<(), airssys_wasm_core::keyvalue::KeyValueError> {
+/// use airssys_wasm_core::keyvalue::{BucketId, KeyValueBackend, MemoryBackend};
 ///
 /// let backend = MemoryBackend::default();
 /// let bucket = backend.open(&BucketId::component_default("hello")).await?;

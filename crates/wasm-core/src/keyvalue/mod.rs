@@ -1,9 +1,21 @@
 //! The key-value grant (`[capabilities.keyvalue]`): which buckets a component may open
-//! through `wasi:keyvalue`, and how many bytes each may hold.
+//! through `wasi:keyvalue`, and how many bytes each may hold; and the backend contract
+//! (`backend.rs`: [`KeyValueBackend`], [`KeyValueBucket`], [`KeyValueError`] and the
+//! bounds every backend shares) with the in-memory backend ([`MemoryBackend`]).
 //!
 //! A component's **default bucket** (`"default"`, or `""` as Wasmtime's guests open it)
 //! is its own: two components never see each other's. Any other bucket is **shared** by
 //! name between the components whose grants name it.
+
+mod backend;
+mod memory;
+
+pub use backend::{
+    BucketId, BucketRouter, Counter, ENTRY_OVERHEAD_BYTES, KeyValueBackend, KeyValueBucket,
+    KeyValueError, KvFuture, LIST_PAGE, MAX_BATCH_KEYS, MAX_KEY_BYTES, UnderDeadline,
+    call_deadline, check_quota, entry_size, incremented,
+};
+pub use memory::MemoryBackend;
 
 /// The name of a component's own bucket. `open("")` opens it too.
 pub const DEFAULT_BUCKET: &str = "default";
