@@ -20,7 +20,7 @@ use airssys_wasm_core::StdioMode;
 use airssys_wasm_core::units::{format_duration, parse_duration, parse_memory_size};
 use airssys_wasm_engine::{HttpHandler, HttpLimits, Pooling};
 
-use crate::{
+use crate::setup::{
     CacheArgs, EngineArgs, Failure, LimitArgs, Target, grants, limits_for, load_with, sandbox_for,
     usage,
 };
@@ -74,10 +74,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     grace: String,
     #[command(flatten)]
-    net: crate::NetArgs,
+    net: crate::setup::NetArgs,
     /// A configuration value (`wasi:config/store`), overriding the manifest's
     /// `[config]`; repeatable.
-    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = crate::parse_config)]
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = crate::setup::parse_config)]
     config: Vec<(String, String)>,
     #[command(flatten)]
     state: crate::state::StateArgs,
