@@ -84,7 +84,7 @@ pub(crate) fn registrations() -> [Registered; 2] {
             Arc::new(|linker: &mut Linker<HostState>| {
                 rc1::wasi::config::store::add_to_linker::<HostState, HasSelf<HostState>>(
                     linker,
-                    |s| s,
+                    HostState::builtin,
                 )
             }),
         ),
@@ -94,7 +94,7 @@ pub(crate) fn registrations() -> [Registered; 2] {
             Arc::new(|linker: &mut Linker<HostState>| {
                 draft::wasi::config::store::add_to_linker::<HostState, HasSelf<HostState>>(
                     linker,
-                    |s| s,
+                    HostState::builtin,
                 )
             }),
         ),
@@ -103,8 +103,6 @@ pub(crate) fn registrations() -> [Registered; 2] {
 
 impl HostState {
     fn config_get(&mut self, key: &str) -> Result<Option<String>, String> {
-        // Not one of the embedder's functions.
-        self.host_call = None;
         match self.config() {
             Some(source) => source.get(key),
             None => Ok(None),
@@ -112,7 +110,6 @@ impl HostState {
     }
 
     fn config_get_all(&mut self) -> Result<Vec<(String, String)>, String> {
-        self.host_call = None;
         match self.config() {
             Some(source) => source.get_all(),
             None => Ok(Vec::new()),

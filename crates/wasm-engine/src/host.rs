@@ -107,6 +107,19 @@ impl std::fmt::Debug for HostState {
     }
 }
 
+impl HostState {
+    /// The getter every built-in interface (`wasi:logging`, `wasi:config`,
+    /// `wasi:keyvalue`) is linked through: a call into one of them is not the
+    /// embedder's, so the host interface the guest entered last is forgotten here, once
+    /// for all of their functions — a failure or timeout inside a built-in is never
+    /// blamed on the embedder's function. (WASI's and `wasi:http`'s views do the same in
+    /// their getters below.)
+    pub(crate) fn builtin(&mut self) -> &mut Self {
+        self.host_call = None;
+        self
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         // Every WASI host function starts here: the guest left the embedder's.

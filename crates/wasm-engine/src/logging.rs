@@ -54,7 +54,7 @@ pub(crate) fn registration() -> Registered {
         LOGGING,
         None,
         Arc::new(|linker: &mut Linker<HostState>| {
-            add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+            add_to_linker::<HostState, HasSelf<HostState>>(linker, HostState::builtin)
         }),
     )
 }
@@ -69,8 +69,6 @@ pub(crate) struct LogBudget {
 
 impl Host for HostState {
     fn log(&mut self, level: Level, context: String, message: String) {
-        // Not one of the embedder's functions: a timeout is not in it.
-        self.host_call = None;
         if self.log.emitted >= MAX_LOG_RECORDS_PER_CALL {
             self.log.dropped += 1;
             return;

@@ -137,7 +137,6 @@ impl atomics::Host for HostState {
         cas: Resource<Cas>,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
-        self.host_call = None;
         let Cas {
             bucket,
             id,
@@ -172,12 +171,10 @@ impl atomics::HostCas for HostState {
     }
 
     async fn current(&mut self, cas: Resource<Cas>) -> Outcome<Option<Vec<u8>>> {
-        self.host_call = None;
         Ok(Ok(self.table_mut().get(&cas)?.read.clone()))
     }
 
     async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
-        self.host_call = None;
         let cas = self.table_mut().delete(cas)?;
         self.host_memory
             .release(Cas::charge(&cas.key, cas.read.as_deref()));

@@ -33,8 +33,6 @@ pub(super) type Answer<T> = wasmtime::Result<Result<T, Refused>>;
 impl HostState {
     /// `open(identifier)`: the bucket the grant gives that name, if any.
     pub(super) async fn kv_open(&mut self, identifier: String) -> Answer<Resource<Bucket>> {
-        // Not one of the embedder's functions.
-        self.host_call = None;
         let granted = self
             .capabilities()
             .keyvalue
@@ -90,8 +88,6 @@ impl HostState {
         &mut self,
         handle: &Resource<Bucket>,
     ) -> wasmtime::Result<(Arc<dyn KeyValueBucket>, u64)> {
-        // Not one of the embedder's functions.
-        self.host_call = None;
         let b = self.table_mut().get(handle)?;
         Ok((Arc::clone(&b.inner), b.max_bytes))
     }
@@ -275,19 +271,19 @@ macro_rules! alike_in_both_versions {
                 Registered::ungated(
                     concat!("wasi:keyvalue/store@", $version),
                     Arc::new(|linker: &mut Linker<HostState>| {
-                        store::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+                        store::add_to_linker::<HostState, HasSelf<HostState>>(linker, HostState::builtin)
                     }),
                 ),
                 Registered::ungated(
                     concat!("wasi:keyvalue/atomics@", $version),
                     Arc::new(|linker: &mut Linker<HostState>| {
-                        atomics::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+                        atomics::add_to_linker::<HostState, HasSelf<HostState>>(linker, HostState::builtin)
                     }),
                 ),
                 Registered::ungated(
                     concat!("wasi:keyvalue/batch@", $version),
                     Arc::new(|linker: &mut Linker<HostState>| {
-                        batch::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+                        batch::add_to_linker::<HostState, HasSelf<HostState>>(linker, HostState::builtin)
                     }),
                 ),
             ]
@@ -362,7 +358,6 @@ macro_rules! alike_in_both_versions {
             }
 
             async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
-                self.host_call = None;
                 self.table_mut().delete(bucket)?;
                 Ok(())
             }
