@@ -126,7 +126,7 @@ impl HostState {
         } else {
             let more = bytes - before;
             if self.host_memory.charge(more, WHAT).is_err() {
-                self.release_dropped_fields();
+                self.release_dropped();
                 self.host_memory
                     .charge(more, WHAT)
                     .map_err(wasmtime::Error::new)?;
@@ -165,7 +165,7 @@ impl HostState {
             .charge(BODY_RESERVATION, WHAT_BODY)
             .is_err()
         {
-            self.release_dropped_fields();
+            self.release_dropped();
             self.host_memory
                 .charge(BODY_RESERVATION, WHAT_BODY)
                 .map_err(wasmtime::Error::new)?;
@@ -193,7 +193,7 @@ impl HostState {
     /// Gives back what was charged for handles the guest has dropped, requests sent
     /// and responses set.
     #[cold]
-    fn release_dropped_fields(&mut self) {
+    fn release_dropped(&mut self) {
         let Self {
             http,
             table,
