@@ -120,26 +120,17 @@
 //! # }
 //! ```
 
-mod audit;
-mod component;
-mod config;
-mod deadline;
-mod engine;
-mod failure;
-mod features;
-mod guest_output;
-mod host;
-mod host_interface;
-mod host_memory;
-mod http;
-mod instance;
-pub mod keyvalue;
-mod limiter;
-mod linking;
-mod logging;
-mod sandbox;
-mod types;
-mod wasi_audit;
+mod capabilities;
+mod runtime;
+
+// Each module keeps its path at the crate's root (`crate::deadline`, `crate::http`…),
+// whichever half it lives in.
+pub use capabilities::keyvalue;
+use capabilities::{audit, config, guest_output, host_interface, http, logging, wasi_audit};
+use runtime::{
+    component, deadline, engine, failure, features, host, host_memory, instance, limiter, linking,
+    sandbox, types,
+};
 
 pub use audit::{AUDIT_TARGET, Denial, MAX_AUDIT_RECORDS_PER_CALL};
 pub use component::CompiledComponent;

@@ -160,7 +160,7 @@ impl HttpLimits {
 /// or `503` (the timeout), and the log names it. Past
 /// [`HttpLimits::max_concurrency`] requests wait in a bounded queue, then get `503`;
 /// so does a request that finds the engine's instance pool full
-/// ([`WasmError::PoolExhausted`](airssys_wasm_core::WasmError::PoolExhausted): the
+/// ([`WasmError::PoolExhausted`]: the
 /// pool may be shared with other handlers and instances).
 ///
 /// It is a [`tower_service::Service`], so hyper (through `hyper-util`'s

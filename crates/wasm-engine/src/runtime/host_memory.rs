@@ -7,7 +7,7 @@
 
 /// A charge the budget refused: the words a guest gets from the interface's own error,
 /// or (as a trap, where the interface has no error to give) what `failure.rs` turns
-/// into [`WasmError::ResourceLimitExceeded`](crate::WasmError::ResourceLimitExceeded).
+/// into [`WasmError::ResourceLimitExceeded`](airssys_wasm_core::WasmError::ResourceLimitExceeded).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BudgetExceeded {
     /// What the host was to keep (`"wasi:http fields"`).

@@ -1,0 +1,20 @@
+//! The runtime half of the engine: the engine and its configuration (`engine.rs`,
+//! `features.rs`), a compiled component and its linking (`component.rs`, `linking.rs`),
+//! an instance and its calls (`instance.rs`), a call's bounds and a failure's meaning
+//! (`deadline.rs`, `failure.rs`), the limits on memory and tables (`limiter.rs`) and on
+//! what the host keeps for an instance (`host_memory.rs`), the store's data
+//! (`host.rs`), what an instance runs under (`sandbox.rs`) and the type descriptions
+//! (`types.rs`). What a guest may reach is the other half, `crate::capabilities`.
+
+pub(crate) mod component;
+pub(crate) mod deadline;
+pub(crate) mod engine;
+pub(crate) mod failure;
+pub(crate) mod features;
+pub(crate) mod host;
+pub(crate) mod host_memory;
+pub(crate) mod instance;
+pub(crate) mod limiter;
+pub(crate) mod linking;
+pub(crate) mod sandbox;
+pub(crate) mod types;
