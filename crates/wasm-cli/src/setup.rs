@@ -350,24 +350,42 @@ pub(crate) fn grants(
     ))
 }
 
-/// The sandbox `run` and `serve` start from: `limits`, what [`grants`] gave, and the
-/// granted key-value stores, opened now — a store that cannot be used is a
-/// configuration error at start, not a failure in the middle of the guest's work.
+/// What the command line says about the state and the network a sandbox gets (the
+/// flags `run` and `serve` share).
+pub(crate) struct Operator<'a> {
+    /// The key-value data directory and its flags.
+    pub(crate) state: &'a state::StateArgs,
+    /// The stores the runtime configuration names.
+    pub(crate) runtime_config: &'a airssys_wasm_keyvalue::RuntimeConfig,
+    /// The network policy over what the manifest grants.
+    pub(crate) net: &'a NetArgs,
+}
+
+/// The sandbox `run` and `serve` start from: `limits`, what [`grants`] gave, the
+/// operator's network policy, and the granted key-value stores, opened now — a store
+/// that cannot be used is a configuration error at start, not a failure in the middle
+/// of the guest's work. (`target`'s component file is the origin the data directory
+/// records for the component's own bucket.)
 pub(crate) async fn sandbox_for(
     component: &CompiledComponent,
+    target: &Target,
     limits: &ResourceLimits,
     (capabilities, config): (
         CapabilitySet,
         Option<std::collections::BTreeMap<String, String>>,
     ),
-    state: &state::StateArgs,
-    runtime_config: &airssys_wasm_keyvalue::RuntimeConfig,
-    origin: &Path,
+    operator: Operator<'_>,
 ) -> Result<Sandbox, Failure> {
+    let Operator {
+        state,
+        runtime_config,
+        net,
+    } = operator;
+    let origin = target.component_path();
     let keyvalue = match &capabilities.keyvalue {
         Some(grant) => Some(
             state
-                .keyvalue(runtime_config, component.name(), grant, origin)
+                .keyvalue(runtime_config, component.name(), grant, &origin)
                 .await
                 .map_err(usage)?,
         ),
@@ -380,7 +398,7 @@ pub(crate) async fn sandbox_for(
     if let Some(store) = keyvalue {
         sandbox = sandbox.with_keyvalue(store);
     }
-    Ok(sandbox)
+    Ok(net.apply(sandbox))
 }
 
 pub(crate) fn limits_for(target: &Target, args: &LimitArgs) -> Result<ResourceLimits, Failure> {

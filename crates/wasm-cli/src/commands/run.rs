@@ -11,7 +11,7 @@ use airssys_wasm_core::units::format_duration;
 use airssys_wasm_engine::CallOutcome;
 
 use crate::setup::{
-    CacheArgs, EngineArgs, Failure, LimitArgs, NetArgs, Target, grants, limits_for, load,
+    CacheArgs, EngineArgs, Failure, LimitArgs, NetArgs, Operator, Target, grants, limits_for, load,
     parse_config, sandbox_for, usage,
 };
 use crate::state;
@@ -64,18 +64,15 @@ pub(crate) async fn run(
     let component = load(engine, &target, cache, args.allow_precompiled).await?;
     let mut guest_args = vec![component.name().to_owned()];
     guest_args.extend(args.args.iter().cloned());
-    let sandbox = sandbox_for(
-        &component,
-        &limits,
-        granted,
-        &args.state,
-        &runtime_config,
-        &target.component_path(),
-    )
-    .await?
-    .with_args(guest_args)
-    .measure_wall_time(args.report);
-    let sandbox = args.net.apply(sandbox);
+    let operator = Operator {
+        state: &args.state,
+        runtime_config: &runtime_config,
+        net: &args.net,
+    };
+    let sandbox = sandbox_for(&component, &target, &limits, granted, operator)
+        .await?
+        .with_args(guest_args)
+        .measure_wall_time(args.report);
     tracing::debug!(component = component.name(), %limits, "instantiating");
     let mut instance = component.instantiate(&sandbox).await?;
 

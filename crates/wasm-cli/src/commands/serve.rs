@@ -21,8 +21,8 @@ use airssys_wasm_core::units::{format_duration, parse_duration, parse_memory_siz
 use airssys_wasm_engine::{HttpHandler, HttpLimits, Pooling};
 
 use crate::setup::{
-    CacheArgs, EngineArgs, Failure, LimitArgs, Target, grants, limits_for, load_with, sandbox_for,
-    usage,
+    CacheArgs, EngineArgs, Failure, LimitArgs, Operator, Target, grants, limits_for, load_with,
+    sandbox_for, usage,
 };
 
 /// The flags of `serve`.
@@ -118,20 +118,17 @@ pub(crate) async fn serve(
         .pooling(Pooling::for_limits(&limits, args.max_concurrency))
         .build()?;
     let component = load_with(&engine, &target, cache, false).await?;
-    let sandbox = sandbox_for(
-        &component,
-        &limits,
-        granted,
-        &args.state,
-        &runtime_config,
-        &target.component_path(),
-    )
-    .await?
-    .with_args([component.name().to_owned()])
-    // Granted output goes to the log, line by line, marked, escaped and bounded:
-    // never raw into the stream that carries the access log.
-    .log_output(true);
-    let sandbox = args.net.apply(sandbox);
+    let operator = Operator {
+        state: &args.state,
+        runtime_config: &runtime_config,
+        net: &args.net,
+    };
+    let sandbox = sandbox_for(&component, &target, &limits, granted, operator)
+        .await?
+        .with_args([component.name().to_owned()])
+        // Granted output goes to the log, line by line, marked, escaped and bounded:
+        // never raw into the stream that carries the access log.
+        .log_output(true);
     let http_limits = HttpLimits::default()
         .max_concurrency(usize::try_from(args.max_concurrency).unwrap_or(usize::MAX))
         .max_queue(args.max_queue)

@@ -82,7 +82,7 @@ pub struct WasmEngineBuilder {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pooling {
     /// Component instances that can be alive at once; instantiating one more fails
-    /// with a resource error until one is dropped.
+    /// with [`WasmError::PoolExhausted`] until one is dropped.
     pub max_instances: u32,
     /// The largest linear memory one instance may have (the declared memory limit).
     pub max_memory_bytes: u64,
