@@ -114,32 +114,31 @@ impl HostState {
             }
             None => 0,
         };
-        self.http.charges.held.insert(
-            rep,
-            Held {
-                kind: Kind::Fields,
-                bytes: before,
-            },
-        );
-        if bytes <= before {
+        let charged = if bytes <= before {
             self.host_memory.release(before - bytes);
+            Ok(())
         } else {
-            let more = bytes - before;
-            if self.host_memory.charge(more, WHAT).is_err() {
-                self.release_dropped();
-                self.host_memory
-                    .charge(more, WHAT)
-                    .map_err(wasmtime::Error::new)?;
-            }
+            self.charge_http(bytes - before, WHAT)
+        };
+        let held = if charged.is_ok() { bytes } else { before };
+        let kind = Kind::Fields;
+        self.http
+            .charges
+            .held
+            .insert(rep, Held { kind, bytes: held });
+        charged
+    }
+
+    /// Charges `bytes` more to the budget; when they do not fit, what dropped handles
+    /// held is given back first.
+    fn charge_http(&mut self, bytes: u64, what: &'static str) -> wasmtime::Result<()> {
+        if self.host_memory.charge(bytes, what).is_ok() {
+            return Ok(());
         }
-        self.http.charges.held.insert(
-            rep,
-            Held {
-                kind: Kind::Fields,
-                bytes,
-            },
-        );
-        Ok(())
+        self.release_dropped();
+        self.host_memory
+            .charge(bytes, what)
+            .map_err(wasmtime::Error::new)
     }
 
     /// Moves the charge of the headers `fields` to the request or response `to` that
@@ -160,16 +159,7 @@ impl HostState {
 
     /// Adds a body's reservation to the charge of the request or response `rep`.
     fn charge_body(&mut self, rep: u32, kind: Kind) -> wasmtime::Result<()> {
-        if self
-            .host_memory
-            .charge(BODY_RESERVATION, WHAT_BODY)
-            .is_err()
-        {
-            self.release_dropped();
-            self.host_memory
-                .charge(BODY_RESERVATION, WHAT_BODY)
-                .map_err(wasmtime::Error::new)?;
-        }
+        self.charge_http(BODY_RESERVATION, WHAT_BODY)?;
         let held = self
             .http
             .charges
@@ -179,8 +169,8 @@ impl HostState {
         if held.kind == kind {
             held.bytes += BODY_RESERVATION;
         } else {
-            // A stale entry under a reused number: what it held was given back when
-            // its handle went; start this one afresh.
+            // A stale entry under a reused number (its handle is gone): give back what
+            // it held, and start this one afresh.
             self.host_memory.release(held.bytes);
             *held = Held {
                 kind,

@@ -64,7 +64,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     Ok(())
 }
 
-/// `wasmtime-wasi`'s view of the store, which its WASI 0.3 functions take.
+/// `wasmtime-wasi`'s view of the store, which its WASI 0.3 functions take. (Through
+/// `HostState`'s `WasiView`, whose getter marks the call as a WASI one.)
 fn filesystem(state: &mut HostState) -> wasmtime_wasi::filesystem::WasiFilesystemCtxView<'_> {
     state.filesystem()
 }
@@ -76,10 +77,6 @@ fn sockets_view(state: &mut HostState) -> wasmtime_wasi::sockets::WasiSocketsCtx
 
 /// `wasmtime-wasi`'s accessor, for forwarding an asynchronous function to it.
 fn fs(store: &Accessor<HostState, AuditedP3>) -> Accessor<HostState, WasiFilesystem> {
-    // Through this layer's getter first, which marks the call as a WASI one.
-    store.with(|mut s| {
-        s.get();
-    });
     store.with_getter::<WasiFilesystem>(filesystem)
 }
 
@@ -87,7 +84,6 @@ fn fs(store: &Accessor<HostState, AuditedP3>) -> Accessor<HostState, WasiFilesys
 fn fs_now<'a>(
     store: &'a mut Access<'_, HostState, AuditedP3>,
 ) -> Access<'a, HostState, WasiFilesystem> {
-    store.get();
     Access::<HostState, WasiFilesystem>::new(store.as_context_mut(), filesystem)
 }
 
