@@ -123,35 +123,29 @@
 mod capabilities;
 mod runtime;
 
-// Each module keeps its path at the crate's root (`crate::deadline`, `crate::http`…),
-// whichever half it lives in.
+pub use capabilities::audit::{AUDIT_TARGET, Denial, MAX_AUDIT_RECORDS_PER_CALL};
+pub use capabilities::config::ConfigSource;
+pub use capabilities::guest_output::{MAX_OUTPUT_BYTES, MAX_OUTPUT_LINE_BYTES};
+pub use capabilities::host_interface::{
+    HasHostCtx, HostCtx, HostGetter, MAX_HOST_INTERFACES, charge_fuel,
+};
+pub use capabilities::http::{ACCESS_LOG_TARGET, Handled, HttpHandler, HttpLimits, ResponseBody};
 pub use capabilities::keyvalue;
-use capabilities::{audit, config, guest_output, host_interface, http, logging, wasi_audit};
-use runtime::{
-    component, deadline, engine, failure, features, host, host_memory, instance, limiter, linking,
-    sandbox, types,
-};
-
-pub use audit::{AUDIT_TARGET, Denial, MAX_AUDIT_RECORDS_PER_CALL};
-pub use component::CompiledComponent;
-pub use config::ConfigSource;
-pub use engine::{
-    DEFAULT_EPOCH_TICK, DEFAULT_MAX_WASM_STACK, Optimization, Pooling, WasmEngine,
-    WasmEngineBuilder,
-};
-pub use features::{Proposal, UnknownProposal};
-pub use guest_output::{MAX_OUTPUT_BYTES, MAX_OUTPUT_LINE_BYTES};
-pub use host::HostState;
-pub use host_interface::{HasHostCtx, HostCtx, HostGetter, MAX_HOST_INTERFACES, charge_fuel};
-pub use http::{ACCESS_LOG_TARGET, Handled, HttpHandler, HttpLimits, ResponseBody};
-pub use instance::{CallOutcome, ComponentInstance, TypedExport};
-pub use linking::Provider;
-pub use logging::{
+pub use capabilities::logging::{
     GUEST_LOG_TARGET, MAX_LOG_BYTES_PER_CALL, MAX_LOG_CONTEXT_CHARS, MAX_LOG_MESSAGE_BYTES,
     MAX_LOG_RECORDS_PER_CALL,
 };
-pub use sandbox::{DEFAULT_MAX_OUTGOING_REQUESTS, ExecutionReport, Sandbox};
-pub use types::ItemInfo;
+pub use runtime::component::CompiledComponent;
+pub use runtime::engine::{
+    DEFAULT_EPOCH_TICK, DEFAULT_MAX_WASM_STACK, Optimization, Pooling, WasmEngine,
+    WasmEngineBuilder,
+};
+pub use runtime::features::{Proposal, UnknownProposal};
+pub use runtime::host::HostState;
+pub use runtime::instance::{CallOutcome, ComponentInstance, TypedExport};
+pub use runtime::linking::Provider;
+pub use runtime::sandbox::{DEFAULT_MAX_OUTGOING_REQUESTS, ExecutionReport, Sandbox};
+pub use runtime::types::ItemInfo;
 
 /// Wasmtime's component value type, re-exported for dynamic calls.
 pub use wasmtime::component::Val;

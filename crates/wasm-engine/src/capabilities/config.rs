@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::host::HostState;
-use crate::host_interface::Registered;
+use crate::capabilities::host_interface::Registered;
+use crate::runtime::host::HostState;
 
 mod rc1 {
     #![allow(missing_docs)]

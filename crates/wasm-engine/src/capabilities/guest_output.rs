@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-use crate::logging::GUEST_LOG_TARGET;
+use crate::capabilities::logging::GUEST_LOG_TARGET;
 
 /// The longest line emitted, in bytes; a longer one is emitted in pieces of this size.
 pub const MAX_OUTPUT_LINE_BYTES: usize = 4_096;

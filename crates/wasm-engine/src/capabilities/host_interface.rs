@@ -19,7 +19,7 @@ use wasmtime::{AsContextMut, Trap};
 use airssys_wasm_core::CapabilitySet;
 use airssys_wasm_core::interface::{semver_compatible, split_name};
 
-use crate::host::HostState;
+use crate::runtime::host::HostState;
 
 /// The most host interfaces one engine can register.
 pub const MAX_HOST_INTERFACES: usize = 32;

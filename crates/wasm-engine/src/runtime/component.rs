@@ -1,18 +1,19 @@
 //! [`CompiledComponent`]: a compiled component, shareable, instantiable many times —
-//! what it exports and imports. How it is instantiated (the linker, the store) is in
-//! `linking.rs`.
+//! what it exports and imports, and its linking, done once (`linking.rs`). Making an
+//! instance of it (`instantiate`, the store under a sandbox) is in
+//! `instance/instantiate.rs`, beside the instance it makes.
 
 use std::any::TypeId;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Type};
+use wasmtime::component::{Component, ComponentExportIndex, Type};
 
 use airssys_wasm_core::{WasmError, WasmResult};
 
-use crate::engine::WasmEngine;
-use crate::host::HostState;
-use crate::types::{ItemInfo, describe_items};
+use crate::runtime::engine::WasmEngine;
+use crate::runtime::linking::Linked;
+use crate::runtime::types::{ItemInfo, describe_items};
 
 /// A compiled component: code ready to instantiate, cheap to clone, `Send + Sync`,
 /// shared by any number of concurrent instances.
@@ -28,14 +29,13 @@ struct Inner {
     name: Arc<str>,
     component: Component,
     engine: WasmEngine,
-    pre: OnceLock<InstancePre<HostState>>,
+    /// Linked against the engine, on the first instantiation.
+    linked: OnceLock<Linked>,
     exports: OnceLock<Vec<ItemInfo>>,
     /// The exported functions called so far, by the name they were called by: each
     /// is resolved on its first call, so a run pays for the exports it uses only.
     funcs: RwLock<foldhash::HashMap<Box<str>, Arc<ExportFunc>>>,
     command: OnceLock<Option<String>>,
-    /// What it imports beyond WASI (see `linking.rs`).
-    host_imports: OnceLock<Vec<crate::linking::HostImport>>,
 }
 
 /// An exported function, resolved once per component so that a call by name costs
@@ -87,11 +87,10 @@ impl CompiledComponent {
                 name: Arc::from(name.into()),
                 component,
                 engine: engine.clone(),
-                pre: OnceLock::new(),
+                linked: OnceLock::new(),
                 exports: OnceLock::new(),
                 funcs: RwLock::default(),
                 command: OnceLock::new(),
-                host_imports: OnceLock::new(),
             }),
         })
     }
@@ -208,14 +207,27 @@ impl CompiledComponent {
         describe_items(engine, ty.imports(engine).map(|(n, e)| (n, e.ty)))
     }
 
-    /// The Wasmtime-side pre-instantiation, once the imports were type-checked (see
-    /// `linking.rs`).
-    pub(crate) fn pre_cell(&self) -> &OnceLock<InstancePre<HostState>> {
-        &self.inner.pre
+    /// Its linking against the engine (`linking.rs`), done on the first use and kept
+    /// for every instantiation.
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::EngineInitialization`] when the engine's linker cannot be built.
+    pub(crate) fn linked(&self) -> WasmResult<&Linked> {
+        if let Some(linked) = self.inner.linked.get() {
+            return Ok(linked);
+        }
+        let parts = self.inner.engine.linker_parts()?;
+        let linked = Linked::new(&parts, &self.inner.component);
+        Ok(self.inner.linked.get_or_init(|| linked))
     }
 
-    /// What it imports beyond WASI, once listed (see `linking.rs`).
-    pub(crate) fn host_imports_cell(&self) -> &OnceLock<Vec<crate::linking::HostImport>> {
-        &self.inner.host_imports
+    /// The host function a guest waiting in the host interface registered at `index`
+    /// is in, for messages (see [`Linked::host_function`]).
+    pub(crate) fn host_function(&self, index: u16) -> String {
+        self.inner.linked.get().map_or_else(
+            || "unknown".to_owned(),
+            |linked| linked.host_function(self.inner.engine.registered(), index),
+        )
     }
 }

@@ -12,8 +12,8 @@ use wasmtime::Store;
 
 use airssys_wasm_core::ResourceLimits;
 
-use crate::host::HostState;
-use crate::sandbox::ExecutionReport;
+use crate::runtime::host::HostState;
+use crate::runtime::sandbox::ExecutionReport;
 
 /// The async-side bound of a call: the timeout plus a margin for the epoch to be
 /// noticed ([`Deadline::hard_bound`]), and the timer that enforces it once armed. It
@@ -160,7 +160,7 @@ impl Deadline {
         data.started = data.clock_calls.then(Instant::now);
         data.timed_out = false;
         data.host_call = None;
-        data.log = crate::logging::LogBudget::default();
+        data.log = crate::capabilities::logging::LogBudget::default();
         data.clear_denials();
         data.limiter.reset_peak();
         // Check the deadline at the next tick, and every tick after (the callback).

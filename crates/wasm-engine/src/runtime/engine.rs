@@ -11,9 +11,10 @@ use wasmtime::{Config, Engine, OptLevel, Strategy};
 use airssys_wasm_core::interface::{WASI_CONFIG_STORE, WASI_LOGGING};
 use airssys_wasm_core::{WasmError, WasmResult};
 
-use crate::features::{Proposal, Proposals, flag};
-use crate::host::HostState;
-use crate::host_interface::{HostGetter, Registered};
+use crate::capabilities::host_interface::{HostGetter, Registered};
+use crate::runtime::features::{Proposal, Proposals, flag};
+use crate::runtime::host::HostState;
+use crate::runtime::linking::{LinkerParts, Provider};
 
 /// Default interval of the epoch ticker: the granularity of wall-clock timeouts and of
 /// yields to the async executor.
@@ -270,17 +271,17 @@ impl WasmEngineBuilder {
         // Built in, after the embedder's (whose getters know their positions).
         // (An embedder's own registration of one replaces it.)
         if !interfaces.iter().any(|r| r.name == WASI_LOGGING) {
-            interfaces.push(crate::logging::registration());
+            interfaces.push(crate::capabilities::logging::registration());
         }
         if !interfaces.iter().any(|r| r.name == WASI_CONFIG_STORE) {
-            interfaces.extend(crate::config::registrations());
+            interfaces.extend(crate::capabilities::config::registrations());
         }
         if !interfaces.iter().any(|r| {
             r.name
                 .starts_with(airssys_wasm_core::keyvalue::WASI_KEYVALUE)
         }) {
-            interfaces.extend(crate::keyvalue::draft::registrations());
-            interfaces.extend(crate::keyvalue::draft2::registrations());
+            interfaces.extend(crate::capabilities::keyvalue::draft::registrations());
+            interfaces.extend(crate::capabilities::keyvalue::draft2::registrations());
         }
         if self.epoch_tick.is_zero() {
             return Err(WasmError::EngineInitialization {
@@ -431,7 +432,7 @@ impl WasmEngine {
     /// async is on, and the registered host interfaces. What a guest may actually do
     /// through it is decided per instance by its capabilities (one WASI context serves
     /// both versions) and its interface grants, checked at instantiation.
-    pub(crate) fn linker(&self) -> WasmResult<&Linker<HostState>> {
+    fn linker(&self) -> WasmResult<&Linker<HostState>> {
         self.inner
             .linker
             .get_or_init(|| {
@@ -441,7 +442,7 @@ impl WasmEngine {
                 wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
                     .map_err(|e| format!("linking wasi:http failed: {e}"))?;
                 linker.allow_shadowing(true);
-                let charged = crate::http::charges::add_to_linker(&mut linker);
+                let charged = crate::capabilities::http::charges::add_to_linker(&mut linker);
                 linker.allow_shadowing(false);
                 charged.map_err(|e| format!("linking the charged wasi:http fields failed: {e}"))?;
                 let p3 = self.inner.proposals.contains(Proposal::ComponentModelAsync);
@@ -449,7 +450,7 @@ impl WasmEngine {
                     wasmtime_wasi::p3::add_to_linker(&mut linker)
                         .map_err(|e| format!("linking WASI 0.3 failed: {e}"))?;
                 }
-                crate::wasi_audit::add_to_linker(&mut linker, p3)
+                crate::capabilities::wasi_audit::add_to_linker(&mut linker, p3)
                     .map_err(|e| format!("linking the audited WASI interfaces failed: {e}"))?;
                 for r in &self.inner.interfaces {
                     (r.add)(&mut linker).map_err(|e| {
@@ -476,6 +477,27 @@ impl WasmEngine {
     /// The registered host interfaces.
     pub(crate) fn registered(&self) -> &[Registered] {
         &self.inner.interfaces
+    }
+
+    /// What linking a component needs: the linker, the registered host interfaces,
+    /// and whether WASI 0.3 is linked.
+    pub(crate) fn linker_parts(&self) -> WasmResult<LinkerParts<'_>> {
+        Ok(LinkerParts {
+            linker: self.linker()?,
+            registered: self.registered(),
+            p3: self.proposal_enabled(Proposal::ComponentModelAsync),
+        })
+    }
+
+    /// Who provides the import `import` (`ns:pkg/iface@version`, or an item in it,
+    /// `…#func`, as [`CompiledComponent::imports`](crate::CompiledComponent::imports)
+    /// lists them).
+    pub fn provider(&self, import: &str) -> Provider {
+        Provider::of(
+            import,
+            self.registered(),
+            self.proposal_enabled(Proposal::ComponentModelAsync),
+        )
     }
 
     /// Whether two handles share one engine.

@@ -9,10 +9,9 @@ use wasmtime::{Store, Trap, WasmBacktrace};
 use airssys_wasm_core::WasmError;
 use airssys_wasm_core::error::duration_ms;
 
-use crate::component::CompiledComponent;
-use crate::deadline::{Deadline, Stopped};
-use crate::host::HostState;
-use crate::limiter::Denial;
+use crate::runtime::deadline::{Deadline, Stopped};
+use crate::runtime::host::HostState;
+use crate::runtime::limiter::Denial;
 
 /// Why an instantiation or a call did not finish.
 pub(crate) enum Failure {
@@ -41,12 +40,15 @@ pub(crate) enum Phase<'a> {
 }
 
 impl Failure {
-    /// Maps a failure to the error that names its real cause: the deadline, the fuel,
-    /// a denied memory or table growth, a trap, or (instantiation) anything else.
+    /// Maps a failure of `component` to the error that names its real cause: the
+    /// deadline, the fuel, a denied memory or table growth, a trap, or (instantiation)
+    /// anything else. `host_function` names the function of the host interface
+    /// registered at an index, where a guest waiting in the host was.
     pub(crate) fn classify(
         self,
         store: &mut Store<HostState>,
-        compiled: &CompiledComponent,
+        component: &str,
+        host_function: impl Fn(u16) -> String,
         fuel_consumed: u64,
         phase: Phase<'_>,
     ) -> WasmError {
@@ -55,7 +57,7 @@ impl Failure {
         let limits = data.limits();
         let host_call = data.host_call;
         let max_host_resources = limits.max_host_resources();
-        let component = compiled.name().to_owned();
+        let component = component.to_owned();
         let timeout = |in_host| WasmError::ComponentTimeout {
             component: component.clone(),
             max_execution_ms: duration_ms(limits.timeout()),
@@ -67,12 +69,11 @@ impl Failure {
         let err = match self {
             // Blocked in the host: in the embedder's function the guest entered last,
             // unless it called WASI since.
-            Failure::AsyncTimeout => return timeout(host_call.map(|i| compiled.host_function(i))),
+            Failure::AsyncTimeout => return timeout(host_call.map(&host_function)),
             Failure::Panic(message) => {
                 return WasmError::HostFunctionPanicked {
                     component,
-                    function: host_call
-                        .map_or_else(|| "unknown".to_owned(), |i| compiled.host_function(i)),
+                    function: host_call.map_or_else(|| "unknown".to_owned(), &host_function),
                     message,
                 };
             }
@@ -109,7 +110,7 @@ impl Failure {
                 requested: budget.saturating_add(1),
             };
         }
-        if let Some(b) = err.downcast_ref::<crate::host_memory::BudgetExceeded>() {
+        if let Some(b) = err.downcast_ref::<crate::runtime::host_memory::BudgetExceeded>() {
             return WasmError::ResourceLimitExceeded {
                 component,
                 resource: format!(
@@ -224,7 +225,7 @@ impl Failure {
             // guest is in one of its interfaces.
             (None, _) if host_call.is_some() => WasmError::HostFunctionFailed {
                 component,
-                function: host_call.map_or_else(String::new, |i| compiled.host_function(i)),
+                function: host_call.map_or_else(String::new, &host_function),
                 reason: without_backtrace(&err),
                 source: Some(err.into()),
             },

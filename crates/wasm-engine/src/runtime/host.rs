@@ -16,9 +16,9 @@ use airssys_wasm_core::{
     CapabilitySet, DirAccess, ResourceLimits, StdioMode, WasmError, WasmResult,
 };
 
-use crate::audit::Trail;
-use crate::limiter::InstanceLimiter;
-use crate::sandbox::Sandbox;
+use crate::capabilities::audit::Trail;
+use crate::runtime::limiter::InstanceLimiter;
+use crate::runtime::sandbox::Sandbox;
 
 /// The data of one store (one component instance). Host code reaches its parts
 /// through a [`HostCtx`](crate::HostCtx).
@@ -52,20 +52,20 @@ pub struct HostState {
     /// waits in. Cleared when a call begins.
     pub(crate) host_call: Option<u16>,
     /// The current call's log records (the built-in `wasi:logging`).
-    pub(crate) log: crate::logging::LogBudget,
+    pub(crate) log: crate::capabilities::logging::LogBudget,
     /// The instance's configuration (the built-in `wasi:config`).
     config: Option<Arc<dyn crate::ConfigSource>>,
     /// `wasi:http`: its context, and the outgoing side, which also keeps the network
     /// uses refused during the current call (shared with the checks that run outside
     /// the store: WASI's socket check, the address check after DNS).
-    pub(crate) http: crate::http::HttpState,
+    pub(crate) http: crate::capabilities::http::HttpState,
     /// Where the instance's key-value buckets are (the built-in `wasi:keyvalue`).
-    pub(crate) keyvalue: Option<Arc<dyn crate::keyvalue::KeyValueBackend>>,
+    pub(crate) keyvalue: Option<Arc<dyn crate::capabilities::keyvalue::KeyValueBackend>>,
     /// Key-value and file uses refused during the current call (kept in the store:
     /// they are refused by host code on it).
     pub(crate) audit: Trail,
     /// What host code holds for the instance between calls, against its budget.
-    pub(crate) host_memory: crate::host_memory::HostMemory,
+    pub(crate) host_memory: crate::runtime::host_memory::HostMemory,
 }
 
 /// The parts of a [`HostState`] the audited WASI interfaces borrow at once.
@@ -183,11 +183,11 @@ impl HostState {
             component: Arc::clone(component),
             capabilities: Arc::clone(sandbox.shared_capabilities()),
             host_call: None,
-            log: crate::logging::LogBudget::default(),
+            log: crate::capabilities::logging::LogBudget::default(),
             config: sandbox.config().cloned(),
-            http: crate::http::HttpState {
-                ctx: crate::http::context(sandbox.limits()),
-                outbound: crate::http::outbound::Outbound::new(
+            http: crate::capabilities::http::HttpState {
+                ctx: crate::capabilities::http::context(sandbox.limits()),
+                outbound: crate::capabilities::http::outbound::Outbound::new(
                     Arc::clone(component),
                     Arc::clone(sandbox.shared_capabilities()),
                     sandbox.limits().timeout(),
@@ -195,11 +195,13 @@ impl HostState {
                     net_audit,
                     sandbox.outgoing_requests(),
                 ),
-                charges: crate::http::charges::Charges::default(),
+                charges: crate::capabilities::http::charges::Charges::default(),
             },
             keyvalue: sandbox.keyvalue().cloned(),
             audit: Trail::default(),
-            host_memory: crate::host_memory::HostMemory::new(sandbox.limits().host_memory_bytes()),
+            host_memory: crate::runtime::host_memory::HostMemory::new(
+                sandbox.limits().host_memory_bytes(),
+            ),
         }
     }
 
@@ -232,7 +234,7 @@ impl HostState {
     }
 
     /// The refusals of the current (or last) call, network ones included, in order.
-    pub(crate) fn denials(&self) -> Vec<crate::audit::Denial> {
+    pub(crate) fn denials(&self) -> Vec<crate::capabilities::audit::Denial> {
         let mut all = self.audit.records.clone();
         if let Some(net) = &self.http.outbound.trail {
             all.extend(lock(net).records.iter().cloned());
@@ -312,7 +314,8 @@ pub(crate) fn grant(
         stdout: MemoryOutputPipe::new(capacity),
         stderr: MemoryOutputPipe::new(capacity),
     });
-    let logged = |stream| crate::guest_output::GuestOutput::new(Arc::clone(component), stream);
+    let logged =
+        |stream| crate::capabilities::guest_output::GuestOutput::new(Arc::clone(component), stream);
     match (&captured, caps.stdout == StdioMode::Inherit) {
         (_, false) => {}
         (Some(c), true) => {
@@ -453,4 +456,4 @@ fn refused_private(component: &str, trail: &Mutex<Trail>, addr: SocketAddr) {
     );
 }
 
-use crate::http::outbound::lock;
+use crate::capabilities::http::outbound::lock;

@@ -1,132 +1,82 @@
-//! Linking: how a [`CompiledComponent`] becomes a [`ComponentInstance`] — its imports
-//! checked against the sandbox's interface grants and type-checked once against the
-//! engine's linker (WASI, which is listed here, and the registered host interfaces), a
-//! store set up under the sandbox's limits and grants with the embedder's state, and
-//! the instantiation bounded like a call.
+//! Linking: a compiled component's imports checked once against the engine's linker
+//! (WASI and the registered host interfaces) into a [`Linked`] — Wasmtime's
+//! `InstancePre` and what the component imports beyond WASI — which the component
+//! keeps for every instantiation; each instantiation's interface grants are checked
+//! against it. Who provides an import ([`Provider`]) and which WASI interfaces the
+//! engine links are here too.
 
-use std::any::{Any, TypeId};
-use std::time::Instant;
+use std::any::TypeId;
 
-use wasmtime::component::InstancePre;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime::component::{Component, InstancePre, Linker};
 
 use airssys_wasm_core::interface::split_name;
 use airssys_wasm_core::{InterfaceDenial, WasmError, WasmResult};
 
-use crate::component::CompiledComponent;
-use crate::deadline::{Backstop, Deadline, bounded};
-use crate::failure::{Failure, Phase};
-use crate::host::{HostState, grant};
-use crate::instance::ComponentInstance;
-use crate::sandbox::Sandbox;
+use crate::capabilities::host_interface::Registered;
+use crate::runtime::host::HostState;
+use crate::runtime::sandbox::Sandbox;
 
-impl CompiledComponent {
-    /// Type-checks the imports against the engine's linker once, and keeps the result
-    /// for every later instantiation.
-    fn instance_pre(&self) -> WasmResult<&InstancePre<HostState>> {
-        if let Some(pre) = self.pre_cell().get() {
-            return Ok(pre);
-        }
-        let linker = self.engine().linker()?;
-        let pre = linker
-            .instantiate_pre(self.wasmtime_component())
-            .map_err(|e| self.unsatisfied_imports(e))?;
-        Ok(self.pre_cell().get_or_init(|| pre))
-    }
+/// A component linked against its engine: the type-checked pre-instantiation (or why
+/// the linker does not satisfy its imports — linking is deterministic, so that is kept
+/// too), and the imports beyond WASI with the host interface that provides each.
+pub(crate) struct Linked {
+    pre: Result<InstancePre<HostState>, String>,
+    host_imports: Vec<HostImport>,
+}
 
-    fn unsatisfied_imports(&self, e: wasmtime::Error) -> WasmError {
-        let engine = self.engine().wasmtime_engine();
-        let ty = self.wasmtime_component().component_type();
-        let p3 = self
-            .engine()
-            .proposal_enabled(crate::Proposal::ComponentModelAsync);
-        let foreign: Vec<_> = ty
-            .imports(engine)
-            .map(|(n, _)| n)
-            .filter(|n| !provided_by_host(n, p3))
-            .map(|n| format!("`{n}`"))
-            .collect();
-        let listed = if foreign.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " Imports this host does not provide: {}.",
-                foreign.join(", ")
-            )
-        };
-        let versions = if p3 {
-            "WASI 0.2 and 0.3 interfaces of wasi:cli, wasi:clocks, wasi:filesystem, \
-             wasi:random and wasi:sockets (`@0.2.x`, `@0.3.x`; wasi:io and wasi:http's \
-             types and outgoing-handler in 0.2)"
-        } else {
-            "WASI 0.2 interfaces of wasi:cli, wasi:clocks, wasi:filesystem, wasi:io, \
-             wasi:random, wasi:sockets and wasi:http's types and outgoing-handler \
-             (`@0.2.x`; WASI 0.3 needs component-model async: `-W component-model-async`)"
-        };
-        WasmError::ComponentInstantiationFailed {
-            component: self.name().to_owned(),
-            reason: format!(
-                "unsatisfied import: {e}.{listed} This host provides the {versions} and \
-                 nothing else; build the component against those interfaces only"
-            ),
-            source: Some(e.into()),
+/// What linking needs of the engine.
+pub(crate) struct LinkerParts<'a> {
+    pub(crate) linker: &'a Linker<HostState>,
+    pub(crate) registered: &'a [Registered],
+    /// Whether WASI 0.3 is linked (component-model async is on).
+    pub(crate) p3: bool,
+}
+
+impl Linked {
+    /// Type-checks `component`'s imports against the linker and lists those beyond WASI.
+    pub(crate) fn new(parts: &LinkerParts<'_>, component: &Component) -> Self {
+        let pre = parts
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| unsatisfied_imports(parts, component, &e));
+        Self {
+            pre,
+            host_imports: host_imports(parts, component),
         }
     }
 
-    /// What the component imports beyond WASI, each with the host interface that
-    /// provides it (listed once).
-    fn host_imports(&self) -> &[HostImport] {
-        self.host_imports_cell().get_or_init(|| {
-            let engine = self.engine();
-            let p3 = engine.proposal_enabled(crate::Proposal::ComponentModelAsync);
-            let wasmtime_engine = engine.wasmtime_engine();
-            let ty = self.wasmtime_component().component_type();
-            ty.imports(wasmtime_engine)
-                .filter(|(name, _)| !provided_by_host(name, p3))
-                .map(|(full, item)| {
-                    let (name, version) = split_name(full).unwrap_or((full, None));
-                    let version = version.and_then(|v| semver::Version::parse(v).ok());
-                    let provider = engine
-                        .registered()
-                        .iter()
-                        .position(|r| r.satisfies(name, version.as_ref()));
-                    let functions = match &item.ty {
-                        ComponentItem::ComponentInstance(i) => i
-                            .exports(wasmtime_engine)
-                            .filter(|(_, e)| matches!(e.ty, ComponentItem::ComponentFunc(_)))
-                            .map(|(f, _)| f.to_owned())
-                            .collect(),
-                        _ => Vec::new(),
-                    };
-                    HostImport {
-                        full: full.to_owned(),
-                        name: name.to_owned(),
-                        version,
-                        provider,
-                        functions,
-                    }
-                })
-                .collect()
-        })
+    /// The pre-instantiation every instance starts from.
+    ///
+    /// # Errors
+    ///
+    /// [`WasmError::ComponentInstantiationFailed`] when the linker does not satisfy
+    /// the imports, naming those this host does not provide.
+    pub(crate) fn instance_pre(&self, component: &str) -> WasmResult<&InstancePre<HostState>> {
+        self.pre
+            .as_ref()
+            .map_err(|reason| WasmError::ComponentInstantiationFailed {
+                component: component.to_owned(),
+                reason: reason.clone(),
+                source: None,
+            })
     }
-
     /// Checks the component's imports beyond WASI against the sandbox's interface
     /// grants and what the engine provides, and every grant against what the engine
     /// provides; and that host code of the imported interfaces accepts `state`.
-    fn check_interfaces(
+    pub(crate) fn check_interfaces(
         &self,
+        registered: &[Registered],
+        component: &str,
         sandbox: &Sandbox,
         state: TypeId,
         state_name: &str,
     ) -> WasmResult<()> {
-        let imports = self.host_imports();
+        let imports = &self.host_imports;
         let grants = &sandbox.capabilities().interfaces;
         if imports.is_empty() && grants.is_empty() {
             return Ok(());
         }
-        let registered = self.engine().registered();
         let mut denied = Vec::new();
         for import in imports {
             match import.provider.and_then(|p| registered.get(p)) {
@@ -187,15 +137,15 @@ impl CompiledComponent {
         if !denied.is_empty() {
             for d in &denied {
                 tracing::warn!(
-                    target: crate::audit::AUDIT_TARGET,
-                    component = self.name(),
+                    target: crate::capabilities::audit::AUDIT_TARGET,
+                    component,
                     capability = "interface",
                     requested = %d.interface,
                     "denied: {d}"
                 );
             }
             return Err(WasmError::InterfacesDenied {
-                component: self.name().to_owned(),
+                component: component.to_owned(),
                 denied,
             });
         }
@@ -205,7 +155,7 @@ impl CompiledComponent {
             .find(|r| !r.accepts_state(state))
         {
             return Err(WasmError::ComponentInstantiationFailed {
-                component: self.name().to_owned(),
+                component: component.to_owned(),
                 reason: format!(
                     "the host interface `{}` runs on instance state of type `{}`, but the \
                      instance was given `{state_name}`; pass that state to instantiate_with",
@@ -220,12 +170,12 @@ impl CompiledComponent {
     /// The host function a guest waiting in the host interface registered at
     /// `index` is in, for messages: `interface#function` when the component imports
     /// one function of it, else the interface with the functions it imports.
-    pub(crate) fn host_function(&self, index: u16) -> String {
-        let Some(r) = self.engine().registered().get(usize::from(index)) else {
+    pub(crate) fn host_function(&self, registered: &[Registered], index: u16) -> String {
+        let Some(r) = registered.get(usize::from(index)) else {
             return "unknown".into();
         };
         let import = self
-            .host_imports()
+            .host_imports
             .iter()
             .find(|i| i.provider == Some(usize::from(index)));
         match import.map(|i| (i.full.as_str(), i.functions.as_slice())) {
@@ -239,130 +189,79 @@ impl CompiledComponent {
             _ => format!("of `{}`", r.full),
         }
     }
+}
 
-    /// Creates a sandboxed instance under `sandbox`'s limits and capabilities, with no
-    /// state for host interfaces (`()`): `instantiate_with(sandbox, ())`.
-    ///
-    /// Instantiation runs start functions, so it is bounded like a call: the fuel budget,
-    /// the timeout and the memory limit all apply.
-    ///
-    /// # Errors
-    ///
-    /// As [`instantiate_with`](Self::instantiate_with).
-    pub async fn instantiate(&self, sandbox: &Sandbox) -> WasmResult<ComponentInstance> {
-        self.instantiate_boxed(sandbox, Box::new(()), TypeId::of::<()>(), "()")
-            .await
-    }
-
-    /// Creates a sandboxed instance under `sandbox`'s limits and capabilities, whose
-    /// host interfaces' code runs on `state` (reached through
-    /// [`HostCtx::state`](crate::HostCtx::state)): the embedder's per-instance data,
-    /// such as a tenant, a channel or a connection. Each instance has its own; two
-    /// share nothing unless `S` itself shares (an `Arc`).
-    ///
-    /// # Errors
-    ///
-    /// [`WasmError::InterfacesDenied`] when the component imports host interfaces the
-    /// sandbox does not grant or the engine does not provide, or is granted ones the
-    /// engine does not provide (naming every one);
-    /// [`WasmError::ComponentInstantiationFailed`] for other unsatisfied imports or
-    /// when an imported interface's host code needs another state type;
-    /// [`WasmError::MemoryLimitExceeded`] when the initial memory is over the limit,
-    /// [`WasmError::ResourceLimitExceeded`] for tables, [`WasmError::CapabilityDenied`]
-    /// when a granted directory cannot be opened, and the call errors (trap, fuel,
-    /// timeout) for a start function.
-    pub async fn instantiate_with<S: Send + 'static>(
-        &self,
-        sandbox: &Sandbox,
-        state: S,
-    ) -> WasmResult<ComponentInstance> {
-        self.instantiate_boxed(
-            sandbox,
-            Box::new(state),
-            TypeId::of::<S>(),
-            std::any::type_name::<S>(),
+/// Why the linker does not satisfy `component`'s imports, naming those this host does
+/// not provide at all.
+fn unsatisfied_imports(
+    parts: &LinkerParts<'_>,
+    component: &Component,
+    e: &wasmtime::Error,
+) -> String {
+    let engine = parts.linker.engine();
+    let p3 = parts.p3;
+    let foreign: Vec<_> = component
+        .component_type()
+        .imports(engine)
+        .map(|(n, _)| n)
+        .filter(|n| !provided_by_host(n, p3))
+        .map(|n| format!("`{n}`"))
+        .collect();
+    let listed = if foreign.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Imports this host does not provide: {}.",
+            foreign.join(", ")
         )
-        .await
-    }
+    };
+    let versions = if p3 {
+        "WASI 0.2 and 0.3 interfaces of wasi:cli, wasi:clocks, wasi:filesystem, \
+         wasi:random and wasi:sockets (`@0.2.x`, `@0.3.x`; wasi:io and wasi:http's \
+         types and outgoing-handler in 0.2)"
+    } else {
+        "WASI 0.2 interfaces of wasi:cli, wasi:clocks, wasi:filesystem, wasi:io, \
+         wasi:random, wasi:sockets and wasi:http's types and outgoing-handler \
+         (`@0.2.x`; WASI 0.3 needs component-model async: `-W component-model-async`)"
+    };
+    format!(
+        "unsatisfied import: {e}.{listed} This host provides the {versions} and nothing \
+         else; build the component against those interfaces only"
+    )
+}
 
-    /// Checks now what every instantiation under `sandbox` (with no state) would
-    /// check first: the interface grants, and the imports against the linker.
-    pub(crate) fn prepare(&self, sandbox: &Sandbox) -> WasmResult<()> {
-        self.check_interfaces(sandbox, TypeId::of::<()>(), "()")?;
-        self.instance_pre().map(|_| ())
-    }
-
-    async fn instantiate_boxed(
-        &self,
-        sandbox: &Sandbox,
-        state: Box<dyn Any + Send>,
-        state_type: TypeId,
-        state_name: &str,
-    ) -> WasmResult<ComponentInstance> {
-        let engine = self.engine();
-        engine.ensure_ticker();
-        self.check_interfaces(sandbox, state_type, state_name)?;
-        let pre = self.instance_pre()?;
-        // In a block: the builder is not kept in this future across the await.
-        let mut store = {
-            let mut wasi = WasiCtxBuilder::new();
-            let granted = grant(&mut wasi, sandbox, self.shared_name())?;
-            Store::new(
-                engine.wasmtime_engine(),
-                HostState::new(
-                    sandbox,
-                    self.shared_name(),
-                    &mut wasi,
-                    granted.captured,
-                    state,
-                    granted.net_audit,
-                ),
-            )
-        };
-        store.limiter(|s| &mut s.limiter);
-        // What one call into the host may copy out of the guest: the host-memory
-        // budget, not Wasmtime's 128 MiB whatever the limits.
-        store.set_hostcall_fuel(
-            usize::try_from(sandbox.limits().host_memory_bytes()).unwrap_or(usize::MAX),
-        );
-        store.epoch_deadline_callback(|mut cx| {
-            let data = cx.data_mut();
-            match data.started {
-                // The first tick of this call: it began within the last tick. Counting
-                // from now never stops a guest early, and keeps the clock off the path
-                // of the calls that end before a tick (nearly all of them).
-                None => data.started = Some(Instant::now()),
-                Some(started) if started.elapsed() >= data.limits().timeout() => {
-                    data.timed_out = true;
-                    return Err(wasmtime::Error::new(Deadline));
-                }
-                Some(_) => {}
+/// What `component` imports beyond WASI, each with the host interface that provides
+/// it (listed once).
+fn host_imports(parts: &LinkerParts<'_>, component: &Component) -> Vec<HostImport> {
+    let engine = parts.linker.engine();
+    component
+        .component_type()
+        .imports(engine)
+        .filter(|(name, _)| !provided_by_host(name, parts.p3))
+        .map(|(full, item)| {
+            let (name, version) = split_name(full).unwrap_or((full, None));
+            let version = version.and_then(|v| semver::Version::parse(v).ok());
+            let provider = parts
+                .registered
+                .iter()
+                .position(|r| r.satisfies(name, version.as_ref()));
+            let functions = match &item.ty {
+                ComponentItem::ComponentInstance(i) => i
+                    .exports(engine)
+                    .filter(|(_, e)| matches!(e.ty, ComponentItem::ComponentFunc(_)))
+                    .map(|(f, _)| f.to_owned())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            HostImport {
+                full: full.to_owned(),
+                name: name.to_owned(),
+                version,
+                provider,
+                functions,
             }
-            // Not yet due: let other tasks run, then check again next tick.
-            Ok(UpdateDeadline::Yield(1))
-        });
-
-        Deadline::begin(&mut store);
-        let mut backstop =
-            Backstop::new(Deadline::hard_bound(sandbox.limits(), engine.epoch_tick()));
-        let outcome = bounded(&mut backstop, pre.instantiate_async(&mut store)).await;
-        let report = Deadline::report(&store);
-        let failure = match outcome {
-            // The instantiation's backstop, settled, bounds the instance's calls.
-            Ok(Ok(instance)) => {
-                return Ok(ComponentInstance::new(
-                    self.clone(),
-                    store,
-                    instance,
-                    report,
-                    backstop,
-                ));
-            }
-            Ok(Err(e)) => Failure::Wasmtime(e),
-            Err(stopped) => stopped.into(),
-        };
-        Err(failure.classify(&mut store, self, report.fuel_consumed, Phase::Instantiate))
-    }
+        })
+        .collect()
 }
 
 /// Who provides an import to the components of an engine
@@ -401,20 +300,17 @@ impl std::fmt::Display for Provider {
     }
 }
 
-impl crate::WasmEngine {
-    /// Who provides the import `import` (`ns:pkg/iface@version`, or an item in it,
-    /// `…#func`, as [`CompiledComponent::imports`] lists them).
-    pub fn provider(&self, import: &str) -> Provider {
+impl Provider {
+    /// Who provides `import` (`ns:pkg/iface@version`, or an item in it, `…#func`):
+    /// WASI, or one of `registered`.
+    pub(crate) fn of(import: &str, registered: &[Registered], p3: bool) -> Self {
         let interface = import.split_once('#').map_or(import, |(i, _)| i);
-        if provided_by_host(
-            interface,
-            self.proposal_enabled(crate::Proposal::ComponentModelAsync),
-        ) {
+        if provided_by_host(interface, p3) {
             return Provider::Wasi;
         }
         let (name, version) = split_name(interface).unwrap_or((interface, None));
         let version = version.and_then(|v| semver::Version::parse(v).ok());
-        self.registered()
+        registered
             .iter()
             .find(|r| r.satisfies(name, version.as_ref()))
             .map_or(Provider::None, |r| {

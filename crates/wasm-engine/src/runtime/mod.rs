@@ -1,6 +1,6 @@
 //! The runtime half of the engine: the engine and its configuration (`engine.rs`,
 //! `features.rs`), a compiled component and its linking (`component.rs`, `linking.rs`),
-//! an instance and its calls (`instance.rs`), a call's bounds and a failure's meaning
+//! an instance, how one is made, and its calls (`instance/`), a call's bounds and a failure's meaning
 //! (`deadline.rs`, `failure.rs`), the limits on memory and tables (`limiter.rs`) and on
 //! what the host keeps for an instance (`host_memory.rs`), the store's data
 //! (`host.rs`), what an instance runs under (`sandbox.rs`) and the type descriptions

@@ -31,7 +31,7 @@ pub struct Sandbox {
     limits: ResourceLimits,
     capabilities: Arc<CapabilitySet>,
     config: Option<Arc<dyn crate::ConfigSource>>,
-    keyvalue: Option<Arc<dyn crate::keyvalue::KeyValueBackend>>,
+    keyvalue: Option<Arc<dyn crate::capabilities::keyvalue::KeyValueBackend>>,
     args: Vec<String>,
     capture: Option<usize>,
     stdin: Option<Vec<u8>>,
@@ -169,12 +169,15 @@ impl Sandbox {
 
     /// Where the built-in `wasi:keyvalue` keeps buckets: an embedded database (the
     /// `airssys-wasm-keyvalue` crate's SQLite or Redis backends), memory
-    /// ([`MemoryBackend`](crate::keyvalue::MemoryBackend)), or the embedder's own. What
+    /// ([`MemoryBackend`](crate::capabilities::keyvalue::MemoryBackend)), or the embedder's own. What
     /// a component may open is still its grant
     /// ([`CapabilitySet::keyvalue`](airssys_wasm_core::CapabilitySet::keyvalue));
     /// without a backend, a granted `open` fails with `no-such-store`.
     #[must_use]
-    pub fn with_keyvalue(mut self, backend: Arc<dyn crate::keyvalue::KeyValueBackend>) -> Self {
+    pub fn with_keyvalue(
+        mut self,
+        backend: Arc<dyn crate::capabilities::keyvalue::KeyValueBackend>,
+    ) -> Self {
         self.keyvalue = Some(backend);
         self
     }
@@ -217,7 +220,7 @@ impl Sandbox {
     }
 
     /// The key-value backend, if there is one.
-    pub fn keyvalue(&self) -> Option<&Arc<dyn crate::keyvalue::KeyValueBackend>> {
+    pub fn keyvalue(&self) -> Option<&Arc<dyn crate::capabilities::keyvalue::KeyValueBackend>> {
         self.keyvalue.as_ref()
     }
 

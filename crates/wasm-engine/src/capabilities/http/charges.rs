@@ -1,5 +1,5 @@
 //! What a guest's `wasi:http` resources make the host keep, charged to the instance's
-//! host-memory budget ([`crate::host_memory`]): the fields (headers and trailers) it
+//! host-memory budget ([`crate::runtime::host_memory`]): the fields (headers and trailers) it
 //! builds, and the outgoing bodies it writes.
 //!
 //! `wasmtime-wasi-http` bounds each fields value (its field size limit, set in
@@ -20,7 +20,7 @@
 //!
 //! Over the budget: `wasi:http` 0.2 has no error for it (`wasmtime-wasi-http` traps on
 //! its own limit too), so the call traps with
-//! [`BudgetExceeded`](crate::host_memory::BudgetExceeded), which the caller gets as
+//! [`BudgetExceeded`](crate::runtime::host_memory::BudgetExceeded), which the caller gets as
 //! `ResourceLimitExceeded` naming the budget. The host may hold one operation's growth
 //! (at most one field size limit) past the budget until then.
 
@@ -33,7 +33,7 @@ use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::http::types::{self, HeaderError, HostFields};
 use wasmtime_wasi_http::p2::types::{HostOutgoingRequest, HostOutgoingResponse};
 
-use crate::host::HostState;
+use crate::runtime::host::HostState;
 
 /// The `wasi:http/types` that `wasmtime-wasi-http` links (older 0.2 imports resolve to
 /// it).

@@ -17,15 +17,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use wasmtime::component::Resource;
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
-use wasmtime_wasi_http::{Error, WasiBody, WasiHttpView};
+use wasmtime_wasi_http::{Error, WasiBody};
 
 use airssys_wasm_core::text::escape;
 use airssys_wasm_core::{WasmError, WasmResult};
 
-use crate::audit::Denial;
-use crate::component::CompiledComponent;
-use crate::instance::ComponentInstance;
-use crate::sandbox::{ExecutionReport, Sandbox};
+use crate::capabilities::audit::Denial;
+use crate::runtime::component::CompiledComponent;
+use crate::runtime::instance::ComponentInstance;
+use crate::runtime::sandbox::{ExecutionReport, Sandbox};
 
 /// The `tracing` target of the access log: one line per request (`info`, or `warn` when
 /// the request failed or hit a limit), with its method, path (without the query, which
@@ -375,7 +375,7 @@ impl HttpHandler {
         };
         let (response_tx, response_rx) = oneshot::channel();
         let request = request.map(|b| BoundedBody::new(b, max_body));
-        let (request, outparam) = match instance.http_request(request, response_tx) {
+        let (request, outparam) = match incoming(&mut instance, request, response_tx) {
             Ok(r) => r,
             Err(e) => return line.fail(StatusCode::BAD_REQUEST, Some(e), None, Vec::new(), None),
         };
@@ -482,39 +482,37 @@ impl HttpHandler {
     }
 }
 
-impl ComponentInstance {
-    /// Puts an incoming request and the outparam its response goes to into the
-    /// instance's resource table.
-    fn http_request<B>(
-        &mut self,
-        request: Request<B>,
-        response: oneshot::Sender<Result<Response<WasiBody>, ErrorCode>>,
-    ) -> WasmResult<(
-        Resource<HostIncomingRequest>,
-        Resource<HostResponseOutparam>,
-    )>
-    where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<Error>,
-    {
-        let component = self.component().name().to_owned();
-        let internal = |reason: String| WasmError::Internal {
-            component: component.clone(),
-            reason,
-            source: None,
-        };
-        let mut view = self.store_data_mut().http();
-        let request = view
-            .new_incoming_request(
-                wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http,
-                request,
-            )
-            .map_err(|e| internal(format!("the request cannot be passed to the guest: {e}")))?;
-        let outparam = view
-            .new_response_outparam(response)
-            .map_err(|e| internal(format!("the response outparam cannot be made: {e}")))?;
-        Ok((request, outparam))
-    }
+/// Puts an incoming request and the outparam its response goes to into `instance`'s
+/// resource table.
+fn incoming<B>(
+    instance: &mut ComponentInstance,
+    request: Request<B>,
+    response: oneshot::Sender<Result<Response<WasiBody>, ErrorCode>>,
+) -> WasmResult<(
+    Resource<HostIncomingRequest>,
+    Resource<HostResponseOutparam>,
+)>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Error>,
+{
+    let component = instance.component().name().to_owned();
+    let internal = |reason: String| WasmError::Internal {
+        component: component.clone(),
+        reason,
+        source: None,
+    };
+    let mut view = instance.http();
+    let request = view
+        .new_incoming_request(
+            wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http,
+            request,
+        )
+        .map_err(|e| internal(format!("the request cannot be passed to the guest: {e}")))?;
+    let outparam = view
+        .new_response_outparam(response)
+        .map_err(|e| internal(format!("the response outparam cannot be made: {e}")))?;
+    Ok((request, outparam))
 }
 
 impl<B> tower_service::Service<Request<B>> for HttpHandler

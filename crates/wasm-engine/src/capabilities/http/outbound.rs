@@ -29,7 +29,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use airssys_wasm_core::CapabilitySet;
 use airssys_wasm_core::address::is_globally_routable;
 
-use crate::audit::Trail;
+use crate::capabilities::audit::Trail;
 
 /// What the audit trail calls an outgoing request.
 const CAPABILITY: &str = "http.outbound";

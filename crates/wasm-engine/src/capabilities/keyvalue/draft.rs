@@ -5,7 +5,7 @@ use wasmtime::component::Resource;
 
 use super::host::{Answer, Bucket, Refused, alike_in_both_versions};
 use super::{Counter, LIST_PAGE};
-use crate::host::HostState;
+use crate::runtime::host::HostState;
 
 mod bindings {
     #![allow(missing_docs)]
@@ -13,7 +13,7 @@ mod bindings {
         path: "builtin-wit/keyvalue",
         world: "imports",
         imports: { default: async | trappable },
-        with: { "wasi:keyvalue/store.bucket": crate::keyvalue::host::Bucket },
+        with: { "wasi:keyvalue/store.bucket": crate::capabilities::keyvalue::host::Bucket },
     });
 }
 

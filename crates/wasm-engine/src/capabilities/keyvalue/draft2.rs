@@ -10,7 +10,7 @@ use wasmtime::component::Resource;
 
 use super::host::{Answer, Bucket, Refused, alike_in_both_versions};
 use super::{BucketId, Counter, KeyValueBucket, LIST_PAGE};
-use crate::host::HostState;
+use crate::runtime::host::HostState;
 
 mod bindings {
     #![allow(missing_docs)]
@@ -19,7 +19,7 @@ mod bindings {
         world: "imports",
         imports: { default: async | trappable },
         with: {
-            "wasi:keyvalue/store.bucket": crate::keyvalue::host::Bucket,
+            "wasi:keyvalue/store.bucket": crate::capabilities::keyvalue::host::Bucket,
             "wasi:keyvalue/atomics.cas": super::Cas,
         },
     });

@@ -9,8 +9,8 @@ use wasmtime::component::Resource;
 use airssys_wasm_core::keyvalue::BucketRef;
 
 use super::{BucketId, KeyValueBucket, KeyValueError, MAX_BATCH_KEYS, MAX_KEY_BYTES};
-use crate::audit::AUDIT_TARGET;
-use crate::host::HostState;
+use crate::capabilities::audit::AUDIT_TARGET;
+use crate::runtime::host::HostState;
 
 /// A bucket a guest opened (public only for the generated bindings; not reachable
 /// from outside the crate).
@@ -39,7 +39,7 @@ impl HostState {
             .as_ref()
             .and_then(|g| g.bucket(&identifier).map(|b| (b, g.max_bytes)));
         let Some((bucket, max_bytes)) = granted else {
-            let shown = crate::audit::cut(&identifier, 128);
+            let shown = crate::capabilities::audit::cut(&identifier, 128);
             let why = match &self.capabilities().keyvalue {
                 None => format!(
                     "bucket `{shown}`: the component has no key-value grant (add \
@@ -263,10 +263,10 @@ macro_rules! alike_in_both_versions {
     ) => {
         /// The built-in registrations: linked for every component (no grant needed to
         /// import them; the key-value grant decides what `open` reaches).
-        pub(crate) fn registrations() -> [crate::host_interface::Registered; 3] {
+        pub(crate) fn registrations() -> [crate::capabilities::host_interface::Registered; 3] {
             use std::sync::Arc;
             use wasmtime::component::{HasSelf, Linker};
-            use crate::host_interface::Registered;
+            use crate::capabilities::host_interface::Registered;
             [
                 Registered::ungated(
                     concat!("wasi:keyvalue/store@", $version),

@@ -22,8 +22,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use airssys_wasm_core::CapabilitySet;
 
-use crate::audit::Trail;
-use crate::host::HostState;
+use crate::capabilities::audit::Trail;
+use crate::runtime::host::HostState;
 
 mod p2;
 mod p3;

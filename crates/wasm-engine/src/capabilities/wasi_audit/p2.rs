@@ -16,7 +16,7 @@ use wasmtime_wasi::p2::{DynPollable, SocketError, SocketResult, TcpSocket};
 use wasmtime_wasi::sockets::WasiSocketsView as _;
 
 use super::{AuditedWasi, HasAuditedWasi};
-use crate::host::HostState;
+use crate::runtime::host::HostState;
 
 /// Links WASI 0.2's audited interfaces (shadowing on).
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {

@@ -24,7 +24,7 @@ use wasmtime_wasi::p3::filesystem::{FilesystemError, FilesystemResult};
 use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
 
 use super::AuditedWasi;
-use crate::host::HostState;
+use crate::runtime::host::HostState;
 
 /// The [`HasData`] whose functions are the audited WASI 0.3 ones.
 pub(crate) struct AuditedP3;
