@@ -125,7 +125,6 @@ mod runtime;
 
 pub use capabilities::audit::{AUDIT_TARGET, Denial, MAX_AUDIT_RECORDS_PER_CALL};
 pub use capabilities::config::ConfigSource;
-pub use capabilities::guest_output::{MAX_OUTPUT_BYTES, MAX_OUTPUT_LINE_BYTES};
 pub use capabilities::host_interface::{
     HasHostCtx, HostCtx, HostGetter, MAX_HOST_INTERFACES, charge_fuel,
 };
@@ -135,6 +134,7 @@ pub use capabilities::logging::{
     GUEST_LOG_TARGET, MAX_LOG_BYTES_PER_CALL, MAX_LOG_CONTEXT_CHARS, MAX_LOG_MESSAGE_BYTES,
     MAX_LOG_RECORDS_PER_CALL,
 };
+pub use capabilities::wasi::output::{MAX_OUTPUT_BYTES, MAX_OUTPUT_LINE_BYTES};
 pub use runtime::component::CompiledComponent;
 pub use runtime::engine::{
     DEFAULT_EPOCH_TICK, DEFAULT_MAX_WASM_STACK, Optimization, Pooling, WasmEngine,

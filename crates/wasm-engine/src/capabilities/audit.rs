@@ -118,6 +118,12 @@ impl Trail {
     }
 }
 
+/// A poisoned lock only means a panic elsewhere while holding it; a trail is whole
+/// between its updates.
+pub(crate) fn lock(m: &std::sync::Mutex<Trail>) -> std::sync::MutexGuard<'_, Trail> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,12 +9,8 @@
 //! [`Sandbox::with_config`]: crate::Sandbox::with_config
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use wasmtime::component::{HasSelf, Linker};
-
-use crate::capabilities::host_interface::Registered;
-use crate::runtime::host::HostState;
+use wasmtime::component::{HasData, Linker};
 
 mod rc1 {
     #![allow(missing_docs)]
@@ -70,54 +66,59 @@ impl ConfigSource for BTreeMap<String, String> {
 }
 
 /// How a component gets `wasi:config/store`: its configuration grants it.
-const GRANT: &str = "give the component its configuration: a [config] table in \
-                     Component.toml (or `run --config KEY=VALUE`), which grants it; \
-                     embedders grant `wasi:config/store` in CapabilitySet::interfaces and \
-                     pass Sandbox::with_config";
+pub(crate) const GRANT: &str = "give the component its configuration: a [config] table in \
+                                Component.toml (or `run --config KEY=VALUE`), which grants \
+                                it; embedders grant `wasi:config/store` in \
+                                CapabilitySet::interfaces and pass Sandbox::with_config";
 
-/// The built-in registrations of `wasi:config/store`, both versions.
-pub(crate) fn registrations() -> [Registered; 2] {
+/// How one version of the interface is linked, through the store's view of it.
+pub(crate) type AddToLinker<T> =
+    fn(&mut Linker<T>, fn(&mut T) -> ConfigView<'_>) -> wasmtime::Result<()>;
+
+/// Both versions of `wasi:config/store`, by name, each with how it is linked.
+pub(crate) fn interfaces<T: Send + 'static>() -> [(&'static str, AddToLinker<T>); 2] {
     [
-        Registered::builtin(
-            "wasi:config/store@0.2.0-rc.1",
-            Some(GRANT),
-            Arc::new(|linker: &mut Linker<HostState>| {
-                rc1::wasi::config::store::add_to_linker::<HostState, HasSelf<HostState>>(
-                    linker,
-                    HostState::builtin,
-                )
-            }),
-        ),
-        Registered::builtin(
+        ("wasi:config/store@0.2.0-rc.1", |linker, getter| {
+            rc1::wasi::config::store::add_to_linker::<T, HasConfig>(linker, getter)
+        }),
+        (
             "wasi:config/store@0.2.0-draft-2024-09-27",
-            Some(GRANT),
-            Arc::new(|linker: &mut Linker<HostState>| {
-                draft::wasi::config::store::add_to_linker::<HostState, HasSelf<HostState>>(
-                    linker,
-                    HostState::builtin,
-                )
-            }),
+            |linker, getter| {
+                draft::wasi::config::store::add_to_linker::<T, HasConfig>(linker, getter)
+            },
         ),
     ]
 }
 
-impl HostState {
+/// What `wasi:config` sees of an instance: its configuration, if it has one.
+pub(crate) struct ConfigView<'a> {
+    pub(crate) source: Option<&'a dyn ConfigSource>,
+}
+
+/// The [`HasData`] of [`ConfigView`].
+struct HasConfig;
+
+impl HasData for HasConfig {
+    type Data<'a> = ConfigView<'a>;
+}
+
+impl ConfigView<'_> {
     fn config_get(&mut self, key: &str) -> Result<Option<String>, String> {
-        match self.config() {
+        match self.source {
             Some(source) => source.get(key),
             None => Ok(None),
         }
     }
 
     fn config_get_all(&mut self) -> Result<Vec<(String, String)>, String> {
-        match self.config() {
+        match self.source {
             Some(source) => source.get_all(),
             None => Ok(Vec::new()),
         }
     }
 }
 
-impl rc1::wasi::config::store::Host for HostState {
+impl rc1::wasi::config::store::Host for ConfigView<'_> {
     fn get(&mut self, key: String) -> Result<Option<String>, rc1::wasi::config::store::Error> {
         self.config_get(&key)
             .map_err(rc1::wasi::config::store::Error::Upstream)
@@ -129,7 +130,7 @@ impl rc1::wasi::config::store::Host for HostState {
     }
 }
 
-impl draft::wasi::config::store::Host for HostState {
+impl draft::wasi::config::store::Host for ConfigView<'_> {
     fn get(&mut self, key: String) -> Result<Option<String>, draft::wasi::config::store::Error> {
         self.config_get(&key)
             .map_err(draft::wasi::config::store::Error::Upstream)

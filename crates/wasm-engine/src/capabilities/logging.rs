@@ -10,12 +10,7 @@
 //! sequence or any other control character into the host's log, so it cannot forge a
 //! line or drive the operator's terminal.
 
-use std::sync::Arc;
-
-use wasmtime::component::{HasSelf, Linker};
-
-use crate::capabilities::host_interface::Registered;
-use crate::runtime::host::HostState;
+use wasmtime::component::{HasData, Linker};
 
 mod bindings {
     #![allow(missing_docs)]
@@ -25,7 +20,7 @@ mod bindings {
     });
 }
 
-use bindings::wasi::logging::logging::{Host, Level, add_to_linker};
+use bindings::wasi::logging::logging::{Host, Level};
 
 /// The interface, as registered.
 pub(crate) const LOGGING: &str = "wasi:logging/logging@0.1.0-draft";
@@ -48,15 +43,25 @@ pub const MAX_LOG_CONTEXT_CHARS: usize = 256;
 /// the records past it are counted as dropped.
 pub const MAX_LOG_BYTES_PER_CALL: u64 = 256 * 1024;
 
-/// The built-in registration of `wasi:logging`.
-pub(crate) fn registration() -> Registered {
-    Registered::builtin(
-        LOGGING,
-        None,
-        Arc::new(|linker: &mut Linker<HostState>| {
-            add_to_linker::<HostState, HasSelf<HostState>>(linker, HostState::builtin)
-        }),
-    )
+/// Links `wasi:logging` through `getter`, the store's view of it.
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    getter: fn(&mut T) -> LoggingView<'_>,
+) -> wasmtime::Result<()> {
+    bindings::wasi::logging::logging::add_to_linker::<T, HasLogging>(linker, getter)
+}
+
+/// What `wasi:logging` sees of an instance: its records' budget and its name.
+pub(crate) struct LoggingView<'a> {
+    pub(crate) budget: &'a mut LogBudget,
+    pub(crate) component: &'a str,
+}
+
+/// The [`HasData`] of [`LoggingView`].
+struct HasLogging;
+
+impl HasData for HasLogging {
+    type Data<'a> = LoggingView<'a>;
 }
 
 /// The records of the current call: emitted, and dropped past the bound.
@@ -67,24 +72,24 @@ pub(crate) struct LogBudget {
     pub(crate) dropped: u64,
 }
 
-impl Host for HostState {
+impl Host for LoggingView<'_> {
     fn log(&mut self, level: Level, context: String, message: String) {
-        if self.log.emitted >= MAX_LOG_RECORDS_PER_CALL {
-            self.log.dropped += 1;
+        if self.budget.emitted >= MAX_LOG_RECORDS_PER_CALL {
+            self.budget.dropped += 1;
             return;
         }
         let message = cut(&message);
         let message = airssys_wasm_core::text::escape(&message, usize::MAX);
         let context = airssys_wasm_core::text::escape(&context, MAX_LOG_CONTEXT_CHARS);
         let bytes = (context.len() + message.len()) as u64;
-        if self.log.bytes.saturating_add(bytes) > MAX_LOG_BYTES_PER_CALL {
-            self.log.dropped += 1;
+        if self.budget.bytes.saturating_add(bytes) > MAX_LOG_BYTES_PER_CALL {
+            self.budget.dropped += 1;
             return;
         }
-        self.log.emitted += 1;
-        self.log.bytes += bytes;
+        self.budget.emitted += 1;
+        self.budget.bytes += bytes;
         let context = &*context;
-        let component = self.component();
+        let component = self.component;
         match level {
             Level::Trace => {
                 tracing::trace!(target: GUEST_LOG_TARGET, component, context, "{message}")

@@ -8,7 +8,6 @@ use wasmtime::component::Linker;
 use wasmtime::wasmparser::WasmFeatures;
 use wasmtime::{Config, Engine, OptLevel, Strategy};
 
-use airssys_wasm_core::interface::{WASI_CONFIG_STORE, WASI_LOGGING};
 use airssys_wasm_core::{WasmError, WasmResult};
 
 use crate::capabilities::host_interface::{HostGetter, Registered};
@@ -268,21 +267,7 @@ impl WasmEngineBuilder {
             });
         }
         let mut interfaces = self.interfaces;
-        // Built in, after the embedder's (whose getters know their positions).
-        // (An embedder's own registration of one replaces it.)
-        if !interfaces.iter().any(|r| r.name == WASI_LOGGING) {
-            interfaces.push(crate::capabilities::logging::registration());
-        }
-        if !interfaces.iter().any(|r| r.name == WASI_CONFIG_STORE) {
-            interfaces.extend(crate::capabilities::config::registrations());
-        }
-        if !interfaces.iter().any(|r| {
-            r.name
-                .starts_with(airssys_wasm_core::keyvalue::WASI_KEYVALUE)
-        }) {
-            interfaces.extend(crate::capabilities::keyvalue::draft::registrations());
-            interfaces.extend(crate::capabilities::keyvalue::draft2::registrations());
-        }
+        crate::capabilities::register_builtins(&mut interfaces);
         if self.epoch_tick.is_zero() {
             return Err(WasmError::EngineInitialization {
                 reason: "the epoch tick must be longer than zero".into(),
@@ -437,21 +422,8 @@ impl WasmEngine {
             .linker
             .get_or_init(|| {
                 let mut linker = Linker::new(&self.inner.engine);
-                wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-                    .map_err(|e| format!("linking WASI failed: {e}"))?;
-                wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-                    .map_err(|e| format!("linking wasi:http failed: {e}"))?;
-                linker.allow_shadowing(true);
-                let charged = crate::capabilities::http::charges::add_to_linker(&mut linker);
-                linker.allow_shadowing(false);
-                charged.map_err(|e| format!("linking the charged wasi:http fields failed: {e}"))?;
                 let p3 = self.inner.proposals.contains(Proposal::ComponentModelAsync);
-                if p3 {
-                    wasmtime_wasi::p3::add_to_linker(&mut linker)
-                        .map_err(|e| format!("linking WASI 0.3 failed: {e}"))?;
-                }
-                crate::capabilities::wasi_audit::add_to_linker(&mut linker, p3)
-                    .map_err(|e| format!("linking the audited WASI interfaces failed: {e}"))?;
+                crate::capabilities::add_to_linker(&mut linker, p3)?;
                 for r in &self.inner.interfaces {
                     (r.add)(&mut linker).map_err(|e| {
                         format!("linking the host interface `{}` failed: {e:#}", r.full)

@@ -28,12 +28,11 @@ use std::collections::HashMap;
 
 use http::{HeaderName, HeaderValue};
 use wasmtime::component::{Linker, Resource, ResourceTable};
-use wasmtime_wasi_http::FieldMap;
-use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::http::types::{self, HeaderError, HostFields};
 use wasmtime_wasi_http::p2::types::{HostOutgoingRequest, HostOutgoingResponse};
+use wasmtime_wasi_http::{FieldMap, WasiHttpView};
 
-use crate::runtime::host::HostState;
+use crate::runtime::host_memory::HostMemory;
 
 /// The `wasi:http/types` that `wasmtime-wasi-http` links (older 0.2 imports resolve to
 /// it).
@@ -98,7 +97,18 @@ fn size(fields: &FieldMap) -> u64 {
     u64::try_from(names + values).unwrap_or(u64::MAX)
 }
 
-impl HostState {
+/// What the charges see of an instance: what they hold, the budget, and the resource
+/// table (where a handle's liveness is looked up).
+pub(crate) struct Charged<'a> {
+    pub(crate) charges: &'a mut Charges,
+    pub(crate) host_memory: &'a mut HostMemory,
+    pub(crate) table: &'a mut ResourceTable,
+}
+
+/// The store's view of the charges.
+pub(crate) type Getter<T> = fn(&mut T) -> Charged<'_>;
+
+impl Charged<'_> {
     /// Charges the fields `rep` at its size now (`fresh`: a new handle, so whatever
     /// was charged under its number before belongs to a dropped one).
     fn charge_fields(&mut self, rep: u32, fresh: bool) -> wasmtime::Result<()> {
@@ -106,7 +116,7 @@ impl HostState {
             Ok(fields) => size(fields),
             Err(_) => 0,
         };
-        let before = match self.http.charges.held.remove(&rep) {
+        let before = match self.charges.held.remove(&rep) {
             Some(h) if h.kind == Kind::Fields && !fresh => h.bytes,
             Some(stale) => {
                 self.host_memory.release(stale.bytes);
@@ -122,10 +132,7 @@ impl HostState {
         };
         let held = if charged.is_ok() { bytes } else { before };
         let kind = Kind::Fields;
-        self.http
-            .charges
-            .held
-            .insert(rep, Held { kind, bytes: held });
+        self.charges.held.insert(rep, Held { kind, bytes: held });
         charged
     }
 
@@ -144,7 +151,7 @@ impl HostState {
     /// Moves the charge of the headers `fields` to the request or response `to` that
     /// now holds them.
     fn move_fields_charge(&mut self, fields: u32, kind: Kind, to: u32) {
-        let bytes = match self.http.charges.held.remove(&fields) {
+        let bytes = match self.charges.held.remove(&fields) {
             Some(h) if h.kind == Kind::Fields => h.bytes,
             Some(stale) => {
                 self.host_memory.release(stale.bytes);
@@ -152,7 +159,7 @@ impl HostState {
             }
             None => 0,
         };
-        if let Some(stale) = self.http.charges.held.insert(to, Held { kind, bytes }) {
+        if let Some(stale) = self.charges.held.insert(to, Held { kind, bytes }) {
             self.host_memory.release(stale.bytes);
         }
     }
@@ -161,7 +168,6 @@ impl HostState {
     fn charge_body(&mut self, rep: u32, kind: Kind) -> wasmtime::Result<()> {
         self.charge_http(BODY_RESERVATION, WHAT_BODY)?;
         let held = self
-            .http
             .charges
             .held
             .entry(rep)
@@ -185,12 +191,11 @@ impl HostState {
     #[cold]
     fn release_dropped(&mut self) {
         let Self {
-            http,
+            charges,
             table,
             host_memory,
-            ..
         } = self;
-        http.charges.held.retain(|&rep, h| {
+        charges.held.retain(|&rep, h| {
             let alive = h.kind.alive(table, rep);
             if !alive {
                 host_memory.release(h.bytes);
@@ -200,23 +205,27 @@ impl HostState {
     }
 }
 
-/// Links the charging functions over `wasmtime-wasi-http`'s (shadowing on).
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+/// Links the charging functions over `wasmtime-wasi-http`'s (shadowing on), reaching
+/// the charges through `charged`.
+pub(crate) fn add_to_linker<T: WasiHttpView + 'static>(
+    linker: &mut Linker<T>,
+    charged: Getter<T>,
+) -> wasmtime::Result<()> {
     let mut i = linker.instance(TYPES)?;
-    i.func_wrap("[constructor]fields", |mut store, (): ()| {
+    i.func_wrap("[constructor]fields", move |mut store, (): ()| {
         let state = store.data_mut();
         let fields = HostFields::new(&mut state.http())?;
-        state.charge_fields(fields.rep(), true)?;
+        charged(state).charge_fields(fields.rep(), true)?;
         Ok((fields,))
     })?;
     i.func_wrap(
         "[static]fields.from-list",
-        |mut store, (entries,): (Vec<(String, Vec<u8>)>,)| {
+        move |mut store, (entries,): (Vec<(String, Vec<u8>)>,)| {
             let state = store.data_mut();
             let r = HostFields::from_list(&mut state.http(), entries);
             let r = match r {
                 Ok(fields) => {
-                    state.charge_fields(fields.rep(), true)?;
+                    charged(state).charge_fields(fields.rep(), true)?;
                     Ok(fields)
                 }
                 Err(e) => Err(header_error(state, e)?),
@@ -226,80 +235,80 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     )?;
     i.func_wrap(
         "[method]fields.set",
-        |mut store, (fields, name, values): (Resource<FieldMap>, String, Vec<Vec<u8>>)| {
+        move |mut store, (fields, name, values): (Resource<FieldMap>, String, Vec<Vec<u8>>)| {
             let state = store.data_mut();
             let rep = fields.rep();
             let r = HostFields::set(&mut state.http(), fields, name, values);
-            Ok((settle(state, rep, r)?,))
+            Ok((settle(state, charged, rep, r)?,))
         },
     )?;
     i.func_wrap(
         "[method]fields.append",
-        |mut store, (fields, name, value): (Resource<FieldMap>, String, Vec<u8>)| {
+        move |mut store, (fields, name, value): (Resource<FieldMap>, String, Vec<u8>)| {
             let state = store.data_mut();
             let rep = fields.rep();
             let r = HostFields::append(&mut state.http(), fields, name, value);
-            Ok((settle(state, rep, r)?,))
+            Ok((settle(state, charged, rep, r)?,))
         },
     )?;
     i.func_wrap(
         "[method]fields.delete",
-        |mut store, (fields, name): (Resource<FieldMap>, String)| {
+        move |mut store, (fields, name): (Resource<FieldMap>, String)| {
             let state = store.data_mut();
             let rep = fields.rep();
             let r = HostFields::delete(&mut state.http(), fields, name);
-            Ok((settle(state, rep, r)?,))
+            Ok((settle(state, charged, rep, r)?,))
         },
     )?;
     i.func_wrap(
         "[method]fields.clone",
-        |mut store, (fields,): (Resource<FieldMap>,)| {
+        move |mut store, (fields,): (Resource<FieldMap>,)| {
             let state = store.data_mut();
             let copy = HostFields::clone(&mut state.http(), fields)?;
-            state.charge_fields(copy.rep(), true)?;
+            charged(state).charge_fields(copy.rep(), true)?;
             Ok((copy,))
         },
     )?;
     i.func_wrap(
         "[constructor]outgoing-request",
-        |mut store, (headers,): (Resource<FieldMap>,)| {
+        move |mut store, (headers,): (Resource<FieldMap>,)| {
             let state = store.data_mut();
             let rep = headers.rep();
             let request = types::HostOutgoingRequest::new(&mut state.http(), headers)?;
-            state.move_fields_charge(rep, Kind::Request, request.rep());
+            charged(state).move_fields_charge(rep, Kind::Request, request.rep());
             Ok((request,))
         },
     )?;
     i.func_wrap(
         "[constructor]outgoing-response",
-        |mut store, (headers,): (Resource<FieldMap>,)| {
+        move |mut store, (headers,): (Resource<FieldMap>,)| {
             let state = store.data_mut();
             let rep = headers.rep();
             let response = types::HostOutgoingResponse::new(&mut state.http(), headers)?;
-            state.move_fields_charge(rep, Kind::Response, response.rep());
+            charged(state).move_fields_charge(rep, Kind::Response, response.rep());
             Ok((response,))
         },
     )?;
     i.func_wrap(
         "[method]outgoing-request.body",
-        |mut store, (request,): (Resource<HostOutgoingRequest>,)| {
+        move |mut store, (request,): (Resource<HostOutgoingRequest>,)| {
             let state = store.data_mut();
             let rep = request.rep();
             let body = types::HostOutgoingRequest::body(&mut state.http(), request)?;
             if body.is_ok() {
-                state.charge_body(rep, Kind::Request)?;
+                charged(state).charge_body(rep, Kind::Request)?;
             }
             Ok((body,))
         },
     )?;
     i.func_wrap(
         "[method]outgoing-response.body",
-        |mut store, (response,): (Resource<HostOutgoingResponse>,)| {
+        move |mut store, (response,): (Resource<HostOutgoingResponse>,)| {
             let state = store.data_mut();
             let rep = response.rep();
             let body = types::HostOutgoingResponse::body(&mut state.http(), response)?;
             if body.is_ok() {
-                state.charge_body(rep, Kind::Response)?;
+                charged(state).charge_body(rep, Kind::Response)?;
             }
             Ok((body,))
         },
@@ -309,14 +318,15 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 
 /// After a change to the fields `rep`: its charge brought up to date, and `r` in the
 /// interface's terms.
-fn settle(
-    state: &mut HostState,
+fn settle<T: WasiHttpView>(
+    state: &mut T,
+    charged: Getter<T>,
     rep: u32,
     r: wasmtime_wasi_http::p2::HeaderResult<()>,
 ) -> wasmtime::Result<Result<(), HeaderError>> {
     match r {
         Ok(()) => {
-            state.charge_fields(rep, false)?;
+            charged(state).charge_fields(rep, false)?;
             Ok(Ok(()))
         }
         Err(e) => Ok(Err(header_error(state, e)?)),
@@ -324,8 +334,8 @@ fn settle(
 }
 
 /// `wasmtime-wasi-http`'s error as the interface's, or its trap.
-fn header_error(
-    state: &mut HostState,
+fn header_error<T: WasiHttpView>(
+    state: &mut T,
     e: wasmtime_wasi_http::p2::HeaderError,
 ) -> wasmtime::Result<HeaderError> {
     types::Host::convert_header_error(&mut state.http(), e)

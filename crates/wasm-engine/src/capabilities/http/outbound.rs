@@ -29,7 +29,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use airssys_wasm_core::CapabilitySet;
 use airssys_wasm_core::address::is_globally_routable;
 
-use crate::capabilities::audit::Trail;
+use crate::capabilities::audit::{Trail, lock};
 
 /// What the audit trail calls an outgoing request.
 const CAPABILITY: &str = "http.outbound";
@@ -102,12 +102,6 @@ impl Outbound {
         let trail = self.trail();
         lock(&trail).deny(&self.component, CAPABILITY, requested, reason);
     }
-}
-
-/// A poisoned lock only means a panic elsewhere while holding it; a trail is whole
-/// between its updates.
-pub(crate) fn lock(m: &Mutex<Trail>) -> std::sync::MutexGuard<'_, Trail> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Where a request goes.

@@ -1,11 +1,10 @@
-//! `wasi:keyvalue@0.2.0-draft` (Wasmtime's `-S keyvalue`) on a [`HostState`]: the grant
+//! `wasi:keyvalue@0.2.0-draft` (Wasmtime's `-S keyvalue`) on a [`KeyValueView`]: the grant
 //! decides what `open` reaches, the backend does the rest (see `host.rs`).
 
 use wasmtime::component::Resource;
 
-use super::host::{Answer, Bucket, Refused, alike_in_both_versions};
+use super::host::{Answer, Bucket, KeyValueView, Refused, alike_in_both_versions};
 use super::{Counter, LIST_PAGE};
-use crate::runtime::host::HostState;
 
 mod bindings {
     #![allow(missing_docs)]
@@ -48,7 +47,7 @@ alike_in_both_versions! {
     },
 }
 
-impl atomics::Host for HostState {
+impl atomics::Host for KeyValueView<'_> {
     async fn increment(
         &mut self,
         bucket: Resource<Bucket>,

@@ -1,4 +1,4 @@
-//! `wasi:keyvalue@0.2.0-draft2` (Spin's) on a [`HostState`]: the same buckets, grants
+//! `wasi:keyvalue@0.2.0-draft2` (Spin's) on a [`KeyValueView`]: the same buckets, grants
 //! and stores as `@0.2.0-draft` (see `host.rs`), with this version's differences: a
 //! `list-keys` cursor that is a string, `increment` on `s64`, and compare-and-swap (a
 //! `cas` handle remembers the value it read; `swap` writes only if the key still holds
@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
-use super::host::{Answer, Bucket, Refused, alike_in_both_versions};
+use super::host::{Answer, Bucket, KeyValueView, Refused, alike_in_both_versions};
 use super::{BucketId, Counter, KeyValueBucket, LIST_PAGE};
-use crate::runtime::host::HostState;
 
 mod bindings {
     #![allow(missing_docs)]
@@ -82,7 +81,7 @@ alike_in_both_versions! {
     },
 }
 
-impl HostState {
+impl KeyValueView<'_> {
     /// A compare-and-swap handle on `key`, holding what it holds now.
     async fn cas(
         &mut self,
@@ -97,7 +96,7 @@ impl HostState {
                 if let Err(why) = self.host_memory.charge(charge, "a compare-and-swap handle") {
                     return Ok(Err(Refused::Other(why.to_string())));
                 }
-                match self.table_mut().push(Cas {
+                match self.table.push(Cas {
                     bucket,
                     id,
                     max_bytes,
@@ -116,7 +115,7 @@ impl HostState {
     }
 }
 
-impl atomics::Host for HostState {
+impl atomics::Host for KeyValueView<'_> {
     async fn increment(
         &mut self,
         bucket: Resource<Bucket>,
@@ -143,7 +142,7 @@ impl atomics::Host for HostState {
             max_bytes,
             key,
             read,
-        } = self.table_mut().delete(cas)?;
+        } = self.table.delete(cas)?;
         self.host_memory.release(Cas::charge(&key, read.as_deref()));
         let swapped = self
             .under(bucket.compare_and_swap(&key, read.as_deref(), &value, max_bytes))
@@ -163,19 +162,19 @@ impl atomics::Host for HostState {
     }
 }
 
-impl atomics::HostCas for HostState {
+impl atomics::HostCas for KeyValueView<'_> {
     async fn new(&mut self, bucket: Resource<Bucket>, key: String) -> Outcome<Resource<Cas>> {
         let (b, max) = bucket_or_refuse!(self, &bucket, &[key.as_str()]);
-        let id = self.table_mut().get(&bucket)?.id.clone();
+        let id = self.table.get(&bucket)?.id.clone();
         mine(self.cas(b, id, max, key).await)
     }
 
     async fn current(&mut self, cas: Resource<Cas>) -> Outcome<Option<Vec<u8>>> {
-        Ok(Ok(self.table_mut().get(&cas)?.read.clone()))
+        Ok(Ok(self.table.get(&cas)?.read.clone()))
     }
 
     async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
-        let cas = self.table_mut().delete(cas)?;
+        let cas = self.table.delete(cas)?;
         self.host_memory
             .release(Cas::charge(&cas.key, cas.read.as_deref()));
         Ok(())

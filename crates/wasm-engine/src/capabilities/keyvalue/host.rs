@@ -1,16 +1,47 @@
-//! What both versions of `wasi:keyvalue` do alike on a [`HostState`]: `open` against the
-//! grant, a bucket behind a handle, a backend's answer (a quota refusal counted and
+//! What both versions of `wasi:keyvalue` do alike on a [`KeyValueView`]: `open` against
+//! the grant, a bucket behind a handle, a backend's answer (a quota refusal counted and
 //! audited), `get-many` bounded. Each version maps [`Refused`] to its own error type.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use wasmtime::component::Resource;
+use wasmtime::component::{HasData, Resource, ResourceTable};
 
+use airssys_wasm_core::KeyValueGrant;
 use airssys_wasm_core::keyvalue::BucketRef;
 
-use super::{BucketId, KeyValueBucket, KeyValueError, MAX_BATCH_KEYS, MAX_KEY_BYTES};
-use crate::capabilities::audit::AUDIT_TARGET;
-use crate::runtime::host::HostState;
+use super::{
+    BucketId, KeyValueBackend, KeyValueBucket, KeyValueError, MAX_BATCH_KEYS, MAX_KEY_BYTES,
+};
+use crate::capabilities::audit::{AUDIT_TARGET, Trail};
+use crate::runtime::host_memory::HostMemory;
+
+/// What `wasi:keyvalue` sees of an instance: its grant, the backend, its resource
+/// table, where refusals are kept, its host-memory budget, and the current call's
+/// start and timeout (a backend's wait counts against it).
+pub(crate) struct KeyValueView<'a> {
+    pub(crate) grant: Option<&'a KeyValueGrant>,
+    pub(crate) backend: Option<&'a Arc<dyn KeyValueBackend>>,
+    pub(crate) component: &'a str,
+    pub(crate) table: &'a mut ResourceTable,
+    pub(crate) audit: &'a mut Trail,
+    pub(crate) host_memory: &'a mut HostMemory,
+    pub(crate) started: &'a mut Option<Instant>,
+    pub(crate) timeout: Duration,
+    /// The instance's memory limit, which bounds what `get-many` returns.
+    pub(crate) memory_bytes: u64,
+}
+
+/// The [`HasData`] of [`KeyValueView`].
+pub(super) struct HasKeyValue;
+
+impl HasData for HasKeyValue {
+    type Data<'a> = KeyValueView<'a>;
+}
+
+/// How one interface is linked, through the store's view of it.
+pub(crate) type AddToLinker<T> =
+    fn(&mut wasmtime::component::Linker<T>, fn(&mut T) -> KeyValueView<'_>) -> wasmtime::Result<()>;
 
 /// A bucket a guest opened (public only for the generated bindings; not reachable
 /// from outside the crate).
@@ -30,17 +61,15 @@ pub(super) enum Refused {
 /// What a host function returns: a trap (outer) or the guest's answer.
 pub(super) type Answer<T> = wasmtime::Result<Result<T, Refused>>;
 
-impl HostState {
+impl KeyValueView<'_> {
     /// `open(identifier)`: the bucket the grant gives that name, if any.
     pub(super) async fn kv_open(&mut self, identifier: String) -> Answer<Resource<Bucket>> {
         let granted = self
-            .capabilities()
-            .keyvalue
-            .as_ref()
+            .grant
             .and_then(|g| g.bucket(&identifier).map(|b| (b, g.max_bytes)));
         let Some((bucket, max_bytes)) = granted else {
             let shown = crate::capabilities::audit::cut(&identifier, 128);
-            let why = match &self.capabilities().keyvalue {
+            let why = match self.grant {
                 None => format!(
                     "bucket `{shown}`: the component has no key-value grant (add \
                      [capabilities.keyvalue] with buckets = [\"{}\"] and max_bytes)",
@@ -60,13 +89,13 @@ impl HostState {
             return Ok(Err(Refused::AccessDenied));
         };
         let id = match bucket {
-            BucketRef::Default => BucketId::component_default(self.component()),
+            BucketRef::Default => BucketId::component_default(self.component),
             BucketRef::Shared(name) => BucketId::shared(name),
         };
-        let Some(backend) = self.keyvalue.clone() else {
+        let Some(backend) = self.backend.cloned() else {
             tracing::warn!(
                 target: AUDIT_TARGET,
-                component = self.component(),
+                component = self.component,
                 bucket = %id,
                 "the component opened a granted bucket, but this host has no key-value store \
                  (Sandbox::with_keyvalue)"
@@ -74,7 +103,7 @@ impl HostState {
             return Ok(Err(Refused::NoSuchStore));
         };
         match self.under(backend.open(&id)).await {
-            Ok(inner) => Ok(Ok(self.table_mut().push(Bucket {
+            Ok(inner) => Ok(Ok(self.table.push(Bucket {
                 inner,
                 id,
                 max_bytes,
@@ -88,7 +117,7 @@ impl HostState {
         &mut self,
         handle: &Resource<Bucket>,
     ) -> wasmtime::Result<(Arc<dyn KeyValueBucket>, u64)> {
-        let b = self.table_mut().get(handle)?;
+        let b = self.table.get(handle)?;
         Ok((Arc::clone(&b.inner), b.max_bytes))
     }
 
@@ -111,7 +140,7 @@ impl HostState {
     /// at most, as the epoch callback's own first reading does.
     pub(super) fn under<F: std::future::Future>(&mut self, op: F) -> super::UnderDeadline<F> {
         let began = *self.started.get_or_insert_with(std::time::Instant::now);
-        super::UnderDeadline::new(op, began + self.limits().timeout())
+        super::UnderDeadline::new(op, began + self.timeout)
     }
 
     /// Maps a backend's answer to the guest's, counting and logging a quota refusal.
@@ -123,7 +152,7 @@ impl HostState {
         match r {
             Ok(v) => Ok(Ok(v)),
             Err(e) => {
-                let id = self.table_mut().get(handle).map(|b| b.id.clone()).ok();
+                let id = self.table.get(handle).map(|b| b.id.clone()).ok();
                 self.answer_for(id.as_ref(), Err(e))
             }
         }
@@ -145,7 +174,7 @@ impl HostState {
             // or a server's message, none of them the guest's business. The guest gets
             // an id that the host's log line carries too.
             KeyValueError::Backend { .. } => {
-                let incident = backend_incident(self.component(), id, &e);
+                let incident = backend_incident(self.component, id, &e);
                 Refused::Other(format!(
                     "the key-value store is unavailable (incident {incident}; the host's log \
                      has the details)"
@@ -185,7 +214,7 @@ impl HostState {
             .iter()
             .map(|k| value(k).map_or(0, |v| (k.len() + v.len()) as u64))
             .sum();
-        let bound = self.limits().memory_bytes();
+        let bound = self.memory_bytes;
         if total > bound {
             return Ok(Err(Refused::Other(format!(
                 "get-many would return {total} bytes, more than the instance's memory limit \
@@ -204,7 +233,8 @@ impl HostState {
     /// Counts, keeps and logs one refused key-value use.
     #[cold]
     fn kv_denied(&mut self, capability: &'static str, requested: &str, why: &str) {
-        self.deny(capability, requested, why.to_owned());
+        self.audit
+            .deny(self.component, capability, requested, why.to_owned());
     }
 }
 
@@ -261,31 +291,22 @@ macro_rules! alike_in_both_versions {
         bucket: { $($bucket_fns:tt)* },
         batch: { $($batch_fns:tt)* } $(,)?
     ) => {
-        /// The built-in registrations: linked for every component (no grant needed to
-        /// import them; the key-value grant decides what `open` reaches).
-        pub(crate) fn registrations() -> [crate::capabilities::host_interface::Registered; 3] {
-            use std::sync::Arc;
-            use wasmtime::component::{HasSelf, Linker};
-            use crate::capabilities::host_interface::Registered;
+        /// This version's interfaces, by name, each with how it is linked (for every
+        /// component: no grant is needed to import them; the key-value grant decides
+        /// what `open` reaches).
+        pub(crate) fn interfaces<T: Send + 'static>(
+        ) -> [(&'static str, super::host::AddToLinker<T>); 3] {
+            use super::host::HasKeyValue;
             [
-                Registered::ungated(
-                    concat!("wasi:keyvalue/store@", $version),
-                    Arc::new(|linker: &mut Linker<HostState>| {
-                        store::add_to_linker::<HostState, HasSelf<HostState>>(linker, HostState::builtin)
-                    }),
-                ),
-                Registered::ungated(
-                    concat!("wasi:keyvalue/atomics@", $version),
-                    Arc::new(|linker: &mut Linker<HostState>| {
-                        atomics::add_to_linker::<HostState, HasSelf<HostState>>(linker, HostState::builtin)
-                    }),
-                ),
-                Registered::ungated(
-                    concat!("wasi:keyvalue/batch@", $version),
-                    Arc::new(|linker: &mut Linker<HostState>| {
-                        batch::add_to_linker::<HostState, HasSelf<HostState>>(linker, HostState::builtin)
-                    }),
-                ),
+                (concat!("wasi:keyvalue/store@", $version), |linker, getter| {
+                    store::add_to_linker::<T, HasKeyValue>(linker, getter)
+                }),
+                (concat!("wasi:keyvalue/atomics@", $version), |linker, getter| {
+                    atomics::add_to_linker::<T, HasKeyValue>(linker, getter)
+                }),
+                (concat!("wasi:keyvalue/batch@", $version), |linker, getter| {
+                    batch::add_to_linker::<T, HasKeyValue>(linker, getter)
+                }),
             ]
         }
 
@@ -317,13 +338,13 @@ macro_rules! alike_in_both_versions {
             a.map(|r| r.map_err(Error::from))
         }
 
-        impl store::Host for HostState {
+        impl store::Host for KeyValueView<'_> {
             async fn open(&mut self, identifier: String) -> Outcome<Resource<Bucket>> {
                 mine(self.kv_open(identifier).await)
             }
         }
 
-        impl store::HostBucket for HostState {
+        impl store::HostBucket for KeyValueView<'_> {
             async fn get(
                 &mut self,
                 bucket: Resource<Bucket>,
@@ -358,14 +379,14 @@ macro_rules! alike_in_both_versions {
             }
 
             async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
-                self.table_mut().delete(bucket)?;
+                self.table.delete(bucket)?;
                 Ok(())
             }
 
             $($bucket_fns)*
         }
 
-        impl batch::Host for HostState {
+        impl batch::Host for KeyValueView<'_> {
             async fn set_many(
                 &mut self,
                 bucket: Resource<Bucket>,

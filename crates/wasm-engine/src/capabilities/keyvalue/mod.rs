@@ -25,6 +25,8 @@ pub(crate) mod draft;
 pub(crate) mod draft2;
 mod host;
 
+pub(crate) use host::KeyValueView;
+
 pub use airssys_wasm_core::keyvalue::{
     BucketId, BucketRouter, Counter, ENTRY_OVERHEAD_BYTES, KeyValueBackend, KeyValueBucket,
     KeyValueError, KvFuture, LIST_PAGE, MAX_BATCH_KEYS, MAX_KEY_BYTES, MemoryBackend,

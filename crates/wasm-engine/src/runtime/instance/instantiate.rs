@@ -14,10 +14,11 @@ use wasmtime_wasi::WasiCtxBuilder;
 use airssys_wasm_core::WasmResult;
 
 use super::ComponentInstance;
+use crate::capabilities::wasi::grant;
 use crate::runtime::component::CompiledComponent;
 use crate::runtime::deadline::{Backstop, Deadline, bounded};
 use crate::runtime::failure::{Failure, Phase};
-use crate::runtime::host::{HostState, grant};
+use crate::runtime::host::HostState;
 use crate::runtime::sandbox::Sandbox;
 
 impl CompiledComponent {

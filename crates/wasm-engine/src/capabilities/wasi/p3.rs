@@ -13,6 +13,7 @@ use wasmtime::AsContextMut as _;
 use wasmtime::component::{
     Access, Accessor, FutureReader, HasData, Linker, Resource, StreamReader,
 };
+use wasmtime_wasi::WasiView;
 use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystem, WasiFilesystemView};
 use wasmtime_wasi::p3::bindings::filesystem::types::{
     self, Advice, DescriptorFlags, DescriptorStat, DescriptorType, DirectoryEntry, ErrorCode,
@@ -23,8 +24,7 @@ use wasmtime_wasi::p3::bindings::sockets::{ip_name_lookup, types as sockets};
 use wasmtime_wasi::p3::filesystem::{FilesystemError, FilesystemResult};
 use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
 
-use super::AuditedWasi;
-use crate::runtime::host::HostState;
+use super::{AuditedWasi, Getter};
 
 /// The [`HasData`] whose functions are the audited WASI 0.3 ones.
 pub(crate) struct AuditedP3;
@@ -37,14 +37,16 @@ impl HasData for AuditedP3 {
 const SOCKETS_TYPES: &str = "wasi:sockets/types@0.3.0";
 
 /// Links WASI 0.3's audited interfaces (shadowing on).
-pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    types::add_to_linker::<HostState, AuditedP3>(linker, HostState::audited_wasi)?;
-    ip_name_lookup::add_to_linker::<HostState, AuditedP3>(linker, HostState::audited_wasi)?;
+pub(super) fn add_to_linker<T: WasiView + 'static>(
+    linker: &mut Linker<T>,
+    audited: Getter<T>,
+) -> wasmtime::Result<()> {
+    types::add_to_linker::<T, AuditedP3>(linker, audited)?;
+    ip_name_lookup::add_to_linker::<T, AuditedP3>(linker, audited)?;
     linker.instance(SOCKETS_TYPES)?.func_wrap(
         "[static]tcp-socket.create",
-        |mut store, (family,): (IpAddressFamily,)| {
-            let state: &mut HostState = store.data_mut();
-            let mut view = state.audited_wasi();
+        move |mut store, (family,): (IpAddressFamily,)| {
+            let mut view = audited(store.data_mut());
             let r = view.wasi.sockets().create(family);
             let r = match r {
                 Ok(socket) => Ok(socket),
@@ -65,35 +67,35 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 }
 
 /// `wasmtime-wasi`'s view of the store, which its WASI 0.3 functions take. (Through
-/// `HostState`'s `WasiView`, whose getter marks the call as a WASI one.)
-fn filesystem(state: &mut HostState) -> wasmtime_wasi::filesystem::WasiFilesystemCtxView<'_> {
+/// the store's `WasiView`, whose getter marks the call as a WASI one.)
+fn filesystem<T: WasiView>(state: &mut T) -> wasmtime_wasi::filesystem::WasiFilesystemCtxView<'_> {
     state.filesystem()
 }
 
 /// The same, for sockets.
-fn sockets_view(state: &mut HostState) -> wasmtime_wasi::sockets::WasiSocketsCtxView<'_> {
+fn sockets_view<T: WasiView>(state: &mut T) -> wasmtime_wasi::sockets::WasiSocketsCtxView<'_> {
     state.sockets()
 }
 
 /// `wasmtime-wasi`'s accessor, for forwarding an asynchronous function to it.
-fn fs(store: &Accessor<HostState, AuditedP3>) -> Accessor<HostState, WasiFilesystem> {
+fn fs<T: WasiView + 'static>(store: &Accessor<T, AuditedP3>) -> Accessor<T, WasiFilesystem> {
     store.with_getter::<WasiFilesystem>(filesystem)
 }
 
 /// `wasmtime-wasi`'s access, for forwarding a synchronous function to it.
-fn fs_now<'a>(
-    store: &'a mut Access<'_, HostState, AuditedP3>,
-) -> Access<'a, HostState, WasiFilesystem> {
-    Access::<HostState, WasiFilesystem>::new(store.as_context_mut(), filesystem)
+fn fs_now<'a, T: WasiView + 'static>(
+    store: &'a mut Access<'_, T, AuditedP3>,
+) -> Access<'a, T, WasiFilesystem> {
+    Access::<T, WasiFilesystem>::new(store.as_context_mut(), filesystem)
 }
 
 /// Counts and logs `r` when it is a refusal for lack of permission.
-async fn check<T>(
-    store: &Accessor<HostState, AuditedP3>,
-    r: FilesystemResult<T>,
+async fn check<T: WasiView + 'static, R>(
+    store: &Accessor<T, AuditedP3>,
+    r: FilesystemResult<R>,
     operation: &str,
     path: &str,
-) -> FilesystemResult<T> {
+) -> FilesystemResult<R> {
     if let Err(e) = &r
         && let Some(code) = e.downcast_ref()
     {
@@ -124,127 +126,124 @@ impl types::HostDescriptor for AuditedWasi<'_> {
     }
 }
 
-impl types::HostDescriptorWithStore<HostState> for AuditedP3 {
+impl<T: WasiView + 'static> types::HostDescriptorWithStore<T> for AuditedP3 {
     fn read_via_stream(
-        mut store: Access<'_, HostState, Self>,
+        mut store: Access<'_, T, Self>,
         fd: Resource<Descriptor>,
         offset: Filesize,
     ) -> wasmtime::Result<(StreamReader<u8>, FutureReader<Result<(), ErrorCode>>)> {
-        <D as W<HostState>>::read_via_stream(fs_now(&mut store), fd, offset)
+        <D as W<T>>::read_via_stream(fs_now(&mut store), fd, offset)
     }
 
     fn write_via_stream(
-        mut store: Access<'_, HostState, Self>,
+        mut store: Access<'_, T, Self>,
         fd: Resource<Descriptor>,
         data: StreamReader<u8>,
         offset: Filesize,
     ) -> wasmtime::Result<FutureReader<Result<(), ErrorCode>>> {
-        <D as W<HostState>>::write_via_stream(fs_now(&mut store), fd, data, offset)
+        <D as W<T>>::write_via_stream(fs_now(&mut store), fd, data, offset)
     }
 
     fn append_via_stream(
-        mut store: Access<'_, HostState, Self>,
+        mut store: Access<'_, T, Self>,
         fd: Resource<Descriptor>,
         data: StreamReader<u8>,
     ) -> wasmtime::Result<FutureReader<Result<(), ErrorCode>>> {
-        <D as W<HostState>>::append_via_stream(fs_now(&mut store), fd, data)
+        <D as W<T>>::append_via_stream(fs_now(&mut store), fd, data)
     }
 
     async fn advise(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
         offset: Filesize,
         length: Filesize,
         advice: Advice,
     ) -> FilesystemResult<()> {
-        <D as W<HostState>>::advise(&fs(store), fd, offset, length, advice).await
+        <D as W<T>>::advise(&fs(store), fd, offset, length, advice).await
     }
 
     async fn sync_data(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
     ) -> FilesystemResult<()> {
-        <D as W<HostState>>::sync_data(&fs(store), fd).await
+        <D as W<T>>::sync_data(&fs(store), fd).await
     }
 
     async fn get_flags(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
     ) -> FilesystemResult<DescriptorFlags> {
-        <D as W<HostState>>::get_flags(&fs(store), fd).await
+        <D as W<T>>::get_flags(&fs(store), fd).await
     }
 
     async fn get_type(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
     ) -> FilesystemResult<DescriptorType> {
-        <D as W<HostState>>::get_type(&fs(store), fd).await
+        <D as W<T>>::get_type(&fs(store), fd).await
     }
 
     async fn set_size(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
         size: Filesize,
     ) -> FilesystemResult<()> {
-        let r = <D as W<HostState>>::set_size(&fs(store), fd, size).await;
+        let r = <D as W<T>>::set_size(&fs(store), fd, size).await;
         check(store, r, "set-size", "").await
     }
 
     async fn set_times(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
         atim: NewTimestamp,
         mtim: NewTimestamp,
     ) -> FilesystemResult<()> {
-        let r = <D as W<HostState>>::set_times(&fs(store), fd, atim, mtim).await;
+        let r = <D as W<T>>::set_times(&fs(store), fd, atim, mtim).await;
         check(store, r, "set-times", "").await
     }
 
     fn read_directory(
-        mut store: Access<'_, HostState, Self>,
+        mut store: Access<'_, T, Self>,
         fd: Resource<Descriptor>,
     ) -> wasmtime::Result<(
         StreamReader<DirectoryEntry>,
         FutureReader<Result<(), ErrorCode>>,
     )> {
-        <D as W<HostState>>::read_directory(fs_now(&mut store), fd)
+        <D as W<T>>::read_directory(fs_now(&mut store), fd)
     }
 
-    async fn sync(
-        store: &Accessor<HostState, Self>,
-        fd: Resource<Descriptor>,
-    ) -> FilesystemResult<()> {
-        <D as W<HostState>>::sync(&fs(store), fd).await
+    async fn sync(store: &Accessor<T, Self>, fd: Resource<Descriptor>) -> FilesystemResult<()> {
+        <D as W<T>>::sync(&fs(store), fd).await
     }
 
     async fn create_directory_at(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
         path: String,
     ) -> FilesystemResult<()> {
-        let r = <D as W<HostState>>::create_directory_at(&fs(store), fd, path.clone()).await;
+        let r = <D as W<T>>::create_directory_at(&fs(store), fd, path.clone()).await;
         check(store, r, "create-directory", &path).await
     }
 
     async fn stat(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
     ) -> FilesystemResult<DescriptorStat> {
-        <D as W<HostState>>::stat(&fs(store), fd).await
+        <D as W<T>>::stat(&fs(store), fd).await
     }
 
     async fn stat_at(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
         path_flags: PathFlags,
         path: String,
     ) -> FilesystemResult<DescriptorStat> {
-        let r = <D as W<HostState>>::stat_at(&fs(store), fd, path_flags, path.clone()).await;
+        let r = <D as W<T>>::stat_at(&fs(store), fd, path_flags, path.clone()).await;
         check(store, r, "stat", &path).await
     }
 
     async fn set_times_at(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
         path_flags: PathFlags,
         path: String,
@@ -252,13 +251,12 @@ impl types::HostDescriptorWithStore<HostState> for AuditedP3 {
         mtim: NewTimestamp,
     ) -> FilesystemResult<()> {
         let r =
-            <D as W<HostState>>::set_times_at(&fs(store), fd, path_flags, path.clone(), atim, mtim)
-                .await;
+            <D as W<T>>::set_times_at(&fs(store), fd, path_flags, path.clone(), atim, mtim).await;
         check(store, r, "set-times", &path).await
     }
 
     async fn link_at(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
         old_path_flags: PathFlags,
         old_path: String,
@@ -266,129 +264,113 @@ impl types::HostDescriptorWithStore<HostState> for AuditedP3 {
         new_path: String,
     ) -> FilesystemResult<()> {
         let what = format!("{old_path} -> {new_path}");
-        let r = <D as W<HostState>>::link_at(
-            &fs(store),
-            fd,
-            old_path_flags,
-            old_path,
-            new_fd,
-            new_path,
-        )
-        .await;
+        let r =
+            <D as W<T>>::link_at(&fs(store), fd, old_path_flags, old_path, new_fd, new_path).await;
         check(store, r, "link", &what).await
     }
 
     async fn open_at(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
         path_flags: PathFlags,
         path: String,
         open_flags: OpenFlags,
         flags: DescriptorFlags,
     ) -> FilesystemResult<Resource<Descriptor>> {
-        let r = <D as W<HostState>>::open_at(
-            &fs(store),
-            fd,
-            path_flags,
-            path.clone(),
-            open_flags,
-            flags,
-        )
-        .await;
+        let r =
+            <D as W<T>>::open_at(&fs(store), fd, path_flags, path.clone(), open_flags, flags).await;
         check(store, r, "open", &path).await
     }
 
     async fn readlink_at(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
         path: String,
     ) -> FilesystemResult<String> {
-        let r = <D as W<HostState>>::readlink_at(&fs(store), fd, path.clone()).await;
+        let r = <D as W<T>>::readlink_at(&fs(store), fd, path.clone()).await;
         check(store, r, "readlink", &path).await
     }
 
     async fn remove_directory_at(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
         path: String,
     ) -> FilesystemResult<()> {
-        let r = <D as W<HostState>>::remove_directory_at(&fs(store), fd, path.clone()).await;
+        let r = <D as W<T>>::remove_directory_at(&fs(store), fd, path.clone()).await;
         check(store, r, "remove-directory", &path).await
     }
 
     async fn rename_at(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
         old_path: String,
         new_fd: Resource<Descriptor>,
         new_path: String,
     ) -> FilesystemResult<()> {
         let what = format!("{old_path} -> {new_path}");
-        let r = <D as W<HostState>>::rename_at(&fs(store), fd, old_path, new_fd, new_path).await;
+        let r = <D as W<T>>::rename_at(&fs(store), fd, old_path, new_fd, new_path).await;
         check(store, r, "rename", &what).await
     }
 
     async fn symlink_at(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
         old_path: String,
         new_path: String,
     ) -> FilesystemResult<()> {
         let what = format!("{new_path} -> {old_path}");
-        let r = <D as W<HostState>>::symlink_at(&fs(store), fd, old_path, new_path).await;
+        let r = <D as W<T>>::symlink_at(&fs(store), fd, old_path, new_path).await;
         check(store, r, "symlink", &what).await
     }
 
     async fn unlink_file_at(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
         path: String,
     ) -> FilesystemResult<()> {
-        let r = <D as W<HostState>>::unlink_file_at(&fs(store), fd, path.clone()).await;
+        let r = <D as W<T>>::unlink_file_at(&fs(store), fd, path.clone()).await;
         check(store, r, "unlink", &path).await
     }
 
     async fn is_same_object(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
         other: Resource<Descriptor>,
     ) -> wasmtime::Result<bool> {
-        <D as W<HostState>>::is_same_object(&fs(store), fd, other).await
+        <D as W<T>>::is_same_object(&fs(store), fd, other).await
     }
 
     async fn metadata_hash(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
     ) -> FilesystemResult<MetadataHashValue> {
-        <D as W<HostState>>::metadata_hash(&fs(store), fd).await
+        <D as W<T>>::metadata_hash(&fs(store), fd).await
     }
 
     async fn metadata_hash_at(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         fd: Resource<Descriptor>,
         path_flags: PathFlags,
         path: String,
     ) -> FilesystemResult<MetadataHashValue> {
-        let r =
-            <D as W<HostState>>::metadata_hash_at(&fs(store), fd, path_flags, path.clone()).await;
+        let r = <D as W<T>>::metadata_hash_at(&fs(store), fd, path_flags, path.clone()).await;
         check(store, r, "stat", &path).await
     }
 }
 
 impl ip_name_lookup::Host for AuditedWasi<'_> {}
 
-impl ip_name_lookup::HostWithStore<HostState> for AuditedP3 {
+impl<T: WasiView + 'static> ip_name_lookup::HostWithStore<T> for AuditedP3 {
     async fn resolve_addresses(
-        store: &Accessor<HostState, Self>,
+        store: &Accessor<T, Self>,
         name: String,
     ) -> wasmtime::Result<Result<Vec<sockets::IpAddress>, ip_name_lookup::ErrorCode>> {
         let dns = store.with(|mut s| s.get().capabilities.allows_dns());
         let requested = if dns { String::new() } else { name.clone() };
         let sockets = store.with_getter::<WasiSockets>(sockets_view);
-        let r = <WasiSockets as ip_name_lookup::HostWithStore<HostState>>::resolve_addresses(
-            &sockets, name,
-        )
-        .await;
+        let r =
+            <WasiSockets as ip_name_lookup::HostWithStore<T>>::resolve_addresses(&sockets, name)
+                .await;
         if matches!(r, Ok(Err(_))) && !dns {
             store.with(|mut s| s.get().dns_denied(&requested));
         }

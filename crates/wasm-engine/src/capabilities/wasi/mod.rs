@@ -1,5 +1,7 @@
-//! The parts of WASI 0.2 and 0.3 where `wasmtime-wasi` refuses what was not granted, as it
-//! implements them, with those refusals audited (counted in the call's
+//! WASI 0.2 and 0.3, from `wasmtime-wasi`: what a component's grants make of its WASI
+//! context (`grant.rs`; stdout and stderr to the log in `output.rs`), and the parts
+//! where `wasmtime-wasi` refuses what was not granted, as it implements them, with
+//! those refusals audited (counted in the call's
 //! [`ExecutionReport::capability_denials`](crate::ExecutionReport::capability_denials),
 //! kept and logged to [`AUDIT_TARGET`](crate::AUDIT_TARGET) with the component and what
 //! was asked):
@@ -10,7 +12,7 @@
 //!   it against and fails by itself.)
 //! - `wasi:sockets/tcp-create-socket` (0.3: `wasi:sockets/types`'s
 //!   `tcp-socket.create`): a TCP socket without a network grant (a connect
-//!   outside the allowlist is refused, and audited, by the socket check in `host.rs`).
+//!   outside the allowlist is refused, and audited, by the socket check in `grant.rs`).
 //! - `wasi:sockets/ip-name-lookup`: a name lookup without `dns = true`.
 //!
 //! Every function forwards to `wasmtime-wasi`'s own implementation; this layer only
@@ -23,16 +25,19 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use airssys_wasm_core::CapabilitySet;
 
 use crate::capabilities::audit::Trail;
-use crate::runtime::host::HostState;
 
+mod grant;
+pub(crate) mod output;
 mod p2;
 mod p3;
 
-/// The store's WASI context and table, apart from the rest of [`HostState`], so that
-/// the audit can borrow its counter beside them.
-struct Split<'a> {
-    ctx: &'a mut WasiCtx,
-    table: &'a mut ResourceTable,
+pub(crate) use grant::{Captured, grant};
+
+/// The store's WASI context and table, apart from the rest of the store's data, so
+/// that the audit can borrow its trail beside them.
+pub(crate) struct Split<'a> {
+    pub(crate) ctx: &'a mut WasiCtx,
+    pub(crate) table: &'a mut ResourceTable,
 }
 
 impl WasiView for Split<'_> {
@@ -46,11 +51,14 @@ impl WasiView for Split<'_> {
 
 /// `wasmtime-wasi`, what the instance was granted, and where refusals are kept.
 pub(crate) struct AuditedWasi<'a> {
-    wasi: Split<'a>,
-    component: &'a str,
-    capabilities: &'a CapabilitySet,
-    audit: &'a mut Trail,
+    pub(crate) wasi: Split<'a>,
+    pub(crate) component: &'a str,
+    pub(crate) capabilities: &'a CapabilitySet,
+    pub(crate) audit: &'a mut Trail,
 }
+
+/// The store's view of the audited interfaces.
+pub(crate) type Getter<T> = fn(&mut T) -> AuditedWasi<'_>;
 
 /// The [`HasData`] of [`AuditedWasi`].
 pub(crate) struct HasAuditedWasi;
@@ -59,36 +67,29 @@ impl HasData for HasAuditedWasi {
     type Data<'a> = AuditedWasi<'a>;
 }
 
-/// Links the audited interfaces over those `wasmtime-wasi` linked: WASI 0.2's, and
-/// with `p3` (component-model async on, WASI 0.3 linked) WASI 0.3's.
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, p3: bool) -> wasmtime::Result<()> {
+/// Links `wasmtime-wasi`'s WASI 0.2 and, with `p3` (component-model async on), its
+/// WASI 0.3; then the audited interfaces over them, reached through `audited`.
+pub(crate) fn add_to_linker<T: WasiView + 'static>(
+    linker: &mut Linker<T>,
+    audited: Getter<T>,
+    p3: bool,
+) -> Result<(), String> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)
+        .map_err(|e| format!("linking WASI failed: {e}"))?;
+    if p3 {
+        wasmtime_wasi::p3::add_to_linker(linker)
+            .map_err(|e| format!("linking WASI 0.3 failed: {e}"))?;
+    }
     linker.allow_shadowing(true);
-    let added = p2::add_to_linker(linker).and_then(|()| {
+    let added = p2::add_to_linker(linker, audited).and_then(|()| {
         if p3 {
-            p3::add_to_linker(linker)
+            p3::add_to_linker(linker, audited)
         } else {
             Ok(())
         }
     });
     linker.allow_shadowing(false);
-    added
-}
-
-impl HostState {
-    fn audited_wasi(&mut self) -> AuditedWasi<'_> {
-        // A WASI function: the guest left the embedder's.
-        self.host_call = None;
-        let p = self.audit_parts();
-        AuditedWasi {
-            wasi: Split {
-                ctx: p.ctx,
-                table: p.table,
-            },
-            component: p.component,
-            capabilities: p.capabilities,
-            audit: p.audit,
-        }
-    }
+    added.map_err(|e| format!("linking the audited WASI interfaces failed: {e}"))
 }
 
 impl AuditedWasi<'_> {

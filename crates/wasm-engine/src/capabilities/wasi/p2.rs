@@ -15,14 +15,16 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, FsError, FsResult};
 use wasmtime_wasi::p2::{DynPollable, SocketError, SocketResult, TcpSocket};
 use wasmtime_wasi::sockets::WasiSocketsView as _;
 
-use super::{AuditedWasi, HasAuditedWasi};
-use crate::runtime::host::HostState;
+use super::{AuditedWasi, Getter, HasAuditedWasi};
 
 /// Links WASI 0.2's audited interfaces (shadowing on).
-pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    types::add_to_linker::<HostState, HasAuditedWasi>(linker, HostState::audited_wasi)?;
-    tcp_create_socket::add_to_linker::<HostState, HasAuditedWasi>(linker, HostState::audited_wasi)?;
-    ip_name_lookup::add_to_linker::<HostState, HasAuditedWasi>(linker, HostState::audited_wasi)
+pub(super) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    audited: Getter<T>,
+) -> wasmtime::Result<()> {
+    types::add_to_linker::<T, HasAuditedWasi>(linker, audited)?;
+    tcp_create_socket::add_to_linker::<T, HasAuditedWasi>(linker, audited)?;
+    ip_name_lookup::add_to_linker::<T, HasAuditedWasi>(linker, audited)
 }
 
 impl AuditedWasi<'_> {
