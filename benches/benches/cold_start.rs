@@ -23,7 +23,9 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use airssys_wasm_benches::{RawWasi, raw_config, runtime};
 use airssys_wasm_core::ResourceLimits;
 use airssys_wasm_engine::{CompiledComponent, Pooling, Sandbox, WasmEngine};
-use airssys_wasm_loader::{CacheConfig, CacheOutcome, ComponentLoader};
+use airssys_wasm_loader::{
+    CacheConfig, CacheOutcome, ComponentLoader, LoadOptions, Loaded, Source,
+};
 use airssys_wasm_testkit::{self as fx, guests};
 
 const FUEL: u64 = 10_000_000;
@@ -151,7 +153,8 @@ fn warm_cache(rt: &tokio::runtime::Runtime, engine: &WasmEngine, bytes: &[u8]) -
     std::fs::write(&wasm, bytes).unwrap();
     set_age(&wasm, Duration::from_secs(3600));
     let (_, o) = rt
-        .block_on(loader.load_from_file_with_outcome(&wasm))
+        .block_on(loader.load(Source::File(&wasm), &LoadOptions::new()))
+        .map(Loaded::into_parts)
         .unwrap();
     assert_eq!(o, CacheOutcome::Miss);
     for entry in std::fs::read_dir(dir.path().join("cache")).unwrap() {
@@ -161,7 +164,8 @@ fn warm_cache(rt: &tokio::runtime::Runtime, engine: &WasmEngine, bytes: &[u8]) -
         }
     }
     let (_, o) = rt
-        .block_on(loader.load_from_file_with_outcome(&wasm))
+        .block_on(loader.load(Source::File(&wasm), &LoadOptions::new()))
+        .map(Loaded::into_parts)
         .unwrap();
     assert_eq!(o, CacheOutcome::Hit);
     WarmCache { loader, wasm, dir }
@@ -172,8 +176,9 @@ impl WarmCache {
     async fn load(&self) -> CompiledComponent {
         let (component, o) = self
             .loader
-            .load_from_file_with_outcome(&self.wasm)
+            .load(Source::File(&self.wasm), &LoadOptions::new())
             .await
+            .map(Loaded::into_parts)
             .unwrap();
         debug_assert_eq!(o, CacheOutcome::Hit);
         component
@@ -279,8 +284,9 @@ fn cache_hit_paths(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let (_, o) = warm
                 .loader
-                .load_from_file_with_outcome(&warm.wasm)
+                .load(Source::File(&warm.wasm), &LoadOptions::new())
                 .await
+                .map(Loaded::into_parts)
                 .unwrap();
             assert_eq!(o, CacheOutcome::Hit);
         });
@@ -290,8 +296,9 @@ fn cache_hit_paths(c: &mut Criterion) {
             let bytes = tokio::fs::read(&warm.wasm).await.unwrap();
             let (_, o) = warm
                 .loader
-                .load_named_with_outcome("big", &bytes)
+                .load(Source::Bytes(&bytes), &LoadOptions::named("big"))
                 .await
+                .map(Loaded::into_parts)
                 .unwrap();
             assert_eq!(o, CacheOutcome::Hit);
         });

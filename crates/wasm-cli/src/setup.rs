@@ -8,7 +8,9 @@ use clap::Args;
 
 use airssys_wasm_core::{CapabilitySet, PartialResourceLimits, ResourceLimits, WasmError};
 use airssys_wasm_engine::{CompiledComponent, Proposal, Sandbox, WasmEngine};
-use airssys_wasm_loader::{CacheConfig, ComponentLoader, check_sha256, sha256_hex};
+use airssys_wasm_loader::{
+    CacheConfig, ComponentLoader, LoadOptions, Loaded, Source, check_sha256, sha256_hex,
+};
 use airssys_wasm_manifest::{ComponentManifest, MANIFEST_FILE};
 
 use crate::state;
@@ -254,22 +256,24 @@ pub(crate) async fn load_with(
     if allow_precompiled && target.manifest().is_none() && is_precompiled(&path) {
         // SAFETY: the user asked for this file to be trusted (--allow-precompiled,
         // documented as native code run without validation).
-        return Ok(unsafe { loader.load_precompiled_file(&path) }.await?);
+        let source = unsafe { Source::precompiled_file(&path) };
+        return Ok(loader.load(source, &LoadOptions::new()).await?.component);
     }
     if let Some(config) = cache.config()? {
         loader = loader.with_cache(config);
     }
-    let name = component_name(target);
-    let loaded = match target
+    let mut options = LoadOptions::named(component_name(target));
+    // Pinned: the file's digest is checked before compiling or using the cache.
+    if let Some(pin) = target
         .manifest()
         .and_then(|m| m.component.sha256.as_deref())
     {
-        // Pinned: the file's digest is checked before compiling or using the cache.
-        Some(pin) => loader.load_file_pinned(&name, &path, pin).await,
-        None => loader.load_file_named(&name, &path).await,
-    };
-    match loaded {
-        Ok((component, outcome)) => {
+        options = options.sha256(pin);
+    }
+    match loader.load(Source::File(&path), &options).await {
+        Ok(Loaded {
+            component, outcome, ..
+        }) => {
             tracing::debug!(?outcome, "artifact cache");
             Ok(component)
         }
@@ -337,12 +341,7 @@ pub(crate) fn grants(
         None => flags.iter().cloned().collect(),
     };
     if !flags.is_empty() && !has_config {
-        capabilities
-            .interfaces
-            .push(airssys_wasm_core::InterfaceGrant::every_version(
-                airssys_wasm_core::interface::WASI_CONFIG_STORE,
-                "--config",
-            ));
+        capabilities.grant_config("--config");
     }
     Ok((
         capabilities,

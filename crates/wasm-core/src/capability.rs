@@ -7,8 +7,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::fmt;
+
 use crate::http::HttpGrant;
-use crate::interface::InterfaceGrant;
+use crate::interface::{InterfaceGrant, WASI_CONFIG_STORE};
 use crate::keyvalue::KeyValueGrant;
 
 /// What happens to one of the guest's standard streams.
@@ -275,6 +277,74 @@ impl CapabilitySet {
     /// Whether host name lookups are allowed.
     pub fn allows_dns(&self) -> bool {
         self.network.as_ref().is_some_and(|n| n.dns)
+    }
+
+    /// Grants what giving the component a configuration grants: `wasi:config/store`,
+    /// every version, recorded as given at `origin` (a manifest's `[config]` table, or
+    /// `--config`).
+    pub fn grant_config(&mut self, origin: impl Into<String>) -> &mut Self {
+        self.interfaces
+            .push(InterfaceGrant::every_version(WASI_CONFIG_STORE, origin));
+        self
+    }
+}
+
+/// One line: `stdout inherit; stderr inherit; stdin null; env HOME; dir … -> /data
+/// (read-only); connect [127.0.0.1:80], dns false; interfaces …; http outbound […];
+/// keyvalue buckets default (max 1 MiB each)` — what `airssys-wasm inspect` shows.
+/// Environment values are not shown (they may be secrets), only the names.
+impl fmt::Display for CapabilitySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "stdout {}; stderr {}; stdin {}",
+            self.stdout.as_str(),
+            self.stderr.as_str(),
+            self.stdin.as_str()
+        )?;
+        if !self.env.is_empty() {
+            let names: Vec<_> = self.env.iter().map(|e| e.name.as_str()).collect();
+            write!(f, "; env {}", names.join(","))?;
+        }
+        for d in &self.filesystem {
+            write!(f, "; {d}")?;
+        }
+        match &self.network {
+            None => f.write_str("; no network")?,
+            Some(n) => write!(f, "; {n}")?,
+        }
+        if !self.interfaces.is_empty() {
+            let names: Vec<_> = self.interfaces.iter().map(ToString::to_string).collect();
+            write!(f, "; interfaces {}", names.join(","))?;
+        }
+        if let Some(http) = &self.http {
+            write!(f, "; {http}")?;
+        }
+        if let Some(kv) = &self.keyvalue {
+            write!(f, "; {kv}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `dir /host/path -> /guest (read-only)`.
+impl fmt::Display for DirGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "dir {} -> {} ({})",
+            self.host.display(),
+            self.guest,
+            self.access.as_str()
+        )
+    }
+}
+
+/// `connect [10.0.0.1:5432, 127.0.0.1], dns true`.
+impl fmt::Display for NetworkGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rules: Vec<_> = self.connect.iter().map(ToString::to_string).collect();
+        write!(f, "connect [{}], dns {}", rules.join(", "), self.dns)
     }
 }
 

@@ -220,6 +220,14 @@ pub struct HttpGrant {
     pub outbound: Vec<OutboundRule>,
 }
 
+/// `http outbound [https://api.example.com, http://localhost:8080]`.
+impl std::fmt::Display for HttpGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hosts: Vec<_> = self.outbound.iter().map(ToString::to_string).collect();
+        write!(f, "http outbound [{}]", hosts.join(", "))
+    }
+}
+
 impl HttpGrant {
     /// Whether any entry allows `scheme://host:port`.
     pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {

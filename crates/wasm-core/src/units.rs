@@ -68,6 +68,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// Formats a size the way [`parse_memory_size`] reads it back, in the largest unit that
+/// is exact (`4MiB`, `64KiB`, `1GiB`), or as bytes.
+///
+/// ```
+/// use airssys_wasm_core::units::{format_memory_size, parse_memory_size};
+/// assert_eq!(format_memory_size(4 << 20), "4MiB");
+/// assert_eq!(format_memory_size(1000), "1000");
+/// assert_eq!(parse_memory_size(&format_memory_size(3 << 19)), Ok(3 << 19));
+/// ```
+pub fn format_memory_size(bytes: u64) -> String {
+    for (size, unit) in [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
+        if bytes.is_multiple_of(size) && bytes > 0 {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    bytes.to_string()
+}
+
 /// Formats a duration the way [`parse_duration`] reads it back (`500ms`, `2s`).
 pub fn format_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string().replace(' ', "")
@@ -77,6 +95,14 @@ pub fn format_duration(d: Duration) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn canonical_sizes() {
+        assert_eq!(format_memory_size(4 << 20), "4MiB");
+        assert_eq!(format_memory_size(1 << 30), "1GiB");
+        assert_eq!(format_memory_size(65536), "64KiB");
+        assert_eq!(format_memory_size(1_000_001), "1000001");
+    }
 
     #[test]
     fn sizes() {

@@ -201,6 +201,8 @@ pub enum CacheOutcome {
     /// An entry was there but unusable (corrupt, truncated, incompatible): deleted,
     /// compiled afresh and stored.
     Replaced,
+    /// A precompiled file, mapped: nothing compiled, the cache not consulted.
+    Precompiled,
 }
 
 /// The artifact cache of one engine.

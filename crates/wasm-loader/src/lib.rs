@@ -104,6 +104,92 @@ async fn off_the_executor_if<T: Send + 'static>(
     if heavy { blocking(f).await } else { Ok(f()) }
 }
 
+/// Where [`ComponentLoader::load`] takes a component from.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Source<'a> {
+    /// A file: a binary `.wasm`, or `.wat` text. Named after the file unless
+    /// [`LoadOptions::name`] says otherwise.
+    File(&'a Path),
+    /// Bytes: binary, or WAT text. Named [`BYTES_NAME`] unless [`LoadOptions::name`]
+    /// says otherwise.
+    Bytes(&'a [u8]),
+    /// A file [`ComponentLoader::precompile`] (or `airssys-wasm compile`) wrote: made
+    /// only by the unsafe [`Source::precompiled_file`].
+    Precompiled(Precompiled<'a>),
+}
+
+/// A precompiled file, vouched for by the caller of [`Source::precompiled_file`].
+#[derive(Debug, Clone, Copy)]
+pub struct Precompiled<'a>(&'a Path);
+
+impl<'a> Source<'a> {
+    /// A file written by [`ComponentLoader::precompile`] (or `airssys-wasm compile`),
+    /// to be memory-mapped and run without compiling.
+    ///
+    /// # Safety
+    ///
+    /// The file is native code that is mapped and run **without validation**: it must
+    /// come from a trusted source (precompiled by this engine configuration and not
+    /// modified since). Wasmtime checks that it was made by a compatible engine, not
+    /// that its code is what compiling a valid component would have produced.
+    pub unsafe fn precompiled_file(path: &'a Path) -> Self {
+        Self::Precompiled(Precompiled(path))
+    }
+}
+
+/// How [`ComponentLoader::load`] loads: the name a component goes by in messages, and
+/// the SHA-256 digest its bytes must have.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    name: Option<String>,
+    sha256: Option<String>,
+}
+
+impl LoadOptions {
+    /// The defaults: named after its file (or [`BYTES_NAME`]), nothing pinned.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Options naming the component `name` (a manifest's component name, say).
+    pub fn named(name: impl Into<String>) -> Self {
+        Self::new().name(name)
+    }
+
+    /// The name used in every message about the component.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The SHA-256 digest (hex, either case) the bytes must have (a manifest's
+    /// `sha256`): checked before anything is compiled or taken from the cache.
+    #[must_use]
+    pub fn sha256(mut self, digest: impl Into<String>) -> Self {
+        self.sha256 = Some(digest.into());
+        self
+    }
+}
+
+/// What [`ComponentLoader::load`] loaded, and whether the artifact cache served it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Loaded {
+    /// The component.
+    pub component: CompiledComponent,
+    /// Whether the cache served it, missed, replaced a corrupt entry, or is off.
+    pub outcome: CacheOutcome,
+}
+
+impl Loaded {
+    /// The component and the cache's outcome.
+    pub fn into_parts(self) -> (CompiledComponent, CacheOutcome) {
+        (self.component, self.outcome)
+    }
+}
+
 /// What kind of WebAssembly binary some bytes are, from their 8-byte header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -163,68 +249,89 @@ impl ComponentLoader {
         &self.engine
     }
 
-    /// Reads, validates and compiles a component file (`.wasm`, or `.wat` text). The
-    /// component is named after the file.
+    /// Loads a component from `source` — a file (`.wasm` or `.wat`), bytes, or a
+    /// precompiled file — under `options` (the name used in messages, a pinned SHA-256
+    /// digest), through the artifact cache when there is one: validated and compiled,
+    /// or taken from the cache, or (precompiled) mapped. Every other `load*` is this.
+    ///
+    /// ```
+    /// # use airssys_wasm_engine::WasmEngine;
+    /// use airssys_wasm_loader::{CacheOutcome, ComponentLoader, LoadOptions, Source};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), airssys_wasm_core::WasmError> {
+    /// # let loader = ComponentLoader::new(&WasmEngine::new()?);
+    /// let wat = br#"(component)"#;
+    /// let pin = airssys_wasm_loader::sha256_hex(wat);
+    /// let options = LoadOptions::named("empty").sha256(pin);
+    /// let loaded = loader.load(Source::Bytes(wat), &options).await?;
+    /// assert_eq!(loaded.component.name(), "empty");
+    /// assert_eq!(loaded.outcome, CacheOutcome::Disabled);
+    ///
+    /// let wrong = LoadOptions::named("empty").sha256("00".repeat(32));
+    /// let err = loader.load(Source::Bytes(wat), &wrong).await.unwrap_err();
+    /// assert!(matches!(err, airssys_wasm_core::WasmError::IntegrityMismatch { .. }));
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`WasmError::ComponentLoadFailed`] when the file cannot be read, otherwise as
-    /// [`load_from_bytes`](Self::load_from_bytes).
+    /// [`WasmError::ComponentLoadFailed`] when a file cannot be read (or is not a
+    /// precompiled component for this engine);
+    /// [`WasmError::IntegrityMismatch`] with both digests when the bytes are not the
+    /// pinned ones (checked **before** anything is compiled or taken from the cache);
+    /// [`WasmError::ComponentParseFailed`] for bytes that are not WebAssembly or WAT
+    /// that does not parse, [`WasmError::ComponentValidationFailed`] for an invalid
+    /// component or a core module, [`WasmError::ComponentCompilationFailed`] if
+    /// Wasmtime cannot compile a valid component.
+    pub async fn load(&self, source: Source<'_>, options: &LoadOptions) -> WasmResult<Loaded> {
+        let (component, outcome) = match source {
+            Source::File(path) => {
+                let name = options.name.clone().unwrap_or_else(|| file_label(path));
+                match &options.sha256 {
+                    // The cache's fast path, which trusts an unchanged file's metadata
+                    // without reading it, is not used: a pin is a promise about the
+                    // bytes.
+                    Some(pin) => {
+                        let bytes = read_file(path).await?;
+                        check_sha256(&name, path, &bytes, pin)?;
+                        self.compile(name, Some(path.to_owned()), bytes).await?
+                    }
+                    None => self.load_file(name, path).await?,
+                }
+            }
+            Source::Bytes(bytes) => {
+                let name = options
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| BYTES_NAME.to_owned());
+                if let Some(pin) = &options.sha256 {
+                    check_sha256(&name, Path::new(&name), bytes, pin)?;
+                }
+                self.compile(name, None, bytes.to_vec()).await?
+            }
+            Source::Precompiled(Precompiled(path)) => {
+                let name = options.name.clone().unwrap_or_else(|| file_label(path));
+                // SAFETY: a `Precompiled` source is made only by the unsafe
+                // `Source::precompiled_file`, whose caller vouches for the file.
+                let component = unsafe { self.deserialize(name, path, options) }.await?;
+                (component, CacheOutcome::Precompiled)
+            }
+        };
+        Ok(Loaded { component, outcome })
+    }
+
+    /// Reads, validates and compiles a component file (`.wasm`, or `.wat` text), named
+    /// after the file: [`load`](Self::load) of [`Source::File`] with default options.
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load).
     pub async fn load_from_file(&self, path: impl AsRef<Path>) -> WasmResult<CompiledComponent> {
-        self.load_from_file_with_outcome(path)
-            .await
-            .map(|(component, _)| component)
-    }
-
-    /// As [`load_from_file`](Self::load_from_file), also saying whether the cache
-    /// served it.
-    ///
-    /// # Errors
-    ///
-    /// As [`load_from_file`](Self::load_from_file).
-    pub async fn load_from_file_with_outcome(
-        &self,
-        path: impl AsRef<Path>,
-    ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
-        let path = path.as_ref();
-        self.load_file(file_label(path), path).await
-    }
-
-    /// As [`load_from_file_with_outcome`](Self::load_from_file_with_outcome), with the
-    /// name to use in messages (a manifest's component name, say).
-    ///
-    /// # Errors
-    ///
-    /// As [`load_from_file`](Self::load_from_file).
-    pub async fn load_file_named(
-        &self,
-        name: &str,
-        path: impl AsRef<Path>,
-    ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
-        self.load_file(name.to_owned(), path.as_ref()).await
-    }
-
-    /// As [`load_file_named`](Self::load_file_named), for a file whose SHA-256
-    /// digest is pinned (a manifest's `sha256`): the file is read and its digest
-    /// compared **before** anything is compiled or taken from the cache. (The cache's
-    /// fast path, which trusts an unchanged file's metadata without reading it, is not
-    /// used: a pin is a promise about the bytes.)
-    ///
-    /// # Errors
-    ///
-    /// [`WasmError::IntegrityMismatch`] with both digests when they differ; otherwise
-    /// as [`load_from_file`](Self::load_from_file).
-    pub async fn load_file_pinned(
-        &self,
-        name: &str,
-        path: impl AsRef<Path>,
-        sha256: &str,
-    ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
-        let path = path.as_ref();
-        let bytes = read_file(path).await?;
-        check_sha256(name, path, &bytes, sha256)?;
-        self.compile(name.to_owned(), Some(path.to_owned()), bytes)
-            .await
+        let loaded = self
+            .load(Source::File(path.as_ref()), &LoadOptions::default())
+            .await?;
+        Ok(loaded.component)
     }
 
     async fn load_file(
@@ -274,45 +381,22 @@ impl ComponentLoader {
     }
 
     /// Validates and compiles a component from bytes (binary or WAT text), named
-    /// [`BYTES_NAME`] in messages.
+    /// [`BYTES_NAME`] in messages: [`load`](Self::load) of [`Source::Bytes`] with
+    /// default options.
     ///
     /// # Errors
     ///
-    /// [`WasmError::ComponentParseFailed`] for bytes that are not WebAssembly or WAT
-    /// that does not parse, [`WasmError::ComponentValidationFailed`] for an invalid
-    /// component or a core module, [`WasmError::ComponentCompilationFailed`] if Wasmtime
-    /// cannot compile a valid component.
+    /// As [`load`](Self::load).
     pub async fn load_from_bytes(&self, bytes: &[u8]) -> WasmResult<CompiledComponent> {
-        self.load_named(BYTES_NAME, bytes).await
-    }
-
-    /// As [`load_from_bytes`](Self::load_from_bytes), with the name to use in messages.
-    ///
-    /// # Errors
-    ///
-    /// As [`load_from_bytes`](Self::load_from_bytes).
-    pub async fn load_named(&self, name: &str, bytes: &[u8]) -> WasmResult<CompiledComponent> {
-        self.load_named_with_outcome(name, bytes)
-            .await
-            .map(|(component, _)| component)
-    }
-
-    /// As [`load_named`](Self::load_named), also saying whether the cache served it.
-    ///
-    /// # Errors
-    ///
-    /// As [`load_from_bytes`](Self::load_from_bytes).
-    pub async fn load_named_with_outcome(
-        &self,
-        name: &str,
-        bytes: &[u8],
-    ) -> WasmResult<(CompiledComponent, CacheOutcome)> {
-        self.compile(name.to_owned(), None, bytes.to_vec()).await
+        let loaded = self
+            .load(Source::Bytes(bytes), &LoadOptions::default())
+            .await?;
+        Ok(loaded.component)
     }
 
     /// Compiles a component (binary or WAT) ahead of time into Wasmtime's serialized
     /// form for this engine — what `airssys-wasm compile` writes and
-    /// [`load_precompiled_file`](Self::load_precompiled_file) loads.
+    /// [`load`](Self::load) loads as [`Source::precompiled_file`].
     ///
     /// # Errors
     ///
@@ -330,38 +414,44 @@ impl ComponentLoader {
         })
     }
 
-    /// Loads a file written by [`precompile`](Self::precompile) (or `airssys-wasm
-    /// compile`), memory-mapped, without compiling.
+    /// Maps a precompiled file (pinned: read, checked, then deserialized from the
+    /// bytes read), without compiling.
     ///
     /// # Safety
     ///
-    /// The file is native code that is mapped and run **without validation**: it must
-    /// come from a trusted source (precompiled by this engine configuration and not
-    /// modified since). Wasmtime checks that it was made by a compatible engine, not
-    /// that its code is what compiling a valid component would have produced.
-    ///
-    /// # Errors
-    ///
-    /// [`WasmError::ComponentLoadFailed`] when the file cannot be read or is not a
-    /// compatible precompiled component.
-    pub async unsafe fn load_precompiled_file(
+    /// As [`Source::precompiled_file`].
+    async unsafe fn deserialize(
         &self,
-        path: impl AsRef<Path>,
+        name: String,
+        path: &Path,
+        options: &LoadOptions,
     ) -> WasmResult<CompiledComponent> {
-        let path = path.as_ref().to_owned();
+        let pinned = match &options.sha256 {
+            Some(pin) => {
+                let bytes = read_file(path).await?;
+                check_sha256(&name, path, &bytes, pin)?;
+                Some(bytes)
+            }
+            None => None,
+        };
+        let path = path.to_owned();
         let engine = self.engine.clone();
-        let name = file_label(&path);
         blocking(move || {
-            // SAFETY: the caller vouches for the file (this function's contract).
-            let component = unsafe { Component::deserialize_file(engine.wasmtime_engine(), &path) }
-                .map_err(|e| WasmError::ComponentLoadFailed {
-                    path: path.clone(),
-                    reason: format!(
-                        "not a precompiled component for this engine: {e:#}; precompile it \
-                         again with `airssys-wasm compile`"
-                    ),
-                    source: Some(e.into()),
-                })?;
+            let engine_ = engine.wasmtime_engine();
+            // SAFETY: the caller vouches for the file (this function's contract); the
+            // pinned bytes are that file's.
+            let component = match &pinned {
+                Some(bytes) => unsafe { Component::deserialize(engine_, bytes) },
+                None => unsafe { Component::deserialize_file(engine_, &path) },
+            }
+            .map_err(|e| WasmError::ComponentLoadFailed {
+                path: path.clone(),
+                reason: format!(
+                    "not a precompiled component for this engine: {e:#}; precompile it \
+                     again with `airssys-wasm compile`"
+                ),
+                source: Some(e.into()),
+            })?;
             CompiledComponent::new(&engine, name, component)
         })
         .await

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use airssys_wasm_core::ResourceLimits;
 use airssys_wasm_engine::{CompiledComponent, Optimization, Sandbox, WasmEngine};
-use airssys_wasm_loader::{CacheConfig, CacheOutcome, ComponentLoader, TOUCH_AFTER};
+use airssys_wasm_loader::{
+    CacheConfig, CacheOutcome, ComponentLoader, LoadOptions, Loaded, Source, TOUCH_AFTER,
+};
 use airssys_wasm_testkit as fx;
 
 fn loader(engine: &WasmEngine, dir: &Path) -> ComponentLoader {
@@ -83,7 +85,11 @@ async fn a_miss_stores_and_the_next_load_hits_with_a_working_component() {
     let dir = tempfile::tempdir().unwrap();
     let engine = WasmEngine::new().unwrap();
     let l = loader(&engine, dir.path());
-    let (c, o) = l.load_named_with_outcome("hello", fx::HELLO).await.unwrap();
+    let (c, o) = l
+        .load(Source::Bytes(fx::HELLO), &LoadOptions::named("hello"))
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!(o, CacheOutcome::Miss);
     assert_eq!(answer(&c).await, 42);
     assert_eq!(entries(dir.path()).len(), 1);
@@ -91,8 +97,9 @@ async fn a_miss_stores_and_the_next_load_hits_with_a_working_component() {
     // Another loader, another engine with the same configuration: a hit.
     let engine2 = WasmEngine::new().unwrap();
     let (c, o) = loader(&engine2, dir.path())
-        .load_named_with_outcome("hello", fx::HELLO)
+        .load(Source::Bytes(fx::HELLO), &LoadOptions::named("hello"))
         .await
+        .map(Loaded::into_parts)
         .unwrap();
     assert_eq!(o, CacheOutcome::Hit);
     assert_eq!(c.name(), "hello");
@@ -105,8 +112,9 @@ async fn a_miss_stores_and_the_next_load_hits_with_a_working_component() {
 
     // Without a cache, nothing is looked up.
     let (_, o) = ComponentLoader::new(&engine)
-        .load_named_with_outcome("hello", fx::HELLO)
+        .load(Source::Bytes(fx::HELLO), &LoadOptions::named("hello"))
         .await
+        .map(Loaded::into_parts)
         .unwrap();
     assert_eq!(o, CacheOutcome::Disabled);
 }
@@ -116,8 +124,16 @@ async fn different_bytes_or_code_settings_are_different_entries() {
     let dir = tempfile::tempdir().unwrap();
     let engine = WasmEngine::new().unwrap();
     let l = loader(&engine, dir.path());
-    let (a, _) = l.load_named_with_outcome("a", &returning(1)).await.unwrap();
-    let (b, o) = l.load_named_with_outcome("b", &returning(2)).await.unwrap();
+    let (a, _) = l
+        .load(Source::Bytes(&returning(1)), &LoadOptions::named("a"))
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
+    let (b, o) = l
+        .load(Source::Bytes(&returning(2)), &LoadOptions::named("b"))
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!(o, CacheOutcome::Miss);
     assert_eq!((answer(&a).await, answer(&b).await), (1, 2));
 
@@ -126,8 +142,9 @@ async fn different_bytes_or_code_settings_are_different_entries() {
         .build()
         .unwrap();
     let (c, o) = loader(&unoptimized, dir.path())
-        .load_named_with_outcome("a", &returning(1))
+        .load(Source::Bytes(&returning(1)), &LoadOptions::named("a"))
         .await
+        .map(Loaded::into_parts)
         .unwrap();
     assert_eq!(o, CacheOutcome::Miss, "another code setting must not hit");
     assert_eq!(answer(&c).await, 1);
@@ -139,7 +156,10 @@ async fn corrupt_truncated_or_foreign_entries_are_replaced_never_loaded() {
     let dir = tempfile::tempdir().unwrap();
     let engine = WasmEngine::new().unwrap();
     let l = loader(&engine, dir.path());
-    l.load_named("hello", fx::HELLO).await.unwrap();
+    l.load(Source::Bytes(fx::HELLO), &LoadOptions::named("hello"))
+        .await
+        .map(|l| l.component)
+        .unwrap();
     let entry = entries(dir.path()).pop().unwrap();
     let good = std::fs::read(&entry).unwrap();
 
@@ -171,7 +191,11 @@ async fn corrupt_truncated_or_foreign_entries_are_replaced_never_loaded() {
         ("an incompatible artifact", incompatible),
     ] {
         std::fs::write(&entry, &bad).unwrap();
-        let (c, o) = l.load_named_with_outcome("hello", fx::HELLO).await.unwrap();
+        let (c, o) = l
+            .load(Source::Bytes(fx::HELLO), &LoadOptions::named("hello"))
+            .await
+            .map(Loaded::into_parts)
+            .unwrap();
         assert_eq!(o, CacheOutcome::Replaced, "{what}");
         assert_eq!(answer(&c).await, 42, "{what}");
         assert_eq!(std::fs::read(&entry).unwrap(), good, "{what} rewritten");
@@ -202,25 +226,41 @@ async fn a_path_record_vouches_for_its_entry_only_while_the_entry_is_unchanged()
     set_mtime_at(&file, SystemTime::now() - Duration::from_secs(3600));
     let engine = WasmEngine::new().unwrap();
     let l = loader(&engine, dir.path());
-    let (_, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (_, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!(o, CacheOutcome::Miss);
     let entry = entries(dir.path()).pop().unwrap();
     let good = std::fs::read(&entry).unwrap();
     // A fresh entry is too recent to be vouched for by its stamp: every hit verifies it
     // in full and records nothing new.
     let fresh = records(dir.path());
-    let (_, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (_, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!(o, CacheOutcome::Hit);
     assert_eq!(records(dir.path()), fresh);
     // Once it is old enough, a verified hit records its stamp ...
     set_mtime_at(&entry, SystemTime::now() - Duration::from_secs(60));
-    let (_, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (_, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!(o, CacheOutcome::Hit);
     let recorded = records(dir.path());
     assert_ne!(recorded, fresh, "recorded afresh");
 
     // ... and the unchanged entry is then trusted as recorded: nothing is rewritten.
-    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (c, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!((o, answer(&c).await), (CacheOutcome::Hit, 5));
     assert_eq!(
         records(dir.path()),
@@ -234,7 +274,11 @@ async fn a_path_record_vouches_for_its_entry_only_while_the_entry_is_unchanged()
     let mid = flipped.len() / 2;
     flipped[mid] ^= 0x40;
     std::fs::write(&entry, &flipped).unwrap();
-    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (c, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!((o, answer(&c).await), (CacheOutcome::Replaced, 5));
     assert_eq!(std::fs::read(&entry).unwrap(), good);
 
@@ -242,11 +286,19 @@ async fn a_path_record_vouches_for_its_entry_only_while_the_entry_is_unchanged()
     // recorded afresh, and trusted again after that.
     set_mtime_at(&entry, SystemTime::now() - Duration::from_secs(30));
     let before = records(dir.path());
-    let (_, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (_, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!(o, CacheOutcome::Hit);
     let after = records(dir.path());
     assert_ne!(after, before, "the verified entry's new stamp is recorded");
-    let (_, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (_, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!(o, CacheOutcome::Hit);
     assert_eq!(records(dir.path()), after);
 }
@@ -262,9 +314,17 @@ async fn unchanged_files_are_found_by_metadata_and_changed_ones_by_content() {
     let engine = WasmEngine::new().unwrap();
     let l = loader(&engine, dir.path());
 
-    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (c, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!((o, answer(&c).await), (CacheOutcome::Miss, 7));
-    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (c, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!((o, answer(&c).await), (CacheOutcome::Hit, 7));
 
     // Same size, same inode, and the old modification time put back: the change time
@@ -272,15 +332,27 @@ async fn unchanged_files_are_found_by_metadata_and_changed_ones_by_content() {
     // compiled, not the old code run.
     std::fs::write(&file, returning(8)).unwrap();
     set_mtime_at(&file, an_hour_ago);
-    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (c, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!((o, answer(&c).await), (CacheOutcome::Miss, 8));
 
     // A real edit changes the modification time: the new content is compiled.
     std::fs::write(&file, returning(9)).unwrap();
-    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (c, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!((o, answer(&c).await), (CacheOutcome::Miss, 9));
     // Modified just now (within the racy window): hashed again, still right.
-    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (c, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!((o, answer(&c).await), (CacheOutcome::Hit, 9));
 }
 
@@ -295,15 +367,27 @@ async fn a_file_loaded_within_the_racy_window_is_not_vouched_for_by_its_stamp() 
     // leave its stamp as it is, so loading it records nothing ...
     std::fs::write(&file, returning(7)).unwrap();
     let written = std::fs::metadata(&file).unwrap().modified().unwrap();
-    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (c, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!((o, answer(&c).await), (CacheOutcome::Miss, 7));
-    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (c, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!((o, answer(&c).await), (CacheOutcome::Hit, 7));
     assert!(records(dir.path()).is_empty());
     // ... and such a change (same size, same inode, same modification time) is read.
     std::fs::write(&file, returning(8)).unwrap();
     set_mtime_at(&file, written);
-    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (c, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!((o, answer(&c).await), (CacheOutcome::Miss, 8));
 }
 
@@ -312,15 +396,25 @@ async fn the_least_recently_used_entries_are_evicted_over_the_cap() {
     let dir = tempfile::tempdir().unwrap();
     let engine = WasmEngine::new().unwrap();
     let probe = loader(&engine, dir.path());
-    probe.load_named("a", &returning(1)).await.unwrap();
+    probe
+        .load(Source::Bytes(&returning(1)), &LoadOptions::named("a"))
+        .await
+        .map(|l| l.component)
+        .unwrap();
     let one = std::fs::metadata(&entries(dir.path())[0]).unwrap().len();
     std::fs::remove_file(&entries(dir.path())[0]).unwrap();
 
     // Room for two entries, not three.
     let l = ComponentLoader::new(&engine)
         .with_cache(CacheConfig::new(dir.path()).with_max_bytes(one * 5 / 2));
-    l.load_named("a", &returning(1)).await.unwrap();
-    l.load_named("b", &returning(2)).await.unwrap();
+    l.load(Source::Bytes(&returning(1)), &LoadOptions::named("a"))
+        .await
+        .map(|l| l.component)
+        .unwrap();
+    l.load(Source::Bytes(&returning(2)), &LoadOptions::named("b"))
+        .await
+        .map(|l| l.component)
+        .unwrap();
     let both = entries(dir.path());
     assert_eq!(both.len(), 2);
     // Make "a" the most recently used (a hit refreshes an entry older than
@@ -328,27 +422,37 @@ async fn the_least_recently_used_entries_are_evicted_over_the_cap() {
     for e in &both {
         set_mtime(e, TOUCH_AFTER * 2);
     }
-    let (_, o) = l.load_named_with_outcome("a", &returning(1)).await.unwrap();
+    let (_, o) = l
+        .load(Source::Bytes(&returning(1)), &LoadOptions::named("a"))
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!(o, CacheOutcome::Hit);
-    l.load_named("c", &returning(3)).await.unwrap();
+    l.load(Source::Bytes(&returning(3)), &LoadOptions::named("c"))
+        .await
+        .map(|l| l.component)
+        .unwrap();
     assert_eq!(entries(dir.path()).len(), 2);
     assert_eq!(
-        l.load_named_with_outcome("a", &returning(1))
+        l.load(Source::Bytes(&returning(1)), &LoadOptions::named("a"))
             .await
+            .map(Loaded::into_parts)
             .unwrap()
             .1,
         CacheOutcome::Hit
     );
     assert_eq!(
-        l.load_named_with_outcome("c", &returning(3))
+        l.load(Source::Bytes(&returning(3)), &LoadOptions::named("c"))
             .await
+            .map(Loaded::into_parts)
             .unwrap()
             .1,
         CacheOutcome::Hit
     );
     assert_eq!(
-        l.load_named_with_outcome("b", &returning(2))
+        l.load(Source::Bytes(&returning(2)), &LoadOptions::named("b"))
             .await
+            .map(Loaded::into_parts)
             .unwrap()
             .1,
         CacheOutcome::Miss,
@@ -364,7 +468,11 @@ async fn concurrent_loads_of_one_component_all_succeed() {
     for _ in 0..8 {
         let l = loader(&engine, dir.path());
         tasks.push(tokio::spawn(async move {
-            let c = l.load_named("hello", fx::HELLO).await.unwrap();
+            let c = l
+                .load(Source::Bytes(fx::HELLO), &LoadOptions::named("hello"))
+                .await
+                .map(|l| l.component)
+                .unwrap();
             answer(&c).await
         }));
     }
@@ -382,7 +490,11 @@ async fn an_unwritable_cache_directory_only_costs_the_cache() {
     std::fs::write(&blocker, "not a directory").unwrap();
     let engine = WasmEngine::new().unwrap();
     let l = loader(&engine, &blocker.join("cache"));
-    let (c, o) = l.load_named_with_outcome("hello", fx::HELLO).await.unwrap();
+    let (c, o) = l
+        .load(Source::Bytes(fx::HELLO), &LoadOptions::named("hello"))
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!(o, CacheOutcome::Miss);
     assert_eq!(answer(&c).await, 42);
 }
@@ -397,7 +509,14 @@ async fn precompiled_files_load_only_through_the_explicit_call() {
     std::fs::write(&path, &artifact).unwrap();
 
     // SAFETY: written just above by this engine configuration.
-    let c = unsafe { l.load_precompiled_file(&path) }.await.unwrap();
+    let c = l
+        .load(
+            unsafe { Source::precompiled_file(&path) },
+            &LoadOptions::new(),
+        )
+        .await
+        .map(|l| l.component)
+        .unwrap();
     assert_eq!(answer(&c).await, 42);
 
     // The ordinary path refuses it: it is not a component binary.
@@ -408,7 +527,14 @@ async fn precompiled_files_load_only_through_the_explicit_call() {
     let wasm = dir.path().join("hello.wasm");
     std::fs::write(&wasm, fx::HELLO).unwrap();
     // SAFETY: a plain component file; Wasmtime rejects it before running anything.
-    let err = unsafe { l.load_precompiled_file(&wasm) }.await.unwrap_err();
+    let err = l
+        .load(
+            unsafe { Source::precompiled_file(&wasm) },
+            &LoadOptions::new(),
+        )
+        .await
+        .map(|l| l.component)
+        .unwrap_err();
     assert!(
         err.to_string().contains("not a precompiled component"),
         "{err}"
@@ -431,17 +557,34 @@ async fn engines_with_different_settings_share_a_directory_without_thrashing() {
         dir.path(),
     );
     assert_eq!(
-        speed.load_from_file_with_outcome(&file).await.unwrap().1,
+        speed
+            .load(Source::File(&file), &LoadOptions::new())
+            .await
+            .map(Loaded::into_parts)
+            .unwrap()
+            .1,
         CacheOutcome::Miss
     );
     assert_eq!(
-        none.load_from_file_with_outcome(&file).await.unwrap().1,
+        none.load(Source::File(&file), &LoadOptions::new())
+            .await
+            .map(Loaded::into_parts)
+            .unwrap()
+            .1,
         CacheOutcome::Miss
     );
     for _ in 0..2 {
-        let (c, o) = speed.load_from_file_with_outcome(&file).await.unwrap();
+        let (c, o) = speed
+            .load(Source::File(&file), &LoadOptions::new())
+            .await
+            .map(Loaded::into_parts)
+            .unwrap();
         assert_eq!((o, answer(&c).await), (CacheOutcome::Hit, 5));
-        let (c, o) = none.load_from_file_with_outcome(&file).await.unwrap();
+        let (c, o) = none
+            .load(Source::File(&file), &LoadOptions::new())
+            .await
+            .map(Loaded::into_parts)
+            .unwrap();
         assert_eq!((o, answer(&c).await), (CacheOutcome::Hit, 5));
     }
     assert_eq!(entries(dir.path()).len(), 2);
@@ -472,7 +615,11 @@ async fn path_records_are_symbolic_links_and_file_records_are_replaced_by_them()
     // hashed, found, and the record rewritten as a link.
     std::fs::remove_file(record).unwrap();
     std::fs::write(record, text).unwrap();
-    let (c, o) = l.load_from_file_with_outcome(&file).await.unwrap();
+    let (c, o) = l
+        .load(Source::File(&file), &LoadOptions::new())
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
     assert_eq!((o, answer(&c).await), (CacheOutcome::Hit, 9));
     assert!(record.symlink_metadata().unwrap().is_symlink());
     assert!(leftovers(&dir.path().join("paths")).is_empty());

@@ -19,7 +19,7 @@ use airssys_wasm_core::{ResourceLimits, WasmError};
 use airssys_wasm_engine::{
     CompiledComponent, ComponentInstance, Proposal, Sandbox, Val, WasmEngine,
 };
-use airssys_wasm_loader::ComponentLoader;
+use airssys_wasm_loader::{ComponentLoader, LoadOptions, Source};
 use wast::component::WastVal;
 use wast::parser::{self, ParseBuffer};
 use wast::{QuoteWat, QuoteWatTest, Wast, WastArg, WastDirective, WastExecute, WastRet};
@@ -163,8 +163,9 @@ impl Runner {
             Err(e) => Err(refused(e, "validate")),
             Ok(()) => self
                 .loader
-                .load_named(name, bytes)
+                .load(Source::Bytes(bytes), &LoadOptions::named(name))
                 .await
+                .map(|l| l.component)
                 .map_err(|e| refused(e, "load")),
         };
         if let Err(miss) = &result {

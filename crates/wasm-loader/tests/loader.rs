@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use airssys_wasm_core::{ResourceLimits, WasmError};
 use airssys_wasm_engine::{Sandbox, Val, WasmEngine};
-use airssys_wasm_loader::ComponentLoader;
+use airssys_wasm_loader::{ComponentLoader, LoadOptions, Source};
 use airssys_wasm_testkit as fx;
 use proptest::prelude::*;
 
@@ -138,7 +138,11 @@ async fn invalid_bytes_are_rejected_by_every_entry_point() {
     for (what, bytes) in cases {
         let e1 = l.validate(bytes).await.unwrap_err();
         let e2 = l.load_from_bytes(bytes).await.unwrap_err();
-        let e3 = l.load_named("named", bytes).await.unwrap_err();
+        let e3 = l
+            .load(Source::Bytes(bytes), &LoadOptions::named("named"))
+            .await
+            .map(|l| l.component)
+            .unwrap_err();
         for e in [&e1, &e2, &e3] {
             assert!(e.is_load_error(), "{what}: {e:?}");
         }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use airssys_wasm_core::{CapabilitySet, ResourceLimits, WasmError};
 use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
-use airssys_wasm_loader::{CacheConfig, ComponentLoader};
+use airssys_wasm_loader::{CacheConfig, ComponentLoader, LoadOptions, Source};
 use airssys_wasm_testkit::{self as fx, guests};
 
 const MIB: u64 = 1 << 20;
@@ -176,8 +176,9 @@ async fn scenario(round: usize, c: &Components, loader: &ComponentLoader) -> Res
         _ => {
             // Through the artifact cache: a hit, and a working component.
             let component = loader
-                .load_named("hello", fx::HELLO)
+                .load(Source::Bytes(fx::HELLO), &LoadOptions::named("hello"))
                 .await
+                .map(|l| l.component)
                 .map_err(|e| e.to_string())?;
             let mut i = component
                 .instantiate(&roomy())
@@ -207,7 +208,11 @@ fn soak() {
     let cache = tempfile::tempdir().unwrap();
     let engine = WasmEngine::new().unwrap();
     let loader = ComponentLoader::new(&engine).with_cache(CacheConfig::new(cache.path()));
-    let load = |name: &str, wasm: &[u8]| rt.block_on(loader.load_named(name, wasm)).unwrap();
+    let load = |name: &str, wasm: &[u8]| {
+        rt.block_on(loader.load(Source::Bytes(wasm), &LoadOptions::named(name)))
+            .unwrap()
+            .component
+    };
     let c = Arc::new(Components {
         hello: load("hello", fx::HELLO),
         calc: load("calc", guests::CALC),

@@ -36,13 +36,15 @@
 //! # Ok::<(), airssys_wasm_manifest::ManifestError>(())
 //! ```
 
+mod doc;
 mod error;
+mod grants;
 mod manifest;
 mod parse;
 mod write;
 
 pub use error::{ManifestError, ManifestErrorKind};
 pub use manifest::{
-    CapabilitiesSection, ComponentManifest, ComponentSection, ConfigEntry, ConfigSection,
-    ConfigValue, FilesystemEntry, LimitsSection, MANIFEST_FILE,
+    ComponentManifest, ComponentSection, ConfigEntry, ConfigSection, ConfigValue, LimitsSection,
+    MANIFEST_FILE,
 };

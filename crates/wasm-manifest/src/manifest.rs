@@ -1,16 +1,13 @@
 //! [`ComponentManifest`]: the checked contents of a `Component.toml` and what they
-//! resolve to (limits, capabilities, configuration). Parsing is in `parse.rs`, writing
-//! back to TOML in `write.rs`.
+//! resolve to (limits, capabilities, configuration). Reading it is in `parse.rs`
+//! (`[capabilities]` in `grants.rs`), writing it back to TOML in `write.rs`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use airssys_wasm_core::{
-    CapabilitySet, DirAccess, DirGrant, EnvGrant, HttpGrant, InterfaceGrant, KeyValueGrant,
-    NetworkGrant, PartialResourceLimits, Proposal, ResourceLimits, StdioMode, WasmResult,
+    CapabilitySet, PartialResourceLimits, Proposal, ResourceLimits, WasmResult,
 };
-
-use airssys_wasm_core::interface::WASI_CONFIG_STORE;
 
 use crate::error::{ManifestError, ManifestErrorKind};
 
@@ -31,7 +28,10 @@ pub struct ComponentManifest {
     /// `[limits]`.
     pub limits: LimitsSection,
     /// `[capabilities]`; `None` when the manifest has none (stdout and stderr only).
-    pub capabilities: Option<CapabilitiesSection>,
+    ///
+    /// Host directories are as written (relative to the manifest, or absolute):
+    /// [`capability_set`](Self::capability_set) resolves them.
+    pub capabilities: Option<CapabilitySet>,
     /// `[config]`: what the component reads through `wasi:config/store`; `None` when the
     /// manifest has none (then `wasi:config` is not granted).
     pub config: Option<ConfigSection>,
@@ -131,104 +131,7 @@ pub struct LimitsSection {
     pub host_memory_bytes: Option<u64>,
 }
 
-/// `[capabilities]`, with host paths as written (relative to the manifest).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CapabilitiesSection {
-    /// The guest's stdout.
-    pub stdout: StdioMode,
-    /// The guest's stderr.
-    pub stderr: StdioMode,
-    /// The guest's stdin.
-    pub stdin: StdioMode,
-    /// Environment grants, in order.
-    pub env: Vec<EnvGrant>,
-    /// Preopened directories, host paths as written.
-    pub filesystem: Vec<FilesystemEntry>,
-    /// Network access; `None` is none at all.
-    pub network: Option<NetworkGrant>,
-    /// Host interfaces granted (`interfaces = ["acme:plugins/log", …]`), each with
-    /// the file, line and column it was written at as its origin.
-    pub interfaces: Vec<InterfaceGrant>,
-    /// `[capabilities.keyvalue]`: the buckets the component may open and the bytes
-    /// each may hold; `None` is none.
-    pub keyvalue: Option<KeyValueGrant>,
-    /// `[capabilities.http]`: the hosts the component may send requests to.
-    pub http: Option<HttpGrant>,
-}
-
-/// One `[[capabilities.filesystem]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FilesystemEntry {
-    /// The host directory as written (relative to the manifest, or absolute).
-    pub host: String,
-    /// The absolute path the guest sees.
-    pub guest: String,
-    /// `read-only` or `read-write`.
-    pub access: DirAccess,
-}
-
 impl ComponentManifest {
-    /// Reads `path`: a `Component.toml` file, or a directory holding one.
-    ///
-    /// # Errors
-    ///
-    /// [`ManifestError`] with kind `Io` if there is no such file, otherwise as
-    /// [`parse`](Self::parse).
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, ManifestError> {
-        let path = path.as_ref();
-        if path.is_dir() {
-            Self::from_dir(path)
-        } else {
-            Self::from_file(path)
-        }
-    }
-
-    /// Reads the `Component.toml` inside `dir`.
-    ///
-    /// # Errors
-    ///
-    /// As [`from_file`](Self::from_file).
-    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, ManifestError> {
-        Self::from_file(dir.as_ref().join(MANIFEST_FILE))
-    }
-
-    /// Reads and parses a manifest file.
-    ///
-    /// # Errors
-    ///
-    /// [`ManifestError`] with kind `Io` when the file cannot be read, otherwise as
-    /// [`parse`](Self::parse).
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ManifestError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
-            kind: ManifestErrorKind::Io,
-            file: path.to_owned(),
-            line: 1,
-            column: 1,
-            key: None,
-            message: format!("cannot read the manifest: {e}"),
-            help: (e.kind() == std::io::ErrorKind::NotFound)
-                .then(|| format!("a component directory holds its manifest as `{MANIFEST_FILE}`")),
-        })?;
-        Self::parse(&text, path)
-    }
-
-    /// Parses manifest text. `file` is the manifest's path: it names the file in
-    /// messages, and relative paths in the manifest are resolved against its directory.
-    ///
-    /// # Errors
-    ///
-    /// The first problem found, as a [`ManifestError`] with line and column.
-    pub fn parse(text: &str, file: impl AsRef<Path>) -> Result<Self, ManifestError> {
-        let doc = crate::parse::Doc {
-            text,
-            file: file.as_ref(),
-        };
-        doc.parse()
-    }
-
     /// The directory relative paths are resolved against.
     pub fn base_dir(&self) -> PathBuf {
         match self.file.parent() {
@@ -274,10 +177,7 @@ impl ComponentManifest {
     pub fn capability_set(&self) -> CapabilitySet {
         let mut caps = self.declared_capabilities();
         if let Some(config) = &self.config {
-            caps.interfaces.push(InterfaceGrant::every_version(
-                WASI_CONFIG_STORE,
-                config.origin.clone(),
-            ));
+            caps.grant_config(config.origin.clone());
         }
         caps
     }
@@ -339,38 +239,17 @@ impl ComponentManifest {
         Ok(values)
     }
 
+    /// `[capabilities]` with host directories resolved against the manifest's
+    /// directory.
     fn declared_capabilities(&self) -> CapabilitySet {
         let Some(c) = &self.capabilities else {
             return CapabilitySet::default();
         };
+        let mut caps = c.clone();
         let base = self.base_dir();
-        CapabilitySet {
-            stdout: c.stdout,
-            stderr: c.stderr,
-            stdin: c.stdin,
-            env: c.env.clone(),
-            filesystem: c
-                .filesystem
-                .iter()
-                .map(|f| DirGrant {
-                    host: base.join(&f.host),
-                    guest: f.guest.clone(),
-                    access: f.access,
-                })
-                .collect(),
-            network: c.network.clone(),
-            interfaces: c.interfaces.clone(),
-            keyvalue: c.keyvalue.clone(),
-            http: c.http.clone(),
+        for d in &mut caps.filesystem {
+            d.host = base.join(&d.host);
         }
-    }
-
-    /// The manifest as TOML text; parsing it back gives an equal manifest.
-    ///
-    /// # Errors
-    ///
-    /// A message if TOML serialization fails (it does not for values this type holds).
-    pub fn to_toml(&self) -> Result<String, String> {
-        crate::write::to_toml(self)
+        caps
     }
 }

@@ -1,14 +1,27 @@
 //! The manifest as TOML text ([`ComponentManifest::to_toml`]): serde types mirroring
-//! the file's layout, in the canonical spelling (sizes in the largest exact unit).
+//! the file's layout, in the canonical spelling (sizes in the largest exact unit);
+//! `[capabilities]` key by key as `grants.rs` writes them.
 
 use serde::Serialize;
 
-use airssys_wasm_core::units::format_duration;
+use airssys_wasm_core::CapabilitySet;
+use airssys_wasm_core::units::{format_duration, format_memory_size as canonical_size};
 
+use crate::grants;
 use crate::manifest::{ComponentManifest, ConfigEntry, ConfigValue};
 
-/// See [`ComponentManifest::to_toml`].
-pub(crate) fn to_toml(m: &ComponentManifest) -> Result<String, String> {
+impl ComponentManifest {
+    /// The manifest as TOML text; parsing it back gives an equal manifest.
+    ///
+    /// # Errors
+    ///
+    /// A message if TOML serialization fails (it does not for values this type holds).
+    pub fn to_toml(&self) -> Result<String, String> {
+        to_toml(self)
+    }
+}
+
+fn to_toml(m: &ComponentManifest) -> Result<String, String> {
     let out = Out {
         component: OutComponent {
             name: &m.component.name,
@@ -25,53 +38,10 @@ pub(crate) fn to_toml(m: &ComponentManifest) -> Result<String, String> {
             host_resources: m.limits.host_resources,
             host_memory: m.limits.host_memory_bytes.map(canonical_size),
         },
-        capabilities: m.capabilities.as_ref().map(|c| OutCapabilities {
-            stdout: c.stdout.as_str(),
-            stderr: c.stderr.as_str(),
-            stdin: c.stdin.as_str(),
-            interfaces: c.interfaces.iter().map(ToString::to_string).collect(),
-            env: c
-                .env
-                .iter()
-                .map(|e| match &e.value {
-                    Some(v) => format!("{}={v}", e.name),
-                    None => e.name.clone(),
-                })
-                .collect(),
-            filesystem: c
-                .filesystem
-                .iter()
-                .map(|f| OutDir {
-                    host: &f.host,
-                    guest: &f.guest,
-                    access: f.access.as_str(),
-                })
-                .collect(),
-            network: c.network.as_ref().map(|n| OutNetwork {
-                connect: n.connect.iter().map(ToString::to_string).collect(),
-                dns: n.dns,
-            }),
-            http: c.http.as_ref().map(|h| OutHttp {
-                outbound: h.outbound.iter().map(ToString::to_string).collect(),
-            }),
-            keyvalue: c.keyvalue.as_ref().map(|k| OutKeyValue {
-                buckets: &k.buckets,
-                max_bytes: canonical_size(k.max_bytes),
-            }),
-        }),
+        capabilities: m.capabilities.as_ref().map(OutCapabilities),
         config: m.config.as_ref().map(|c| OutConfig(&c.entries)),
     };
     toml::to_string(&out).map_err(|e| e.to_string())
-}
-
-/// `4MiB`, `64KiB`, `1GiB`, or bytes.
-fn canonical_size(bytes: u64) -> String {
-    for (size, unit) in [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
-        if bytes.is_multiple_of(size) {
-            return format!("{}{unit}", bytes / size);
-        }
-    }
-    bytes.to_string()
 }
 
 #[derive(Serialize)]
@@ -130,56 +100,23 @@ struct OutLimits {
     host_memory: Option<String>,
 }
 
-#[derive(Serialize)]
-struct OutCapabilities<'a> {
-    stdout: &'static str,
-    stderr: &'static str,
-    stdin: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    interfaces: Vec<String>,
-    env: Vec<String>,
-    filesystem: Vec<OutDir<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    network: Option<OutNetwork>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    keyvalue: Option<OutKeyValue<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http: Option<OutHttp>,
+/// `[capabilities]`, key by key as [`grants::write`] gives them, the plain values
+/// before the tables (as TOML wants them).
+struct OutCapabilities<'a>(&'a CapabilitySet);
+
+impl Serialize for OutCapabilities<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut entries = grants::write(self.0);
+        entries.sort_by_key(|(_, v)| is_table(v));
+        s.collect_map(entries)
+    }
 }
 
-#[derive(Serialize)]
-struct OutHttp {
-    outbound: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct OutKeyValue<'a> {
-    buckets: &'a [String],
-    max_bytes: String,
-}
-
-#[derive(Serialize)]
-struct OutDir<'a> {
-    host: &'a str,
-    guest: &'a str,
-    access: &'static str,
-}
-
-#[derive(Serialize)]
-struct OutNetwork {
-    connect: Vec<String>,
-    dns: bool,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn canonical_sizes() {
-        assert_eq!(canonical_size(4 << 20), "4MiB");
-        assert_eq!(canonical_size(1 << 30), "1GiB");
-        assert_eq!(canonical_size(65536), "64KiB");
-        assert_eq!(canonical_size(1_000_001), "1000001");
+/// Whether TOML writes `v` as a table (or an array of tables) after the plain values.
+fn is_table(v: &toml::Value) -> bool {
+    match v {
+        toml::Value::Table(_) => true,
+        toml::Value::Array(items) => items.first().is_some_and(toml::Value::is_table),
+        _ => false,
     }
 }

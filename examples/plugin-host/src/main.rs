@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use airssys_wasm_engine::{HasHostCtx, HostCtx, Sandbox, WasmEngine};
-use airssys_wasm_loader::{CacheConfig, ComponentLoader};
+use airssys_wasm_loader::{CacheConfig, ComponentLoader, LoadOptions, Source};
 use airssys_wasm_manifest::ComponentManifest;
 use anyhow::Context as _;
 use wasmtime::component::Resource;
@@ -166,20 +166,17 @@ async fn run_plugin(loader: &ComponentLoader, manifest_path: PathBuf, input: Str
     let name = manifest.name().to_owned();
     let result = async {
         let limits = manifest.resource_limits().map_err(|e| e.to_string())?;
-        let loaded = match &manifest.component.sha256 {
-            // A pinned plugin is checked before it is compiled or taken from the cache.
-            Some(pin) => {
-                loader
-                    .load_file_pinned(&name, manifest.component_path(), pin)
-                    .await
-            }
-            None => {
-                loader
-                    .load_file_named(&name, manifest.component_path())
-                    .await
-            }
-        };
-        let (component, _) = loaded.map_err(|e| e.to_string())?;
+        let mut options = LoadOptions::named(&name);
+        // A pinned plugin is checked before it is compiled or taken from the cache.
+        if let Some(pin) = &manifest.component.sha256 {
+            options = options.sha256(pin);
+        }
+        let path = manifest.component_path();
+        let component = loader
+            .load(Source::File(&path), &options)
+            .await
+            .map_err(|e| e.to_string())?
+            .component;
         let sandbox = Sandbox::new(limits).with_capabilities(manifest.capability_set());
         let mut instance = component
             .instantiate_with(&sandbox, PluginState::default())

@@ -4,8 +4,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use airssys_wasm_core::CapabilitySet;
-use airssys_wasm_loader::ComponentLoader;
+use airssys_wasm_loader::{ComponentLoader, LoadOptions, Source};
 
 use crate::setup::{
     CacheArgs, EngineArgs, Failure, Target, check_pin, component_name, limits_line, read_component,
@@ -25,7 +24,10 @@ pub(crate) async fn inspect(
     if let Some(config) = cache.config()? {
         loader = loader.with_cache(config);
     }
-    let component = loader.load_named(&name, &bytes).await?;
+    let component = loader
+        .load(Source::Bytes(&bytes), &LoadOptions::named(&name))
+        .await?
+        .component;
     let mut out = String::new();
     out.push_str(&format!("component {}\n", component.name()));
     let pinned = target
@@ -41,11 +43,7 @@ pub(crate) async fn inspect(
     ));
     if let Some(m) = target.manifest() {
         out.push_str(&format!("  limits: {}\n", limits_line(m)));
-        let caps = m.capability_set();
-        out.push_str(&format!(
-            "  capabilities: {}\n",
-            describe_capabilities(&caps)
-        ));
+        out.push_str(&format!("  capabilities: {}\n", m.capability_set()));
         if let Some(config) = &m.config {
             // Names only: a value (or what an environment variable holds) may be a
             // secret.
@@ -82,47 +80,4 @@ pub(crate) async fn inspect(
     }
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     Ok(0)
-}
-
-pub(crate) fn describe_capabilities(c: &CapabilitySet) -> String {
-    let mut parts = vec![
-        format!("stdout {}", c.stdout.as_str()),
-        format!("stderr {}", c.stderr.as_str()),
-        format!("stdin {}", c.stdin.as_str()),
-    ];
-    if !c.env.is_empty() {
-        let names: Vec<_> = c.env.iter().map(|e| e.name.as_str()).collect();
-        parts.push(format!("env {}", names.join(",")));
-    }
-    for d in &c.filesystem {
-        parts.push(format!(
-            "dir {} -> {} ({})",
-            d.host.display(),
-            d.guest,
-            d.access.as_str()
-        ));
-    }
-    match &c.network {
-        None => parts.push("no network".into()),
-        Some(n) => {
-            let rules: Vec<_> = n.connect.iter().map(ToString::to_string).collect();
-            parts.push(format!("connect [{}], dns {}", rules.join(", "), n.dns));
-        }
-    }
-    if !c.interfaces.is_empty() {
-        let names: Vec<_> = c.interfaces.iter().map(ToString::to_string).collect();
-        parts.push(format!("interfaces {}", names.join(",")));
-    }
-    if let Some(http) = &c.http {
-        let hosts: Vec<_> = http.outbound.iter().map(ToString::to_string).collect();
-        parts.push(format!("http outbound [{}]", hosts.join(", ")));
-    }
-    if let Some(kv) = &c.keyvalue {
-        parts.push(format!(
-            "keyvalue buckets {} (max {} each)",
-            kv.buckets.join(","),
-            airssys_wasm_core::error::fmt_bytes(kv.max_bytes)
-        ));
-    }
-    parts.join("; ")
 }

@@ -61,6 +61,18 @@ pub enum BucketRef<'a> {
     Shared(&'a str),
 }
 
+/// `keyvalue buckets default,shared-cache (max 1 MiB each)`.
+impl std::fmt::Display for KeyValueGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "keyvalue buckets {} (max {} each)",
+            self.buckets.join(","),
+            crate::error::fmt_bytes(self.max_bytes)
+        )
+    }
+}
+
 impl KeyValueGrant {
     /// A grant of `buckets` (`""` is taken as `"default"`) with `max_bytes` per bucket.
     ///
