@@ -36,16 +36,22 @@
 //! # }
 //! ```
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod binary;
 mod cache;
+mod pin;
+mod source;
+
+pub use binary::{BinaryKind, binary_kind, looks_like_wat};
+use binary::{check_header, to_binary, validate_with};
 use cache::{ArtifactCache, Lookup};
 pub use cache::{CacheConfig, CacheOutcome, DEFAULT_MAX_BYTES, RACY_WINDOW, TOUCH_AFTER, xdg_dir};
+pub use pin::{check_sha256, sha256_hex};
+pub use source::{LoadOptions, Loaded, Precompiled, Source};
 
 use wasmtime::component::Component;
-use wasmtime::wasmparser::{Validator, WasmFeatures};
 
 use airssys_wasm_core::{WasmError, WasmResult};
 pub use airssys_wasm_engine::CompiledComponent;
@@ -102,102 +108,6 @@ async fn off_the_executor_if<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, tokio::task::JoinError> {
     if heavy { blocking(f).await } else { Ok(f()) }
-}
-
-/// Where [`ComponentLoader::load`] takes a component from.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub enum Source<'a> {
-    /// A file: a binary `.wasm`, or `.wat` text. Named after the file unless
-    /// [`LoadOptions::name`] says otherwise.
-    File(&'a Path),
-    /// Bytes: binary, or WAT text. Named [`BYTES_NAME`] unless [`LoadOptions::name`]
-    /// says otherwise.
-    Bytes(&'a [u8]),
-    /// A file [`ComponentLoader::precompile`] (or `airssys-wasm compile`) wrote: made
-    /// only by the unsafe [`Source::precompiled_file`].
-    Precompiled(Precompiled<'a>),
-}
-
-/// A precompiled file, vouched for by the caller of [`Source::precompiled_file`].
-#[derive(Debug, Clone, Copy)]
-pub struct Precompiled<'a>(&'a Path);
-
-impl<'a> Source<'a> {
-    /// A file written by [`ComponentLoader::precompile`] (or `airssys-wasm compile`),
-    /// to be memory-mapped and run without compiling.
-    ///
-    /// # Safety
-    ///
-    /// The file is native code that is mapped and run **without validation**: it must
-    /// come from a trusted source (precompiled by this engine configuration and not
-    /// modified since). Wasmtime checks that it was made by a compatible engine, not
-    /// that its code is what compiling a valid component would have produced.
-    pub unsafe fn precompiled_file(path: &'a Path) -> Self {
-        Self::Precompiled(Precompiled(path))
-    }
-}
-
-/// How [`ComponentLoader::load`] loads: the name a component goes by in messages, and
-/// the SHA-256 digest its bytes must have.
-#[derive(Debug, Clone, Default)]
-pub struct LoadOptions {
-    name: Option<String>,
-    sha256: Option<String>,
-}
-
-impl LoadOptions {
-    /// The defaults: named after its file (or [`BYTES_NAME`]), nothing pinned.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Options naming the component `name` (a manifest's component name, say).
-    pub fn named(name: impl Into<String>) -> Self {
-        Self::new().name(name)
-    }
-
-    /// The name used in every message about the component.
-    #[must_use]
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// The SHA-256 digest (hex, either case) the bytes must have (a manifest's
-    /// `sha256`): checked before anything is compiled or taken from the cache.
-    #[must_use]
-    pub fn sha256(mut self, digest: impl Into<String>) -> Self {
-        self.sha256 = Some(digest.into());
-        self
-    }
-}
-
-/// What [`ComponentLoader::load`] loaded, and whether the artifact cache served it.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Loaded {
-    /// The component.
-    pub component: CompiledComponent,
-    /// Whether the cache served it, missed, replaced a corrupt entry, or is off.
-    pub outcome: CacheOutcome,
-}
-
-impl Loaded {
-    /// The component and the cache's outcome.
-    pub fn into_parts(self) -> (CompiledComponent, CacheOutcome) {
-        (self.component, self.outcome)
-    }
-}
-
-/// What kind of WebAssembly binary some bytes are, from their 8-byte header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BinaryKind {
-    /// A Component Model component.
-    Component,
-    /// A core WebAssembly module.
-    CoreModule,
 }
 
 /// Loads, validates and compiles components for one [`WasmEngine`], optionally through
@@ -596,176 +506,6 @@ impl ComponentLoader {
     }
 }
 
-/// The SHA-256 digest of `bytes` in lowercase hex: what a manifest's `sha256` pins.
-///
-/// ```
-/// assert_eq!(
-///     airssys_wasm_loader::sha256_hex(b"abc"),
-///     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-/// );
-/// ```
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    use std::fmt::Write as _;
-    let digest = sha2::Sha256::digest(bytes);
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        let _ = write!(hex, "{b:02x}");
-    }
-    hex
-}
-
-/// Checks the bytes of the component `name`, read from `path`, against the SHA-256
-/// digest `pin` (hex, either case); their digest when it matches.
-///
-/// # Errors
-///
-/// [`WasmError::IntegrityMismatch`] with both digests.
-pub fn check_sha256(name: &str, path: &Path, bytes: &[u8], pin: &str) -> WasmResult<String> {
-    let actual = sha256_hex(bytes);
-    if actual.eq_ignore_ascii_case(pin) {
-        return Ok(actual);
-    }
-    Err(WasmError::IntegrityMismatch {
-        component: name.to_owned(),
-        path: path.to_owned(),
-        expected: pin.to_ascii_lowercase(),
-        actual,
-    })
-}
-
-/// The kind of binary, from the header; `None` if it is not a WebAssembly binary.
-pub fn binary_kind(bytes: &[u8]) -> Option<BinaryKind> {
-    match bytes.get(..8)? {
-        [0, b'a', b's', b'm', 1, 0, 0, 0] => Some(BinaryKind::CoreModule),
-        [0, b'a', b's', b'm', _, _, 1, 0] => Some(BinaryKind::Component),
-        _ => None,
-    }
-}
-
-/// Whether `bytes` look like WAT text rather than a binary.
-pub fn looks_like_wat(bytes: &[u8]) -> bool {
-    !bytes.starts_with(b"\0asm")
-        && std::str::from_utf8(bytes).is_ok_and(|s| {
-            let mut rest = s.trim_start();
-            // Skip line comments before the first form.
-            while let Some(after) = rest.strip_prefix(";;") {
-                rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
-            }
-            rest.starts_with('(')
-        })
-}
-
-fn to_binary<'a>(name: &str, path: Option<&Path>, bytes: &'a [u8]) -> WasmResult<Cow<'a, [u8]>> {
-    if bytes.starts_with(b"\0asm") {
-        return Ok(Cow::Borrowed(bytes));
-    }
-    if looks_like_wat(bytes) {
-        return wat::Parser::new()
-            .parse_bytes(path, bytes)
-            .map(|b| Cow::Owned(b.into_owned()))
-            .map_err(|e| WasmError::ComponentParseFailed {
-                component: name.to_owned(),
-                reason: format!("the WAT text does not parse: {e}"),
-            });
-    }
-    Err(WasmError::ComponentParseFailed {
-        component: name.to_owned(),
-        reason: if bytes.is_empty() {
-            "the input is empty".into()
-        } else {
-            "this is not WebAssembly: a binary starts with the bytes `\\0asm`, and this is not \
-             WAT text either"
-                .into()
-        },
-    })
-}
-
-fn check_header(name: &str, binary: &[u8]) -> WasmResult<()> {
-    match binary_kind(binary) {
-        Some(BinaryKind::Component) => Ok(()),
-        Some(BinaryKind::CoreModule) => Err(WasmError::ComponentValidationFailed {
-            component: name.to_owned(),
-            reason: "this is a core WebAssembly module, not a component".into(),
-            hint: Some(
-                "airssys-wasm runs Component Model components: wrap the module with \
-                 `wasm-tools component new` (with a WASI adapter if it imports WASI), or build \
-                 for the `wasm32-wasip2` target"
-                    .into(),
-            ),
-        }),
-        None => Err(WasmError::ComponentParseFailed {
-            component: name.to_owned(),
-            reason: if binary.len() < 8 {
-                format!(
-                    "truncated: {} bytes, shorter than the 8-byte header",
-                    binary.len()
-                )
-            } else {
-                format!(
-                    "unsupported binary version {:02x?}: this engine reads components \
-                     (version 0x0d, layer 1)",
-                    &binary[4..8]
-                )
-            },
-        }),
-    }
-}
-
-fn validate_with(features: WasmFeatures, name: &str, binary: &[u8]) -> WasmResult<()> {
-    Validator::new_with_features(features)
-        .validate_all(binary)
-        .map(drop)
-        .map_err(|e| {
-            let reason = e.to_string();
-            WasmError::ComponentValidationFailed {
-                component: name.to_owned(),
-                hint: feature_hint(&reason),
-                reason,
-            }
-        })
-}
-
-/// What to do when validation refused a feature the engine leaves off: a
-/// [`Proposal`](airssys_wasm_engine::Proposal) can be switched on, threads cannot.
-fn feature_hint(reason: &str) -> Option<String> {
-    use airssys_wasm_engine::Proposal;
-    if reason.contains("threads") || reason.contains("shared memor") {
-        return Some(format!(
-            "it needs the threads proposal, which airssys-wasm never enables: {}. Build the \
-             component without threads (e.g. not for wasm32-wasip1-threads)",
-            airssys_wasm_core::proposal::THREADS_NEVER
-        ));
-    }
-    // wasmparser names Component Model features in words ("the component model async
-    // feature", "the `cm-implements` feature", "Maps require …").
-    let words: &[(&str, Proposal)] = &[
-        ("component model async", Proposal::ComponentModelAsync),
-        ("async component functions", Proposal::ComponentModelAsync),
-        (
-            "more async builtins",
-            Proposal::ComponentModelMoreAsyncBuiltins,
-        ),
-        ("async stackful", Proposal::ComponentModelAsyncStackful),
-        ("threading", Proposal::ComponentModelThreading),
-        ("error-context", Proposal::ComponentModelErrorContext),
-        ("map feature", Proposal::ComponentModelMap),
-        (
-            "fixed-length lists",
-            Proposal::ComponentModelFixedLengthLists,
-        ),
-        ("cm-implements", Proposal::ComponentModelImplements),
-        ("canonical names", Proposal::ComponentModelCanonicalNames),
-        ("accessors", Proposal::ComponentModelAccessors),
-    ];
-    let (_, proposal) = words.iter().find(|(w, _)| reason.contains(w))?;
-    Some(format!(
-        "it uses the `{proposal}` proposal, which this engine leaves off: add `proposals = \
-         [\"{proposal}\"]` to [component] of its Component.toml, or pass `-W {proposal}` to the \
-         command line; embedders: `WasmEngineBuilder::proposal(Proposal::{proposal:?}, true)`"
-    ))
-}
-
 async fn read_file(path: &Path) -> WasmResult<Vec<u8>> {
     tokio::fs::read(path).await.map_err(|e| {
         let reason = match e.kind() {
@@ -789,36 +529,5 @@ fn join_error(name: &str, e: tokio::task::JoinError) -> WasmError {
         component: name.to_owned(),
         reason: format!("the compilation task failed: {e}"),
         source: Some(Box::new(e)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sniffs_kinds() {
-        assert_eq!(
-            binary_kind(airssys_wasm_testkit::HELLO),
-            Some(BinaryKind::Component)
-        );
-        assert_eq!(
-            binary_kind(airssys_wasm_testkit::CORE_MODULE),
-            Some(BinaryKind::CoreModule)
-        );
-        assert_eq!(binary_kind(b"\0asm"), None);
-        assert!(looks_like_wat(b"  ;; comment\n(component)"));
-        assert!(looks_like_wat(b"(module)"));
-        assert!(!looks_like_wat(b"hello"));
-        assert!(!looks_like_wat(&[0xff, 0xfe, b'(']));
-    }
-
-    #[test]
-    fn wat_errors_point_at_line_and_column() {
-        let err =
-            to_binary("x.wat", Some(Path::new("x.wat")), b"(component\n  (oops))").unwrap_err();
-        let msg = err.to_string();
-        assert!(matches!(err, WasmError::ComponentParseFailed { .. }));
-        assert!(msg.contains("x.wat:2:"), "{msg}");
     }
 }

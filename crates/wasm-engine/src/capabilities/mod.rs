@@ -38,6 +38,19 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, p3: bool) -> Result<
     http::add_to_linker(linker, HostState::charged)
 }
 
+/// Whether `import` (`wasi:cli/environment@0.2.6`) is an interface of WASI that
+/// [`add_to_linker`] links: WASI 0.2's and `wasi:http`'s outgoing side (`@0.2.x`), and
+/// with `p3` WASI 0.3's (`@0.3.x`). Answered from the tables that link them.
+pub(crate) fn links_wasi(import: &str, p3: bool) -> bool {
+    let Some((path, version)) = import
+        .strip_prefix("wasi:")
+        .and_then(|rest| rest.split_once('@'))
+    else {
+        return false;
+    };
+    wasi::links(path, version, p3) || http::links(path, version)
+}
+
 /// Appends the built-in interfaces to `registered`, after the embedder's (whose getters
 /// know their positions), except those the embedder registered itself (its own
 /// registration replaces the built-in one).
@@ -70,5 +83,31 @@ pub(crate) fn register_builtins(registered: &mut Vec<Registered>) {
                 Arc::new(move |l: &mut Linker<HostState>| add(l, HostState::keyvalue)),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_linked_wasi_interfaces_count_as_wasi() {
+        assert!(links_wasi("wasi:cli/environment@0.2.6", false));
+        assert!(links_wasi("wasi:sockets/tcp@0.2.0", false));
+        assert!(links_wasi("wasi:io/poll@0.2.3", false));
+        assert!(links_wasi("wasi:http/outgoing-handler@0.2.6", false));
+        assert!(links_wasi("wasi:http/types@0.2.0", true));
+        assert!(!links_wasi("wasi:http/incoming-handler@0.2.6", false));
+        assert!(!links_wasi("wasi:cli/environment@0.3.0", false));
+        assert!(links_wasi("wasi:cli/environment@0.3.0", true));
+        assert!(links_wasi("wasi:clocks/monotonic-clock@0.3.0", true));
+        assert!(links_wasi("wasi:sockets/types@0.3.0", true));
+        assert!(!links_wasi("wasi:io/poll@0.3.0", true));
+        assert!(!links_wasi("wasi:http/handler@0.3.0", true));
+        assert!(!links_wasi("wasi:http/types@0.3.0", true));
+        assert!(!links_wasi("wasi:cli/environment", true));
+        assert!(!links_wasi("wasi:keyvalue/store@0.2.0-draft", true));
+        assert!(!links_wasi("host:env/log", true));
+        assert!(!links_wasi("log", true));
     }
 }

@@ -14,6 +14,7 @@ use airssys_wasm_core::interface::split_name;
 use airssys_wasm_core::{InterfaceDenial, WasmError, WasmResult};
 
 use crate::capabilities::host_interface::Registered;
+use crate::capabilities::links_wasi;
 use crate::runtime::host::HostState;
 use crate::runtime::sandbox::Sandbox;
 
@@ -204,7 +205,7 @@ fn unsatisfied_imports(
         .component_type()
         .imports(engine)
         .map(|(n, _)| n)
-        .filter(|n| !provided_by_host(n, p3))
+        .filter(|n| !links_wasi(n, p3))
         .map(|n| format!("`{n}`"))
         .collect();
     let listed = if foreign.is_empty() {
@@ -237,7 +238,7 @@ fn host_imports(parts: &LinkerParts<'_>, component: &Component) -> Vec<HostImpor
     component
         .component_type()
         .imports(engine)
-        .filter(|(name, _)| !provided_by_host(name, parts.p3))
+        .filter(|(name, _)| !links_wasi(name, parts.p3))
         .map(|(full, item)| {
             let (name, version) = split_name(full).unwrap_or((full, None));
             let version = version.and_then(|v| semver::Version::parse(v).ok());
@@ -305,7 +306,7 @@ impl Provider {
     /// WASI, or one of `registered`.
     pub(crate) fn of(import: &str, registered: &[Registered], p3: bool) -> Self {
         let interface = import.split_once('#').map_or(import, |(i, _)| i);
-        if provided_by_host(interface, p3) {
+        if links_wasi(interface, p3) {
             return Provider::Wasi;
         }
         let (name, version) = split_name(interface).unwrap_or((interface, None));
@@ -343,101 +344,4 @@ fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
         .map(|i| format!("`{i}`"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The WASI 0.2 interfaces every instance is linked with (what `wasmtime-wasi`'s p2
-/// `add_to_linker_async` defines, and `wasi:http`'s types and outgoing handler);
-/// capabilities decide what they can reach.
-const PROVIDED_WASI: &[&str] = &[
-    "cli/environment",
-    "cli/exit",
-    "cli/stdin",
-    "cli/stdout",
-    "cli/stderr",
-    "cli/terminal-input",
-    "cli/terminal-output",
-    "cli/terminal-stdin",
-    "cli/terminal-stdout",
-    "cli/terminal-stderr",
-    "clocks/monotonic-clock",
-    "clocks/wall-clock",
-    "filesystem/types",
-    "filesystem/preopens",
-    "http/types",
-    "http/outgoing-handler",
-    "io/error",
-    "io/poll",
-    "io/streams",
-    "random/random",
-    "random/insecure",
-    "random/insecure-seed",
-    "sockets/network",
-    "sockets/instance-network",
-    "sockets/udp",
-    "sockets/udp-create-socket",
-    "sockets/tcp",
-    "sockets/tcp-create-socket",
-    "sockets/ip-name-lookup",
-];
-
-/// The WASI 0.3 interfaces an engine with component-model async links besides
-/// (`wasmtime-wasi`'s p3 `add_to_linker`).
-const PROVIDED_WASI_P3: &[&str] = &[
-    "cli/environment",
-    "cli/exit",
-    "cli/stdin",
-    "cli/stdout",
-    "cli/stderr",
-    "cli/types",
-    "cli/terminal-input",
-    "cli/terminal-output",
-    "cli/terminal-stdin",
-    "cli/terminal-stdout",
-    "cli/terminal-stderr",
-    "clocks/types",
-    "clocks/monotonic-clock",
-    "clocks/system-clock",
-    "filesystem/types",
-    "filesystem/preopens",
-    "random/random",
-    "random/insecure",
-    "random/insecure-seed",
-    "sockets/types",
-    "sockets/ip-name-lookup",
-];
-
-/// Whether the host links an import of this name: a WASI 0.2.x interface of
-/// [`PROVIDED_WASI`], or with `p3` (component-model async on) a WASI 0.3.x one of
-/// [`PROVIDED_WASI_P3`].
-pub(crate) fn provided_by_host(import: &str, p3: bool) -> bool {
-    let Some((path, version)) = import
-        .strip_prefix("wasi:")
-        .and_then(|rest| rest.split_once('@'))
-    else {
-        return false;
-    };
-    (version.starts_with("0.2.") && PROVIDED_WASI.contains(&path))
-        || (p3 && version.starts_with("0.3.") && PROVIDED_WASI_P3.contains(&path))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_wasi_0_2_interfaces_of_the_p2_set_count_as_provided() {
-        assert!(provided_by_host("wasi:cli/environment@0.2.6", false));
-        assert!(provided_by_host("wasi:sockets/tcp@0.2.0", false));
-        assert!(provided_by_host("wasi:http/outgoing-handler@0.2.6", false));
-        assert!(!provided_by_host("wasi:http/incoming-handler@0.2.6", false));
-        assert!(!provided_by_host("wasi:cli/environment@0.3.0", false));
-        assert!(provided_by_host("wasi:cli/environment@0.3.0", true));
-        assert!(provided_by_host("wasi:clocks/monotonic-clock@0.3.0", true));
-        assert!(!provided_by_host("wasi:io/poll@0.3.0", true));
-        assert!(!provided_by_host("wasi:http/handler@0.3.0", true));
-        assert!(!provided_by_host("wasi:cli/environment", true));
-        assert!(!provided_by_host("wasi:keyvalue/store@0.2.0-draft", true));
-        assert!(!provided_by_host("host:env/log", true));
-        assert!(!provided_by_host("log", true));
-    }
 }

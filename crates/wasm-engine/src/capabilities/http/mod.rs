@@ -68,16 +68,56 @@ pub(crate) fn context(limits: &airssys_wasm_core::ResourceLimits) -> WasiHttpCtx
     ctx
 }
 
-/// Links `wasmtime-wasi-http`'s `wasi:http/types` and `outgoing-handler` (0.2), and over
-/// them the functions whose host memory is charged, reached through `charged`.
+/// One interface of `wasi:http` 0.2: its name (`wasi:` + this + `@0.2.x`) and how it
+/// is linked (given the view of the charges).
+type Interface<T> = (
+    &'static str,
+    fn(&mut Linker<T>, charges::Getter<T>) -> wasmtime::Result<()>,
+);
+
+/// The interfaces of `wasi:http` 0.2 this host links for every component, as
+/// `wasmtime-wasi-http`'s `add_only_http_to_linker_async` links them: the outgoing side.
+fn interfaces<T: WasiHttpView + 'static>() -> [Interface<T>; 2] {
+    use wasmtime_wasi_http::WasiHttp;
+    use wasmtime_wasi_http::p2::bindings::{LinkOptions, http};
+    [
+        ("http/outgoing-handler", |l, _| {
+            http::outgoing_handler::add_to_linker::<T, WasiHttp>(l, T::http)
+        }),
+        // With the functions that build or grow what the host keeps charged over it.
+        ("http/types", |l, charged| {
+            let options = LinkOptions::default();
+            http::types::add_to_linker::<T, WasiHttp>(l, &(&options).into(), T::http)?;
+            l.allow_shadowing(true);
+            let added = charges::add_to_linker(l, charged);
+            l.allow_shadowing(false);
+            added
+        }),
+    ]
+}
+
+/// Links the outgoing side of `wasi:http` 0.2 ([`interfaces`]), the charged functions
+/// reaching the charges through `charged`.
 pub(crate) fn add_to_linker<T: WasiHttpView + 'static>(
     linker: &mut Linker<T>,
     charged: charges::Getter<T>,
 ) -> Result<(), String> {
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
-        .map_err(|e| format!("linking wasi:http failed: {e}"))?;
-    linker.allow_shadowing(true);
-    let added = charges::add_to_linker(linker, charged);
-    linker.allow_shadowing(false);
-    added.map_err(|e| format!("linking the charged wasi:http fields failed: {e}"))
+    for (name, add) in interfaces::<T>() {
+        add(linker, charged).map_err(|e| format!("linking wasi:{name}@0.2 failed: {e:#}"))?;
+    }
+    Ok(())
+}
+
+/// Whether this host links `path` (`http/types`) of `wasi:http` at `version` (what
+/// follows the `@`).
+pub(crate) fn links(path: &str, version: &str) -> bool {
+    // The table names the interfaces whatever they are linked on: here, on a store
+    // data that cannot exist.
+    enum Names {}
+    impl WasiHttpView for Names {
+        fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+            match *self {}
+        }
+    }
+    version.starts_with("0.2.") && interfaces::<Names>().iter().any(|(n, _)| *n == path)
 }

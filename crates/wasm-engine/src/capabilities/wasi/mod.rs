@@ -27,6 +27,7 @@ use airssys_wasm_core::CapabilitySet;
 use crate::capabilities::audit::Trail;
 
 mod grant;
+mod interfaces;
 pub(crate) mod output;
 mod p2;
 mod p3;
@@ -67,29 +68,39 @@ impl HasData for HasAuditedWasi {
     type Data<'a> = AuditedWasi<'a>;
 }
 
-/// Links `wasmtime-wasi`'s WASI 0.2 and, with `p3` (component-model async on), its
-/// WASI 0.3; then the audited interfaces over them, reached through `audited`.
+/// Links WASI 0.2 and, with `p3` (component-model async on), WASI 0.3: every
+/// interface of [`interfaces`], the audited ones reached through `audited`.
 pub(crate) fn add_to_linker<T: WasiView + 'static>(
     linker: &mut Linker<T>,
     audited: Getter<T>,
     p3: bool,
 ) -> Result<(), String> {
-    wasmtime_wasi::p2::add_to_linker_async(linker)
-        .map_err(|e| format!("linking WASI failed: {e}"))?;
-    if p3 {
-        wasmtime_wasi::p3::add_to_linker(linker)
-            .map_err(|e| format!("linking WASI 0.3 failed: {e}"))?;
+    let p2 = interfaces::p2::<T>().into_iter().map(|i| ("0.2", i));
+    let p3 = interfaces::p3::<T>()
+        .into_iter()
+        .filter(|_| p3)
+        .map(|i| ("0.3", i));
+    for (version, (name, add)) in p2.chain(p3) {
+        add(linker, audited).map_err(|e| format!("linking wasi:{name}@{version} failed: {e:#}"))?;
     }
-    linker.allow_shadowing(true);
-    let added = p2::add_to_linker(linker, audited).and_then(|()| {
-        if p3 {
-            p3::add_to_linker(linker, audited)
-        } else {
-            Ok(())
+    Ok(())
+}
+
+/// Whether this host links `path` (`cli/environment`) of WASI 0.2, or with `p3` of
+/// WASI 0.3 (`version`: what follows the `@`).
+pub(crate) fn links(path: &str, version: &str, p3: bool) -> bool {
+    // The tables name the interfaces whatever they are linked on: here, on a store
+    // data that cannot exist.
+    enum Names {}
+    impl WasiView for Names {
+        fn ctx(&mut self) -> WasiCtxView<'_> {
+            match *self {}
         }
-    });
-    linker.allow_shadowing(false);
-    added.map_err(|e| format!("linking the audited WASI interfaces failed: {e}"))
+    }
+    (version.starts_with("0.2.") && interfaces::p2::<Names>().iter().any(|(n, _)| *n == path))
+        || (p3
+            && version.starts_with("0.3.")
+            && interfaces::p3::<Names>().iter().any(|(n, _)| *n == path))
 }
 
 impl AuditedWasi<'_> {

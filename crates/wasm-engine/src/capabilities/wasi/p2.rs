@@ -17,13 +17,27 @@ use wasmtime_wasi::sockets::WasiSocketsView as _;
 
 use super::{AuditedWasi, Getter, HasAuditedWasi};
 
-/// Links WASI 0.2's audited interfaces (shadowing on).
-pub(super) fn add_to_linker<T: Send + 'static>(
+/// Links the audited `wasi:filesystem/types`.
+pub(super) fn add_types<T: Send + 'static>(
     linker: &mut Linker<T>,
     audited: Getter<T>,
 ) -> wasmtime::Result<()> {
-    types::add_to_linker::<T, HasAuditedWasi>(linker, audited)?;
-    tcp_create_socket::add_to_linker::<T, HasAuditedWasi>(linker, audited)?;
+    types::add_to_linker::<T, HasAuditedWasi>(linker, audited)
+}
+
+/// Links the audited `wasi:sockets/tcp-create-socket`.
+pub(super) fn add_tcp_create_socket<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    audited: Getter<T>,
+) -> wasmtime::Result<()> {
+    tcp_create_socket::add_to_linker::<T, HasAuditedWasi>(linker, audited)
+}
+
+/// Links the audited `wasi:sockets/ip-name-lookup`.
+pub(super) fn add_ip_name_lookup<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    audited: Getter<T>,
+) -> wasmtime::Result<()> {
     ip_name_lookup::add_to_linker::<T, HasAuditedWasi>(linker, audited)
 }
 

@@ -36,13 +36,39 @@ impl HasData for AuditedP3 {
 /// The version of WASI 0.3 that `wasmtime-wasi` links.
 const SOCKETS_TYPES: &str = "wasi:sockets/types@0.3.0";
 
-/// Links WASI 0.3's audited interfaces (shadowing on).
-pub(super) fn add_to_linker<T: WasiView + 'static>(
+/// Links the audited `wasi:filesystem/types`.
+pub(super) fn add_types<T: WasiView + 'static>(
     linker: &mut Linker<T>,
     audited: Getter<T>,
 ) -> wasmtime::Result<()> {
-    types::add_to_linker::<T, AuditedP3>(linker, audited)?;
-    ip_name_lookup::add_to_linker::<T, AuditedP3>(linker, audited)?;
+    types::add_to_linker::<T, AuditedP3>(linker, audited)
+}
+
+/// Links the audited `wasi:sockets/ip-name-lookup`.
+pub(super) fn add_ip_name_lookup<T: WasiView + 'static>(
+    linker: &mut Linker<T>,
+    audited: Getter<T>,
+) -> wasmtime::Result<()> {
+    ip_name_lookup::add_to_linker::<T, AuditedP3>(linker, audited)
+}
+
+/// Links `wasmtime-wasi`'s `wasi:sockets/types`, with `tcp-socket.create` audited
+/// over it (shadowing its one function rather than forwarding the ~40 others).
+pub(super) fn add_sockets_types<T: WasiView + 'static>(
+    linker: &mut Linker<T>,
+    audited: Getter<T>,
+) -> wasmtime::Result<()> {
+    sockets::add_to_linker::<T, WasiSockets>(linker, T::sockets)?;
+    linker.allow_shadowing(true);
+    let shadowed = shadow_tcp_create(linker, audited);
+    linker.allow_shadowing(false);
+    shadowed
+}
+
+fn shadow_tcp_create<T: WasiView + 'static>(
+    linker: &mut Linker<T>,
+    audited: Getter<T>,
+) -> wasmtime::Result<()> {
     linker.instance(SOCKETS_TYPES)?.func_wrap(
         "[static]tcp-socket.create",
         move |mut store, (family,): (IpAddressFamily,)| {
