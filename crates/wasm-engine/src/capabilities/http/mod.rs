@@ -3,11 +3,15 @@
 //! guest keeps charged to its host-memory budget ([`charges`]), and serving incoming requests with a
 //! fresh instance each ([`HttpHandler`]).
 
+mod access_log;
+mod body;
 pub(crate) mod charges;
 mod handler;
 pub(crate) mod outbound;
 
-pub use handler::{ACCESS_LOG_TARGET, Handled, HttpHandler, HttpLimits, ResponseBody};
+pub use access_log::{ACCESS_LOG_TARGET, Handled};
+pub use body::ResponseBody;
+pub use handler::{HttpHandler, HttpLimits};
 
 use std::sync::{Arc, Mutex};
 

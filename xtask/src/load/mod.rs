@@ -22,7 +22,6 @@
 //! Results are printed and written into `BENCHMARKS.md` between the `load` markers.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,7 +31,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::{WASMTIME_CLI, build_cli, install_tool, machine, today, workspace_root};
+use crate::proc::{Rss, Sampler, cpu_ticks, ticks_per_second};
+use crate::{WASMTIME_CLI, build_cli, install_tool};
+
+mod report;
+
+use report::{render, write_report};
 
 /// The load generator, from crates.io (its default features: it does not build without
 /// TLS, though every target here is plain HTTP on 127.0.0.1).
@@ -588,219 +592,4 @@ fn good_requests(log: &Path, from: u64) -> anyhow::Result<Good> {
         }
     }
     Ok(good)
-}
-
-/// Resident memory of a process, sampled every 100 ms on a thread of its own.
-struct Sampler {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<u64>>,
-}
-
-/// The samples of a run, in KiB: the means of its first and last thirds (a single
-/// sample swings by tens of MiB as hostile requests touch their 16 MiB and the pool
-/// returns it in batches), and the peak.
-#[derive(Debug, Clone, Copy)]
-struct Rss {
-    first: u64,
-    max: u64,
-    last: u64,
-}
-
-impl Rss {
-    fn growth_kib(self) -> u64 {
-        self.last.saturating_sub(self.first)
-    }
-
-    fn of(samples: &[u64]) -> Self {
-        let third = (samples.len() / 3).max(1);
-        let mean = |s: &[u64]| s.iter().sum::<u64>() / (s.len().max(1) as u64);
-        Rss {
-            first: mean(samples.get(..third).unwrap_or_default()),
-            max: samples.iter().copied().max().unwrap_or(0),
-            last: mean(
-                samples
-                    .get(samples.len().saturating_sub(third)..)
-                    .unwrap_or_default(),
-            ),
-        }
-    }
-}
-
-impl std::fmt::Display for Rss {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:.1} → {:.1} MiB (means of the first and last thirds; peak {:.1})",
-            self.first as f64 / 1024.0,
-            self.last as f64 / 1024.0,
-            self.max as f64 / 1024.0
-        )
-    }
-}
-
-impl Sampler {
-    fn start(pid: u32) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let mut samples = Vec::new();
-            while !flag.load(Ordering::Relaxed) {
-                if let Some(kib) = rss_kib(pid) {
-                    samples.push(kib);
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            samples
-        });
-        Self { stop, thread }
-    }
-
-    fn stop(self) -> Vec<u64> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap_or_default()
-    }
-}
-
-/// The CPU time `pid` has used (user and system), in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the command name (in parentheses, which may hold spaces): state is field 3,
-    // utime 14 and stime 15.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux when it cannot be asked).
-fn ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// `VmRSS` of `pid`, in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-fn render(
-    rows: &[(Kind, u32, Run)],
-    mixed: &[(Kind, Run, Rss, Option<Good>, SlowSeen)],
-    seconds: u64,
-) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "Measured {} on {}: oha {} and the servers on one machine. Hello: {seconds} s per \
-         concurrency and server, in two halves taken in turns (A B C C B A); the figures \
-         are the halves' means.\n",
-        today(),
-        machine(),
-        OHA.trim_start_matches("oha@")
-    );
-    let _ = writeln!(
-        s,
-        "`wasmtime serve` is Wasmtime's as shipped: it runs every request through its \
-         component-model concurrency support, which `airssys-wasm serve` turns off for WASI \
-         0.2 handlers; the comparison is of the two servers as a user gets them, not of \
-         the same code path.\n"
-    );
-    let _ = writeln!(
-        s,
-        "Hello handler (`http-hello`), limits {MEMORY}, {FUEL} fuel, {TIMEOUT} per request:\n"
-    );
-    let _ = writeln!(
-        s,
-        "| connections | server | req/s | p50 / p99 | server CPU per request | airssys-wasm: \
-         req/s ratio, p99 ratio, CPU ratio |"
-    );
-    let _ = writeln!(s, "|---|---|---|---|---|---|");
-    for c in CONCURRENCY {
-        let ours = rows.iter().find(|r| r.0 == Kind::Airssys && r.1 == c);
-        for (kind, _, run) in rows.iter().filter(|r| r.1 == c) {
-            let versus = match (ours, *kind) {
-                (Some((_, _, a)), Kind::Wasmtime | Kind::WasmtimeBatched) => format!(
-                    "{:.2}×, {:.2}×, {}",
-                    a.rps / run.rps,
-                    a.p99_ms / run.p99_ms,
-                    match (a.cpu_us, run.cpu_us) {
-                        (Some(x), Some(y)) => format!("{:.2}×", x / y),
-                        _ => "-".to_owned(),
-                    }
-                ),
-                _ => String::new(),
-            };
-            let _ = writeln!(
-                s,
-                "| {c} | {} | {:.0} | {:.2} / {:.2} ms | {} | {versus} |",
-                kind.name(),
-                run.rps,
-                run.p50_ms,
-                run.p99_ms,
-                run.cpu_us
-                    .map_or_else(|| "-".to_owned(), |us| format!("{us:.0} µs")),
-            );
-        }
-    }
-    let _ = writeln!(
-        s,
-        "\nMixed run (`http-hostile`, {MIXED_CONCURRENCY} connections, {seconds} s per server \
-         in two halves taken in turns, one request in ten to /panic, /loop, /alloc, \
-         /no-response or /error; beside the load, {STALLED} clients stalled mid-body and \
-         {IDLE} idle connections, reopened when closed):\n"
-    );
-    let _ = writeln!(
-        s,
-        "| server | req/s | p50 / p99 | statuses | transport errors | good requests failed | \
-         resident memory | server CPU per request | slow clients |"
-    );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
-    for (kind, run, rss, good, slow) in mixed {
-        let good = good.map_or_else(
-            || "(no access log)".to_owned(),
-            |g| format!("{} of {}", g.failed, g.total),
-        );
-        let statuses: Vec<String> = run
-            .statuses
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect();
-        let errors: u64 = run.errors.values().sum();
-        let _ = writeln!(
-            s,
-            "| {} | {:.0} | {:.2} / {:.2} ms | {} | {errors} | {good} | {rss} | {} | {slow} |",
-            kind.name(),
-            run.rps,
-            run.p50_ms,
-            run.p99_ms,
-            statuses.join(", "),
-            run.cpu_us
-                .map_or_else(|| "-".to_owned(), |us| format!("{us:.0} µs"))
-        );
-    }
-    s
-}
-
-fn write_report(report: &str) -> anyhow::Result<()> {
-    let path = workspace_root().join("BENCHMARKS.md");
-    let text = std::fs::read_to_string(&path)?;
-    let (Some(a), Some(b)) = (text.find(LOAD_START), text.find(LOAD_END)) else {
-        bail!("BENCHMARKS.md has no {LOAD_START} … {LOAD_END} section");
-    };
-    let new = format!("{}{LOAD_START}\n{report}{}", &text[..a], &text[b..]);
-    std::fs::write(&path, new)?;
-    eprintln!("wrote the results into {}", path.display());
-    Ok(())
 }
