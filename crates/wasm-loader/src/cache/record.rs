@@ -51,10 +51,10 @@ pub(super) const STAMP_HEX: usize = 16 + 32 + 32 + 16 + 16;
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct FileStamp {
     pub(super) len: u64,
-    mtime_ns: u128,
-    ctime_ns: u128,
-    ino: u64,
-    dev: u64,
+    pub(super) mtime_ns: u128,
+    pub(super) ctime_ns: u128,
+    pub(super) ino: u64,
+    pub(super) dev: u64,
 }
 
 impl FileStamp {
