@@ -25,7 +25,10 @@
 //!   with the load generator `oha` (both tools installed into `target/tools` with `cargo
 //!   install`): requests/s, p50/p99 and server CPU per request for the hello handler, and
 //!   a mixed run with hostile requests; writes the figures into `BENCHMARKS.md` (see
-//!   `load.rs`).
+//!   `load/`).
+//! - `cargo xtask cpu [--runs N] [--rounds K]` runs the CPU suite natively and as a
+//!   component under raw Wasmtime (unmetered, epochs, fuel, both) and airssys-wasm, and
+//!   writes the table into `BENCHMARKS.md` (see `cpu.rs`).
 
 #![allow(clippy::print_stdout)] // a task runner reports on stdout
 
@@ -36,6 +39,7 @@ use anyhow::{Context as _, bail};
 
 mod bench;
 mod compat;
+mod cpu;
 mod fixtures;
 mod fuzz;
 mod load;
@@ -43,7 +47,8 @@ mod proc;
 
 const USAGE: &str = "usage: cargo xtask fixtures [--out DIR] [--no-guests] | cargo xtask bench \
                      | cargo xtask soak | cargo xtask fuzz [--seconds N] [TARGET...] \
-                     | cargo xtask compat | cargo xtask load [--seconds N]";
+                     | cargo xtask compat | cargo xtask load [--seconds N] \
+                     | cargo xtask cpu [--runs N] [--rounds K]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("compat") => compat::compat(),
         Some("load") => load::load(&args[1..]),
+        Some("cpu") => cpu::cpu(&args[1..]),
         _ => bail!(USAGE),
     }
 }

@@ -25,6 +25,14 @@ macro_rules! guest {
 }
 
 guest!(
+    /// `wasi:cli` command, the CPU suite: `WORKLOAD RUNS` (`loop`, `fib`, `sha256`,
+    /// `sort`, `json`, `regex`) runs the workload once, then RUNS times, and prints
+    /// `WORKLOAD RUNS <ns per run> <checksum>`; the same source builds natively, for the
+    /// comparison (`cargo xtask cpu`).
+    CPU_SUITE,
+    "cpu-suite"
+);
+guest!(
     /// `wasi:cli` command: prints `hello from a wasi:cli guest`, then `arg[i] = …` for each
     /// argument (argument 0 is the program name) to stdout and `hello on stderr` to stderr;
     /// exits with failure when given `--exit=N` with N ≠ 0 (WASI 0.2 carries only
@@ -189,6 +197,11 @@ pub const GUESTS: &[Guest] = &[
         name: "config-tool",
         about: "library component reading wasi:config/store@0.2.0-rc.1 (Wasmtime's)",
         wasm: CONFIG_TOOL,
+    },
+    Guest {
+        name: "cpu-suite",
+        about: "wasi:cli CPU workloads (loop, fib, sha256, sort, json, regex), timed inside",
+        wasm: CPU_SUITE,
     },
     Guest {
         name: "env-print",

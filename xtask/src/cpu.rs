@@ -1,0 +1,201 @@
+//! `cargo xtask cpu [--runs N] [--rounds K]`: the CPU suite (the testkit's `cpu-suite`,
+//! one Rust source) built natively and run beside its committed component under raw
+//! Wasmtime unmetered, with epochs only, with fuel only, with both, and under
+//! airssys-wasm (`benches/examples/cpu_suite.rs`). Each cell is the best of K processes,
+//! each timing N runs of the workload inside the program (so neither process start nor
+//! compilation is in it). Prints the table with the ratios to unmetered Wasmtime and to
+//! native, and writes it into `BENCHMARKS.md` between the `cpu` markers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+use crate::{cargo, machine, today, workspace_root};
+
+const WORKLOADS: [&str; 6] = ["loop", "fib", "sha256", "sort", "json", "regex"];
+const MODES: [(&str, &str); 5] = [
+    ("raw", "Wasmtime, unmetered"),
+    ("raw-epochs", "epochs only"),
+    ("raw-fuel", "fuel only"),
+    ("raw-fuel-epochs", "fuel and epochs"),
+    ("airssys", "airssys-wasm"),
+];
+const START: &str = "<!-- cpu:start (written by `cargo xtask cpu`) -->";
+const END: &str = "<!-- cpu:end -->";
+
+pub(crate) fn cpu(args: &[String]) -> anyhow::Result<()> {
+    let mut runs = 10u32;
+    let mut rounds = 3u32;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => runs = it.next().context("--runs N")?.parse()?,
+            "--rounds" => rounds = it.next().context("--rounds K")?.parse()?,
+            other => bail!("unknown argument `{other}`: cargo xtask cpu [--runs N] [--rounds K]"),
+        }
+    }
+    let native = build_native()?;
+    let example = build_example()?;
+    let mut table: BTreeMap<&str, Vec<(String, f64)>> = BTreeMap::new();
+    for workload in WORKLOADS {
+        let mut row = Vec::new();
+        let best = best_of(rounds, || run(Command::new(&native), workload, runs))?;
+        eprintln!("{workload:>7} native {:>12.0} ns", best.0);
+        row.push(("native".to_owned(), best.0));
+        let checksum = best.1;
+        for (mode, _) in MODES {
+            let (ns, sum) = best_of(rounds, || {
+                let mut c = Command::new(&example);
+                c.arg(mode);
+                run(c, workload, runs)
+            })?;
+            if sum != checksum {
+                bail!("{workload} under {mode} computed {sum}, natively {checksum}");
+            }
+            eprintln!("{workload:>7} {mode:>15} {ns:>12.0} ns");
+            row.push((mode.to_owned(), ns));
+        }
+        table.insert(workload, row);
+    }
+    let report = render(&table, runs, rounds);
+    println!("{report}");
+    write_report(&report)
+}
+
+/// The best (lowest) time of `rounds` runs, with the checksum they printed.
+fn best_of(
+    rounds: u32,
+    mut f: impl FnMut() -> anyhow::Result<(f64, String)>,
+) -> anyhow::Result<(f64, String)> {
+    let mut best: Option<(f64, String)> = None;
+    for _ in 0..rounds.max(1) {
+        let (ns, sum) = f()?;
+        if best.as_ref().is_none_or(|(b, _)| ns < *b) {
+            best = Some((ns, sum));
+        }
+    }
+    best.context("no round ran")
+}
+
+/// Runs `command WORKLOAD RUNS` and reads `WORKLOAD RUNS <ns> <checksum>` from it.
+fn run(mut command: Command, workload: &str, runs: u32) -> anyhow::Result<(f64, String)> {
+    let out = command
+        .args([workload, &runs.to_string()])
+        .output()
+        .context("running the CPU suite")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "{workload} failed ({}): {text}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let line = text.lines().last().unwrap_or_default();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    match fields.as_slice() {
+        [w, _, ns, sum] if *w == workload => Ok((ns.parse()?, (*sum).to_owned())),
+        _ => bail!("unexpected output of {workload}: {line}"),
+    }
+}
+
+/// The suite built for this machine, from the same source and profile as its
+/// component.
+fn build_native() -> anyhow::Result<PathBuf> {
+    let dir = airssys_wasm_testkit::guests::guests_dir();
+    let target_dir = workspace_root().join("target/guests-native");
+    let status = cargo()
+        .current_dir(&dir)
+        .args(["build", "--release", "--locked", "-p", "cpu-suite"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .context("building the CPU suite natively")?;
+    if !status.success() {
+        bail!("building the CPU suite natively failed");
+    }
+    Ok(target_dir.join("release/cpu-suite"))
+}
+
+/// `benches/examples/cpu_suite.rs`, in the workspace's one release profile.
+fn build_example() -> anyhow::Result<PathBuf> {
+    let root = workspace_root();
+    let status = cargo()
+        .current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "airssys-wasm-benches",
+            "--example",
+            "cpu_suite",
+        ])
+        .status()
+        .context("building the cpu_suite example")?;
+    if !status.success() {
+        bail!("building the cpu_suite example failed");
+    }
+    Ok(root.join("target/release/examples/cpu_suite"))
+}
+
+fn render(table: &BTreeMap<&str, Vec<(String, f64)>>, runs: u32, rounds: u32) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "CPU suite (`cargo xtask cpu`), {}, {}: time per run of each workload, the best \
+         of {rounds} processes of {runs} runs; in parentheses the ratio to unmetered \
+         Wasmtime, and for unmetered Wasmtime the ratio to native.\n",
+        today(),
+        machine()
+    );
+    let _ = write!(out, "| workload | native |");
+    for (_, name) in MODES {
+        let _ = write!(out, " {name} |");
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "|---|---:|{}", "---:|".repeat(MODES.len()));
+    for workload in WORKLOADS {
+        let Some(row) = table.get(workload) else {
+            continue;
+        };
+        let at = |m: &str| {
+            row.iter()
+                .find(|(n, _)| n == m)
+                .map_or(f64::NAN, |(_, ns)| *ns)
+        };
+        let (native, raw) = (at("native"), at("raw"));
+        let _ = write!(out, "| {workload} | {} |", fmt(native));
+        for (mode, _) in MODES {
+            let ns = at(mode);
+            let ratio = if mode == "raw" { ns / native } else { ns / raw };
+            let _ = write!(out, " {} ({ratio:.2}) |", fmt(ns));
+        }
+        let _ = writeln!(out);
+    }
+    out
+}
+
+fn fmt(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.1} µs", ns / 1e3)
+    }
+}
+
+fn write_report(report: &str) -> anyhow::Result<()> {
+    let path: &Path = &workspace_root().join("BENCHMARKS.md");
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
+        bail!("BENCHMARKS.md has no `cpu` markers ({START} … {END})");
+    };
+    let updated = format!("{}{START}\n{report}{}", &text[..a], &text[b..]);
+    std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
+}
