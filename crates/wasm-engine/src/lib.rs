@@ -137,8 +137,8 @@ pub use capabilities::logging::{
 pub use capabilities::wasi::output::{MAX_OUTPUT_BYTES, MAX_OUTPUT_LINE_BYTES};
 pub use runtime::component::CompiledComponent;
 pub use runtime::engine::{
-    DEFAULT_EPOCH_TICK, DEFAULT_MAX_WASM_STACK, Optimization, Pooling, WasmEngine,
-    WasmEngineBuilder,
+    DEFAULT_EPOCH_TICK, DEFAULT_FUEL_YIELD_INTERVAL, DEFAULT_MAX_WASM_STACK, Interruption,
+    Optimization, Pooling, WasmEngine, WasmEngineBuilder,
 };
 pub use runtime::features::{Proposal, UnknownProposal};
 pub use runtime::host::HostState;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use airssys_wasm_core::{CapabilitySet, InterfaceGrant, WasmError};
 use airssys_wasm_engine::{
-    CompiledComponent, HasHostCtx, HostCtx, Sandbox, WasmEngine, WasmEngineBuilder, charge_fuel,
+    CompiledComponent, HasHostCtx, HostCtx, Interruption, Sandbox, WasmEngine, WasmEngineBuilder,
+    charge_fuel,
 };
 use airssys_wasm_testkit::guests::HOST_CALLS;
 use common::{GROSS, MIB, compile, sandbox};
@@ -341,42 +342,90 @@ async fn versions_match_by_semver_like_wasmtimes_linker() {
 
 #[tokio::test]
 async fn a_host_function_that_never_returns_is_cancelled_at_the_deadline() {
-    let e = engine();
-    let c = compile(&e, "host-calls", HOST_CALLS);
-    let mut stuck = c
-        .instantiate_with(&granted(Duration::from_millis(200)), tenant("t"))
-        .await
-        .unwrap();
-    let started = Instant::now();
-    let err = stuck
-        .call_typed::<(u32,), (u32,)>("wait", (0,))
-        .await
-        .unwrap_err();
-    assert!(started.elapsed() < GROSS);
-    let WasmError::ComponentTimeout {
-        max_execution_ms,
-        in_host,
-        ..
-    } = &err
-    else {
-        panic!("{err:?}")
-    };
-    assert_eq!(*max_execution_ms, 200);
-    assert_eq!(in_host.as_deref(), Some("`test:host/slow@1.0.0#wait`"));
-    assert!(
-        err.to_string()
-            .contains("while waiting in host function `test:host/slow@1.0.0#wait`"),
-        "{err}"
-    );
-    // Poisoned; the engine and other instances carry on.
-    let again = stuck.call_typed::<(u32, u32), (u32,)>("add", (1, 1)).await;
-    assert!(matches!(again, Err(WasmError::InstancePoisoned { .. })));
-    let mut other = instance(&c, "u").await;
-    let ((v,), _) = other
-        .call_typed::<(u32,), (u32,)>("wait", (5,))
-        .await
-        .unwrap();
-    assert_eq!(v, 1);
+    // With either way of interrupting a running guest.
+    for mode in [Interruption::FuelYields, Interruption::Epochs] {
+        let e = with_test_host(WasmEngine::builder().interruption(mode), "1.0.0")
+            .build()
+            .unwrap();
+        let c = compile(&e, "host-calls", HOST_CALLS);
+        let mut stuck = c
+            .instantiate_with(&granted(Duration::from_millis(200)), tenant("t"))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let err = stuck
+            .call_typed::<(u32,), (u32,)>("wait", (0,))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < GROSS);
+        let WasmError::ComponentTimeout {
+            max_execution_ms,
+            in_host,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!(*max_execution_ms, 200);
+        assert_eq!(in_host.as_deref(), Some("`test:host/slow@1.0.0#wait`"));
+        assert!(
+            err.to_string()
+                .contains("while waiting in host function `test:host/slow@1.0.0#wait`"),
+            "{err}"
+        );
+        // Poisoned; the engine and other instances carry on.
+        let again = stuck.call_typed::<(u32, u32), (u32,)>("add", (1, 1)).await;
+        assert!(matches!(again, Err(WasmError::InstancePoisoned { .. })));
+        let mut other = instance(&c, "u").await;
+        let ((v,), _) = other
+            .call_typed::<(u32,), (u32,)>("wait", (5,))
+            .await
+            .unwrap();
+        assert_eq!(v, 1);
+    }
+}
+
+/// A component that calls `test:host/math#add`, then loops forever.
+fn add_then_spin() -> Vec<u8> {
+    wat::parse_str(
+        r#"(component
+            (import "test:host/math@1.0.0" (instance $math
+                (export "add" (func (param "a" u32) (param "b" u32) (result u32)))))
+            (core func $add (canon lower (func $math "add")))
+            (core module $m
+                (import "host" "add" (func $add (param i32 i32) (result i32)))
+                (func (export "run") (result i32)
+                    (drop (call $add (i32.const 1) (i32.const 2)))
+                    (loop $l (br $l))
+                    (i32.const 0)))
+            (core instance $i (instantiate $m (with "host" (instance (export "add" (func $add))))))
+            (func (export "run") (result u32) (canon lift (core func $i "run"))))"#,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_loop_after_a_host_call_times_out_in_guest_code_not_in_the_host_function() {
+    // The guest entered the embedder's function last, but it was looping in its own
+    // code when the timeout came: the error must not blame the host function — with
+    // either way of interrupting a running guest.
+    for mode in [Interruption::FuelYields, Interruption::Epochs] {
+        let e = with_test_host(WasmEngine::builder().interruption(mode), "1.0.0")
+            .build()
+            .unwrap();
+        let c = compile(&e, "add-then-spin", &add_then_spin());
+        let unlimited_fuel =
+            sandbox(16 * MIB, u64::MAX, Duration::from_millis(200)).with_capabilities(grants(ALL));
+        let mut i = c.instantiate(&unlimited_fuel).await.unwrap();
+        let started = Instant::now();
+        let err = i.call_typed::<(), (u32,)>("run", ()).await.unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(200), "{mode:?}");
+        assert!(started.elapsed() < GROSS, "{mode:?}");
+        let WasmError::ComponentTimeout { in_host, .. } = &err else {
+            panic!("{mode:?}: {err:?}")
+        };
+        assert_eq!(*in_host, None, "{mode:?}: {err}");
+    }
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use airssys_wasm_core::WasmError;
-use airssys_wasm_engine::{Sandbox, Val, WasmEngine};
+use airssys_wasm_engine::{Interruption, Sandbox, Val, WasmEngine};
 use airssys_wasm_testkit as fx;
 use common::{GROSS, MIB, PAGE, compile, sandbox};
 
@@ -140,6 +140,57 @@ async fn infinite_loop_with_unlimited_fuel_is_stopped_by_the_timeout() {
     assert!(took >= timeout, "{took:?}");
     assert!(took < timeout + Duration::from_secs(2), "{took:?}");
     still_healthy(&engine).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn both_interruptions_stop_a_loop_and_a_start_function_at_the_timeout_and_yield_meanwhile() {
+    for mode in [Interruption::FuelYields, Interruption::Epochs] {
+        let engine = WasmEngine::builder().interruption(mode).build().unwrap();
+        assert!(!engine.ticker_running(), "{mode:?}");
+        let timeout = Duration::from_millis(150);
+        let spin = compile(&engine, "spin", fx::INFINITE_LOOP);
+        let mut i = spin
+            .instantiate(&sandbox(MIB, u64::MAX, timeout))
+            .await
+            .unwrap();
+        // A sleeper on the same thread gets its turn while the guest spins.
+        let start = Instant::now();
+        let guest = async { (i.call("spin", &[]).await, start.elapsed()) };
+        let other = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            start.elapsed()
+        };
+        let ((r, took), slept) = tokio::join!(guest, other);
+        let err = r.unwrap_err();
+        let WasmError::ComponentTimeout {
+            in_host,
+            fuel_consumed,
+            ..
+        } = &err
+        else {
+            panic!("{mode:?}: {err:?}")
+        };
+        assert_eq!(*in_host, None, "{mode:?}");
+        assert_ne!(*fuel_consumed, Some(0), "{mode:?}");
+        assert!(took >= timeout, "{mode:?}: {took:?}");
+        assert!(took < GROSS, "{mode:?}: {took:?}");
+        assert!(slept < timeout, "{mode:?}: the sleeper waited {slept:?}");
+        // Only epochs need a ticker thread.
+        assert_eq!(engine.ticker_running(), mode == Interruption::Epochs);
+
+        let start_loop = compile(&engine, "start", fx::START_LOOP);
+        let t = Instant::now();
+        let err = start_loop
+            .instantiate(&sandbox(MIB, u64::MAX, timeout))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, WasmError::ComponentTimeout { .. }),
+            "{mode:?}: {err:?}"
+        );
+        assert!(t.elapsed() >= timeout && t.elapsed() < GROSS, "{mode:?}");
+        still_healthy(&engine).await;
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use airssys_wasm_core::ResourceLimits;
-use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
+use airssys_wasm_engine::{CompiledComponent, Interruption, Sandbox, WasmEngine};
 
 fn ticker_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
@@ -36,7 +36,10 @@ fn settled_ticker_threads(expected: usize) -> usize {
 #[tokio::test]
 async fn ticker_lives_exactly_as_long_as_the_engine_and_its_instances() {
     assert_eq!(ticker_threads(), 0);
-    let engine = WasmEngine::new().unwrap();
+    let engine = WasmEngine::builder()
+        .interruption(Interruption::Epochs)
+        .build()
+        .unwrap();
     assert_eq!(ticker_threads(), 0, "the ticker starts lazily");
 
     let c =

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use airssys_wasm_core::ResourceLimits;
-use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
+use airssys_wasm_engine::{CompiledComponent, Interruption, Sandbox, WasmEngine};
 
 #[tokio::test]
 async fn dropping_the_engine_does_not_wait_for_a_tick() {
@@ -14,6 +14,7 @@ async fn dropping_the_engine_does_not_wait_for_a_tick() {
     // whether the ticker thread has started waiting at drop time is a race.
     for _ in 0..20 {
         let engine = WasmEngine::builder()
+            .interruption(Interruption::Epochs)
             .epoch_tick(Duration::from_secs(10))
             .build()
             .unwrap();

@@ -13,7 +13,7 @@ use airssys_wasm_core::{
     Capability, CapabilitySet, ConnectRule, DirAccess, DirGrant, EnvGrant, ResourceLimits,
     StdioMode, WasmError,
 };
-use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
+use airssys_wasm_engine::{CompiledComponent, Interruption, Optimization, Sandbox, WasmEngine};
 use airssys_wasm_testkit::guests::{self, GUESTS};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -820,6 +820,65 @@ async fn the_default_engine_refuses_a_wasi_0_3_component_naming_the_feature() {
         format!("{err:#}").contains("component model async"),
         "{err:#}"
     );
+}
+
+/// What `cpu-suite WORKLOAD 0` printed and the fuel its run took, on `component`.
+async fn cpu_suite_fuel(component: &CompiledComponent, workload: &str) -> (String, u64) {
+    let sandbox = Sandbox::new(roomy())
+        .with_capabilities(stdio())
+        .with_args(["cpu-suite", workload, "0"])
+        .capture_output(1 << 16);
+    let mut instance = component.instantiate(&sandbox).await.unwrap();
+    let (code, report) = instance.run_command().await.unwrap();
+    assert_eq!(code, 0, "{workload}");
+    let out = String::from_utf8(instance.captured_stdout().unwrap()).unwrap();
+    (out, report.fuel_consumed)
+}
+
+#[tokio::test]
+async fn fuel_is_deterministic_across_runs_interruptions_and_generated_code() {
+    // The same work consumes the same fuel: on a fresh instance, with either way of
+    // interrupting the guest (different machine code: epoch checks or not), and at
+    // another optimisation level (different machine code again: fuel is counted in
+    // WebAssembly operators, not in what the compiler made of them — which is why it
+    // is the same on every machine).
+    let other = |b: airssys_wasm_engine::WasmEngineBuilder| {
+        let engine = b.build().unwrap();
+        let c = wasmtime::component::Component::new(engine.wasmtime_engine(), guests::CPU_SUITE)
+            .unwrap();
+        CompiledComponent::new(&engine, "cpu-suite", c).unwrap()
+    };
+    let engines = [
+        ("default", compiled("cpu-suite")),
+        (
+            "epochs",
+            other(WasmEngine::builder().interruption(Interruption::Epochs)),
+        ),
+        (
+            "unoptimised",
+            other(WasmEngine::builder().optimization(Optimization::None)),
+        ),
+    ];
+    // Not `regex`: the regex crate builds its automata with Rust's `HashMap`, whose
+    // hash keys std draws from `wasi:random` — another input on every run (its fuel
+    // varies by a few hundred units in ~143 million).
+    for workload in ["loop", "fib", "sha256", "sort", "json"] {
+        let (out, fuel) = cpu_suite_fuel(&engines[0].1, workload).await;
+        assert!(out.starts_with(&format!("{workload} 0 0 ")), "{out}");
+        assert!(fuel > 1_000_000, "{workload}: {fuel}");
+        assert_eq!(
+            cpu_suite_fuel(&engines[0].1, workload).await,
+            (out.clone(), fuel),
+            "{workload}, again"
+        );
+        for (name, component) in &engines[1..] {
+            assert_eq!(
+                cpu_suite_fuel(component, workload).await,
+                (out.clone(), fuel),
+                "{workload}, {name}"
+            );
+        }
+    }
 }
 
 #[test]

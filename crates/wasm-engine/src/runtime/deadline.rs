@@ -1,38 +1,46 @@
-//! The bounds of one call (and of an instantiation): the epoch [`Deadline`] that
-//! interrupts running guest code, fresh fuel, and the async-side [`Backstop`] that ends
-//! a call blocked in the host, where epochs are not checked.
+//! The bounds of one call (and of an instantiation): fresh fuel (the CPU bound), the
+//! way a running guest comes back for its timeout ([`Deadline::interrupt`]: fuel
+//! yields, or the epoch callback), and the async-side [`Backstop`] — the call's timer,
+//! checked whenever the call yields.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::task::Poll;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use wasmtime::Store;
+use wasmtime::{Store, UpdateDeadline};
 
 use airssys_wasm_core::ResourceLimits;
 
+use crate::runtime::engine::{Interruption, WasmEngine};
 use crate::runtime::host::HostState;
 use crate::runtime::sandbox::ExecutionReport;
 
-/// The async-side bound of a call: the timeout plus a margin for the epoch to be
-/// noticed ([`Deadline::hard_bound`]), and the timer that enforces it once armed. It
-/// is only reached when the guest is blocked in the host (where epochs are not
-/// checked) or the ticker could not start.
+/// The async-side bound of a call ([`Deadline::hard_bound`]) and the timer that
+/// enforces it once armed. With fuel yields it is the timeout itself, checked at every
+/// yield; with epochs, the timeout plus a margin, reached only when the guest is
+/// blocked in the host (where epochs are not checked) or the ticker could not start.
 #[derive(Debug)]
 pub(crate) struct Backstop {
     bound: Duration,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether a running guest reaches this timer (fuel yields): then it tells a guest
+    /// stopped in its own code from one waiting in the host.
+    running_guests: bool,
     /// Set while a call is under way: still set after it, the call's future was
     /// dropped before it finished (its caller cancelled it), leaving the guest midway.
     pub(crate) in_flight: bool,
 }
 
 impl Backstop {
-    pub(crate) fn new(bound: Duration) -> Self {
+    pub(crate) fn new(bound: Duration, interruption: Interruption) -> Self {
         Self {
             bound,
             timer: None,
+            running_guests: interruption == Interruption::FuelYields,
             in_flight: false,
         }
     }
@@ -41,8 +49,9 @@ impl Backstop {
 /// Why a bounded future did not finish.
 #[derive(Debug)]
 pub(crate) enum Stopped {
-    /// Its bound elapsed (the guest is blocked in the host).
-    Timeout,
+    /// Its bound elapsed: in the guest's own code (it had just yielded for fuel), or
+    /// while it waited in the host.
+    Timeout { in_guest: bool },
     /// It panicked — in host code, since guest code cannot — with this message.
     Panic(String),
 }
@@ -82,8 +91,18 @@ impl<F: Future> Future for Bounded<'_, F> {
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let fut = this.fut;
+        // Only once the timer is armed, and only where running guests reach it: the
+        // calls that end in their first poll (nearly all) allocate nothing here.
+        let spy = (this.backstop.running_guests && this.backstop.timer.is_some())
+            .then(|| Arc::new(WakeSpy::new(cx.waker())));
         // The future is never polled again after a panic: the instance is poisoned.
-        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(&mut *cx)));
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| match &spy {
+            Some(spy) => {
+                let waker = Waker::from(Arc::clone(spy));
+                fut.poll(&mut std::task::Context::from_waker(&waker))
+            }
+            None => fut.poll(&mut *cx),
+        }));
         let ready = match polled {
             Ok(Poll::Ready(v)) => Ok(v),
             Ok(Poll::Pending) => Err(None),
@@ -113,9 +132,36 @@ impl<F: Future> Future for Bounded<'_, F> {
         if timer.as_mut().poll(cx).is_ready() {
             this.backstop.in_flight = false;
             this.backstop.timer = None;
-            return Poll::Ready(Err(Stopped::Timeout));
+            let in_guest = spy.is_some_and(|s| s.woke.load(Ordering::Relaxed));
+            return Poll::Ready(Err(Stopped::Timeout { in_guest }));
         }
         Poll::Pending
+    }
+}
+
+/// A waker that forwards to the task's and remembers that it was woken.
+struct WakeSpy {
+    woke: AtomicBool,
+    inner: Waker,
+}
+
+impl WakeSpy {
+    fn new(inner: &Waker) -> Self {
+        Self {
+            woke: AtomicBool::new(false),
+            inner: inner.clone(),
+        }
+    }
+}
+
+impl Wake for WakeSpy {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woke.store(true, Ordering::Relaxed);
+        self.inner.wake_by_ref();
     }
 }
 
@@ -149,6 +195,42 @@ impl std::fmt::Display for Deadline {
 impl std::error::Error for Deadline {}
 
 impl Deadline {
+    /// Sets up how `store`'s guest, while it runs, comes back for its timeout: with
+    /// fuel yields, every `engine`'s interval of fuel; with epochs, at every tick,
+    /// through a callback that stops it once its timeout has passed.
+    pub(crate) fn interrupt(store: &mut Store<HostState>, engine: &WasmEngine) {
+        match engine.interruption() {
+            Interruption::FuelYields => {
+                // Fuel is on and the interval above zero (checked by the builder).
+                if let Err(e) = store.fuel_async_yield_interval(Some(engine.fuel_yield_interval()))
+                {
+                    fuel_not_set(&e);
+                }
+            }
+            Interruption::Epochs => {
+                engine.ensure_ticker();
+                store.data_mut().epochs = true;
+                store.epoch_deadline_callback(|mut cx| {
+                    let data = cx.data_mut();
+                    match data.started {
+                        // The first tick of this call: it began within the last tick.
+                        // Counting from now never stops a guest early, and keeps the
+                        // clock off the path of the calls that end before a tick
+                        // (nearly all of them).
+                        None => data.started = Some(Instant::now()),
+                        Some(started) if started.elapsed() >= data.limits().timeout() => {
+                            data.timed_out = true;
+                            return Err(wasmtime::Error::new(Deadline));
+                        }
+                        Some(_) => {}
+                    }
+                    // Not yet due: let other tasks run, then check again next tick.
+                    Ok(UpdateDeadline::Yield(1))
+                });
+            }
+        }
+    }
+
     /// Arms the store for one call: fresh fuel, a fresh deadline, a fresh peak.
     #[inline(always)]
     pub(crate) fn begin(store: &mut Store<HostState>) {
@@ -163,15 +245,23 @@ impl Deadline {
         data.log = crate::capabilities::logging::LogBudget::default();
         data.clear_denials();
         data.limiter.reset_peak();
-        // Check the deadline at the next tick, and every tick after (the callback).
-        store.set_epoch_deadline(1);
+        if data.epochs {
+            // Check the deadline at the next tick, and every tick after (the callback).
+            store.set_epoch_deadline(1);
+        }
     }
 
-    /// The async-side bound: the timeout plus a margin for the epoch to be noticed.
-    /// Only reached when the guest is blocked in the host (where epochs are not
-    /// checked) or the ticker could not start.
-    pub(crate) fn hard_bound(limits: &ResourceLimits, tick: Duration) -> Duration {
-        limits.timeout() + (tick * 4).max(Duration::from_millis(50))
+    /// The async-side bound. With fuel yields, the timeout. With epochs, the timeout
+    /// plus a margin for the epoch to be noticed: only reached when the guest is
+    /// blocked in the host (where epochs are not checked) or the ticker could not
+    /// start.
+    pub(crate) fn hard_bound(limits: &ResourceLimits, engine: &WasmEngine) -> Duration {
+        match engine.interruption() {
+            Interruption::FuelYields => limits.timeout(),
+            Interruption::Epochs => {
+                limits.timeout() + (engine.epoch_tick() * 4).max(Duration::from_millis(50))
+            }
+        }
     }
 
     /// What the call armed by [`begin`](Self::begin) used, read right after it.

@@ -1,4 +1,5 @@
-//! [`WasmEngine`]: the shared Wasmtime engine, its linker and its epoch ticker.
+//! [`WasmEngine`]: the shared Wasmtime engine, its linker, how a running guest is
+//! interrupted for its timeout ([`Interruption`]) and, for epochs, the ticker.
 
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -15,9 +16,43 @@ use crate::runtime::features::{Proposal, Proposals, flag};
 use crate::runtime::host::HostState;
 use crate::runtime::linking::{LinkerParts, Provider};
 
-/// Default interval of the epoch ticker: the granularity of wall-clock timeouts and of
-/// yields to the async executor.
+/// Default interval of the epoch ticker ([`Interruption::Epochs`]): the granularity of
+/// wall-clock timeouts and of yields to the async executor.
 pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Default fuel between two yields of a running guest to the executor
+/// ([`Interruption::FuelYields`]): about a millisecond of guest code (measured: 1 to 4
+/// units per nanosecond on the CPU suite), the granularity of wall-clock timeouts.
+pub const DEFAULT_FUEL_YIELD_INTERVAL: u64 = 1_000_000;
+
+/// How a guest that keeps running comes back to the host, so that its wall-clock
+/// timeout is checked and other tasks on its thread get their turn. Fuel (the hard CPU
+/// bound) is counted in both; a guest blocked in the host is bounded by the timer of
+/// its call in both.
+///
+/// Wasmtime offers two instrumentations of guest code: fuel (a counter updated in every
+/// basic block, checked at loop headers and calls) and epochs (a load and compare of a
+/// global counter at loop headers and calls, advanced by a thread). Each costs about as
+/// much as the other; both at once cost their sum — on the CPU suite 1.3–2.7× the
+/// instructions of unmetered code, against 1.2–1.9× for either alone (BENCHMARKS.md).
+/// Since fuel is the CPU bound anyway, [`FuelYields`](Self::FuelYields) (the default)
+/// brings the timeout through fuel too: one instrumentation, no ticker thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Interruption {
+    /// The guest yields to the executor every
+    /// [`fuel_yield_interval`](WasmEngineBuilder::fuel_yield_interval) units of fuel,
+    /// where the call's timer is checked: a call is stopped within one interval (about
+    /// a millisecond) after its timeout. Fuel counts work, not time — bulk memory and
+    /// table operations by the byte and element — so an interval is a bounded time.
+    #[default]
+    FuelYields,
+    /// Epoch interruption besides fuel (the engine's only mode before): a ticker thread
+    /// advances the epoch every [`epoch_tick`](WasmEngineBuilder::epoch_tick), and
+    /// running code checks it at loop headers and calls — a call is stopped within two
+    /// ticks after its timeout, whatever its code does per unit of fuel, at the price
+    /// of a second instrumentation.
+    Epochs,
+}
 /// Default maximum WebAssembly stack of one call.
 pub const DEFAULT_MAX_WASM_STACK: usize = 1 << 20;
 
@@ -38,21 +73,25 @@ pub enum Optimization {
 ///
 /// ```
 /// use std::time::Duration;
-/// use airssys_wasm_engine::{Optimization, WasmEngine};
+/// use airssys_wasm_engine::{Interruption, Optimization, WasmEngine};
 ///
 /// let engine = WasmEngine::builder()
 ///     .optimization(Optimization::Speed)
+///     .interruption(Interruption::Epochs)
 ///     .epoch_tick(Duration::from_millis(2))
 ///     .max_wasm_stack(512 * 1024)
 ///     .build()?;
 /// assert_eq!(engine.epoch_tick(), Duration::from_millis(2));
+/// assert_eq!(engine.interruption(), Interruption::Epochs);
 /// # Ok::<(), airssys_wasm_core::WasmError>(())
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct WasmEngineBuilder {
     optimization: Optimization,
+    interruption: Interruption,
     epoch_tick: Duration,
+    fuel_yield_interval: u64,
     max_wasm_stack: usize,
     parallel_compilation: bool,
     pooling: Option<Pooling>,
@@ -148,7 +187,9 @@ impl Default for WasmEngineBuilder {
     fn default() -> Self {
         Self {
             optimization: Optimization::Speed,
+            interruption: Interruption::default(),
             epoch_tick: DEFAULT_EPOCH_TICK,
+            fuel_yield_interval: DEFAULT_FUEL_YIELD_INTERVAL,
             max_wasm_stack: DEFAULT_MAX_WASM_STACK,
             parallel_compilation: true,
             pooling: None,
@@ -166,11 +207,30 @@ impl WasmEngineBuilder {
         self
     }
 
-    /// How often the epoch advances (default 5 ms). A call is stopped no earlier than
-    /// its timeout and within two ticks after it; a busy guest yields to the executor
-    /// once per tick.
+    /// How a running guest comes back for its timeout (default
+    /// [`Interruption::FuelYields`]). The two modes compile different code: a component
+    /// compiled by an engine of one mode does not load into the other (the loader's
+    /// artifact cache keeps them apart), and one process may run engines of both.
+    pub fn interruption(mut self, interruption: Interruption) -> Self {
+        self.interruption = interruption;
+        self
+    }
+
+    /// With [`Interruption::Epochs`]: how often the epoch advances (default 5 ms). A
+    /// call is stopped no earlier than its timeout and within two ticks after it; a
+    /// busy guest yields to the executor once per tick.
     pub fn epoch_tick(mut self, tick: Duration) -> Self {
         self.epoch_tick = tick;
+        self
+    }
+
+    /// With [`Interruption::FuelYields`]: the fuel a running guest uses between two
+    /// yields to the executor (default [`DEFAULT_FUEL_YIELD_INTERVAL`]). A call is
+    /// stopped no earlier than its timeout and within about one interval after it;
+    /// each yield costs a switch of stacks (~1 µs), so much smaller intervals cost
+    /// throughput.
+    pub fn fuel_yield_interval(mut self, fuel: u64) -> Self {
+        self.fuel_yield_interval = fuel;
         self
     }
 
@@ -274,6 +334,12 @@ impl WasmEngineBuilder {
                 source: None,
             });
         }
+        if self.fuel_yield_interval == 0 {
+            return Err(WasmError::EngineInitialization {
+                reason: "the fuel yield interval must be at least 1".into(),
+                source: None,
+            });
+        }
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -284,7 +350,7 @@ impl WasmEngineBuilder {
                 Optimization::SpeedAndSize => OptLevel::SpeedAndSize,
             })
             .consume_fuel(true)
-            .epoch_interruption(true)
+            .epoch_interruption(self.interruption == Interruption::Epochs)
             .max_wasm_stack(self.max_wasm_stack)
             // The host side of a call runs on the same fiber stack as the guest.
             .async_stack_size(self.max_wasm_stack + (1 << 20))
@@ -309,7 +375,9 @@ impl WasmEngineBuilder {
         Ok(WasmEngine {
             inner: Arc::new(Inner {
                 engine,
+                interruption: self.interruption,
                 epoch_tick: self.epoch_tick,
+                fuel_yield_interval: self.fuel_yield_interval,
                 pooling: self.pooling,
                 proposals: self.proposals,
                 interfaces,
@@ -320,18 +388,20 @@ impl WasmEngineBuilder {
     }
 }
 
-/// The WebAssembly engine: compiled code, configuration, the WASI linker and the epoch
-/// ticker that enforces wall-clock timeouts.
+/// The WebAssembly engine: compiled code, configuration, the WASI linker and, with
+/// [`Interruption::Epochs`], the epoch ticker that brings running guests back for their
+/// timeouts.
 ///
 /// Cheap to clone (one `Arc`) and meant to be shared by every component and instance of
-/// a process. The epoch ticker thread starts with the first instantiation and stops
+/// a process. An epoch ticker thread starts with the first instantiation and stops
 /// when the last clone — including the ones held by compiled components and instances —
 /// is dropped.
 ///
 /// Configuration (see [`WasmEngineBuilder`]): what Wasmtime's default configuration
 /// accepts (WebAssembly 3.0 with GC and exceptions, the Component Model; component
-/// async when switched on), Cranelift at `OptLevel::Speed`, fuel metering on, epoch
-/// interruption on, an explicit maximum wasm stack, parallel compilation.
+/// async when switched on), Cranelift at `OptLevel::Speed`, fuel metering on (the CPU
+/// bound), timeouts through fuel yields ([`Interruption`]), an explicit maximum wasm
+/// stack, parallel compilation.
 #[derive(Clone)]
 pub struct WasmEngine {
     inner: Arc<Inner>,
@@ -339,7 +409,9 @@ pub struct WasmEngine {
 
 struct Inner {
     engine: Engine,
+    interruption: Interruption,
     epoch_tick: Duration,
+    fuel_yield_interval: u64,
     pooling: Option<Pooling>,
     proposals: Proposals,
     interfaces: Vec<Registered>,
@@ -350,7 +422,9 @@ struct Inner {
 impl std::fmt::Debug for WasmEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WasmEngine")
+            .field("interruption", &self.inner.interruption)
             .field("epoch_tick", &self.inner.epoch_tick)
+            .field("fuel_yield_interval", &self.inner.fuel_yield_interval)
             .field("ticker_running", &self.inner.ticker.get().is_some())
             .finish_non_exhaustive()
     }
@@ -382,9 +456,20 @@ impl WasmEngine {
         &self.inner.engine
     }
 
-    /// The epoch tick: the granularity of timeouts.
+    /// The epoch tick: the granularity of timeouts with [`Interruption::Epochs`].
     pub fn epoch_tick(&self) -> Duration {
         self.inner.epoch_tick
+    }
+
+    /// How a running guest comes back for its timeout.
+    pub fn interruption(&self) -> Interruption {
+        self.inner.interruption
+    }
+
+    /// The fuel between two yields of a running guest, with
+    /// [`Interruption::FuelYields`].
+    pub fn fuel_yield_interval(&self) -> u64 {
+        self.inner.fuel_yield_interval
     }
 
     /// The WebAssembly features this engine accepts — exactly those Wasmtime validates
@@ -400,8 +485,8 @@ impl WasmEngine {
         self.inner.proposals.contains(proposal)
     }
 
-    /// Whether the epoch ticker thread is running (it starts with the first
-    /// instantiation).
+    /// Whether the epoch ticker thread is running (with [`Interruption::Epochs`], it
+    /// starts with the first instantiation; there is none otherwise).
     pub fn ticker_running(&self) -> bool {
         self.inner.ticker.get().is_some()
     }

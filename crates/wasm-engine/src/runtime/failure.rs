@@ -16,8 +16,11 @@ use crate::runtime::limiter::Denial;
 /// Why an instantiation or a call did not finish.
 pub(crate) enum Failure {
     Wasmtime(wasmtime::Error),
-    /// The async-side bound elapsed: the guest was blocked in the host.
-    AsyncTimeout,
+    /// The async-side bound elapsed: in the guest's own code, or while it was blocked
+    /// in the host.
+    AsyncTimeout {
+        in_guest: bool,
+    },
     /// Host code panicked, with this message.
     Panic(String),
 }
@@ -25,7 +28,7 @@ pub(crate) enum Failure {
 impl From<Stopped> for Failure {
     fn from(s: Stopped) -> Self {
         match s {
-            Stopped::Timeout => Self::AsyncTimeout,
+            Stopped::Timeout { in_guest } => Self::AsyncTimeout { in_guest },
             Stopped::Panic(message) => Self::Panic(message),
         }
     }
@@ -67,9 +70,12 @@ impl Failure {
             in_host,
         };
         let err = match self {
+            Failure::AsyncTimeout { in_guest: true } => return timeout(None),
             // Blocked in the host: in the embedder's function the guest entered last,
             // unless it called WASI since.
-            Failure::AsyncTimeout => return timeout(host_call.map(&host_function)),
+            Failure::AsyncTimeout { in_guest: false } => {
+                return timeout(host_call.map(&host_function));
+            }
             Failure::Panic(message) => {
                 return WasmError::HostFunctionPanicked {
                     component,

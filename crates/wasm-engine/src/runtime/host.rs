@@ -37,8 +37,8 @@ pub struct HostState {
     wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     /// When the current call (or instantiation) started: taken when the call begins if
-    /// its wall time is measured, else at its first epoch tick (at most one tick late;
-    /// see the epoch callback).
+    /// its wall time is measured (or it may send HTTP requests), else, with epochs, at
+    /// its first tick (at most one tick late; see the epoch callback).
     pub(crate) started: Option<Instant>,
     /// Whether reports carry the wall-clock time.
     pub(crate) measure_wall_time: bool,
@@ -48,6 +48,9 @@ pub struct HostState {
     pub(crate) clock_calls: bool,
     /// Set by the epoch callback when it stopped the guest for the deadline.
     pub(crate) timed_out: bool,
+    /// Whether the engine interrupts running guests by epochs (then each call sets
+    /// its epoch deadline).
+    pub(crate) epochs: bool,
     /// Captured stdout and stderr, when the sandbox asked for capture.
     pub(crate) captured: Option<Captured>,
     /// The embedder's state for this instance (`()` when it gave none).
@@ -219,6 +222,7 @@ impl HostState {
             measure_wall_time: sandbox.measures_wall_time(),
             clock_calls: sandbox.measures_wall_time() || sandbox.capabilities().http.is_some(),
             timed_out: false,
+            epochs: false,
             captured,
             state,
             component: Arc::clone(component),

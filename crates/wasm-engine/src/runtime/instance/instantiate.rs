@@ -6,9 +6,8 @@
 //! `types.rs`: so the component does not depend on its instances.)
 
 use std::any::{Any, TypeId};
-use std::time::Instant;
 
-use wasmtime::{Store, UpdateDeadline};
+use wasmtime::Store;
 use wasmtime_wasi::WasiCtxBuilder;
 
 use airssys_wasm_core::WasmResult;
@@ -89,7 +88,6 @@ impl CompiledComponent {
         state_name: &str,
     ) -> WasmResult<ComponentInstance> {
         let engine = self.engine();
-        engine.ensure_ticker();
         let linked = self.linked()?;
         linked.check_interfaces(
             engine.registered(),
@@ -121,26 +119,12 @@ impl CompiledComponent {
         store.set_hostcall_fuel(
             usize::try_from(sandbox.limits().host_memory_bytes()).unwrap_or(usize::MAX),
         );
-        store.epoch_deadline_callback(|mut cx| {
-            let data = cx.data_mut();
-            match data.started {
-                // The first tick of this call: it began within the last tick. Counting
-                // from now never stops a guest early, and keeps the clock off the path
-                // of the calls that end before a tick (nearly all of them).
-                None => data.started = Some(Instant::now()),
-                Some(started) if started.elapsed() >= data.limits().timeout() => {
-                    data.timed_out = true;
-                    return Err(wasmtime::Error::new(Deadline));
-                }
-                Some(_) => {}
-            }
-            // Not yet due: let other tasks run, then check again next tick.
-            Ok(UpdateDeadline::Yield(1))
-        });
-
+        Deadline::interrupt(&mut store, engine);
         Deadline::begin(&mut store);
-        let mut backstop =
-            Backstop::new(Deadline::hard_bound(sandbox.limits(), engine.epoch_tick()));
+        let mut backstop = Backstop::new(
+            Deadline::hard_bound(sandbox.limits(), engine),
+            engine.interruption(),
+        );
         let outcome = bounded(&mut backstop, pre.instantiate_async(&mut store)).await;
         let report = Deadline::report(&store);
         let failure = match outcome {
