@@ -1,14 +1,15 @@
 //! The CPU suite's component (the testkit's `cpu-suite`) run once under one mode, for
 //! `cargo xtask cpu`: raw Wasmtime unmetered, with epoch interruption only, with fuel
 //! only, with both (each with its own engine, as the modes change the machine code), and
-//! airssys-wasm as `WasmEngine::new()` runs it (its CPU limits on). The guest times its
+//! airssys-wasm as `WasmEngine::new()` runs it (fuel, timeouts through fuel yields) and
+//! with `Interruption::Epochs` (fuel and epochs). The guest times its
 //! own workload and prints `WORKLOAD RUNS <ns per run> <checksum>`; compilation is done
 //! before, outside the figure.
 //!
 //! `cargo run --release -p airssys-wasm-benches --example cpu_suite -- \
-//!     raw|raw-epochs|raw-fuel|raw-fuel-epochs|airssys WORKLOAD RUNS`
+//!     raw|raw-epochs|raw-fuel|raw-fuel-epochs|airssys|airssys-epochs WORKLOAD RUNS`
 //!
-//! With `CPU_SUITE_CACHE=DIR`, each mode's compiled component is kept in `DIR/MODE.cwasm`
+//! With `CPU_SUITE_CACHE=DIR`, each mode's compiled component is kept in `DIR/MODE-HASH.cwasm`
 //! and loaded from there by later runs: under callgrind (`cargo xtask cpu
 //! --instructions`) compiling would otherwise take minutes per run.
 #![allow(
@@ -21,7 +22,7 @@
 use std::time::Duration;
 
 use airssys_wasm_core::{CapabilitySet, ResourceLimits};
-use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
+use airssys_wasm_engine::{CompiledComponent, Interruption, Sandbox, WasmEngine};
 use airssys_wasm_testkit::guests::CPU_SUITE;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
@@ -35,7 +36,10 @@ const TICK: Duration = airssys_wasm_engine::DEFAULT_EPOCH_TICK;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, mode, workload, runs] = args.as_slice() else {
-        eprintln!("usage: cpu_suite raw|raw-epochs|raw-fuel|raw-fuel-epochs|airssys WORKLOAD RUNS");
+        eprintln!(
+            "usage: cpu_suite raw|raw-epochs|raw-fuel|raw-fuel-epochs|airssys|airssys-epochs \
+             WORKLOAD RUNS"
+        );
         std::process::exit(2);
     };
     let guest_args = ["cpu-suite", workload.as_str(), runs.as_str()];
@@ -49,7 +53,8 @@ fn main() {
             "raw-epochs" => raw(false, true, &guest_args).await,
             "raw-fuel" => raw(true, false, &guest_args).await,
             "raw-fuel-epochs" => raw(true, true, &guest_args).await,
-            "airssys" => airssys(&guest_args).await,
+            "airssys" => airssys(Interruption::FuelYields, &guest_args).await,
+            "airssys-epochs" => airssys(Interruption::Epochs, &guest_args).await,
             other => {
                 eprintln!("unknown mode `{other}`");
                 false
@@ -135,11 +140,18 @@ async fn raw(fuel: bool, epochs: bool, args: &[&str]) -> bool {
         .is_ok()
 }
 
-/// airssys-wasm with `WasmEngine::new()`: fuel and epochs on, the call bounded by the
-/// limits (generous here: the workloads are long).
-async fn airssys(args: &[&str]) -> bool {
-    let engine = WasmEngine::new().unwrap();
-    let component = compiled(engine.wasmtime_engine(), "airssys");
+/// airssys-wasm: `WasmEngine::new()` (fuel, timeouts through fuel yields), or with
+/// epochs; the call bounded by the limits (generous here: the workloads are long).
+async fn airssys(interruption: Interruption, args: &[&str]) -> bool {
+    let engine = WasmEngine::builder()
+        .interruption(interruption)
+        .build()
+        .unwrap();
+    let mode = match interruption {
+        Interruption::Epochs => "airssys-epochs",
+        _ => "airssys",
+    };
+    let component = compiled(engine.wasmtime_engine(), mode);
     let component = CompiledComponent::new(&engine, "cpu-suite", component).unwrap();
     let limits = ResourceLimits::new(256 << 20, u64::MAX / 2, Duration::from_secs(600)).unwrap();
     let sandbox = Sandbox::new(limits)
@@ -155,13 +167,20 @@ async fn airssys(args: &[&str]) -> bool {
     }
 }
 
-/// The suite compiled for `engine`: from `$CPU_SUITE_CACHE/MODE.cwasm` when that
+/// The suite compiled for `engine`: from `$CPU_SUITE_CACHE/MODE-HASH.cwasm` when that
 /// variable is set (compiled and written there the first time), else compiled now.
 fn compiled(engine: &Engine, mode: &str) -> Component {
     let Some(dir) = std::env::var_os("CPU_SUITE_CACHE") else {
         return Component::new(engine, CPU_SUITE).unwrap();
     };
-    let path = std::path::Path::new(&dir).join(format!("{mode}.cwasm"));
+    // Named by the component's hash too: a rebuilt suite is compiled again.
+    let hash = {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::hash::DefaultHasher::new();
+        CPU_SUITE.hash(&mut h);
+        h.finish()
+    };
+    let path = std::path::Path::new(&dir).join(format!("{mode}-{hash:016x}.cwasm"));
     if !path.exists() {
         std::fs::create_dir_all(&dir).unwrap();
         let bytes = engine.precompile_component(CPU_SUITE).unwrap();

@@ -1,10 +1,18 @@
-//! `cargo xtask cpu [--runs N] [--rounds K]`: the CPU suite (the testkit's `cpu-suite`,
-//! one Rust source) built natively and run beside its committed component under raw
-//! Wasmtime unmetered, with epochs only, with fuel only, with both, and under
-//! airssys-wasm (`benches/examples/cpu_suite.rs`). Each cell is the best of K processes,
-//! each timing N runs of the workload inside the program (so neither process start nor
-//! compilation is in it). Prints the table with the ratios to unmetered Wasmtime and to
-//! native, and writes it into `BENCHMARKS.md` between the `cpu` markers.
+//! `cargo xtask cpu [--runs N] [--rounds K] [--instructions]`: the CPU suite (the
+//! testkit's `cpu-suite`, one Rust source) built natively and run beside its committed
+//! component under raw Wasmtime unmetered, with epochs only, with fuel only, with both,
+//! and under airssys-wasm in each of its interruption modes
+//! (`benches/examples/cpu_suite.rs`). Each cell is the best of K processes, each timing
+//! N runs of the workload inside the program (so neither process start nor compilation
+//! is in it). Prints the table with the ratios to unmetered Wasmtime and to native, and
+//! writes it into `BENCHMARKS.md` between the `cpu` markers.
+//!
+//! With `--instructions`, also the instructions per run, counted by callgrind (the
+//! difference between 3 runs and 1, halved: so start-up is not in it), which hold still
+//! on a noisy machine; written between the `cpu-instructions` markers. Each mode's
+//! component is compiled once under valgrind (whose CPU lacks some of the host's
+//! features, so code compiled outside it would not load) and kept in
+//! `target/cpu-suite-valgrind/`; for the times, in `target/cpu-suite-cache/`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,29 +24,46 @@ use anyhow::{Context as _, bail};
 use crate::{cargo, machine, today, workspace_root};
 
 const WORKLOADS: [&str; 6] = ["loop", "fib", "sha256", "sort", "json", "regex"];
-const MODES: [(&str, &str); 5] = [
+const MODES: [(&str, &str); 6] = [
     ("raw", "Wasmtime, unmetered"),
     ("raw-epochs", "epochs only"),
     ("raw-fuel", "fuel only"),
     ("raw-fuel-epochs", "fuel and epochs"),
-    ("airssys", "airssys-wasm"),
+    ("airssys", "airssys-wasm (fuel yields, default)"),
+    ("airssys-epochs", "airssys-wasm, epochs"),
 ];
 const START: &str = "<!-- cpu:start (written by `cargo xtask cpu`) -->";
 const END: &str = "<!-- cpu:end -->";
+const INSTRUCTIONS_START: &str =
+    "<!-- cpu-instructions:start (written by `cargo xtask cpu --instructions`) -->";
+const INSTRUCTIONS_END: &str = "<!-- cpu-instructions:end -->";
 
 pub(crate) fn cpu(args: &[String]) -> anyhow::Result<()> {
     let mut runs = 10u32;
     let mut rounds = 3u32;
+    let mut instructions = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--runs" => runs = it.next().context("--runs N")?.parse()?,
             "--rounds" => rounds = it.next().context("--rounds K")?.parse()?,
-            other => bail!("unknown argument `{other}`: cargo xtask cpu [--runs N] [--rounds K]"),
+            "--instructions" => instructions = true,
+            other => bail!(
+                "unknown argument `{other}`: cargo xtask cpu [--runs N] [--rounds K] \
+                 [--instructions]"
+            ),
         }
     }
     let native = build_native()?;
     let example = build_example()?;
+    if instructions {
+        let table = count_instructions(&native, &example)?;
+        let report = render_instructions(&table);
+        println!("{report}");
+        write_report(&report, INSTRUCTIONS_START, INSTRUCTIONS_END)?;
+    }
+    // Compiled once per mode and kept (not timed either way).
+    let cache = workspace_root().join("target/cpu-suite-cache");
     let mut table: BTreeMap<&str, Vec<(String, f64)>> = BTreeMap::new();
     for workload in WORKLOADS {
         let mut row = Vec::new();
@@ -49,7 +74,7 @@ pub(crate) fn cpu(args: &[String]) -> anyhow::Result<()> {
         for (mode, _) in MODES {
             let (ns, sum) = best_of(rounds, || {
                 let mut c = Command::new(&example);
-                c.arg(mode);
+                c.arg(mode).env("CPU_SUITE_CACHE", &cache);
                 run(c, workload, runs)
             })?;
             if sum != checksum {
@@ -62,7 +87,104 @@ pub(crate) fn cpu(args: &[String]) -> anyhow::Result<()> {
     }
     let report = render(&table, runs, rounds);
     println!("{report}");
-    write_report(&report)
+    write_report(&report, START, END)
+}
+
+/// Instructions per run of each workload natively and in each mode, by callgrind.
+fn count_instructions(
+    native: &Path,
+    example: &Path,
+) -> anyhow::Result<BTreeMap<&'static str, Vec<(String, f64)>>> {
+    let cache = workspace_root().join("target/cpu-suite-valgrind");
+    for (mode, _) in MODES {
+        // Compiles the mode's component into the cache, unless it is there already.
+        eprintln!("the suite for {mode}, compiled under valgrind");
+        let mut c = Command::new("valgrind");
+        c.args(["--tool=none", "-q"]).arg(example).arg(mode);
+        c.env("CPU_SUITE_CACHE", &cache);
+        run(c, "fib", 0)?;
+    }
+    let mut table = BTreeMap::new();
+    for workload in WORKLOADS {
+        let mut row = Vec::new();
+        let per_run = |program: &Path, mode: Option<&str>| -> anyhow::Result<f64> {
+            let count = |runs: u32| -> anyhow::Result<u64> {
+                let mut c = Command::new("valgrind");
+                c.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+                    .arg(program)
+                    .args(mode)
+                    .args([workload, &runs.to_string()])
+                    .env("CPU_SUITE_CACHE", &cache);
+                let out = c.output().context("running valgrind")?;
+                if !out.status.success() {
+                    bail!(
+                        "{workload} under callgrind failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+                let err = String::from_utf8_lossy(&out.stderr);
+                err.lines()
+                    .find_map(|l| l.split("Collected : ").nth(1))
+                    .context("callgrind printed no total")?
+                    .trim()
+                    .parse()
+                    .context("callgrind's total")
+            };
+            let (one, three) = (count(1)?, count(3)?);
+            #[allow(clippy::cast_precision_loss)] // instruction counts well below 2^52
+            Ok(three.saturating_sub(one) as f64 / 2.0)
+        };
+        let n = per_run(native, None)?;
+        eprintln!("{workload:>7} native {n:>14.0} instructions");
+        row.push(("native".to_owned(), n));
+        for (mode, _) in MODES {
+            let n = per_run(example, Some(mode))?;
+            eprintln!("{workload:>7} {mode:>15} {n:>14.0} instructions");
+            row.push((mode.to_owned(), n));
+        }
+        table.insert(workload, row);
+    }
+    Ok(table)
+}
+
+fn render_instructions(table: &BTreeMap<&str, Vec<(String, f64)>>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Instructions per run (`cargo xtask cpu --instructions`, callgrind), {}: in \
+         parentheses the ratio to unmetered Wasmtime, and for unmetered Wasmtime the ratio \
+         to native. The same counts on every run of the same binaries.\n",
+        today()
+    );
+    let _ = write!(out, "| workload | native |");
+    for (_, name) in MODES {
+        let _ = write!(out, " {name} |");
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "|---|---:|{}", "---:|".repeat(MODES.len()));
+    for workload in WORKLOADS {
+        let Some(row) = table.get(workload) else {
+            continue;
+        };
+        let at = |m: &str| {
+            row.iter()
+                .find(|(n, _)| n == m)
+                .map_or(f64::NAN, |(_, n)| *n)
+        };
+        let (native, raw) = (at("native"), at("raw"));
+        let _ = write!(out, "| {workload} | {} |", millions(native));
+        for (mode, _) in MODES {
+            let n = at(mode);
+            let ratio = if mode == "raw" { n / native } else { n / raw };
+            let _ = write!(out, " {} ({ratio:.2}) |", millions(n));
+        }
+        let _ = writeln!(out);
+    }
+    out
+}
+
+fn millions(n: f64) -> String {
+    format!("{:.1} M", n / 1e6)
 }
 
 /// The best (lowest) time of `rounds` runs, with the checksum they printed.
@@ -189,13 +311,13 @@ fn fmt(ns: f64) -> String {
     }
 }
 
-fn write_report(report: &str) -> anyhow::Result<()> {
+fn write_report(report: &str, start: &str, end: &str) -> anyhow::Result<()> {
     let path: &Path = &workspace_root().join("BENCHMARKS.md");
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
-        bail!("BENCHMARKS.md has no `cpu` markers ({START} … {END})");
+    let (Some(a), Some(b)) = (text.find(start), text.find(end)) else {
+        bail!("BENCHMARKS.md has no markers {start} … {end}");
     };
-    let updated = format!("{}{START}\n{report}{}", &text[..a], &text[b..]);
+    let updated = format!("{}{start}\n{report}{}", &text[..a], &text[b..]);
     std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
 }

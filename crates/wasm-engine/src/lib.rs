@@ -3,8 +3,9 @@
 //! The Wasmtime engine of airssys-wasm and sandboxed execution of components.
 //!
 //! - [`WasmEngine`]: one shared, cheaply cloned engine (WebAssembly 3.0 and the Component
-//!   Model as Wasmtime accepts them by default, Cranelift, fuel metering, epoch
-//!   interruption, bounded stack) with its epoch ticker; component-model async (WASI 0.3)
+//!   Model as Wasmtime accepts them by default, Cranelift, fuel metering with timeouts
+//!   through fuel yields — or epoch interruption and a ticker, see [`Interruption`] —,
+//!   bounded stack); component-model async (WASI 0.3)
 //!   and later Component Model proposals are [`Proposal`]s switched on its builder.
 //! - [`CompiledComponent`]: compiled code, instantiated any number of times, from any
 //!   number of tasks.

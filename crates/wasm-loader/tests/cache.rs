@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use airssys_wasm_core::ResourceLimits;
-use airssys_wasm_engine::{CompiledComponent, Optimization, Sandbox, WasmEngine};
+use airssys_wasm_engine::{CompiledComponent, Interruption, Optimization, Sandbox, WasmEngine};
 use airssys_wasm_loader::{
     CacheConfig, CacheOutcome, ComponentLoader, LoadOptions, Loaded, Source, TOUCH_AFTER,
 };
@@ -149,6 +149,30 @@ async fn different_bytes_or_code_settings_are_different_entries() {
     assert_eq!(o, CacheOutcome::Miss, "another code setting must not hit");
     assert_eq!(answer(&c).await, 1);
     assert_eq!(entries(dir.path()).len(), 3);
+
+    // Epoch checks compiled in are another code setting too; each engine then finds
+    // its own entry, and both run in one process.
+    let epochs = WasmEngine::builder()
+        .interruption(Interruption::Epochs)
+        .build()
+        .unwrap();
+    let (d, o) = loader(&epochs, dir.path())
+        .load(Source::Bytes(&returning(1)), &LoadOptions::named("a"))
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
+    assert_eq!(o, CacheOutcome::Miss, "the epoch-checked code must not hit");
+    assert_eq!(entries(dir.path()).len(), 4);
+    for e in [&engine, &epochs] {
+        let (again, o) = loader(e, dir.path())
+            .load(Source::Bytes(&returning(1)), &LoadOptions::named("a"))
+            .await
+            .map(Loaded::into_parts)
+            .unwrap();
+        assert_eq!(o, CacheOutcome::Hit, "{:?}", e.interruption());
+        assert_eq!(answer(&again).await, 1);
+    }
+    assert_eq!((answer(&a).await, answer(&d).await), (1, 1));
 }
 
 #[tokio::test]

@@ -64,7 +64,7 @@ impl Failure {
         let timeout = |in_host| WasmError::ComponentTimeout {
             component: component.clone(),
             max_execution_ms: duration_ms(limits.timeout()),
-            // When the epoch interrupts a loop, Cranelift may not have flushed its fuel
+            // When an epoch check interrupts a loop, Cranelift may not have flushed its fuel
             // counter yet, so 0 here means "unknown", not "none used".
             fuel_consumed: (fuel_consumed > 0).then_some(fuel_consumed),
             in_host,

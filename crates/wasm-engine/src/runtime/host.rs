@@ -37,14 +37,14 @@ pub struct HostState {
     wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     /// When the current call (or instantiation) started: taken when the call begins if
-    /// its wall time is measured (or it may send HTTP requests), else, with epochs, at
+    /// its wall time is measured (or it may use HTTP or key-value), else, with epochs, at
     /// its first tick (at most one tick late; see the epoch callback).
     pub(crate) started: Option<Instant>,
     /// Whether reports carry the wall-clock time.
     pub(crate) measure_wall_time: bool,
     /// Whether every call reads the clock when it begins: when its wall time is
-    /// measured, or when it may send HTTP requests (whose timeouts are cut to what is
-    /// left of the call).
+    /// measured, or when it may send HTTP requests or use key-value stores (whose
+    /// operations are cut to what is left of the call).
     pub(crate) clock_calls: bool,
     /// Set by the epoch callback when it stopped the guest for the deadline.
     pub(crate) timed_out: bool,
@@ -220,7 +220,9 @@ impl HostState {
             table,
             started: None,
             measure_wall_time: sandbox.measures_wall_time(),
-            clock_calls: sandbox.measures_wall_time() || sandbox.capabilities().http.is_some(),
+            clock_calls: sandbox.measures_wall_time()
+                || sandbox.capabilities().http.is_some()
+                || sandbox.capabilities().keyvalue.is_some(),
             timed_out: false,
             epochs: false,
             captured,

@@ -135,9 +135,9 @@ impl KeyValueView<'_> {
 
     /// `op` under the current call's deadline: a backend that works synchronously
     /// (SQLite) reads it with [`call_deadline`](super::call_deadline) and stops there.
-    /// The call began at most one epoch tick before `started` was taken, or (not yet
-    /// taken) within the last tick: now, taken as the call's start, errs late by a tick
-    /// at most, as the epoch callback's own first reading does.
+    /// An instance granted key-value reads the clock when each call begins
+    /// (`HostState::clock_calls`), so `started` is set; were it not, now is taken as the
+    /// call's start, and the call's own timer still ends the call at its timeout.
     pub(super) fn under<F: std::future::Future>(&mut self, op: F) -> super::UnderDeadline<F> {
         let began = *self.started.get_or_insert_with(std::time::Instant::now);
         super::UnderDeadline::new(op, began + self.timeout)
@@ -164,6 +164,12 @@ impl KeyValueView<'_> {
         id: Option<&BucketId>,
         r: Result<T, KeyValueError>,
     ) -> Answer<T> {
+        if matches!(r, Err(KeyValueError::DeadlinePassed)) {
+            // The call's timeout came while the store worked for it: the call ends as a
+            // timeout, as it would in the guest's own code — not as an error the guest
+            // could carry on from past its time.
+            return Err(wasmtime::Error::new(crate::runtime::deadline::Deadline));
+        }
         Ok(r.map_err(|e| match &e {
             KeyValueError::QuotaExceeded { .. } => {
                 let bucket = id.map(ToString::to_string).unwrap_or_default();
