@@ -3,8 +3,8 @@
 //! `cargo xtask bench` (which also refreshes BENCHMARKS.md).
 //!
 //! "The same work": the raw variant uses an engine with the same configuration (fuel
-//! metering and epoch interruption on) and, like any embedder that wants the same
-//! guarantees, sets fuel and an epoch deadline before each call; for guests that import
+//! metering on, epoch interruption off) and, like any embedder that wants the same
+//! guarantees, sets fuel before each call and a fuel yield interval on each store; for guests that import
 //! WASI it links `wasmtime-wasi` and builds a `WasiCtx` per instance, as airssys does.
 //! What it does not do is what airssys-wasm adds: the limiter, capabilities, the
 //! report, poisoning. Groups with other variants say what they compare in
@@ -54,7 +54,10 @@ fn raw_engine() -> Engine {
 fn raw_store(engine: &Engine) -> Store<RawWasi> {
     let mut store = Store::new(engine, RawWasi::new(()));
     store.set_fuel(FUEL).unwrap();
-    store.set_epoch_deadline(1_000);
+    // As the engine does: a running guest yields for its timeout every interval.
+    store
+        .fuel_async_yield_interval(Some(airssys_wasm_engine::DEFAULT_FUEL_YIELD_INTERVAL))
+        .unwrap();
     store
 }
 
@@ -444,7 +447,6 @@ fn call_overhead(c: &mut Criterion) {
     g.bench_function("raw_wasmtime", |b| {
         b.iter(|| {
             hs.set_fuel(FUEL).unwrap();
-            hs.set_epoch_deadline(1_000);
             let (v,) = rt.block_on(raw_double.call_async(&mut hs, (21,))).unwrap();
             assert_eq!(v, 42);
         });
@@ -470,7 +472,6 @@ fn call_overhead(c: &mut Criterion) {
     g.bench_function("raw_wasmtime_cm_async", |b| {
         b.iter(|| {
             async_s.set_fuel(FUEL).unwrap();
-            async_s.set_epoch_deadline(1_000);
             let (v,) = rt
                 .block_on(async_raw_double.call_async(&mut async_s, (21,)))
                 .unwrap();
@@ -501,7 +502,6 @@ fn call_overhead(c: &mut Criterion) {
     g.bench_function("raw_wasmtime", |b| {
         b.iter(|| {
             hs.set_fuel(FUEL).unwrap();
-            hs.set_epoch_deadline(1_000);
             let f: TypedFunc<(i32,), (i32,)> = hi.get_typed_func(&mut hs, "double").unwrap();
             let (v,) = rt.block_on(f.call_async(&mut hs, (21,))).unwrap();
             assert_eq!(v, 42);
@@ -535,7 +535,6 @@ fn call_overhead(c: &mut Criterion) {
     g.bench_function("raw_wasmtime", |b| {
         b.iter(|| {
             hs.set_fuel(FUEL).unwrap();
-            hs.set_epoch_deadline(1_000);
             // By name, as `call` takes a name.
             let raw_double_dyn = hi.get_func(&mut hs, "double").unwrap();
             let mut results = [wasmtime::component::Val::Bool(false)];
@@ -561,7 +560,6 @@ fn call_overhead(c: &mut Criterion) {
     g.bench_function("raw_wasmtime", |b| {
         b.iter(|| {
             gs.set_fuel(FUEL).unwrap();
-            gs.set_epoch_deadline(1_000);
             let (s,) = rt
                 .block_on(raw_greet_f.call_async(&mut gs, ("bench",)))
                 .unwrap();
@@ -623,7 +621,7 @@ fn native_fib(n: u32) -> u64 {
 }
 
 /// CPU-bound guest work (`fib(1_000_000)` in the Rust guest): airssys, and raw Wasmtime
-/// with the same configuration (fuel and epochs on); raw Wasmtime with both **off**
+/// with the same configuration (fuel, yields every interval); raw Wasmtime unmetered
 /// (`raw_unmetered`: the price of the CPU limits), and native Rust.
 fn cpu_bound(c: &mut Criterion) {
     let rt = runtime();
@@ -653,7 +651,7 @@ fn cpu_bound(c: &mut Criterion) {
         .unwrap();
     let raw_fib: TypedFunc<(u32,), (u64,)> = instance.get_typed_func(&mut store, "fib").unwrap();
 
-    // The same work on raw Wasmtime with our configuration (fuel and epochs on).
+    // The same work on raw Wasmtime with our configuration (fuel, yields).
     let same = raw_engine();
     let mut same_store = raw_store(&same);
     let same_instance = rt
@@ -685,7 +683,6 @@ fn cpu_bound(c: &mut Criterion) {
     g.bench_function("raw_wasmtime", |b| {
         b.iter(|| {
             same_store.set_fuel(CPU_FUEL).unwrap();
-            same_store.set_epoch_deadline(1_000_000);
             let (v,) = rt
                 .block_on(same_fib.call_async(&mut same_store, (FIB_N,)))
                 .unwrap();

@@ -2,8 +2,8 @@
 //! a guest→host→guest round trip (`add(u32, u32) -> u32`, and a string in and out),
 //! and instantiation of a component that imports four host interfaces. The guest is
 //! the testkit's `host-calls` (Rust, `wit-bindgen`); both sides run the same host code
-//! on the same engine configuration, and the raw side sets fuel and an epoch deadline
-//! before each call, as airssys does. See BENCHMARKS.md.
+//! on the same engine configuration, and the raw side sets fuel before each call and a
+//! fuel yield interval on its store, as airssys does. See BENCHMARKS.md.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -174,7 +174,10 @@ fn raw_pre(engine: &Engine) -> InstancePre<RawHost> {
 fn raw_store(engine: &Engine) -> Store<RawHost> {
     let mut store = Store::new(engine, RawHost::new(Tenant::default()));
     store.set_fuel(FUEL).unwrap();
-    store.set_epoch_deadline(1_000);
+    // As the engine does: a running guest yields for its timeout every interval.
+    store
+        .fuel_async_yield_interval(Some(airssys_wasm_engine::DEFAULT_FUEL_YIELD_INTERVAL))
+        .unwrap();
     store
 }
 
@@ -219,7 +222,6 @@ fn round_trips(c: &mut Criterion) {
     g.bench_function("raw_wasmtime", |b| {
         b.iter(|| {
             store.set_fuel(FUEL).unwrap();
-            store.set_epoch_deadline(1_000);
             let (v,) = rt
                 .block_on(raw_add.call_async(&mut store, (40, 2)))
                 .unwrap();
@@ -238,7 +240,6 @@ fn round_trips(c: &mut Criterion) {
     g.bench_function("raw_wasmtime", |b| {
         b.iter(|| {
             store.set_fuel(FUEL).unwrap();
-            store.set_epoch_deadline(1_000);
             let (v,) = rt
                 .block_on(raw_echo.call_async(&mut store, (TEXT,)))
                 .unwrap();

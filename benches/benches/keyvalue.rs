@@ -76,9 +76,11 @@ async fn raw_run(engine: &Engine, pre: &CommandPre<Raw>, command: &str) {
             kv: WasiKeyValueCtxBuilder::new().build(),
         },
     );
-    // As airssys does before a call: fuel and an epoch deadline.
+    // As airssys does before a call: fuel, and a yield every interval.
     store.set_fuel(u64::MAX / 4).unwrap();
-    store.set_epoch_deadline(1_000_000);
+    store
+        .fuel_async_yield_interval(Some(airssys_wasm_engine::DEFAULT_FUEL_YIELD_INTERVAL))
+        .unwrap();
     let command = pre.instantiate_async(&mut store).await.unwrap();
     let run = command.wasi_cli_run().call_run(&mut store).await.unwrap();
     assert_eq!(run, Ok(()));

@@ -36,15 +36,15 @@ impl<T: Send> WasiView for RawWasi<T> {
 }
 
 /// The raw Wasmtime configuration every `raw_wasmtime` variant uses: the same as
-/// `WasmEngine::new()` (fuel metering and epoch interruption on, a 1 MiB wasm stack,
-/// component-model async off).
+/// `WasmEngine::new()` (fuel metering on, epoch interruption off — a store sets a fuel
+/// yield interval instead —, a 1 MiB wasm stack, component-model async off).
 pub fn raw_config() -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config
         .wasm_component_model(true)
         .cranelift_opt_level(wasmtime::OptLevel::Speed)
         .consume_fuel(true)
-        .epoch_interruption(true)
+        .epoch_interruption(false)
         .max_wasm_stack(1 << 20)
         .async_stack_size(2 << 20)
         // Wasmtime 50 turns component-model async on by default; `WasmEngine::new()`
