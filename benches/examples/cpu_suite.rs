@@ -1,4 +1,5 @@
-//! The CPU suite's component (the testkit's `cpu-suite`) run once under one mode, for
+//! The CPU suite's component (the testkit's `cpu-suite`; for the `js-*` workloads, the
+//! JavaScript suite `cpu-js`) run once under one mode, for
 //! `cargo xtask cpu`: raw Wasmtime unmetered, with epoch interruption only, with fuel
 //! only, with both (each with its own engine, as the modes change the machine code), and
 //! airssys-wasm as `WasmEngine::new()` runs it (fuel, timeouts through fuel yields) and
@@ -43,18 +44,25 @@ fn main() {
         std::process::exit(2);
     };
     let guest_args = ["cpu-suite", workload.as_str(), runs.as_str()];
+    // The `js-*` workloads are the JavaScript suite's (componentize-js).
+    let suite: Vec<u8> = if workload.starts_with("js-") {
+        std::fs::read(airssys_wasm_testkit::guests::cpu_js()).unwrap()
+    } else {
+        CPU_SUITE.to_vec()
+    };
+    let suite = suite.as_slice();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let ok = rt.block_on(async {
         match mode.as_str() {
-            "raw" => raw(false, false, &guest_args).await,
-            "raw-epochs" => raw(false, true, &guest_args).await,
-            "raw-fuel" => raw(true, false, &guest_args).await,
-            "raw-fuel-epochs" => raw(true, true, &guest_args).await,
-            "airssys" => airssys(Interruption::FuelYields, &guest_args).await,
-            "airssys-epochs" => airssys(Interruption::Epochs, &guest_args).await,
+            "raw" => raw(false, false, suite, &guest_args).await,
+            "raw-epochs" => raw(false, true, suite, &guest_args).await,
+            "raw-fuel" => raw(true, false, suite, &guest_args).await,
+            "raw-fuel-epochs" => raw(true, true, suite, &guest_args).await,
+            "airssys" => airssys(Interruption::FuelYields, suite, &guest_args).await,
+            "airssys-epochs" => airssys(Interruption::Epochs, suite, &guest_args).await,
             other => {
                 eprintln!("unknown mode `{other}`");
                 false
@@ -81,7 +89,7 @@ impl WasiView for Raw {
 /// Raw Wasmtime as an embedder sets it up for a command: its defaults (Cranelift at
 /// `Speed`), async, with fuel and epoch interruption as asked; fuel never runs out, and
 /// the epoch's callback lets the call carry on at every tick, as the engine's does.
-async fn raw(fuel: bool, epochs: bool, args: &[&str]) -> bool {
+async fn raw(fuel: bool, epochs: bool, suite: &[u8], args: &[&str]) -> bool {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
@@ -96,7 +104,7 @@ async fn raw(fuel: bool, epochs: bool, args: &[&str]) -> bool {
         (true, false) => "raw-fuel",
         (true, true) => "raw-fuel-epochs",
     };
-    let component = compiled(&engine, mode);
+    let component = compiled(&engine, mode, suite);
     let mut linker = Linker::<Raw>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
     let pre = linker.instantiate_pre(&component).unwrap();
@@ -142,7 +150,7 @@ async fn raw(fuel: bool, epochs: bool, args: &[&str]) -> bool {
 
 /// airssys-wasm: `WasmEngine::new()` (fuel, timeouts through fuel yields), or with
 /// epochs; the call bounded by the limits (generous here: the workloads are long).
-async fn airssys(interruption: Interruption, args: &[&str]) -> bool {
+async fn airssys(interruption: Interruption, suite: &[u8], args: &[&str]) -> bool {
     let engine = WasmEngine::builder()
         .interruption(interruption)
         .build()
@@ -151,7 +159,7 @@ async fn airssys(interruption: Interruption, args: &[&str]) -> bool {
         Interruption::Epochs => "airssys-epochs",
         _ => "airssys",
     };
-    let component = compiled(engine.wasmtime_engine(), mode);
+    let component = compiled(engine.wasmtime_engine(), mode, suite);
     let component = CompiledComponent::new(&engine, "cpu-suite", component).unwrap();
     let limits = ResourceLimits::new(256 << 20, u64::MAX / 2, Duration::from_secs(600)).unwrap();
     let sandbox = Sandbox::new(limits)
@@ -167,23 +175,23 @@ async fn airssys(interruption: Interruption, args: &[&str]) -> bool {
     }
 }
 
-/// The suite compiled for `engine`: from `$CPU_SUITE_CACHE/MODE-HASH.cwasm` when that
+/// `suite` compiled for `engine`: from `$CPU_SUITE_CACHE/MODE-HASH.cwasm` when that
 /// variable is set (compiled and written there the first time), else compiled now.
-fn compiled(engine: &Engine, mode: &str) -> Component {
+fn compiled(engine: &Engine, mode: &str, suite: &[u8]) -> Component {
     let Some(dir) = std::env::var_os("CPU_SUITE_CACHE") else {
-        return Component::new(engine, CPU_SUITE).unwrap();
+        return Component::new(engine, suite).unwrap();
     };
     // Named by the component's hash too: a rebuilt suite is compiled again.
     let hash = {
         use std::hash::{Hash as _, Hasher as _};
         let mut h = std::hash::DefaultHasher::new();
-        CPU_SUITE.hash(&mut h);
+        suite.hash(&mut h);
         h.finish()
     };
     let path = std::path::Path::new(&dir).join(format!("{mode}-{hash:016x}.cwasm"));
     if !path.exists() {
         std::fs::create_dir_all(&dir).unwrap();
-        let bytes = engine.precompile_component(CPU_SUITE).unwrap();
+        let bytes = engine.precompile_component(suite).unwrap();
         std::fs::write(&path, bytes).unwrap();
     }
     // SAFETY: written above by this program for an engine of the same configuration

@@ -1,6 +1,7 @@
 //! `cargo xtask cpu [--runs N] [--rounds K] [--instructions]`: the CPU suite (the
-//! testkit's `cpu-suite`, one Rust source) built natively and run beside its committed
-//! component under raw Wasmtime unmetered, with epochs only, with fuel only, with both,
+//! testkit's `cpu-suite`, one Rust source; and two JavaScript workloads, `js-loop` and
+//! `js-fib`, the testkit's `cpu-js` on componentize-js's interpreter) built natively
+//! and run beside its committed component under raw Wasmtime unmetered, with epochs only, with fuel only, with both,
 //! and under airssys-wasm in each of its interruption modes
 //! (`benches/examples/cpu_suite.rs`). Each cell is the best of K processes, each timing
 //! N runs of the workload inside the program (so neither process start nor compilation
@@ -26,7 +27,15 @@ use anyhow::{Context as _, bail};
 
 use crate::{WASMTIME_CLI, build_cli, cargo, install_tool, machine, today, workspace_root};
 
-const WORKLOADS: [&str; 6] = ["loop", "fib", "sha256", "sort", "json", "regex"];
+const WORKLOADS: [&str; 8] = [
+    "loop", "fib", "sha256", "sort", "json", "regex", "js-loop", "js-fib",
+];
+
+/// Whether `workload` is the JavaScript suite's (no native build: its checksums are
+/// compared with unmetered Wasmtime's instead).
+fn is_js(workload: &str) -> bool {
+    workload.starts_with("js-")
+}
 const MODES: [(&str, &str); 6] = [
     ("raw", "Wasmtime, unmetered"),
     ("raw-epochs", "epochs only"),
@@ -74,18 +83,27 @@ pub(crate) fn cpu(args: &[String]) -> anyhow::Result<()> {
     let mut table: BTreeMap<&str, Vec<(String, f64)>> = BTreeMap::new();
     for workload in WORKLOADS {
         let mut row = Vec::new();
-        let best = best_of(rounds, || run(Command::new(&native), workload, runs))?;
-        eprintln!("{workload:>7} native {:>12.0} ns", best.0);
-        row.push(("native".to_owned(), best.0));
-        let checksum = best.1;
+        let mut checksum = None;
+        if !is_js(workload) {
+            let best = best_of(rounds, || run(Command::new(&native), workload, runs))?;
+            eprintln!("{workload:>7} native {:>12.0} ns", best.0);
+            row.push(("native".to_owned(), best.0));
+            checksum = Some(best.1);
+        }
+        let wasm = if is_js(workload) {
+            airssys_wasm_testkit::guests::cpu_js()
+        } else {
+            wasm.clone()
+        };
         for (mode, _) in MODES {
             let (ns, sum) = best_of(rounds, || {
                 let mut c = Command::new(&example);
                 c.arg(mode).env("CPU_SUITE_CACHE", &cache);
                 run(c, workload, runs)
             })?;
-            if sum != checksum {
-                bail!("{workload} under {mode} computed {sum}, natively {checksum}");
+            let expected = checksum.get_or_insert_with(|| sum.clone());
+            if sum != *expected {
+                bail!("{workload} under {mode} computed {sum}, elsewhere {expected}");
             }
             eprintln!("{workload:>7} {mode:>15} {ns:>12.0} ns");
             row.push((mode.to_owned(), ns));
@@ -99,8 +117,8 @@ pub(crate) fn cpu(args: &[String]) -> anyhow::Result<()> {
                 .env("XDG_CACHE_HOME", &xdg);
             run(c, workload, runs)
         })?;
-        if sum != checksum {
-            bail!("{workload} under wasmtime run computed {sum}, natively {checksum}");
+        if Some(&sum) != checksum.as_ref() {
+            bail!("{workload} under wasmtime run computed {sum}, elsewhere {checksum:?}");
         }
         eprintln!("{workload:>7} {:>15} {ns:>12.0} ns", "wasmtime run");
         row.push(("wasmtime-run".to_owned(), ns));
@@ -108,14 +126,21 @@ pub(crate) fn cpu(args: &[String]) -> anyhow::Result<()> {
             let mut c = Command::new(&cli);
             c.arg("run")
                 .arg(&wasm)
-                .args(["--memory", "256MiB", "--fuel", "100000000000000", "--timeout", "600s"])
+                .args([
+                    "--memory",
+                    "256MiB",
+                    "--fuel",
+                    "100000000000000",
+                    "--timeout",
+                    "600s",
+                ])
                 .arg("--cache-dir")
                 .arg(xdg.join("airssys-wasm"))
                 .arg("--");
             run(c, workload, runs)
         })?;
-        if sum != checksum {
-            bail!("{workload} under airssys-wasm run computed {sum}, natively {checksum}");
+        if Some(&sum) != checksum.as_ref() {
+            bail!("{workload} under airssys-wasm run computed {sum}, elsewhere {checksum:?}");
         }
         eprintln!("{workload:>7} {:>15} {ns:>12.0} ns", "airssys-wasm run");
         row.push(("airssys-run".to_owned(), ns));
@@ -170,9 +195,11 @@ fn count_instructions(
             #[allow(clippy::cast_precision_loss)] // instruction counts well below 2^52
             Ok(three.saturating_sub(one) as f64 / 2.0)
         };
-        let n = per_run(native, None)?;
-        eprintln!("{workload:>7} native {n:>14.0} instructions");
-        row.push(("native".to_owned(), n));
+        if !is_js(workload) {
+            let n = per_run(native, None)?;
+            eprintln!("{workload:>7} native {n:>14.0} instructions");
+            row.push(("native".to_owned(), n));
+        }
         for (mode, _) in MODES {
             let n = per_run(example, Some(mode))?;
             eprintln!("{workload:>7} {mode:>15} {n:>14.0} instructions");
@@ -211,8 +238,8 @@ fn render_instructions(table: &BTreeMap<&str, Vec<(String, f64)>>) -> String {
         let _ = write!(out, "| {workload} | {} |", millions(native));
         for (mode, _) in MODES {
             let n = at(mode);
-            let ratio = if mode == "raw" { n / native } else { n / raw };
-            let _ = write!(out, " {} ({ratio:.2}) |", millions(n));
+            let r = if mode == "raw" { n / native } else { n / raw };
+            let _ = write!(out, " {} ({}) |", millions(n), ratio(r));
         }
         let _ = writeln!(out);
     }
@@ -220,7 +247,19 @@ fn render_instructions(table: &BTreeMap<&str, Vec<(String, f64)>>) -> String {
 }
 
 fn millions(n: f64) -> String {
+    if n.is_nan() {
+        return "—".into();
+    }
     format!("{:.1} M", n / 1e6)
+}
+
+/// A ratio, or a dash where one side has no figure (the JavaScript rows' native).
+fn ratio(r: f64) -> String {
+    if r.is_nan() {
+        "—".into()
+    } else {
+        format!("{r:.2}")
+    }
 }
 
 /// The best (lowest) time of `rounds` runs, with the checksum they printed.
@@ -332,23 +371,25 @@ fn render(table: &BTreeMap<&str, Vec<(String, f64)>>, runs: u32, rounds: u32) ->
         let _ = write!(out, "| {workload} | {} |", fmt(native));
         for (mode, _) in MODES {
             let ns = at(mode);
-            let ratio = if mode == "raw" { ns / native } else { ns / raw };
-            let _ = write!(out, " {} ({ratio:.2}) |", fmt(ns));
+            let r = if mode == "raw" { ns / native } else { ns / raw };
+            let _ = write!(out, " {} ({}) |", fmt(ns), ratio(r));
         }
         let (wasmtime, ours) = (at("wasmtime-run"), at("airssys-run"));
         let _ = writeln!(
             out,
-            " {} | {} ({:.2}) |",
+            " {} | {} ({}) |",
             fmt(wasmtime),
             fmt(ours),
-            ours / wasmtime
+            ratio(ours / wasmtime)
         );
     }
     out
 }
 
 fn fmt(ns: f64) -> String {
-    if ns >= 1e6 {
+    if ns.is_nan() {
+        "—".into()
+    } else if ns >= 1e6 {
         format!("{:.2} ms", ns / 1e6)
     } else {
         format!("{:.1} µs", ns / 1e3)

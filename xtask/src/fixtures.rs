@@ -151,7 +151,8 @@ fn build_plugins() -> anyhow::Result<()> {
 }
 
 /// The JavaScript guests of the testkit (`crates/wasm-testkit/js-guests/`), built with
-/// componentize-js into `js-guests/wasm/`: the HTTP handler `http-js`.
+/// componentize-js into `js-guests/wasm/`: the HTTP handler `http-js` and the CPU
+/// suite's `cpu-js`.
 fn build_js_guests() -> anyhow::Result<()> {
     let root = airssys_wasm_testkit::guests::js_guests_dir();
     let inputs = airssys_wasm_testkit::guests::http_js_inputs()?;
@@ -165,6 +166,18 @@ fn build_js_guests() -> anyhow::Result<()> {
         world: "handler",
         out: "wasm/http-js.wasm",
         stamp: "wasm/SOURCES",
+    })?;
+    let inputs = airssys_wasm_testkit::guests::cpu_js_inputs()?;
+    let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    componentize_js(&Js {
+        root: &root,
+        inputs: &inputs,
+        build: "cpu-js/build.mjs",
+        source: "cpu-js/suite.js",
+        wit: "cpu-js/wit",
+        world: "cpu",
+        out: "wasm/cpu-js.wasm",
+        stamp: "wasm/cpu-js.SOURCES",
     })
 }
 

@@ -321,6 +321,33 @@ pub fn http_js_inputs() -> std::io::Result<Vec<String>> {
     Ok(inputs)
 }
 
+/// The JavaScript CPU suite, a `wasi:cli` command (componentize-js, HTTP switched off):
+/// `js-loop` and `js-fib`, run and printed as [`CPU_SUITE`]'s workloads are
+/// (`WORKLOAD RUNS <ns per run> <checksum>`), for the interpreter rows of `cargo xtask
+/// cpu`.
+pub fn cpu_js() -> PathBuf {
+    js_guests_dir().join("wasm/cpu-js.wasm")
+}
+
+/// The files [`cpu_js`] is built from, relative to [`js_guests_dir`], sorted.
+///
+/// # Errors
+///
+/// Any I/O error listing its WIT.
+pub fn cpu_js_inputs() -> std::io::Result<Vec<String>> {
+    let mut inputs = vec![
+        "cpu-js/build.mjs".to_owned(),
+        "cpu-js/suite.js".to_owned(),
+        "cpu-js/wit/world.wit".to_owned(),
+    ];
+    for entry in std::fs::read_dir(js_guests_dir().join("cpu-js/wit/deps"))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        inputs.push(format!("cpu-js/wit/deps/{name}"));
+    }
+    inputs.sort();
+    Ok(inputs)
+}
+
 /// A digest of every source file of the guest workspace (`Cargo.toml`, `Cargo.lock`,
 /// `*.rs`, `*.wit`, by relative path and content; FNV-1a, 64 bits), in the form kept in
 /// `guests/wasm/SOURCES`.
@@ -394,6 +421,19 @@ mod tests {
              fixtures` (stamp {stamp}, sources {digest})"
         );
         let wasm = std::fs::read(http_js()).unwrap();
+        assert_eq!(&wasm[..8], b"\0asm\x0d\x00\x01\x00");
+    }
+
+    #[test]
+    fn the_javascript_cpu_suite_is_built_from_its_current_sources() {
+        let stamp = std::fs::read_to_string(js_guests_dir().join("wasm/cpu-js.SOURCES")).unwrap();
+        let digest = files_digest(&js_guests_dir(), &cpu_js_inputs().unwrap()).unwrap();
+        assert!(
+            stamp.starts_with(digest.trim_end()),
+            "js-guests/cpu-js changed since cpu-js.wasm was built: run `cargo xtask \
+             fixtures` (stamp {stamp}, sources {digest})"
+        );
+        let wasm = std::fs::read(cpu_js()).unwrap();
         assert_eq!(&wasm[..8], b"\0asm\x0d\x00\x01\x00");
     }
 
