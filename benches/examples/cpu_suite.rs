@@ -8,7 +8,8 @@
 //! before, outside the figure.
 //!
 //! `cargo run --release -p airssys-wasm-benches --example cpu_suite -- \
-//!     raw|raw-epochs|raw-fuel|raw-fuel-epochs|airssys|airssys-epochs WORKLOAD RUNS`
+//!     raw|raw-bounds-checked|raw-epochs|raw-fuel|raw-fuel-epochs|airssys|airssys-epochs \
+//!     WORKLOAD RUNS`
 //!
 //! With `CPU_SUITE_CACHE=DIR`, each mode's compiled component is kept in `DIR/MODE-HASH.cwasm`
 //! and loaded from there by later runs: under callgrind (`cargo xtask cpu
@@ -38,8 +39,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, mode, workload, runs] = args.as_slice() else {
         eprintln!(
-            "usage: cpu_suite raw|raw-epochs|raw-fuel|raw-fuel-epochs|airssys|airssys-epochs \
-             WORKLOAD RUNS"
+            "usage: cpu_suite raw|raw-bounds-checked|raw-epochs|raw-fuel|raw-fuel-epochs|airssys|\
+             airssys-epochs WORKLOAD RUNS"
         );
         std::process::exit(2);
     };
@@ -58,6 +59,7 @@ fn main() {
     let ok = rt.block_on(async {
         match mode.as_str() {
             "raw" => raw(false, false, suite, &guest_args).await,
+            "raw-bounds-checked" => raw_bounds_checked(suite, &guest_args).await,
             "raw-epochs" => raw(false, true, suite, &guest_args).await,
             "raw-fuel" => raw(true, false, suite, &guest_args).await,
             "raw-fuel-epochs" => raw(true, true, suite, &guest_args).await,
@@ -90,7 +92,35 @@ impl WasiView for Raw {
 /// `Speed`), async, with fuel and epoch interruption as asked; fuel never runs out, and
 /// the epoch's callback lets the call carry on at every tick, as the engine's does.
 async fn raw(fuel: bool, epochs: bool, suite: &[u8], args: &[&str]) -> bool {
+    let mode = match (fuel, epochs) {
+        (false, false) => "raw",
+        (false, true) => "raw-epochs",
+        (true, false) => "raw-fuel",
+        (true, true) => "raw-fuel-epochs",
+    };
+    raw_with(Config::new(), mode, fuel, epochs, suite, args).await
+}
+
+/// Raw Wasmtime unmetered, with linear memory reserved as the density issue would: no
+/// more than the memory limit (256 MiB here), no guard region — so every memory access
+/// carries an explicit bounds check, whose price this mode shows.
+async fn raw_bounds_checked(suite: &[u8], args: &[&str]) -> bool {
     let mut config = Config::new();
+    config
+        .memory_reservation(256 << 20)
+        .memory_guard_size(0)
+        .memory_reservation_for_growth(0);
+    raw_with(config, "raw-bounds-checked", false, false, suite, args).await
+}
+
+async fn raw_with(
+    mut config: Config,
+    mode: &str,
+    fuel: bool,
+    epochs: bool,
+    suite: &[u8],
+    args: &[&str],
+) -> bool {
     config
         .wasm_component_model(true)
         .consume_fuel(fuel)
@@ -98,12 +128,6 @@ async fn raw(fuel: bool, epochs: bool, suite: &[u8], args: &[&str]) -> bool {
         .max_wasm_stack(1 << 20)
         .concurrency_support(false);
     let engine = Engine::new(&config).unwrap();
-    let mode = match (fuel, epochs) {
-        (false, false) => "raw",
-        (false, true) => "raw-epochs",
-        (true, false) => "raw-fuel",
-        (true, true) => "raw-fuel-epochs",
-    };
     let component = compiled(&engine, mode, suite);
     let mut linker = Linker::<Raw>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
