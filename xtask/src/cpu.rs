@@ -81,7 +81,7 @@ pub(crate) fn cpu(args: &[String]) -> anyhow::Result<()> {
     }
     // Compiled once per mode and kept (not timed either way).
     let cache = workspace_root().join("target/cpu-suite-cache");
-    let mut table: BTreeMap<&str, Vec<(String, f64)>> = BTreeMap::new();
+    let mut table = Table::new();
     for workload in WORKLOADS {
         let mut row = Vec::new();
         let mut checksum = None;
@@ -153,10 +153,7 @@ pub(crate) fn cpu(args: &[String]) -> anyhow::Result<()> {
 }
 
 /// Instructions per run of each workload natively and in each mode, by callgrind.
-fn count_instructions(
-    native: &Path,
-    example: &Path,
-) -> anyhow::Result<BTreeMap<&'static str, Vec<(String, f64)>>> {
+fn count_instructions(native: &Path, example: &Path) -> anyhow::Result<Table> {
     let cache = workspace_root().join("target/cpu-suite-valgrind");
     for (mode, _) in MODES {
         // Compiles the mode's component into the cache, unless it is there already.
@@ -166,7 +163,7 @@ fn count_instructions(
         c.env("CPU_SUITE_CACHE", &cache);
         run(c, "fib", 0)?;
     }
-    let mut table = BTreeMap::new();
+    let mut table = Table::new();
     // Not the JavaScript rows: compiling their 12 MiB engine under valgrind takes
     // minutes per mode.
     for workload in WORKLOADS.into_iter().filter(|w| !is_js(w)) {
@@ -213,39 +210,14 @@ fn count_instructions(
     Ok(table)
 }
 
-fn render_instructions(table: &BTreeMap<&str, Vec<(String, f64)>>) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
+fn render_instructions(table: &Table) -> String {
+    let mut out = format!(
         "Instructions per run (`cargo xtask cpu --instructions`, callgrind), {}: in \
          parentheses the ratio to unmetered Wasmtime, and for unmetered Wasmtime the ratio \
-         to native. The same counts on every run of the same binaries.\n",
+         to native. The same counts on every run of the same binaries.\n\n",
         today()
     );
-    let _ = write!(out, "| workload | native |");
-    for (_, name) in MODES {
-        let _ = write!(out, " {name} |");
-    }
-    let _ = writeln!(out);
-    let _ = writeln!(out, "|---|---:|{}", "---:|".repeat(MODES.len()));
-    for workload in WORKLOADS {
-        let Some(row) = table.get(workload) else {
-            continue;
-        };
-        let at = |m: &str| {
-            row.iter()
-                .find(|(n, _)| n == m)
-                .map_or(f64::NAN, |(_, n)| *n)
-        };
-        let (native, raw) = (at("native"), at("raw"));
-        let _ = write!(out, "| {workload} | {} |", millions(native));
-        for (mode, _) in MODES {
-            let n = at(mode);
-            let r = if mode == "raw" { n / native } else { n / raw };
-            let _ = write!(out, " {} ({}) |", millions(n), ratio(r));
-        }
-        let _ = writeln!(out);
-    }
+    rows(&mut out, table, millions, false);
     out
 }
 
@@ -344,23 +316,37 @@ fn build_example() -> anyhow::Result<PathBuf> {
     Ok(root.join("target/release/examples/cpu_suite"))
 }
 
-fn render(table: &BTreeMap<&str, Vec<(String, f64)>>, runs: u32, rounds: u32) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
+fn render(table: &Table, runs: u32, rounds: u32) -> String {
+    let mut out = format!(
         "CPU suite (`cargo xtask cpu`), {}, {}: time per run of each workload, the best \
          of {rounds} processes of {runs} runs; in parentheses the ratio to unmetered \
          Wasmtime, for unmetered Wasmtime the ratio to native, and for `airssys-wasm \
-         run` the ratio to `wasmtime run`.\n",
+         run` the ratio to `wasmtime run`.\n\n",
         today(),
         machine()
     );
+    rows(&mut out, table, fmt, true);
+    out
+}
+
+/// What was measured: per workload, (column, figure) pairs.
+type Table = BTreeMap<&'static str, Vec<(String, f64)>>;
+
+/// The table's header and rows, each figure shown by `show` with its ratio; with `clis`,
+/// the two CLI columns too.
+fn rows(out: &mut String, table: &Table, show: fn(f64) -> String, clis: bool) {
     let _ = write!(out, "| workload | native |");
     for (_, name) in MODES {
         let _ = write!(out, " {name} |");
     }
-    let _ = writeln!(out, " `wasmtime run` | `airssys-wasm run` |");
-    let _ = writeln!(out, "|---|---:|{}", "---:|".repeat(MODES.len() + 2));
+    let extra = if clis {
+        let _ = write!(out, " `wasmtime run` | `airssys-wasm run` |");
+        2
+    } else {
+        0
+    };
+    let _ = writeln!(out);
+    let _ = writeln!(out, "|---|---:|{}", "---:|".repeat(MODES.len() + extra));
     for workload in WORKLOADS {
         let Some(row) = table.get(workload) else {
             continue;
@@ -368,25 +354,27 @@ fn render(table: &BTreeMap<&str, Vec<(String, f64)>>, runs: u32, rounds: u32) ->
         let at = |m: &str| {
             row.iter()
                 .find(|(n, _)| n == m)
-                .map_or(f64::NAN, |(_, ns)| *ns)
+                .map_or(f64::NAN, |(_, v)| *v)
         };
         let (native, raw) = (at("native"), at("raw"));
-        let _ = write!(out, "| {workload} | {} |", fmt(native));
+        let _ = write!(out, "| {workload} | {} |", show(native));
         for (mode, _) in MODES {
-            let ns = at(mode);
-            let r = if mode == "raw" { ns / native } else { ns / raw };
-            let _ = write!(out, " {} ({}) |", fmt(ns), ratio(r));
+            let v = at(mode);
+            let r = if mode == "raw" { v / native } else { v / raw };
+            let _ = write!(out, " {} ({}) |", show(v), ratio(r));
         }
-        let (wasmtime, ours) = (at("wasmtime-run"), at("airssys-run"));
-        let _ = writeln!(
-            out,
-            " {} | {} ({}) |",
-            fmt(wasmtime),
-            fmt(ours),
-            ratio(ours / wasmtime)
-        );
+        if clis {
+            let (wasmtime, ours) = (at("wasmtime-run"), at("airssys-run"));
+            let _ = write!(
+                out,
+                " {} | {} ({}) |",
+                show(wasmtime),
+                show(ours),
+                ratio(ours / wasmtime)
+            );
+        }
+        let _ = writeln!(out);
     }
-    out
 }
 
 fn fmt(ns: f64) -> String {
@@ -408,4 +396,41 @@ fn write_report(report: &str, start: &str, end: &str) -> anyhow::Result<()> {
     };
     let updated = format!("{}{start}\n{report}{}", &text[..a], &text[b..]);
     std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_show_each_figure_with_its_ratio_and_dashes_where_there_is_none() {
+        let mut table = Table::new();
+        let mut loop_row = vec![("native".to_owned(), 1e6), ("raw".to_owned(), 2e6)];
+        loop_row.extend(MODES.iter().skip(1).map(|(m, _)| ((*m).to_owned(), 3e6)));
+        loop_row.push(("wasmtime-run".to_owned(), 2e6));
+        loop_row.push(("airssys-run".to_owned(), 4e6));
+        table.insert("loop", loop_row);
+        table.insert("js-fib", vec![("raw".to_owned(), 5e6)]);
+        let mut out = String::new();
+        rows(&mut out, &table, fmt, true);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert!(lines[0].ends_with("| `wasmtime run` | `airssys-wasm run` |"));
+        assert_eq!(lines[1].matches("---:").count(), MODES.len() + 3);
+        assert!(
+            lines[2].starts_with("| loop | 1.00 ms | 2.00 ms (2.00) | 3.00 ms (1.50) |"),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[2].ends_with("| 2.00 ms | 4.00 ms (2.00) |"),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[3].starts_with("| js-fib | — | 5.00 ms (—) | — (—) |"),
+            "{}",
+            lines[3]
+        );
+    }
 }

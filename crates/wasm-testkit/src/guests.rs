@@ -308,14 +308,20 @@ pub fn http_js() -> PathBuf {
 ///
 /// Any I/O error listing its WIT.
 pub fn http_js_inputs() -> std::io::Result<Vec<String>> {
+    js_inputs("http-js", "handler.js")
+}
+
+/// The files of the JavaScript guest in `dir` (its build script, its `source`, its WIT
+/// world and dependencies), relative to [`js_guests_dir`], sorted.
+fn js_inputs(dir: &str, source: &str) -> std::io::Result<Vec<String>> {
     let mut inputs = vec![
-        "http-js/build.mjs".to_owned(),
-        "http-js/handler.js".to_owned(),
-        "http-js/wit/world.wit".to_owned(),
+        format!("{dir}/build.mjs"),
+        format!("{dir}/{source}"),
+        format!("{dir}/wit/world.wit"),
     ];
-    for entry in std::fs::read_dir(js_guests_dir().join("http-js/wit/deps"))? {
+    for entry in std::fs::read_dir(js_guests_dir().join(dir).join("wit/deps"))? {
         let name = entry?.file_name().to_string_lossy().into_owned();
-        inputs.push(format!("http-js/wit/deps/{name}"));
+        inputs.push(format!("{dir}/wit/deps/{name}"));
     }
     inputs.sort();
     Ok(inputs)
@@ -335,17 +341,7 @@ pub fn cpu_js() -> PathBuf {
 ///
 /// Any I/O error listing its WIT.
 pub fn cpu_js_inputs() -> std::io::Result<Vec<String>> {
-    let mut inputs = vec![
-        "cpu-js/build.mjs".to_owned(),
-        "cpu-js/suite.js".to_owned(),
-        "cpu-js/wit/world.wit".to_owned(),
-    ];
-    for entry in std::fs::read_dir(js_guests_dir().join("cpu-js/wit/deps"))? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        inputs.push(format!("cpu-js/wit/deps/{name}"));
-    }
-    inputs.sort();
-    Ok(inputs)
+    js_inputs("cpu-js", "suite.js")
 }
 
 /// A digest of every source file of the guest workspace (`Cargo.toml`, `Cargo.lock`,
