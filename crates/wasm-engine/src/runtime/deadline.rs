@@ -36,11 +36,12 @@ pub(crate) struct Backstop {
 }
 
 impl Backstop {
-    pub(crate) fn new(bound: Duration, interruption: Interruption) -> Self {
+    /// The backstop of the calls of an instance under `limits` on `engine`.
+    pub(crate) fn new(limits: &ResourceLimits, engine: &WasmEngine) -> Self {
         Self {
-            bound,
+            bound: Deadline::hard_bound(limits, engine),
             timer: None,
-            running_guests: interruption == Interruption::FuelYields,
+            running_guests: engine.interruption() == Interruption::FuelYields,
             in_flight: false,
         }
     }

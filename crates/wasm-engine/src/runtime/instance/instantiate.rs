@@ -121,10 +121,7 @@ impl CompiledComponent {
         );
         Deadline::interrupt(&mut store, engine);
         Deadline::begin(&mut store);
-        let mut backstop = Backstop::new(
-            Deadline::hard_bound(sandbox.limits(), engine),
-            engine.interruption(),
-        );
+        let mut backstop = Backstop::new(sandbox.limits(), engine);
         let outcome = bounded(&mut backstop, pre.instantiate_async(&mut store)).await;
         let report = Deadline::report(&store);
         let failure = match outcome {
