@@ -137,6 +137,7 @@ pub use capabilities::logging::{
 };
 pub use capabilities::wasi::output::{MAX_OUTPUT_BYTES, MAX_OUTPUT_LINE_BYTES};
 pub use runtime::component::CompiledComponent;
+pub use runtime::density::{DEFAULT_WARM_STACKS, Density};
 pub use runtime::engine::{
     DEFAULT_EPOCH_TICK, DEFAULT_FUEL_YIELD_INTERVAL, DEFAULT_MAX_WASM_STACK, Interruption,
     Optimization, Pooling, WasmEngine, WasmEngineBuilder,

@@ -69,7 +69,8 @@ guest!(
 guest!(
     /// Library component built with `wit-bindgen` (`guests/calc/wit/calc.wit`): exports
     /// `add(s32, s32) -> s32`, `greet(string) -> string`, `sum(list<u32>) -> u64`,
-    /// `fib(u32) -> u64`, `hoard(mib: u32) -> u64` (allocates), `spin()` (never returns).
+    /// `fib(u32) -> u64`, `hoard(mib: u32) -> u64` (allocates), `spin()` (never returns),
+    /// `bump() -> u64` (adds one to the instance's own counter).
     CALC,
     "calc"
 );

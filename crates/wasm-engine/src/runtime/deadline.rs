@@ -15,6 +15,7 @@ use wasmtime::{Store, UpdateDeadline};
 
 use airssys_wasm_core::ResourceLimits;
 
+use crate::runtime::density::stack::StackLease;
 use crate::runtime::engine::{Interruption, WasmEngine};
 use crate::runtime::host::HostState;
 use crate::runtime::sandbox::ExecutionReport;
@@ -33,6 +34,9 @@ pub(crate) struct Backstop {
     /// Set while a call is under way: still set after it, the call's future was
     /// dropped before it finished (its caller cancelled it), leaving the guest midway.
     pub(crate) in_flight: bool,
+    /// The instance's fiber stack, with the dense layout: taken up when a call begins,
+    /// let go when it ends.
+    stack: Option<Arc<StackLease>>,
 }
 
 impl Backstop {
@@ -43,6 +47,7 @@ impl Backstop {
             timer: None,
             running_guests: engine.interruption() == Interruption::FuelYields,
             in_flight: false,
+            stack: engine.stack_lease(),
         }
     }
 }
@@ -64,6 +69,9 @@ pub(crate) enum Stopped {
 /// future finishes, the backstop records a call in flight.
 pub(crate) fn bounded<F: Future>(backstop: &mut Backstop, fut: F) -> Bounded<'_, F> {
     backstop.in_flight = true;
+    if let Some(stack) = &backstop.stack {
+        stack.begin();
+    }
     Bounded { fut, backstop }
 }
 
@@ -97,12 +105,17 @@ impl<F: Future> Future for Bounded<'_, F> {
         let spy = (this.backstop.running_guests && this.backstop.timer.is_some())
             .then(|| Arc::new(WakeSpy::new(cx.waker())));
         // The future is never polled again after a panic: the instance is poisoned.
-        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| match &spy {
+        let poll = || match &spy {
             Some(spy) => {
                 let waker = Waker::from(Arc::clone(spy));
                 fut.poll(&mut std::task::Context::from_waker(&waker))
             }
             None => fut.poll(&mut *cx),
+        };
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| match &this.backstop.stack {
+            // A fiber stack Wasmtime makes in this poll is the instance's.
+            Some(stack) => stack.enter(poll),
+            None => poll(),
         }));
         let ready = match polled {
             Ok(Poll::Ready(v)) => Ok(v),
@@ -112,6 +125,11 @@ impl<F: Future> Future for Bounded<'_, F> {
         match ready {
             Ok(v) => {
                 this.backstop.in_flight = false;
+                // Finished: nothing runs on the stack until the next call. (A call
+                // stopped midway keeps its stack guarded until the next call ends.)
+                if let Some(stack) = &this.backstop.stack {
+                    stack.end();
+                }
                 if this.backstop.timer.is_some() {
                     // Disarm: a stale timer would only wake this task for nothing.
                     this.backstop.timer = None;

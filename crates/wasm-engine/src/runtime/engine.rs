@@ -12,6 +12,8 @@ use wasmtime::{Config, Engine, OptLevel, Strategy};
 use airssys_wasm_core::{WasmError, WasmResult};
 
 use crate::capabilities::host_interface::{HostGetter, Registered};
+use crate::runtime::density::Density;
+use crate::runtime::density::stack::{StackArena, StackLease};
 use crate::runtime::features::{Proposal, Proposals, flag};
 use crate::runtime::host::HostState;
 use crate::runtime::linking::{LinkerParts, Provider};
@@ -95,6 +97,7 @@ pub struct WasmEngineBuilder {
     max_wasm_stack: usize,
     parallel_compilation: bool,
     pooling: Option<Pooling>,
+    density: Option<Density>,
     proposals: Proposals,
     interfaces: Vec<Registered>,
     /// The first registration refused, reported by `build`.
@@ -193,6 +196,7 @@ impl Default for WasmEngineBuilder {
             max_wasm_stack: DEFAULT_MAX_WASM_STACK,
             parallel_compilation: true,
             pooling: None,
+            density: None,
             proposals: Proposals::default(),
             interfaces: Vec::new(),
             refused: None,
@@ -252,6 +256,16 @@ impl WasmEngineBuilder {
     /// many instances exist at once; it reserves address space up front.
     pub fn pooling(mut self, pooling: Pooling) -> Self {
         self.pooling = Some(pooling);
+        self
+    }
+
+    /// Uses the dense layout ([`Density`]): a live instance costs a few KiB and no
+    /// memory mapping of its own, for a hundred thousand instances in one process, at
+    /// the price of explicit bounds checks on memory accesses. Default: off (each
+    /// memory reserves 4 GiB and its own mappings; no bounds checks). Not with
+    /// [`pooling`](Self::pooling).
+    pub fn density(mut self, density: Density) -> Self {
+        self.density = Some(density);
         self
     }
 
@@ -368,6 +382,18 @@ impl WasmEngineBuilder {
                 pooling.config(),
             ));
         }
+        let stacks = match &self.density {
+            Some(_) if self.pooling.is_some() => {
+                return Err(WasmError::EngineInitialization {
+                    reason: "pooling and the dense layout are two ways to allocate \
+                             instances: choose one (WasmEngineBuilder::pooling or ::density)"
+                        .into(),
+                    source: None,
+                });
+            }
+            Some(density) => Some(density.configure(&mut config, self.max_wasm_stack + (1 << 20))?),
+            None => None,
+        };
         let engine = Engine::new(&config).map_err(|e| WasmError::EngineInitialization {
             reason: e.to_string(),
             source: Some(e.into()),
@@ -379,6 +405,8 @@ impl WasmEngineBuilder {
                 epoch_tick: self.epoch_tick,
                 fuel_yield_interval: self.fuel_yield_interval,
                 pooling: self.pooling,
+                density: self.density,
+                stacks,
                 proposals: self.proposals,
                 interfaces,
                 ticker: OnceLock::new(),
@@ -413,6 +441,9 @@ struct Inner {
     epoch_tick: Duration,
     fuel_yield_interval: u64,
     pooling: Option<Pooling>,
+    density: Option<Density>,
+    /// The dense layout's fiber stacks, leased to instances.
+    stacks: Option<Arc<StackArena>>,
     proposals: Proposals,
     interfaces: Vec<Registered>,
     ticker: OnceLock<EpochTicker>,
@@ -434,6 +465,17 @@ impl WasmEngine {
     /// The pooling allocator's sizes, when it is on.
     pub fn pooling(&self) -> Option<Pooling> {
         self.inner.pooling
+    }
+
+    /// The dense layout, when it is on.
+    pub fn density(&self) -> Option<Density> {
+        self.inner.density
+    }
+
+    /// A lease on the dense layout's fiber stacks for one instance's store (none with
+    /// the default layout, where Wasmtime makes each store's stack).
+    pub(crate) fn stack_lease(&self) -> Option<Arc<StackLease>> {
+        self.inner.stacks.as_ref().map(|s| s.lease())
     }
 
     /// An engine with the production configuration.

@@ -10,6 +10,7 @@ use airssys_wasm_core::WasmError;
 use airssys_wasm_core::error::duration_ms;
 
 use crate::runtime::deadline::{Deadline, Stopped};
+use crate::runtime::density::os;
 use crate::runtime::host::HostState;
 use crate::runtime::limiter::Denial;
 
@@ -148,6 +149,18 @@ impl Failure {
                 component,
                 resource: kind,
                 limit,
+            };
+        }
+        // The kernel refused to map memory (a memory, its image, a fiber stack): which
+        // limit — the mapping bound or the address space — read now, with the fix.
+        // Its errors are Wasmtime's and the system's words, so they are known by those.
+        if err.chain().any(|e| os::is_enomem(&e.to_string())) {
+            let limit = os::OsLimit::now();
+            return WasmError::ResourceLimitExceeded {
+                component,
+                resource: limit.resource,
+                limit: limit.limit,
+                requested: limit.requested,
             };
         }
         let trap = err.downcast_ref::<Trap>().copied();

@@ -34,7 +34,9 @@ pub struct HostState {
     /// them (in its one allocation, rather than in every future and value an instance
     /// is moved through).
     pub(crate) limiter: InstanceLimiter,
-    wasi: WasiCtx,
+    /// The WASI context; none yet when the sandbox grants nothing of WASI (made the
+    /// first time the guest reaches WASI: `grant::grants_nothing`).
+    wasi: Option<WasiCtx>,
     pub(crate) table: ResourceTable,
     /// When the current call (or instantiation) started: taken when the call begins if
     /// its wall time is measured (or it may use HTTP or key-value), else, with epochs, at
@@ -143,7 +145,7 @@ impl HostState {
         let s = self.builtin();
         AuditedWasi {
             wasi: Split {
-                ctx: &mut s.wasi,
+                ctx: wasi_ctx(&mut s.wasi),
                 table: &mut s.table,
             },
             component: &s.component,
@@ -164,12 +166,18 @@ impl HostState {
     }
 }
 
+/// The WASI context, made now if the instance has not reached WASI before.
+#[inline]
+fn wasi_ctx(wasi: &mut Option<WasiCtx>) -> &mut WasiCtx {
+    wasi.get_or_insert_with(crate::capabilities::wasi::granting_nothing)
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         // Every WASI host function starts here: the guest left the embedder's.
         self.host_call = None;
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: wasi_ctx(&mut self.wasi),
             table: &mut self.table,
         }
     }
@@ -197,15 +205,16 @@ impl HostState {
     }
 
     /// The data of a new instance of `component` under `sandbox`, with the WASI
-    /// context configured in `wasi` (by [`grant`]) and the embedder's `state`. The
-    /// context is built here, in place: a `WasiCtx` is ~270 bytes, and every move of
-    /// it (through a `Result`, into a constructor) would be a copy on each
-    /// instantiation.
+    /// context configured in `wasi` (by [`grant`]; `None` when the sandbox grants
+    /// nothing of WASI, whose context is made on first use) and the embedder's
+    /// `state`. The context is built here, in place: a `WasiCtx` is ~270 bytes, and
+    /// every move of it (through a `Result`, into a constructor) would be a copy on
+    /// each instantiation.
     #[inline(always)]
     pub(crate) fn new(
         sandbox: &Sandbox,
         component: &Arc<str>,
-        wasi: &mut WasiCtxBuilder,
+        wasi: Option<&mut WasiCtxBuilder>,
         captured: Option<Captured>,
         state: Box<dyn Any + Send>,
         net_audit: Option<Arc<Mutex<Trail>>>,
@@ -216,7 +225,7 @@ impl HostState {
         );
         Self {
             limiter: InstanceLimiter::new(sandbox.limits()),
-            wasi: wasi.build(),
+            wasi: wasi.map(WasiCtxBuilder::build),
             table,
             started: None,
             measure_wall_time: sandbox.measures_wall_time(),

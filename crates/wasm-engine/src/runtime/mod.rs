@@ -8,6 +8,7 @@
 
 pub(crate) mod component;
 pub(crate) mod deadline;
+pub(crate) mod density;
 pub(crate) mod engine;
 pub(crate) mod failure;
 pub(crate) mod features;

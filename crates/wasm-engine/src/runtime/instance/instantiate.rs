@@ -13,7 +13,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use airssys_wasm_core::WasmResult;
 
 use super::ComponentInstance;
-use crate::capabilities::wasi::grant;
+use crate::capabilities::wasi::{grant, grants_nothing};
 use crate::runtime::component::CompiledComponent;
 use crate::runtime::deadline::{Backstop, Deadline, bounded};
 use crate::runtime::failure::{Failure, Phase};
@@ -69,6 +69,9 @@ impl CompiledComponent {
     /// Checks now what every instantiation under `sandbox` (with no state) would
     /// check first: the interface grants, and the imports against the linker.
     pub(crate) fn prepare(&self, sandbox: &Sandbox) -> WasmResult<()> {
+        if let Some(density) = self.engine().density() {
+            density.check(self.name(), sandbox.limits())?;
+        }
         let linked = self.linked()?;
         linked.check_interfaces(
             self.engine().registered(),
@@ -88,6 +91,9 @@ impl CompiledComponent {
         state_name: &str,
     ) -> WasmResult<ComponentInstance> {
         let engine = self.engine();
+        if let Some(density) = engine.density() {
+            density.check(self.name(), sandbox.limits())?;
+        }
         let linked = self.linked()?;
         linked.check_interfaces(
             engine.registered(),
@@ -98,7 +104,11 @@ impl CompiledComponent {
         )?;
         let pre = linked.instance_pre(self.name())?;
         // In a block: the builder is not kept in this future across the await.
-        let mut store = {
+        let mut store = if grants_nothing(sandbox) {
+            // The WASI context is made if and when the guest reaches WASI.
+            let data = HostState::new(sandbox, self.shared_name(), None, None, state, None);
+            Store::new(engine.wasmtime_engine(), data)
+        } else {
             let mut wasi = WasiCtxBuilder::new();
             let granted = grant(&mut wasi, sandbox, self.shared_name())?;
             Store::new(
@@ -106,7 +116,7 @@ impl CompiledComponent {
                 HostState::new(
                     sandbox,
                     self.shared_name(),
-                    &mut wasi,
+                    Some(&mut wasi),
                     granted.captured,
                     state,
                     granted.net_audit,

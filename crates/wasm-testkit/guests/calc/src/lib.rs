@@ -1,6 +1,10 @@
 //! A library component built with `wit-bindgen`: see `wit/calc.wit`.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// This instance's counter (`bump`).
+static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 wit_bindgen::generate!({
     world: "calc",
@@ -33,6 +37,10 @@ impl Guest for Calc {
     fn hoard(mib: u32) -> u64 {
         let chunks: Vec<Vec<u8>> = (0..mib).map(|_| black_box(vec![0xA5; 1 << 20])).collect();
         chunks.iter().map(|c| c.len() as u64).sum()
+    }
+
+    fn bump() -> u64 {
+        COUNTER.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     fn spin() {

@@ -1,0 +1,383 @@
+//! Fiber stacks for the dense layout (Wasmtime's `StackCreator`). A store keeps the
+//! stack of its first async call for its whole life (Wasmtime caches it), so an idle
+//! instance would hold one: two mappings (the stack and its guard page) and the pages
+//! its calls touched. Here a stack is a slot of a large region that is readable and
+//! writable throughout, and what a stack costs follows its use, through the
+//! instance's [`StackLease`]:
+//!
+//! - **running**: its guard page is armed (`PROT_NONE`: the region's mapping splits
+//!   in three), so a host function that overflows faults instead of writing into the
+//!   next stack;
+//! - **warm** (its call ended, one of the last `warm` to end): it keeps its guard and
+//!   pages, so an instance called again soon makes no system call;
+//! - **cold**: its pages are given back and its guard disarmed (the mapping merges
+//!   again): address space only, no memory, no mapping.
+//!
+//! Mappings thus follow the calls under way (plus the warm stacks), not the instances
+//! alive. The lease learns which stack is its store's when Wasmtime makes it, during
+//! a poll of the instance's call (a thread-local set around each poll, see
+//! [`StackLease::enter`]); a stack made outside a leased call stays guarded for its
+//! whole life, like Wasmtime's own.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use wasmtime::{StackCreator, StackMemory};
+
+use super::os;
+
+/// Address space one region reserves at most: 64 GiB, 32,768 stacks of 2 MiB.
+const REGION_BYTES: usize = 64 << 30;
+
+/// The stacks of an engine.
+pub(crate) struct StackArena {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    page: usize,
+    /// A guard page and the stack above it.
+    slot_bytes: usize,
+    warm_max: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    regions: Vec<(usize, usize)>,
+    free: Vec<usize>,
+    next: usize,
+    left: usize,
+    /// The leases whose stacks are warm, oldest first.
+    warm: VecDeque<Arc<StackLease>>,
+}
+
+/// Which stack an instance's store runs on, and in which state. Its fields change
+/// only under the arena's lock (atomics only to share them).
+pub(crate) struct StackLease {
+    arena: Arc<Inner>,
+    /// The slot's base (its guard page), 0 before the store's first stack.
+    slot: AtomicUsize,
+    guarded: AtomicBool,
+    warm: AtomicBool,
+}
+
+impl std::fmt::Debug for StackLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackLease")
+            .field("slot", &self.slot.load(Relaxed))
+            .field("guarded", &self.guarded.load(Relaxed))
+            .field("warm", &self.warm.load(Relaxed))
+            .finish()
+    }
+}
+
+thread_local! {
+    /// The lease of the call being polled on this thread.
+    static CURRENT: RefCell<Option<Arc<StackLease>>> = const { RefCell::new(None) };
+}
+
+impl StackArena {
+    /// Stacks for `stack_bytes` of Wasmtime's fiber stack, of which at most `warm_max`
+    /// keep their pages after their call.
+    pub(crate) fn new(stack_bytes: usize, warm_max: usize) -> Self {
+        let page = os::page_size();
+        let stack = os::round_up(stack_bytes, page).unwrap_or(stack_bytes);
+        Self {
+            inner: Arc::new(Inner {
+                page,
+                slot_bytes: stack + page,
+                warm_max,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// A lease for one instance's store.
+    pub(crate) fn lease(&self) -> Arc<StackLease> {
+        Arc::new(StackLease {
+            arena: Arc::clone(&self.inner),
+            slot: AtomicUsize::new(0),
+            guarded: AtomicBool::new(false),
+            warm: AtomicBool::new(false),
+        })
+    }
+}
+
+impl State {
+    /// Takes `lease` off the warm list, if it is on it.
+    fn unwarm(&mut self, lease: &StackLease) {
+        if lease.warm.swap(false, Relaxed)
+            && let Some(i) = self.warm.iter().position(|l| std::ptr::eq(&**l, lease))
+        {
+            self.warm.remove(i);
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn take(&self, state: &mut State) -> std::io::Result<usize> {
+        if let Some(slot) = state.free.pop() {
+            return Ok(slot);
+        }
+        if state.left == 0 {
+            let mut slots = (REGION_BYTES / self.slot_bytes).max(1);
+            let base = loop {
+                match os::reserve(slots * self.slot_bytes) {
+                    Ok(base) => break base,
+                    Err(_) if slots > 1 => slots /= 2,
+                    Err(e) => return Err(e),
+                }
+            };
+            state.regions.push((base, slots * self.slot_bytes));
+            state.next = base;
+            state.left = slots;
+        }
+        let slot = state.next;
+        state.next += self.slot_bytes;
+        state.left -= 1;
+        Ok(slot)
+    }
+
+    /// Arms or disarms the guard page of `slot`.
+    fn guard(&self, slot: usize, on: bool) -> std::io::Result<()> {
+        // SAFETY: the guard page is below the stack: nothing runs on it.
+        unsafe { os::protect(slot, self.page, on) }
+    }
+
+    /// Gives a stack's pages back and disarms its guard: no call runs on it.
+    fn cool(&self, slot: usize, guarded: bool) {
+        if guarded && self.guard(slot, false).is_err() {
+            // The guard stays; the stack keeps working, merely not merged back.
+            tracing::warn!("could not disarm a fiber stack's guard page");
+        }
+        // SAFETY: no call runs on the stack (its lease's call ended, or its store is
+        // gone).
+        unsafe { os::discard(slot + self.page, self.slot_bytes - self.page) };
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for &(base, len) in &state.regions {
+            // SAFETY: every stack is gone (each holds the arena).
+            unsafe { os::release(base, len) };
+        }
+    }
+}
+
+impl StackLease {
+    /// A call of the lease's instance begins: its stack, if it has one, is taken off
+    /// the warm list, its guard armed.
+    pub(crate) fn begin(&self) {
+        let slot = self.slot.load(Relaxed);
+        if slot == 0 {
+            return;
+        }
+        let mut state = self.arena.lock();
+        state.unwarm(self);
+        if !self.guarded.load(Relaxed) {
+            match self.arena.guard(slot, true) {
+                Ok(()) => self.guarded.store(true, Relaxed),
+                // Out of mappings: the call runs, unguarded, as a warm stack would
+                // have had it before this layout; say so.
+                Err(e) => tracing::warn!(%e, "could not arm a fiber stack's guard page"),
+            }
+        }
+    }
+
+    /// The call ended: the stack joins the warm ones, and the oldest beyond the bound
+    /// cools.
+    pub(crate) fn end(self: &Arc<Self>) {
+        if self.slot.load(Relaxed) == 0 {
+            return;
+        }
+        let mut state = self.arena.lock();
+        if !self.warm.swap(true, Relaxed) {
+            state.warm.push_back(Arc::clone(self));
+        }
+        while state.warm.len() > self.arena.warm_max {
+            let Some(old) = state.warm.pop_front() else {
+                break;
+            };
+            old.warm.store(false, Relaxed);
+            let slot = old.slot.load(Relaxed);
+            if slot != 0 {
+                self.arena.cool(slot, old.guarded.swap(false, Relaxed));
+            }
+        }
+    }
+
+    /// Runs `poll` with this lease as the thread's current one, so that a stack
+    /// Wasmtime makes during it is this lease's.
+    #[inline]
+    pub(crate) fn enter<R>(self: &Arc<Self>, poll: impl FnOnce() -> R) -> R {
+        struct Reset(Option<Arc<StackLease>>);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                let previous = self.0.take();
+                CURRENT.with(|c| *c.borrow_mut() = previous);
+            }
+        }
+        let previous = CURRENT.with(|c| c.borrow_mut().replace(Arc::clone(self)));
+        let _reset = Reset(previous);
+        poll()
+    }
+
+    /// Whether the lease's stack keeps its pages now (for tests).
+    #[cfg(test)]
+    fn is_warm(&self) -> bool {
+        self.warm.load(Relaxed)
+    }
+}
+
+// SAFETY: each stack is a slot no other stack holds: a guard page, armed while
+// anything may run on the stack (from its making to its lease's `end`, and for its
+// whole life when it has no lease), below `slot_bytes - page` bytes readable and
+// writable, zero when made (fresh, or given back with MADV_DONTNEED).
+unsafe impl StackCreator for StackArena {
+    fn new_stack(&self, size: usize, _zeroed: bool) -> wasmtime::Result<Box<dyn StackMemory>> {
+        let inner = &self.inner;
+        if size + inner.page > inner.slot_bytes {
+            wasmtime::bail!(
+                "a fiber stack of {size} bytes does not fit the engine's stack slots of {}",
+                inner.slot_bytes - inner.page
+            );
+        }
+        let lease = CURRENT
+            .with(|c| c.borrow().clone())
+            .filter(|l| l.slot.load(Relaxed) == 0);
+        let mut state = inner.lock();
+        let slot = inner
+            .take(&mut state)
+            .map_err(|e| wasmtime::Error::msg(format!("could not reserve fiber stacks: {e}")))?;
+        if let Err(e) = inner.guard(slot, true) {
+            state.free.push(slot);
+            wasmtime::bail!("could not guard a fiber stack: {e}");
+        }
+        if let Some(lease) = &lease {
+            lease.slot.store(slot, Relaxed);
+            lease.guarded.store(true, Relaxed);
+        }
+        Ok(Box::new(Stack {
+            slot,
+            lease,
+            arena: Arc::clone(inner),
+        }))
+    }
+}
+
+/// One stack: its slot, and the lease that manages it (none: always guarded).
+struct Stack {
+    slot: usize,
+    lease: Option<Arc<StackLease>>,
+    arena: Arc<Inner>,
+}
+
+// SAFETY: see `StackCreator for StackArena`.
+unsafe impl StackMemory for Stack {
+    fn top(&self) -> *mut u8 {
+        (self.slot + self.arena.slot_bytes) as *mut u8
+    }
+
+    fn range(&self) -> Range<usize> {
+        self.slot + self.arena.page..self.slot + self.arena.slot_bytes
+    }
+
+    fn guard_range(&self) -> Range<*mut u8> {
+        self.slot as *mut u8..(self.slot + self.arena.page) as *mut u8
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let mut state = self.arena.lock();
+        let guarded = match &self.lease {
+            Some(lease) => {
+                state.unwarm(lease);
+                lease.slot.store(0, Relaxed);
+                lease.guarded.swap(false, Relaxed)
+            }
+            None => true,
+        };
+        self.arena.cool(self.slot, guarded);
+        state.free.push(self.slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the page at `addr` is inaccessible, by `/proc/self/maps`.
+    fn guarded(addr: usize) -> bool {
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+        maps.lines()
+            .find_map(|l| {
+                let (range, rest) = l.split_once(' ')?;
+                let (a, b) = range.split_once('-')?;
+                let (a, b) = (
+                    usize::from_str_radix(a, 16).ok()?,
+                    usize::from_str_radix(b, 16).ok()?,
+                );
+                (a <= addr && addr < b).then(|| rest.starts_with("---p"))
+            })
+            .expect("mapped")
+    }
+
+    fn guard_of(stack: &dyn StackMemory) -> usize {
+        stack.guard_range().start as usize
+    }
+
+    #[test]
+    fn a_leased_stack_is_guarded_while_running_and_cools_beyond_the_warm_bound() {
+        let page = os::page_size();
+        let arena = StackArena::new(8 * page, 1);
+        let (a, b) = (arena.lease(), arena.lease());
+        let stack_a = a.enter(|| arena.new_stack(8 * page, false)).expect("a");
+        assert!(guarded(guard_of(&*stack_a)), "guard armed while a runs");
+        // SAFETY: the stack is ours; touch its top page.
+        unsafe { *stack_a.top().sub(1) = 1 };
+        a.end();
+        assert!(a.is_warm());
+        assert!(guarded(guard_of(&*stack_a)), "warm: guard kept");
+        let stack_b = b.enter(|| arena.new_stack(8 * page, false)).expect("b");
+        assert!(guarded(guard_of(&*stack_b)));
+        b.end();
+        // The warm bound is 1: a, the oldest, cooled — pages back, guard off.
+        assert!(!a.is_warm() && b.is_warm());
+        assert!(!guarded(guard_of(&*stack_a)) && guarded(guard_of(&*stack_b)));
+        // SAFETY: the stack is cold but still a's, readable; its pages are zero again.
+        assert_eq!(unsafe { *stack_a.top().sub(1) }, 0);
+        a.begin();
+        assert!(guarded(guard_of(&*stack_a)), "a's next call arms its guard again");
+        let (ga, gb) = (guard_of(&*stack_a), guard_of(&*stack_b));
+        drop((stack_a, stack_b));
+        assert!(!guarded(ga) && !guarded(gb), "both gone: nothing guarded");
+    }
+
+    #[test]
+    fn a_stack_made_outside_a_lease_stays_guarded_and_slots_are_reused() {
+        let page = os::page_size();
+        let arena = StackArena::new(8 * page, 0);
+        let s = arena.new_stack(8 * page, false).expect("s");
+        let slot = guard_of(&*s);
+        assert!(guarded(slot));
+        drop(s);
+        assert!(!guarded(slot));
+        let t = arena.new_stack(4 * page, false).expect("t");
+        assert_eq!(guard_of(&*t), slot);
+        assert!(
+            arena.new_stack(9 * page, false).is_err(),
+            "larger than a slot"
+        );
+    }
+}
