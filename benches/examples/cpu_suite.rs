@@ -3,12 +3,14 @@
 //! `cargo xtask cpu`: raw Wasmtime unmetered, with epoch interruption only, with fuel
 //! only, with both (each with its own engine, as the modes change the machine code), and
 //! airssys-wasm as `WasmEngine::new()` runs it (fuel, timeouts through fuel yields) and
-//! with `Interruption::Epochs` (fuel and epochs). The guest times its
+//! with `Interruption::Epochs` (fuel and epochs), and with the dense layout
+//! (`airssys-dense`: `Density`, explicit bounds checks). The guest times its
 //! own workload and prints `WORKLOAD RUNS <ns per run> <checksum>`; compilation is done
 //! before, outside the figure.
 //!
 //! `cargo run --release -p airssys-wasm-benches --example cpu_suite -- \
-//!     raw|raw-bounds-checked|raw-epochs|raw-fuel|raw-fuel-epochs|airssys|airssys-epochs \
+//!     raw|raw-bounds-checked|raw-epochs|raw-fuel|raw-fuel-epochs|airssys|airssys-epochs| \
+//!     airssys-dense \
 //!     WORKLOAD RUNS`
 //!
 //! With `CPU_SUITE_CACHE=DIR`, each mode's compiled component is kept in `DIR/MODE-HASH.cwasm`
@@ -24,7 +26,7 @@
 use std::time::Duration;
 
 use airssys_wasm_core::{CapabilitySet, ResourceLimits};
-use airssys_wasm_engine::{CompiledComponent, Interruption, Sandbox, WasmEngine};
+use airssys_wasm_engine::{CompiledComponent, Density, Interruption, Sandbox, WasmEngine};
 use airssys_wasm_testkit::guests::CPU_SUITE;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
@@ -40,7 +42,7 @@ fn main() {
     let [_, mode, workload, runs] = args.as_slice() else {
         eprintln!(
             "usage: cpu_suite raw|raw-bounds-checked|raw-epochs|raw-fuel|raw-fuel-epochs|airssys|\
-             airssys-epochs WORKLOAD RUNS"
+             airssys-epochs|airssys-dense WORKLOAD RUNS"
         );
         std::process::exit(2);
     };
@@ -63,8 +65,9 @@ fn main() {
             "raw-epochs" => raw(false, true, suite, &guest_args).await,
             "raw-fuel" => raw(true, false, suite, &guest_args).await,
             "raw-fuel-epochs" => raw(true, true, suite, &guest_args).await,
-            "airssys" => airssys(Interruption::FuelYields, suite, &guest_args).await,
-            "airssys-epochs" => airssys(Interruption::Epochs, suite, &guest_args).await,
+            "airssys" => airssys(Interruption::FuelYields, false, suite, &guest_args).await,
+            "airssys-epochs" => airssys(Interruption::Epochs, false, suite, &guest_args).await,
+            "airssys-dense" => airssys(Interruption::FuelYields, true, suite, &guest_args).await,
             other => {
                 eprintln!("unknown mode `{other}`");
                 false
@@ -173,19 +176,22 @@ async fn raw_with(
 }
 
 /// airssys-wasm: `WasmEngine::new()` (fuel, timeouts through fuel yields), or with
-/// epochs; the call bounded by the limits (generous here: the workloads are long).
-async fn airssys(interruption: Interruption, suite: &[u8], args: &[&str]) -> bool {
-    let engine = WasmEngine::builder()
-        .interruption(interruption)
-        .build()
-        .unwrap();
-    let mode = match interruption {
-        Interruption::Epochs => "airssys-epochs",
+/// epochs, or with the dense layout (`Density`: explicit bounds checks); the call
+/// bounded by the limits (generous here: the workloads are long).
+async fn airssys(interruption: Interruption, dense: bool, suite: &[u8], args: &[&str]) -> bool {
+    let limits = ResourceLimits::new(256 << 20, u64::MAX / 2, Duration::from_secs(600)).unwrap();
+    let mut builder = WasmEngine::builder().interruption(interruption);
+    if dense {
+        builder = builder.density(Density::for_limits(&limits));
+    }
+    let engine = builder.build().unwrap();
+    let mode = match (interruption, dense) {
+        (_, true) => "airssys-dense",
+        (Interruption::Epochs, _) => "airssys-epochs",
         _ => "airssys",
     };
     let component = compiled(engine.wasmtime_engine(), mode, suite);
     let component = CompiledComponent::new(&engine, "cpu-suite", component).unwrap();
-    let limits = ResourceLimits::new(256 << 20, u64::MAX / 2, Duration::from_secs(600)).unwrap();
     let sandbox = Sandbox::new(limits)
         .with_capabilities(CapabilitySet::default())
         .with_args(args.iter().copied());

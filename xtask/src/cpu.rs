@@ -36,7 +36,7 @@ const WORKLOADS: [&str; 8] = [
 fn is_js(workload: &str) -> bool {
     workload.starts_with("js-")
 }
-const MODES: [(&str, &str); 7] = [
+const MODES: [(&str, &str); 8] = [
     ("raw", "Wasmtime, unmetered"),
     ("raw-bounds-checked", "unmetered, bounds checks"),
     ("raw-epochs", "epochs only"),
@@ -44,6 +44,7 @@ const MODES: [(&str, &str); 7] = [
     ("raw-fuel-epochs", "fuel and epochs"),
     ("airssys", "airssys-wasm (fuel yields, default)"),
     ("airssys-epochs", "airssys-wasm, epochs"),
+    ("airssys-dense", "airssys-wasm, dense layout"),
 ];
 const START: &str = "<!-- cpu:start (written by `cargo xtask cpu`) -->";
 const END: &str = "<!-- cpu:end -->";
@@ -68,7 +69,7 @@ pub(crate) fn cpu(args: &[String]) -> anyhow::Result<()> {
         }
     }
     let native = build_native()?;
-    let example = build_example()?;
+    let example = crate::build_example("cpu_suite")?;
     let cli = build_cli()?;
     let wasmtime = install_tool(WASMTIME_CLI, "wasmtime", &[])?;
     let wasm = airssys_wasm_testkit::guests::guests_dir().join("wasm/cpu-suite.wasm");
@@ -283,27 +284,6 @@ fn build_native() -> anyhow::Result<PathBuf> {
 }
 
 /// `benches/examples/cpu_suite.rs`, in the workspace's one release profile.
-fn build_example() -> anyhow::Result<PathBuf> {
-    let root = workspace_root();
-    let status = cargo()
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "airssys-wasm-benches",
-            "--example",
-            "cpu_suite",
-        ])
-        .status()
-        .context("building the cpu_suite example")?;
-    if !status.success() {
-        bail!("building the cpu_suite example failed");
-    }
-    Ok(root.join("target/release/examples/cpu_suite"))
-}
-
 fn render(table: &Table, runs: u32, rounds: u32) -> String {
     let mut out = format!(
         "CPU suite (`cargo xtask cpu`), {}, {}: time per run of each workload, the best \
@@ -375,7 +355,7 @@ fn fmt(ns: f64) -> String {
     }
 }
 
-fn write_report(report: &str, start: &str, end: &str) -> anyhow::Result<()> {
+pub(crate) fn write_report(report: &str, start: &str, end: &str) -> anyhow::Result<()> {
     let path: &Path = &workspace_root().join("BENCHMARKS.md");
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

@@ -29,6 +29,10 @@
 //! - `cargo xtask cpu [--runs N] [--rounds K]` runs the CPU suite natively and as a
 //!   component under raw Wasmtime (unmetered, epochs, fuel, both) and airssys-wasm, and
 //!   writes the table into `BENCHMARKS.md` (see `cpu.rs`).
+//! - `cargo xtask density [N] [--instructions]` holds N live instances (default 100,000)
+//!   on raw Wasmtime's defaults, `WasmEngine::new()` and the dense layout, and writes
+//!   where each stops, resident memory, address space, mappings and time per instance
+//!   into `BENCHMARKS.md` (see `density.rs`).
 
 #![allow(clippy::print_stdout)] // a task runner reports on stdout
 
@@ -40,6 +44,7 @@ use anyhow::{Context as _, bail};
 mod bench;
 mod compat;
 mod cpu;
+mod density;
 mod fixtures;
 mod fuzz;
 mod load;
@@ -48,7 +53,8 @@ mod proc;
 const USAGE: &str = "usage: cargo xtask fixtures [--out DIR] [--no-guests] | cargo xtask bench \
                      | cargo xtask soak | cargo xtask fuzz [--seconds N] [TARGET...] \
                      | cargo xtask compat | cargo xtask load [--seconds N] \
-                     | cargo xtask cpu [--runs N] [--rounds K]";
+                     | cargo xtask cpu [--runs N] [--rounds K] \
+                     | cargo xtask density [N] [--instructions]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -60,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         Some("compat") => compat::compat(),
         Some("load") => load::load(&args[1..]),
         Some("cpu") => cpu::cpu(&args[1..]),
+        Some("density") => density::density(&args[1..]),
         _ => bail!(USAGE),
     }
 }
@@ -68,6 +75,28 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_owned)
+}
+
+/// Builds the benches' example `name` (release, locked) and returns its path.
+fn build_example(name: &str) -> anyhow::Result<PathBuf> {
+    let root = workspace_root();
+    let status = cargo()
+        .current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "airssys-wasm-benches",
+            "--example",
+            name,
+        ])
+        .status()
+        .with_context(|| format!("building the {name} example"))?;
+    if !status.success() {
+        bail!("building the {name} example failed");
+    }
+    Ok(root.join("target/release/examples").join(name))
 }
 
 fn cargo() -> Command {
