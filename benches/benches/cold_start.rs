@@ -22,7 +22,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 
 use airssys_wasm_benches::{RawWasi, raw_config, runtime};
 use airssys_wasm_core::ResourceLimits;
-use airssys_wasm_engine::{CompiledComponent, Pooling, Sandbox, WasmEngine};
+use airssys_wasm_engine::{CompiledComponent, Density, Pooling, Sandbox, WasmEngine};
 use airssys_wasm_loader::{
     CacheConfig, CacheOutcome, ComponentLoader, LoadOptions, Loaded, Source,
 };
@@ -311,10 +311,19 @@ fn cache_hit_paths(c: &mut Criterion) {
 
 fn instantiate_and_call(c: &mut Criterion) {
     let rt = runtime();
-    for pooled in [false, true] {
+    // The default layout, the pooling allocator, and the dense layout (against raw
+    // Wasmtime reserving as little and compiling the same bounds checks, each memory
+    // its own mapping).
+    for suffix in ["", "_pooled", "_dense"] {
+        let (pooled, dense) = (suffix == "_pooled", suffix == "_dense");
         let engine = if pooled {
             WasmEngine::builder()
                 .pooling(Pooling::for_limits(&limits(), 256))
+                .build()
+                .unwrap()
+        } else if dense {
+            WasmEngine::builder()
+                .density(Density::for_limits(&limits()))
                 .build()
                 .unwrap()
         } else {
@@ -337,6 +346,14 @@ fn instantiate_and_call(c: &mut Criterion) {
                 .decommit_batch_size(16);
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(p));
         }
+        if dense {
+            config
+                .memory_reservation(16 << 20)
+                .memory_guard_size(0)
+                .memory_reservation_for_growth(0)
+                .guard_before_linear_memory(false)
+                .memory_init_cow(false);
+        }
         let raw = Engine::new(&config).unwrap();
         let linker = raw_linker(&raw);
         let raw_hello_pre = linker
@@ -345,7 +362,6 @@ fn instantiate_and_call(c: &mut Criterion) {
         let raw_calc_pre = linker
             .instantiate_pre(&Component::new(&raw, guests::CALC).unwrap())
             .unwrap();
-        let suffix = if pooled { "_pooled" } else { "" };
 
         let mut g = c.benchmark_group(format!("instantiate_and_call{suffix}/hello"));
         g.bench_function("airssys", |b| {
@@ -356,7 +372,7 @@ fn instantiate_and_call(c: &mut Criterion) {
             b.to_async(&rt)
                 .iter(|| async { assert_eq!(raw_hello(&raw_hello_pre, &raw).await, 42) });
         });
-        if !pooled {
+        if suffix.is_empty() {
             // What a WASI 0.2 component pays on engines with component-model async on
             // (`WasmEngineBuilder::component_model_async(true)`; Wasmtime's default).
             let (hello_async, raw_async, raw_async_pre) = async_engines(&rt);

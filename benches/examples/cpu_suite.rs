@@ -9,7 +9,7 @@
 //! before, outside the figure.
 //!
 //! `cargo run --release -p airssys-wasm-benches --example cpu_suite -- \
-//!     raw|raw-bounds-checked|raw-epochs|raw-fuel|raw-fuel-epochs|airssys|airssys-epochs| \
+//!     raw|raw-bounds-checked|raw-bounds-checked-no-spectre|raw-epochs|raw-fuel|raw-fuel-epochs|airssys|airssys-epochs| \
 //!     airssys-dense \
 //!     WORKLOAD RUNS`
 //!
@@ -41,7 +41,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, mode, workload, runs] = args.as_slice() else {
         eprintln!(
-            "usage: cpu_suite raw|raw-bounds-checked|raw-epochs|raw-fuel|raw-fuel-epochs|airssys|\
+            "usage: cpu_suite raw|raw-bounds-checked|raw-bounds-checked-no-spectre|raw-epochs|raw-fuel|raw-fuel-epochs|airssys|\
              airssys-epochs|airssys-dense WORKLOAD RUNS"
         );
         std::process::exit(2);
@@ -61,7 +61,8 @@ fn main() {
     let ok = rt.block_on(async {
         match mode.as_str() {
             "raw" => raw(false, false, suite, &guest_args).await,
-            "raw-bounds-checked" => raw_bounds_checked(suite, &guest_args).await,
+            "raw-bounds-checked" => raw_bounds_checked(suite, &guest_args, true).await,
+            "raw-bounds-checked-no-spectre" => raw_bounds_checked(suite, &guest_args, false).await,
             "raw-epochs" => raw(false, true, suite, &guest_args).await,
             "raw-fuel" => raw(true, false, suite, &guest_args).await,
             "raw-fuel-epochs" => raw(true, true, suite, &guest_args).await,
@@ -106,14 +107,26 @@ async fn raw(fuel: bool, epochs: bool, suite: &[u8], args: &[&str]) -> bool {
 
 /// Raw Wasmtime unmetered, with linear memory reserved as the density issue would: no
 /// more than the memory limit (256 MiB here), no guard region — so every memory access
-/// carries an explicit bounds check, whose price this mode shows.
-async fn raw_bounds_checked(suite: &[u8], args: &[&str]) -> bool {
+/// carries an explicit bounds check, whose price this mode shows. Without `spectre`,
+/// Cranelift's Spectre mitigation of those checks (a conditional move of the address
+/// to null) is off: what the mitigation costs on top of the checks.
+async fn raw_bounds_checked(suite: &[u8], args: &[&str], spectre: bool) -> bool {
     let mut config = Config::new();
     config
         .memory_reservation(256 << 20)
         .memory_guard_size(0)
         .memory_reservation_for_growth(0);
-    raw_with(config, "raw-bounds-checked", false, false, suite, args).await
+    let mode = if spectre {
+        "raw-bounds-checked"
+    } else {
+        // SAFETY: a Cranelift setting Wasmtime knows; it changes only the code emitted
+        // for bounds checks (measurement only: the mitigation stays on in the engine).
+        unsafe {
+            config.cranelift_flag_set("enable_heap_access_spectre_mitigation", "false");
+        }
+        "raw-bounds-checked-no-spectre"
+    };
+    raw_with(config, mode, false, false, suite, args).await
 }
 
 async fn raw_with(

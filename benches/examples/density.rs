@@ -51,6 +51,12 @@ fn main() {
     println!("mode={mode} n={n} {line}");
 }
 
+/// Bytes the allocator has handed out and not had back (`mallinfo2`): the host side.
+fn heap() -> u64 {
+    // SAFETY: `mallinfo2` has no preconditions.
+    unsafe { libc::mallinfo2() }.uordblks as u64
+}
+
 /// The process's page tables (bytes): kernel memory beside the resident set.
 fn page_tables() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -89,6 +95,7 @@ struct Tally {
     started: Instant,
     rusage: (f64, f64, i64),
     page_tables: u64,
+    heap: u64,
 }
 
 /// CPU seconds (user, system) and minor page faults so far.
@@ -107,6 +114,7 @@ impl Tally {
             started: Instant::now(),
             rusage: rusage(),
             page_tables: page_tables(),
+            heap: heap(),
         }
     }
 
@@ -121,7 +129,8 @@ impl Tally {
         let per = |now: u64, before: u64| now.saturating_sub(before) as f64 / reached.max(1) as f64;
         format!(
             "reached={reached} us_per_instance={:.1} user_us={:.1} sys_us={:.1} \
-             faults_per_instance={:.2} rss_kib_per_instance={:.2} pte_kib_per_instance={:.2} \
+             faults_per_instance={:.2} rss_kib_per_instance={:.2} heap_kib_per_instance={:.2} \
+             pte_kib_per_instance={:.2} \
              vsz_mib_per_instance={:.2} maps_per_instance={:.3} maps_total={maps} \
              rss_mib_after_drop={:.1} rss_mib_after_trim={:.1} rss_mib_before={:.1} \
              stop=\"{stop}\"",
@@ -130,6 +139,7 @@ impl Tally {
             each(sys - self.rusage.1),
             (faults - self.rusage.2) as f64 / reached.max(1) as f64,
             per(rss, self.before.0) / 1024.0,
+            per(*HEAP_AT_PEAK.lock().unwrap(), self.heap) / 1024.0,
             per(*PTE_AT_PEAK.lock().unwrap(), self.page_tables) / 1024.0,
             per(vsz, self.before.1) / (1 << 20) as f64,
             per(maps, self.before.2),
@@ -145,8 +155,10 @@ static PEAK: std::sync::Mutex<(u64, u64, u64)> = std::sync::Mutex::new((0, 0, 0)
 static RUSAGE_AT_PEAK: std::sync::Mutex<(f64, f64, i64)> = std::sync::Mutex::new((0.0, 0.0, 0));
 
 static PTE_AT_PEAK: std::sync::Mutex<u64> = std::sync::Mutex::new(0);
+static HEAP_AT_PEAK: std::sync::Mutex<u64> = std::sync::Mutex::new(0);
 
 fn record_peak() {
+    *HEAP_AT_PEAK.lock().unwrap() = heap();
     *PTE_AT_PEAK.lock().unwrap() = page_tables();
     *PEAK.lock().unwrap() = usage();
     *RUSAGE_AT_PEAK.lock().unwrap() = rusage();

@@ -7,14 +7,16 @@
 //! guarantees would), so the two counts make a ratio.
 //!
 //! `cargo run --release -p airssys-wasm-benches --example instantiate_calls -- N \
-//!     [airssys|raw] [instantiate|call]`
+//!     [airssys|airssys-dense|raw] [instantiate|call]`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
 use airssys_wasm_benches::raw_config;
-use airssys_wasm_core::{CapabilitySet, ResourceLimits};
-use airssys_wasm_engine::{CompiledComponent, DEFAULT_FUEL_YIELD_INTERVAL, Sandbox, WasmEngine};
+use airssys_wasm_core::ResourceLimits;
+use airssys_wasm_engine::{
+    CompiledComponent, DEFAULT_FUEL_YIELD_INTERVAL, Density, Sandbox, WasmEngine,
+};
 use wasmtime::component::{Component, Linker, TypedFunc};
 use wasmtime::{Engine, Store};
 
@@ -24,6 +26,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: u32 = args[1].parse().unwrap();
     let raw = args.get(2).is_some_and(|a| a == "raw");
+    let dense = args.get(2).is_some_and(|a| a == "airssys-dense");
     let calls_only = args.get(3).is_some_and(|a| a == "call");
     let wat = std::fs::read(airssys_wasm_testkit::fixtures_dir().join("hello.wat")).unwrap();
     let bytes = wat::parse_bytes(&wat).unwrap().into_owned();
@@ -35,21 +38,29 @@ fn main() {
         if raw {
             raw_wasmtime(&bytes, n, calls_only).await;
         } else {
-            airssys(&bytes, n, calls_only).await;
+            airssys(&bytes, n, calls_only, dense).await;
         }
     });
 }
 
-async fn airssys(bytes: &[u8], n: u32, calls_only: bool) {
-    let engine = WasmEngine::new().unwrap();
+async fn airssys(bytes: &[u8], n: u32, calls_only: bool, dense: bool) {
+    let engine = if dense {
+        WasmEngine::builder()
+            .density(Density::new(1 << 20))
+            .build()
+            .unwrap()
+    } else {
+        WasmEngine::new().unwrap()
+    };
     let component = CompiledComponent::new(
         &engine,
         "hello",
         Component::new(engine.wasmtime_engine(), bytes).unwrap(),
     )
     .unwrap();
-    let sandbox = Sandbox::new(ResourceLimits::new(1 << 20, FUEL, Duration::from_secs(5)).unwrap())
-        .with_capabilities(CapabilitySet::default());
+    // Nothing granted, as the raw store has no WASI context: the instance's is made
+    // only if the guest reaches WASI (`hello` does not).
+    let sandbox = Sandbox::new(ResourceLimits::new(1 << 20, FUEL, Duration::from_secs(5)).unwrap());
     if calls_only {
         let mut i = component.instantiate(&sandbox).await.unwrap();
         let double = i.typed_export::<(i32,), (i32,)>("double").unwrap();

@@ -29,7 +29,7 @@
 //! - `cargo xtask cpu [--runs N] [--rounds K]` runs the CPU suite natively and as a
 //!   component under raw Wasmtime (unmetered, epochs, fuel, both) and airssys-wasm, and
 //!   writes the table into `BENCHMARKS.md` (see `cpu.rs`).
-//! - `cargo xtask density [N] [--instructions]` holds N live instances (default 100,000)
+//! - `cargo xtask density [N]` holds N live instances (default 100,000)
 //!   on raw Wasmtime's defaults, `WasmEngine::new()` and the dense layout, and writes
 //!   where each stops, resident memory, address space, mappings and time per instance
 //!   into `BENCHMARKS.md` (see `density.rs`).
@@ -54,7 +54,7 @@ const USAGE: &str = "usage: cargo xtask fixtures [--out DIR] [--no-guests] | car
                      | cargo xtask soak | cargo xtask fuzz [--seconds N] [TARGET...] \
                      | cargo xtask compat | cargo xtask load [--seconds N] \
                      | cargo xtask cpu [--runs N] [--rounds K] \
-                     | cargo xtask density [N] [--instructions]";
+                     | cargo xtask density [N]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

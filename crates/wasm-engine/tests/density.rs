@@ -265,15 +265,12 @@ async fn a_memory_limit_larger_than_the_slot_is_refused_with_the_fix() {
     assert!(err.to_string().contains("vm.max_map_count"), "{err}");
 }
 
-/// With `ulimit -v` at 48 GiB, the default layout (4 GiB and more reserved per memory)
-/// runs out of address space after a few instances: the error says which limit and
-/// what to do, and the process carries on — it instantiates again once some are
-/// dropped. Runs in a child process: the limit is the process's.
-#[test]
-fn out_of_address_space_is_a_resource_limit_naming_it_and_the_process_carries_on() {
+/// Runs the ignored test `name` alone in a child process (a limit it sets is the
+/// process's) and fails with its output unless it passed.
+fn run_child(name: &str) {
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new(exe)
-        .args(["--ignored", "--exact", "address_space_child", "--nocapture"])
+        .args(["--ignored", "--exact", name, "--nocapture"])
         .env("AIRSSYS_DENSITY_CHILD", "1")
         .output()
         .unwrap();
@@ -283,6 +280,94 @@ fn out_of_address_space_is_a_resource_limit_naming_it_and_the_process_carries_on
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// With `ulimit -v` at 48 GiB, the default layout (4 GiB and more reserved per memory)
+/// runs out of address space after a few instances: the error says which limit and
+/// what to do, and the process carries on — it instantiates again once some are
+/// dropped.
+#[test]
+fn out_of_address_space_is_a_resource_limit_naming_it_and_the_process_carries_on() {
+    run_child("address_space_child");
+}
+
+/// With the process's mappings a few short of `vm.max_map_count` (a region split into
+/// thousands by alternating protections), the default layout's next instances meet the
+/// bound: the error names `vm.max_map_count` and the fix, and once the region is gone
+/// the process instantiates again.
+#[test]
+fn out_of_mappings_is_a_resource_limit_naming_vm_max_map_count_and_the_process_carries_on() {
+    run_child("mappings_child");
+}
+
+#[test]
+#[ignore = "the child of out_of_mappings_is_a_resource_limit_naming_vm_max_map_count_and_the_process_carries_on"]
+fn mappings_child() {
+    assert_eq!(std::env::var("AIRSSYS_DENSITY_CHILD").as_deref(), Ok("1"));
+    let max: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let engine = WasmEngine::new().unwrap();
+        let calc = compile(&engine, "calc", guests::CALC);
+        let sandbox = Sandbox::new(limits(8 * MIB));
+        drop(calc.instantiate(&sandbox).await.unwrap());
+        // Every other page of a reserved region made accessible: two mappings each,
+        // up to 40 short of the bound.
+        let page = 4096;
+        let (_, held) = usage();
+        let splits = (max - held as usize - 40) / 2;
+        let len = (2 * splits + 1) * page;
+        // SAFETY: a fresh private mapping, then protection changes within it only.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        for k in 0..splits {
+            let at = base as usize + (2 * k + 1) * page;
+            // SAFETY: a page of the region above.
+            let rc = unsafe { libc::mprotect(at as *mut libc::c_void, page, libc::PROT_READ) };
+            assert_eq!(rc, 0, "split {k} of {splits}");
+        }
+        let mut held = Vec::new();
+        let err = loop {
+            match calc.instantiate(&sandbox).await {
+                Ok(i) => held.push(i),
+                Err(e) => break e,
+            }
+            assert!(
+                held.len() < 64,
+                "{} instances within 40 mappings",
+                held.len()
+            );
+        };
+        let WasmError::ResourceLimitExceeded {
+            resource, limit, ..
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert!(resource.contains("vm.max_map_count"), "{err}");
+        assert!(resource.contains("WasmEngineBuilder::density"), "{err}");
+        assert_eq!(*limit, max as u64);
+        // SAFETY: the region is ours and nothing uses it.
+        unsafe { libc::munmap(base, len) };
+        let mut again = calc.instantiate(&sandbox).await.unwrap();
+        assert_eq!(bump(&mut again).await, 1);
+    });
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use airssys_wasm_core::{ResourceLimits, WasmError};
-use airssys_wasm_engine::{CompiledComponent, Pooling, Sandbox, Val, WasmEngine};
+use airssys_wasm_engine::{CompiledComponent, Density, Pooling, Sandbox, Val, WasmEngine};
 use airssys_wasm_testkit as fx;
 use common::{GROSS, MIB, compile, sandbox};
 
@@ -111,6 +111,28 @@ async fn the_gc_heap_is_bounded_under_the_pooling_allocator_too() {
         .pooling(Pooling::for_limits(&limits, 4))
         .build()
         .unwrap();
+    hoarding_hits_the_memory_limit(&engine, 4 * MIB).await;
+}
+
+#[tokio::test]
+async fn gc_heaps_live_in_the_dense_layouts_slots_and_stay_bounded() {
+    // GC heaps are memories of the instance: under the dense layout they take its
+    // slots too (no guard region, explicit bounds checks), and grow through the limiter.
+    let limits = ResourceLimits::new(4 * MIB, u64::MAX, Duration::from_secs(30)).unwrap();
+    let engine = WasmEngine::builder()
+        .density(Density::for_limits(&limits))
+        .build()
+        .unwrap();
+    let c = compile(&engine, "gc", fx::GC_ALLOC);
+    let mut i = c
+        .instantiate(&sandbox(4 * MIB, 100_000_000, Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let ((sum,), _) = i
+        .call_typed::<(u32,), (u64,)>("sum", (1000,))
+        .await
+        .unwrap();
+    assert_eq!(sum, 1000 * 1001 / 2);
     hoarding_hits_the_memory_limit(&engine, 4 * MIB).await;
 }
 

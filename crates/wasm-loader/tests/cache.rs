@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use airssys_wasm_core::ResourceLimits;
-use airssys_wasm_engine::{CompiledComponent, Interruption, Optimization, Sandbox, WasmEngine};
+use airssys_wasm_engine::{
+    CompiledComponent, Density, Interruption, Optimization, Sandbox, WasmEngine,
+};
 use airssys_wasm_loader::{
     CacheConfig, CacheOutcome, ComponentLoader, LoadOptions, Loaded, Source, TOUCH_AFTER,
 };
@@ -173,6 +175,24 @@ async fn different_bytes_or_code_settings_are_different_entries() {
         assert_eq!(answer(&again).await, 1);
     }
     assert_eq!((answer(&a).await, answer(&d).await), (1, 1));
+
+    // The dense layout compiles explicit bounds checks: another code setting again.
+    let dense = WasmEngine::builder()
+        .density(Density::new(1 << 20))
+        .build()
+        .unwrap();
+    let (e, o) = loader(&dense, dir.path())
+        .load(Source::Bytes(&returning(1)), &LoadOptions::named("a"))
+        .await
+        .map(Loaded::into_parts)
+        .unwrap();
+    assert_eq!(
+        o,
+        CacheOutcome::Miss,
+        "the bounds-checked code must not hit"
+    );
+    assert_eq!(entries(dir.path()).len(), 5);
+    assert_eq!(answer(&e).await, 1);
 }
 
 #[tokio::test]

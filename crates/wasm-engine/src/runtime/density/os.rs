@@ -82,10 +82,22 @@ pub(crate) unsafe fn protect(page: usize, len: usize, guard: bool) -> io::Result
     Ok(())
 }
 
-/// The process's memory mappings now (lines of `/proc/self/maps`), when readable.
+/// The process's memory mappings now (lines of `/proc/self/maps`), when readable. Read
+/// through a small buffer: at the mapping bound, a buffer the size of the file (a few
+/// MiB, which `malloc` maps) could not be had.
 pub(crate) fn mappings() -> Option<u64> {
-    let maps = std::fs::read("/proc/self/maps").ok()?;
-    Some(maps.iter().filter(|b| **b == b'\n').count() as u64)
+    use std::io::Read as _;
+    let mut file = std::fs::File::open("/proc/self/maps").ok()?;
+    let mut buf = [0u8; 4096];
+    let mut lines = 0u64;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Some(lines),
+            Ok(n) => lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 /// The kernel's bound on one process's mappings, when readable.

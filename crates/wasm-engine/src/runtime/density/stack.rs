@@ -358,7 +358,10 @@ mod tests {
         // SAFETY: the stack is cold but still a's, readable; its pages are zero again.
         assert_eq!(unsafe { *stack_a.top().sub(1) }, 0);
         a.begin();
-        assert!(guarded(guard_of(&*stack_a)), "a's next call arms its guard again");
+        assert!(
+            guarded(guard_of(&*stack_a)),
+            "a's next call arms its guard again"
+        );
         let (ga, gb) = (guard_of(&*stack_a), guard_of(&*stack_b));
         drop((stack_a, stack_b));
         assert!(!guarded(ga) && !guarded(gb), "both gone: nothing guarded");
