@@ -7,13 +7,16 @@
 //! they are dropped. `cargo xtask density` runs it in each mode and writes the table.
 //!
 //! `cargo run --release -p airssys-wasm-benches --example density -- N \
-//!     [airssys|airssys-dense|raw]`
+//!     [airssys|airssys-dense|raw|raw-small|raw-malloc|raw-pooling]`
 //!
 //! - `airssys`: `WasmEngine::new()` (the default layout);
 //! - `airssys-dense`: `WasmEngine::builder().density(Density::for_limits(..))`;
 //! - `raw`: raw Wasmtime's default configuration (plus the component model and
 //!   async), a `Store` per instance with a WASI context: what an embedder holding
-//!   instances writes first.
+//!   instances writes first;
+//! - `raw-small`, `raw-malloc`, `raw-pooling`: the same with the issue's other
+//!   candidates — reservations sized from the memory limit, malloc-backed memories,
+//!   the pooling allocator sized to N.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -42,7 +45,10 @@ fn main() {
         .unwrap();
     let line = rt.block_on(async {
         match mode.as_str() {
-            "raw" => raw(bytes, n).await,
+            "raw" => raw(bytes, n, Config::new()).await,
+            "raw-small" => raw(bytes, n, small()).await,
+            "raw-malloc" => raw(bytes, n, malloc()).await,
+            "raw-pooling" => raw(bytes, n, pooling(n)).await,
             "airssys" => airssys(bytes, n, false).await,
             "airssys-dense" => airssys(bytes, n, true).await,
             other => panic!("unknown mode {other}"),
@@ -232,12 +238,61 @@ async fn airssys(bytes: &[u8], n: usize, dense: bool) -> String {
     tally.line(reached, elapsed, &stop, after)
 }
 
-async fn raw(bytes: &[u8], n: usize) -> String {
+/// Reservations sized from the memory limit: no guard, no room for growth, no image;
+/// each memory still its own mapping.
+fn small() -> Config {
     let mut config = Config::new();
+    config
+        .memory_reservation(MEMORY)
+        .memory_guard_size(0)
+        .memory_reservation_for_growth(0)
+        .guard_before_linear_memory(false)
+        .memory_init_cow(false);
+    config
+}
+
+/// Malloc-backed memories: without signals-based traps, reservation, guard or image,
+/// Wasmtime allocates a memory on the heap (and zeroes its initial size).
+fn malloc() -> Config {
+    let mut config = Config::new();
+    config
+        .signals_based_traps(false)
+        .memory_reservation(0)
+        .memory_guard_size(0)
+        .memory_reservation_for_growth(0)
+        .memory_init_cow(false);
+    config
+}
+
+/// Wasmtime's pooling allocator sized for `n` instances of the memory limit.
+fn pooling(n: usize) -> Config {
+    let n = u32::try_from(n).unwrap();
+    let mut p = wasmtime::PoolingAllocationConfig::default();
+    p.total_component_instances(n)
+        .total_core_instances(n.saturating_mul(4))
+        .total_memories(n)
+        .total_tables(n.saturating_mul(4))
+        .total_stacks(n)
+        .max_memory_size(MEMORY as usize);
+    let mut config = Config::new();
+    config
+        .memory_reservation(MEMORY)
+        .memory_guard_size(0)
+        .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(p));
+    config
+}
+
+async fn raw(bytes: &[u8], n: usize, mut config: Config) -> String {
     config
         .wasm_component_model(true)
         .parallel_compilation(false);
-    let engine = Engine::new(&config).unwrap();
+    let engine = match Engine::new(&config) {
+        Ok(e) => e,
+        Err(e) => {
+            let stop = format!("{e:#}").replace('"', "'");
+            return format!("reached=0 stop=\"engine: {stop}\"");
+        }
+    };
     let component = Component::new(&engine, bytes).unwrap();
     let mut linker = Linker::<RawWasi>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();

@@ -41,6 +41,14 @@ use airssys_wasm_core::{ResourceLimits, WasmError, WasmResult};
 ///   to finish a call; an idle instance's stack beyond those holds no memory and no
 ///   mapping, only address space.
 ///
+/// Wasmtime's own options fall short of this on the kernel's defaults (measured,
+/// BENCHMARKS.md "Density"): reservations sized from the memory limit still map each
+/// memory and stack (four mappings, ~16,000 instances); malloc-backed memories map
+/// nothing per memory but zero their initial size on the heap (~1.1 MiB resident per
+/// Rust instance); a pooling allocator sized to 100,000 cannot be made (a guard page per
+/// stack slot at creation: 200,000 mappings). A `MemoryCreator` and a `StackCreator`
+/// of our own (`memory.rs`, `stack.rs`) are the place Wasmtime gives for this.
+///
 /// The Wasmtime configuration belongs to the engine while limits belong to
 /// components: an engine's slot holds the largest memory limit it serves, and
 /// instantiating a component whose memory limit is larger fails with
