@@ -265,6 +265,31 @@ async fn a_memory_limit_larger_than_the_slot_is_refused_with_the_fix() {
     assert!(err.to_string().contains("vm.max_map_count"), "{err}");
 }
 
+/// Instantiates `calc` on the default layout until refused (within 64), holding every
+/// instance; the refusal must be `ResourceLimitExceeded` naming the dense layout as the
+/// fix. Returns what it names and its limit, and the instances held.
+async fn instantiate_until_refused(
+    calc: &CompiledComponent,
+    sandbox: &Sandbox,
+) -> (String, u64, Vec<airssys_wasm_engine::ComponentInstance>) {
+    let mut held = Vec::new();
+    let err = loop {
+        match calc.instantiate(sandbox).await {
+            Ok(i) => held.push(i),
+            Err(e) => break e,
+        }
+        assert!(held.len() < 64, "{} instances and not refused", held.len());
+    };
+    let WasmError::ResourceLimitExceeded {
+        resource, limit, ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert!(resource.contains("WasmEngineBuilder::density"), "{err}");
+    (resource.clone(), *limit, held)
+}
+
 /// Runs the ignored test `name` alone in a child process (a limit it sets is the
 /// process's) and fails with its output unless it passed.
 fn run_child(name: &str) {
@@ -342,27 +367,9 @@ fn mappings_child() {
             let rc = unsafe { libc::mprotect(at as *mut libc::c_void, page, libc::PROT_READ) };
             assert_eq!(rc, 0, "split {k} of {splits}");
         }
-        let mut held = Vec::new();
-        let err = loop {
-            match calc.instantiate(&sandbox).await {
-                Ok(i) => held.push(i),
-                Err(e) => break e,
-            }
-            assert!(
-                held.len() < 64,
-                "{} instances within 40 mappings",
-                held.len()
-            );
-        };
-        let WasmError::ResourceLimitExceeded {
-            resource, limit, ..
-        } = &err
-        else {
-            panic!("{err:?}");
-        };
-        assert!(resource.contains("vm.max_map_count"), "{err}");
-        assert!(resource.contains("WasmEngineBuilder::density"), "{err}");
-        assert_eq!(*limit, max as u64);
+        let (resource, limit, _held) = instantiate_until_refused(&calc, &sandbox).await;
+        assert!(resource.contains("vm.max_map_count"), "{resource}");
+        assert_eq!(limit, max as u64);
         // SAFETY: the region is ours and nothing uses it.
         unsafe { libc::munmap(base, len) };
         let mut again = calc.instantiate(&sandbox).await.unwrap();
@@ -388,27 +395,9 @@ fn address_space_child() {
         };
         // SAFETY: `setrlimit` reads the struct it is given.
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
-        let mut held = Vec::new();
-        let err = loop {
-            match calc.instantiate(&sandbox).await {
-                Ok(i) => held.push(i),
-                Err(e) => break e,
-            }
-            assert!(
-                held.len() < 64,
-                "48 GiB held {} instances of 4 GiB",
-                held.len()
-            );
-        };
-        let WasmError::ResourceLimitExceeded {
-            resource, limit, ..
-        } = &err
-        else {
-            panic!("{err:?}");
-        };
-        assert!(resource.starts_with("address space"), "{err}");
-        assert!(resource.contains("WasmEngineBuilder::density"), "{err}");
-        assert_eq!(*limit, 48 << 30);
+        let (resource, limit, mut held) = instantiate_until_refused(&calc, &sandbox).await;
+        assert!(resource.starts_with("address space"), "{resource}");
+        assert_eq!(limit, 48 << 30);
         assert!(!held.is_empty());
         held.truncate(held.len() / 2);
         let mut again = calc.instantiate(&sandbox).await.unwrap();

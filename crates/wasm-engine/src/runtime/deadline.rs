@@ -19,6 +19,7 @@ use crate::runtime::density::stack::StackLease;
 use crate::runtime::engine::{Interruption, WasmEngine};
 use crate::runtime::host::HostState;
 use crate::runtime::sandbox::ExecutionReport;
+use crate::runtime::timed_out::TimedOut;
 
 /// The async-side bound of a call ([`Deadline::hard_bound`]) and the timer that
 /// enforces it once armed. With fuel yields it is the timeout itself, checked at every
@@ -201,17 +202,8 @@ fn fuel_not_set(e: &wasmtime::Error) {
     tracing::error!(%e, "setting fuel failed");
 }
 
-/// The marker error the epoch callback raises when a deadline passes.
-#[derive(Debug)]
+/// The functions that set a call's bounds up, arm and read them.
 pub(crate) struct Deadline;
-
-impl std::fmt::Display for Deadline {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("wall-clock deadline exceeded")
-    }
-}
-
-impl std::error::Error for Deadline {}
 
 impl Deadline {
     /// Sets up how `store`'s guest, while it runs, comes back for its timeout: with
@@ -239,7 +231,7 @@ impl Deadline {
                         None => data.started = Some(Instant::now()),
                         Some(started) if started.elapsed() >= data.limits().timeout() => {
                             data.timed_out = true;
-                            return Err(wasmtime::Error::new(Deadline));
+                            return Err(wasmtime::Error::new(TimedOut));
                         }
                         Some(_) => {}
                     }

@@ -9,10 +9,11 @@ use wasmtime::{Store, Trap, WasmBacktrace};
 use airssys_wasm_core::WasmError;
 use airssys_wasm_core::error::duration_ms;
 
-use crate::runtime::deadline::{Deadline, Stopped};
+use crate::runtime::deadline::Stopped;
 use crate::runtime::density::os;
 use crate::runtime::host::HostState;
 use crate::runtime::limiter::Denial;
+use crate::runtime::timed_out::TimedOut;
 
 /// Why an instantiation or a call did not finish.
 pub(crate) enum Failure {
@@ -86,7 +87,7 @@ impl Failure {
             }
             Failure::Wasmtime(e) => e,
         };
-        if data.timed_out || err.downcast_ref::<Deadline>().is_some() {
+        if data.timed_out || err.downcast_ref::<TimedOut>().is_some() {
             return timeout(None);
         }
         if let Some(ResourceTableError::Full) = err.downcast_ref::<ResourceTableError>() {

@@ -168,7 +168,7 @@ impl KeyValueView<'_> {
             // The call's timeout came while the store worked for it: the call ends as a
             // timeout, as it would in the guest's own code — not as an error the guest
             // could carry on from past its time.
-            return Err(wasmtime::Error::new(crate::runtime::deadline::Deadline));
+            return Err(wasmtime::Error::new(crate::runtime::timed_out::TimedOut));
         }
         Ok(r.map_err(|e| match &e {
             KeyValueError::QuotaExceeded { .. } => {

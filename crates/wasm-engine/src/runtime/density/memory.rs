@@ -12,10 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 
 use super::os;
-
-/// Address space one region reserves at most: 64 GiB, 8,192 slots of 8 MiB. The
-/// user half of x86-64's address space is 128 TiB.
-const REGION_BYTES: usize = 64 << 30;
+use super::slots::Slots;
 
 /// The slots, shared by every memory of an engine.
 pub(crate) struct MemoryArena {
@@ -24,19 +21,7 @@ pub(crate) struct MemoryArena {
 
 struct Inner {
     slot_bytes: usize,
-    slots_per_region: usize,
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    /// Every region: its base and length, unmapped when the engine goes.
-    regions: Vec<(usize, usize)>,
-    /// Slots given back, zeroed, ready for another memory.
-    free: Vec<usize>,
-    /// The next never-used slot of the last region and how many it has left.
-    next: usize,
-    left: usize,
+    slots: Mutex<Slots>,
 }
 
 impl MemoryArena {
@@ -45,8 +30,7 @@ impl MemoryArena {
         Self {
             inner: Arc::new(Inner {
                 slot_bytes,
-                slots_per_region: (REGION_BYTES / slot_bytes).max(1),
-                state: Mutex::new(State::default()),
+                slots: Mutex::new(Slots::default()),
             }),
         }
     }
@@ -54,51 +38,28 @@ impl MemoryArena {
 
 impl Inner {
     fn take(&self) -> std::io::Result<usize> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = state.free.pop() {
-            return Ok(slot);
-        }
-        if state.left == 0 {
-            // A new region: as many slots as fit in REGION_BYTES, fewer when the
-            // kernel refuses that much address space at once.
-            let mut slots = self.slots_per_region;
-            let base = loop {
-                let len = slots * self.slot_bytes;
-                match os::reserve(len) {
-                    Ok(base) => break base,
-                    Err(_) if slots > 1 => slots /= 2,
-                    Err(e) => return Err(e),
-                }
-            };
-            state.regions.push((base, slots * self.slot_bytes));
-            state.next = base;
-            state.left = slots;
-        }
-        let slot = state.next;
-        state.next += self.slot_bytes;
-        state.left -= 1;
-        Ok(slot)
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(self.slot_bytes)
     }
 
     fn give_back(&self, slot: usize, touched: usize) {
         // SAFETY: the memory that held the slot is being dropped; nothing reads it.
         unsafe { os::discard(slot, touched) };
-        self.state
+        self.slots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .free
-            .push(slot);
+            .give_back(slot);
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         // The engine (which holds the creator) is gone, and with it every memory.
-        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for &(base, len) in &state.regions {
-            // SAFETY: no memory is left in the regions.
-            unsafe { os::release(base, len) };
-        }
+        let slots = self.slots.get_mut().unwrap_or_else(PoisonError::into_inner);
+        // SAFETY: every memory holds the arena; none is left.
+        unsafe { slots.release() };
     }
 }
 
@@ -204,7 +165,13 @@ mod tests {
         let mut b = arena
             .new_memory(ty.clone(), page, None, Some(16 * page), 0)
             .expect("b");
-        let (region, len) = arena.inner.state.lock().expect("lock").regions[0];
+        let (region, len) = arena
+            .inner
+            .slots
+            .lock()
+            .expect("lock")
+            .first_region()
+            .expect("a region");
         assert_eq!(mappings_in(region, len), 1);
         assert_eq!(b.as_ptr() as usize - a.as_ptr() as usize, 16 * page);
         b.grow_to(4 * page).expect("grow");

@@ -1,9 +1,10 @@
 //! The dense layout ([`Density`]): linear memories and fiber stacks as slots of a few
-//! large regions (`memory.rs`, `stack.rs`), the system calls and kernel limits
-//! behind them (`os.rs`).
+//! large regions (`memory.rs`, `stack.rs`, both carving them with `slots.rs`), the
+//! system calls and kernel limits behind them (`os.rs`).
 
 pub(crate) mod memory;
 pub(crate) mod os;
+pub(crate) mod slots;
 pub(crate) mod stack;
 
 use std::sync::Arc;

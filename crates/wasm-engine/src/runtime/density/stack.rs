@@ -28,9 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use wasmtime::{StackCreator, StackMemory};
 
 use super::os;
-
-/// Address space one region reserves at most: 64 GiB, 32,768 stacks of 2 MiB.
-const REGION_BYTES: usize = 64 << 30;
+use super::slots::Slots;
 
 /// The stacks of an engine.
 pub(crate) struct StackArena {
@@ -47,10 +45,7 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    regions: Vec<(usize, usize)>,
-    free: Vec<usize>,
-    next: usize,
-    left: usize,
+    slots: Slots,
     /// The leases whose stacks are warm, oldest first.
     warm: VecDeque<Arc<StackLease>>,
 }
@@ -123,29 +118,6 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn take(&self, state: &mut State) -> std::io::Result<usize> {
-        if let Some(slot) = state.free.pop() {
-            return Ok(slot);
-        }
-        if state.left == 0 {
-            let mut slots = (REGION_BYTES / self.slot_bytes).max(1);
-            let base = loop {
-                match os::reserve(slots * self.slot_bytes) {
-                    Ok(base) => break base,
-                    Err(_) if slots > 1 => slots /= 2,
-                    Err(e) => return Err(e),
-                }
-            };
-            state.regions.push((base, slots * self.slot_bytes));
-            state.next = base;
-            state.left = slots;
-        }
-        let slot = state.next;
-        state.next += self.slot_bytes;
-        state.left -= 1;
-        Ok(slot)
-    }
-
     /// Arms or disarms the guard page of `slot`.
     fn guard(&self, slot: usize, on: bool) -> std::io::Result<()> {
         // SAFETY: the guard page is below the stack: nothing runs on it.
@@ -167,10 +139,8 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for &(base, len) in &state.regions {
-            // SAFETY: every stack is gone (each holds the arena).
-            unsafe { os::release(base, len) };
-        }
+        // SAFETY: every stack holds the arena; none is left.
+        unsafe { state.slots.release() };
     }
 }
 
@@ -256,11 +226,12 @@ unsafe impl StackCreator for StackArena {
             .with(|c| c.borrow().clone())
             .filter(|l| l.slot.load(Relaxed) == 0);
         let mut state = inner.lock();
-        let slot = inner
-            .take(&mut state)
+        let slot = state
+            .slots
+            .take(inner.slot_bytes)
             .map_err(|e| wasmtime::Error::msg(format!("could not reserve fiber stacks: {e}")))?;
         if let Err(e) = inner.guard(slot, true) {
-            state.free.push(slot);
+            state.slots.give_back(slot);
             wasmtime::bail!("could not guard a fiber stack: {e}");
         }
         if let Some(lease) = &lease {
@@ -309,7 +280,7 @@ impl Drop for Stack {
             None => true,
         };
         self.arena.cool(self.slot, guarded);
-        state.free.push(self.slot);
+        state.slots.give_back(self.slot);
     }
 }
 
