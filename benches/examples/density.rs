@@ -57,121 +57,118 @@ fn main() {
     println!("mode={mode} n={n} {line}");
 }
 
-/// Bytes the allocator has handed out and not had back (`mallinfo2`): the host side.
-fn heap() -> u64 {
-    // SAFETY: `mallinfo2` has no preconditions.
-    unsafe { libc::mallinfo2() }.uordblks as u64
-}
-
-/// The process's page tables (bytes): kernel memory beside the resident set.
-fn page_tables() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmPTE:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        * 1024
-}
-
-/// The process's resident memory, address space (bytes) and mappings.
-fn usage() -> (u64, u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let field = |name: &str| -> u64 {
-        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
-        line.split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            * 1024
-    };
-    let maps = std::fs::read_to_string("/proc/self/maps")
-        .unwrap()
-        .lines()
-        .count() as u64;
-    (field("VmRSS:"), field("VmSize:"), maps)
-}
-
-/// Holds instances while `make` makes them (stopping at its first error), calls each
-/// again through `again` (which returns the counter), and reports.
-struct Tally {
-    before: (u64, u64, u64),
-    started: Instant,
-    rusage: (f64, f64, i64),
+/// What the process holds and has spent, at one moment.
+#[derive(Clone, Copy)]
+struct Snapshot {
+    /// Resident memory, address space (`VmSize`) and page tables (`VmPTE`), bytes.
+    rss: u64,
+    vsz: u64,
     page_tables: u64,
+    /// Mappings (lines of `/proc/self/maps`).
+    maps: u64,
+    /// Bytes the allocator has handed out and not had back (`mallinfo2`): the host side.
     heap: u64,
+    /// CPU seconds, user and system, and minor page faults so far.
+    user: f64,
+    sys: f64,
+    faults: i64,
 }
 
-/// CPU seconds (user, system) and minor page faults so far.
-fn rusage() -> (f64, f64, i64) {
-    // SAFETY: `getrusage` writes the struct it is given.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (secs(ru.ru_utime), secs(ru.ru_stime), ru.ru_minflt)
+impl Snapshot {
+    fn now() -> Self {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let field = |name: &str| -> u64 {
+            let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+            line.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                * 1024
+        };
+        // SAFETY: `getrusage` writes the struct it is given; `mallinfo2` has no
+        // preconditions.
+        let (ru, heap) = unsafe {
+            let mut ru: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+            (ru, libc::mallinfo2().uordblks as u64)
+        };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Self {
+            rss: field("VmRSS:"),
+            vsz: field("VmSize:"),
+            page_tables: field("VmPTE:"),
+            maps: mappings(),
+            heap,
+            user: secs(ru.ru_utime),
+            sys: secs(ru.ru_stime),
+            faults: ru.ru_minflt,
+        }
+    }
+}
+
+/// Lines of `/proc/self/maps`, read through a small buffer: at the mapping bound a
+/// buffer the size of the file (which `malloc` maps) could not be had.
+fn mappings() -> u64 {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open("/proc/self/maps").unwrap();
+    let mut buf = [0u8; 4096];
+    let mut lines = 0;
+    loop {
+        match file.read(&mut buf).unwrap() {
+            0 => return lines,
+            n => lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64,
+        }
+    }
+}
+
+/// The figures of a run: what the process held and spent from `before` to `peak`
+/// (all `reached` instances held), what it kept after dropping them, and why it
+/// stopped.
+struct Tally {
+    before: Snapshot,
+    started: Instant,
 }
 
 impl Tally {
     fn start() -> Self {
         Self {
-            before: usage(),
+            before: Snapshot::now(),
             started: Instant::now(),
-            rusage: rusage(),
-            page_tables: page_tables(),
-            heap: heap(),
         }
     }
 
-    fn line(&self, reached: usize, elapsed: Duration, stop: &str, after_drop: u64) -> String {
+    fn line(&self, reached: usize, elapsed: Duration, stop: &str, peak: Snapshot) -> String {
+        let after_drop = Snapshot::now().rss;
         // What the allocator keeps of the freed host-side structures, given back.
         // SAFETY: `malloc_trim` has no preconditions.
         unsafe { libc::malloc_trim(0) };
-        let after_trim = usage().0;
-        let (rss, vsz, maps) = usage_at_peak();
-        let (user, sys, faults) = *RUSAGE_AT_PEAK.lock().unwrap();
-        let each = |v: f64| v * 1e6 / reached.max(1) as f64;
-        let per = |now: u64, before: u64| now.saturating_sub(before) as f64 / reached.max(1) as f64;
+        let after_trim = Snapshot::now().rss;
+        let (before, n) = (self.before, reached.max(1) as f64);
+        let per = |now: u64, before: u64| now.saturating_sub(before) as f64 / n;
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
         format!(
             "reached={reached} us_per_instance={:.1} user_us={:.1} sys_us={:.1} \
              faults_per_instance={:.2} rss_kib_per_instance={:.2} heap_kib_per_instance={:.2} \
              pte_kib_per_instance={:.2} \
-             vsz_mib_per_instance={:.2} maps_per_instance={:.3} maps_total={maps} \
+             vsz_mib_per_instance={:.2} maps_per_instance={:.3} maps_total={} \
              rss_mib_after_drop={:.1} rss_mib_after_trim={:.1} rss_mib_before={:.1} \
              stop=\"{stop}\"",
-            elapsed.as_secs_f64() * 1e6 / reached.max(1) as f64,
-            each(user - self.rusage.0),
-            each(sys - self.rusage.1),
-            (faults - self.rusage.2) as f64 / reached.max(1) as f64,
-            per(rss, self.before.0) / 1024.0,
-            per(*HEAP_AT_PEAK.lock().unwrap(), self.heap) / 1024.0,
-            per(*PTE_AT_PEAK.lock().unwrap(), self.page_tables) / 1024.0,
-            per(vsz, self.before.1) / (1 << 20) as f64,
-            per(maps, self.before.2),
-            after_drop as f64 / (1 << 20) as f64,
-            after_trim as f64 / (1 << 20) as f64,
-            self.before.0 as f64 / (1 << 20) as f64,
+            elapsed.as_secs_f64() * 1e6 / n,
+            (peak.user - before.user) * 1e6 / n,
+            (peak.sys - before.sys) * 1e6 / n,
+            (peak.faults - before.faults) as f64 / n,
+            per(peak.rss, before.rss) / 1024.0,
+            per(peak.heap, before.heap) / 1024.0,
+            per(peak.page_tables, before.page_tables) / 1024.0,
+            per(peak.vsz, before.vsz) / (1 << 20) as f64,
+            per(peak.maps, before.maps),
+            peak.maps,
+            mib(after_drop),
+            mib(after_trim),
+            mib(before.rss),
         )
     }
-}
-
-static PEAK: std::sync::Mutex<(u64, u64, u64)> = std::sync::Mutex::new((0, 0, 0));
-
-static RUSAGE_AT_PEAK: std::sync::Mutex<(f64, f64, i64)> = std::sync::Mutex::new((0.0, 0.0, 0));
-
-static PTE_AT_PEAK: std::sync::Mutex<u64> = std::sync::Mutex::new(0);
-static HEAP_AT_PEAK: std::sync::Mutex<u64> = std::sync::Mutex::new(0);
-
-fn record_peak() {
-    *HEAP_AT_PEAK.lock().unwrap() = heap();
-    *PTE_AT_PEAK.lock().unwrap() = page_tables();
-    *PEAK.lock().unwrap() = usage();
-    *RUSAGE_AT_PEAK.lock().unwrap() = rusage();
-}
-
-fn usage_at_peak() -> (u64, u64, u64) {
-    *PEAK.lock().unwrap()
 }
 
 fn limits() -> ResourceLimits {
@@ -227,15 +224,14 @@ async fn airssys(bytes: &[u8], n: usize, dense: bool) -> String {
         }
     }
     let elapsed = tally.started.elapsed();
-    record_peak();
+    let peak = Snapshot::now();
     let reached = held.len();
     for instance in &mut held {
         let ((count,), _) = instance.call_typed::<(), (u64,)>("bump", ()).await.unwrap();
         assert_eq!(count, 2, "each instance counts its own calls");
     }
     drop(held);
-    let after = usage().0;
-    tally.line(reached, elapsed, &stop, after)
+    tally.line(reached, elapsed, &stop, peak)
 }
 
 /// Reservations sized from the memory limit: no guard, no room for growth, no image;
@@ -319,13 +315,12 @@ async fn raw(bytes: &[u8], n: usize, mut config: Config) -> String {
         }
     }
     let elapsed = tally.started.elapsed();
-    record_peak();
+    let peak = Snapshot::now();
     let reached = held.len();
     for (store, bump) in &mut held {
         let (count,) = bump.call_async(&mut *store, ()).await.unwrap();
         assert_eq!(count, 2, "each instance counts its own calls");
     }
     drop(held);
-    let after = usage().0;
-    tally.line(reached, elapsed, &stop, after)
+    tally.line(reached, elapsed, &stop, peak)
 }

@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use airssys_wasm_core::{ResourceLimits, WasmError};
-use airssys_wasm_engine::{CompiledComponent, Density, Pooling, Sandbox, WasmEngine};
+use airssys_wasm_engine::{
+    CompiledComponent, ComponentInstance, Density, Pooling, Sandbox, WasmEngine,
+};
 use airssys_wasm_testkit::guests;
 
 const MIB: u64 = 1 << 20;
@@ -47,7 +49,7 @@ fn usage() -> (u64, u64) {
     (rss, maps)
 }
 
-async fn bump(i: &mut airssys_wasm_engine::ComponentInstance) -> u64 {
+async fn bump(i: &mut ComponentInstance) -> u64 {
     i.call_typed::<(), (u64,)>("bump", ()).await.unwrap().0.0
 }
 
@@ -119,6 +121,20 @@ const PEEK_POKE: &str = r#"(component
   (func (export "poke") (param "at" u32) (param "value" u32) (canon lift (core func $i "poke")))
   (func (export "grow") (result s32) (canon lift (core func $i "grow"))))"#;
 
+/// The byte at `at` of `i`'s memory, or the call's error.
+async fn peek(i: &mut ComponentInstance, at: u32) -> Result<u32, WasmError> {
+    i.call_typed::<(u32,), (u32,)>("peek", (at,))
+        .await
+        .map(|((v,), _)| v)
+}
+
+/// `memory.grow` by one page: the old size in pages, or -1.
+async fn grow(i: &mut ComponentInstance) -> Result<i32, WasmError> {
+    i.call_typed::<(), (i32,)>("grow", ())
+        .await
+        .map(|((v,), _)| v)
+}
+
 #[tokio::test]
 async fn bounds_are_the_memory_size_not_the_slot_and_neighbours_are_apart() {
     let engine = dense(MIB);
@@ -130,28 +146,10 @@ async fn bounds_are_the_memory_size_not_the_slot_and_neighbours_are_apart() {
     a.call_typed::<(u32, u32), ()>("poke", (65_535, 7))
         .await
         .unwrap();
-    let peek = |at: u32| (at,);
-    assert_eq!(
-        a.call_typed::<(u32,), (u32,)>("peek", peek(65_535))
-            .await
-            .unwrap()
-            .0
-            .0,
-        7
-    );
-    assert_eq!(
-        b.call_typed::<(u32,), (u32,)>("peek", peek(65_535))
-            .await
-            .unwrap()
-            .0
-            .0,
-        0
-    );
+    assert_eq!(peek(&mut a, 65_535).await.unwrap(), 7);
+    assert_eq!(peek(&mut b, 65_535).await.unwrap(), 0);
     // One byte past the memory's size: the slot is readable there, the guest is not.
-    let err = b
-        .call_typed::<(u32,), (u32,)>("peek", peek(65_536))
-        .await
-        .unwrap_err();
+    let err = peek(&mut b, 65_536).await.unwrap_err();
     assert!(
         err.is_trap() && err.to_string().contains("out of bounds"),
         "{err}"
@@ -163,34 +161,18 @@ async fn bounds_are_the_memory_size_not_the_slot_and_neighbours_are_apart() {
     assert!(err.is_trap(), "{err}");
     // Grown, the next page is there, and zero.
     let mut c2 = c.instantiate(&sandbox).await.unwrap();
-    assert_eq!(
-        c2.call_typed::<(), (i32,)>("grow", ()).await.unwrap().0.0,
-        1
-    );
-    assert_eq!(
-        c2.call_typed::<(u32,), (u32,)>("peek", peek(65_536))
-            .await
-            .unwrap()
-            .0
-            .0,
-        0
-    );
-    let err = c2
-        .call_typed::<(u32,), (u32,)>("peek", peek(131_072))
-        .await
-        .unwrap_err();
+    assert_eq!(grow(&mut c2).await.unwrap(), 1);
+    assert_eq!(peek(&mut c2, 65_536).await.unwrap(), 0);
+    let err = peek(&mut c2, 131_072).await.unwrap_err();
     assert!(err.is_trap(), "{err}");
     // Up to the memory limit (16 pages of 1 MiB), and no further: the slot's end.
     let mut d = c.instantiate(&sandbox).await.unwrap();
     for _ in 1..16 {
-        assert!(d.call_typed::<(), (i32,)>("grow", ()).await.unwrap().0.0 > 0);
+        assert!(grow(&mut d).await.unwrap() > 0);
     }
-    let err = d.call_typed::<(), (i32,)>("grow", ()).await;
+    let err = grow(&mut d).await;
     assert!(
-        matches!(
-            err,
-            Ok(((-1,), _)) | Err(WasmError::MemoryLimitExceeded { .. })
-        ),
+        matches!(err, Ok(-1) | Err(WasmError::MemoryLimitExceeded { .. })),
         "{err:?}"
     );
 }
@@ -271,7 +253,7 @@ async fn a_memory_limit_larger_than_the_slot_is_refused_with_the_fix() {
 async fn instantiate_until_refused(
     calc: &CompiledComponent,
     sandbox: &Sandbox,
-) -> (String, u64, Vec<airssys_wasm_engine::ComponentInstance>) {
+) -> (String, u64, Vec<ComponentInstance>) {
     let mut held = Vec::new();
     let err = loop {
         match calc.instantiate(sandbox).await {

@@ -20,6 +20,7 @@ use crate::runtime::sandbox::Sandbox;
 
 /// What [`grant`] set up beside the WASI context: the capture pipes, and the trail of
 /// refused network uses.
+#[derive(Default)]
 pub(crate) struct Granted {
     pub(crate) captured: Option<Captured>,
     pub(crate) net_audit: Option<Arc<Mutex<Trail>>>,

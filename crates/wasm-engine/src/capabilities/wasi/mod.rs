@@ -32,7 +32,7 @@ pub(crate) mod output;
 mod p2;
 mod p3;
 
-pub(crate) use grant::{Captured, grant, granting_nothing, grants_nothing};
+pub(crate) use grant::{Captured, Granted, grant, granting_nothing, grants_nothing};
 
 /// The store's WASI context and table, apart from the rest of the store's data, so
 /// that the audit can borrow its trail beside them.

@@ -99,17 +99,16 @@ unsafe impl MemoryCreator for MemoryArena {
         Ok(Box::new(SlotMemory {
             base,
             size: minimum,
-            high: minimum,
             arena: Arc::clone(&self.inner),
         }))
     }
 }
 
-/// One memory: a slot, its current size, and the most it has been (what to give back).
+/// One memory: a slot and its current size (memories never shrink: what it touched
+/// lies below it).
 struct SlotMemory {
     base: usize,
     size: usize,
-    high: usize,
     arena: Arc<Inner>,
 }
 
@@ -132,7 +131,6 @@ unsafe impl LinearMemory for SlotMemory {
             );
         }
         self.size = new_size;
-        self.high = self.high.max(new_size);
         Ok(())
     }
 
@@ -143,7 +141,7 @@ unsafe impl LinearMemory for SlotMemory {
 
 impl Drop for SlotMemory {
     fn drop(&mut self) {
-        let touched = os::round_up(self.high, os::page_size()).unwrap_or(self.arena.slot_bytes);
+        let touched = os::round_up(self.size, os::page_size()).unwrap_or(self.arena.slot_bytes);
         self.arena
             .give_back(self.base, touched.min(self.arena.slot_bytes));
     }

@@ -13,7 +13,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use airssys_wasm_core::WasmResult;
 
 use super::ComponentInstance;
-use crate::capabilities::wasi::{grant, grants_nothing};
+use crate::capabilities::wasi::{Granted, grant, grants_nothing};
 use crate::runtime::component::CompiledComponent;
 use crate::runtime::deadline::{Backstop, Deadline, bounded};
 use crate::runtime::failure::{Failure, Phase};
@@ -103,20 +103,21 @@ impl CompiledComponent {
             state_name,
         )?;
         let pre = linked.instance_pre(self.name())?;
-        // In a block: the builder is not kept in this future across the await.
-        let mut store = if grants_nothing(sandbox) {
-            // The WASI context is made if and when the guest reaches WASI.
-            let data = HostState::new(sandbox, self.shared_name(), None, None, state, None);
-            Store::new(engine.wasmtime_engine(), data)
-        } else {
-            let mut wasi = WasiCtxBuilder::new();
-            let granted = grant(&mut wasi, sandbox, self.shared_name())?;
+        // In a block: the builder is not kept in this future across the await. A
+        // sandbox granting nothing of WASI gets its context if and when the guest
+        // reaches WASI.
+        let mut store = {
+            let mut wasi = (!grants_nothing(sandbox)).then(WasiCtxBuilder::new);
+            let granted = match wasi.as_mut() {
+                Some(b) => grant(b, sandbox, self.shared_name())?,
+                None => Granted::default(),
+            };
             Store::new(
                 engine.wasmtime_engine(),
                 HostState::new(
                     sandbox,
                     self.shared_name(),
-                    Some(&mut wasi),
+                    wasi.as_mut(),
                     granted.captured,
                     state,
                     granted.net_audit,
