@@ -40,6 +40,9 @@ struct Inner {
     /// A guard page and the stack above it.
     slot_bytes: usize,
     warm_max: usize,
+    /// Whether a refused protection change has been logged: once per engine, as the
+    /// refusal (the mapping bound reached) would otherwise repeat at every call.
+    warned: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -86,6 +89,7 @@ impl StackArena {
                 page,
                 slot_bytes: stack + page,
                 warm_max,
+                warned: AtomicBool::new(false),
                 state: Mutex::new(State::default()),
             }),
         }
@@ -118,6 +122,18 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Logs a refused protection change, the first time only.
+    #[cold]
+    fn warn_once(&self, what: &str) {
+        if !self.warned.swap(true, Relaxed) {
+            tracing::warn!(
+                mappings = ?os::mappings(),
+                max = ?os::max_map_count(),
+                "{what} (the kernel's mapping bound, vm.max_map_count; logged once)"
+            );
+        }
+    }
+
     /// Arms or disarms the guard page of `slot`.
     fn guard(&self, slot: usize, on: bool) -> std::io::Result<()> {
         // SAFETY: the guard page is below the stack: nothing runs on it.
@@ -128,7 +144,7 @@ impl Inner {
     fn cool(&self, slot: usize, guarded: bool) {
         if guarded && self.guard(slot, false).is_err() {
             // The guard stays; the stack keeps working, merely not merged back.
-            tracing::warn!("could not disarm a fiber stack's guard page");
+            self.warn_once("could not disarm a fiber stack's guard page");
         }
         // SAFETY: no call runs on the stack (its lease's call ended, or its store is
         // gone).
@@ -159,7 +175,9 @@ impl StackLease {
                 Ok(()) => self.guarded.store(true, Relaxed),
                 // Out of mappings: the call runs, unguarded, as a warm stack would
                 // have had it before this layout; say so.
-                Err(e) => tracing::warn!(%e, "could not arm a fiber stack's guard page"),
+                Err(_) => self
+                    .arena
+                    .warn_once("could not arm a fiber stack's guard page; calls run unguarded"),
             }
         }
     }
