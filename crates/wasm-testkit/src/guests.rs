@@ -98,6 +98,16 @@ guest!(
 );
 
 guest!(
+    /// An actor (world `airssys:actor/actor@0.1.0`, `crates/wasm-actor/wit`) built with
+    /// `wit-bindgen`, driven by `text/plain` commands: `echo`, `self`, `count`, `get`,
+    /// `last`, `send`, `ask`, `publish`, `subscribe`, `spawn`, `work N` (→ `done N` to
+    /// `collector`), `token HOPS N` (a ring of `ring-I`), and `trap`, `fail`, `spin`,
+    /// `hoard MIB`; see `guests/actor-worker/src/lib.rs`.
+    ACTOR_WORKER,
+    "actor-worker"
+);
+
+guest!(
     /// Library component built with `wit-bindgen` that logs through the standard
     /// `wasi:logging/logging@0.1.0-draft` (`guests/log-tool/wit`): exports
     /// `emit(level, context, message)`, `flood(n)` (n `info` records) and `shout(bytes)`
@@ -179,6 +189,11 @@ guest!(
 
 /// Every guest, sorted by name.
 pub const GUESTS: &[Guest] = &[
+    Guest {
+        name: "actor-worker",
+        about: "an airssys:actor actor driven by text commands (messaging, traps, spins)",
+        wasm: ACTOR_WORKER,
+    },
     Guest {
         name: "calc",
         about: "library component: add, greet, sum, fib, hoard, spin",
@@ -356,8 +371,14 @@ pub fn sources_digest(dir: &Path) -> std::io::Result<String> {
     let mut files = Vec::new();
     collect_sources(dir, dir, &mut files)?;
     files.sort();
+    // WIT the guests build against from outside their workspace (one copy in the tree).
+    files.extend(OUTSIDE_SOURCES.iter().map(|s| (*s).to_owned()));
     files_digest(dir, &files)
 }
+
+/// Sources of the guests outside `guests/`, relative to it: the actor WIT, which
+/// `actor-worker` builds against where `airssys-wasm-actor` keeps it.
+const OUTSIDE_SOURCES: &[&str] = &["../../wasm-actor/wit/actor.wit"];
 
 /// The digest of the files `files` (paths relative to `root`) by path and content,
 /// line endings ignored (FNV-1a, 64 bits): `fnv1a64:<hex> files:<count>`.

@@ -19,6 +19,7 @@ use wasmtime::{AsContextMut, Trap};
 use airssys_wasm_core::CapabilitySet;
 use airssys_wasm_core::interface::{semver_compatible, split_name};
 
+use crate::capabilities::audit::Trail;
 use crate::runtime::host::HostState;
 
 /// The most host interfaces one engine can register.
@@ -34,6 +35,7 @@ pub struct HostCtx<'a, S> {
     component: &'a str,
     capabilities: &'a CapabilitySet,
     table: &'a mut ResourceTable,
+    audit: &'a mut Trail,
 }
 
 impl<S> std::fmt::Debug for HostCtx<'_, S> {
@@ -69,6 +71,19 @@ impl<'a, S> HostCtx<'a, S> {
     /// [`ResourceLimits::max_host_resources`]: airssys_wasm_core::ResourceLimits::max_host_resources
     pub fn table(&mut self) -> &mut ResourceTable {
         self.table
+    }
+
+    /// Records a refusal in the instance's audit trail, as the built-in capabilities
+    /// do: logged at `warn` to [`AUDIT_TARGET`](crate::AUDIT_TARGET) (the first
+    /// [`MAX_AUDIT_RECORDS_PER_CALL`](crate::MAX_AUDIT_RECORDS_PER_CALL) of a call),
+    /// counted in the call's report and kept for
+    /// [`ComponentInstance::last_denials`](crate::ComponentInstance::last_denials).
+    /// `capability` names the grant (`actor.send`), `requested` what the guest asked
+    /// for; both are cut and escaped before they are logged.
+    #[cold]
+    pub fn deny(&mut self, capability: &'static str, requested: &str, reason: impl Into<String>) {
+        self.audit
+            .deny(self.component, capability, requested, reason.into());
     }
 
     /// Puts `value` in the resource table and returns the guest's handle to it: the
@@ -291,6 +306,7 @@ fn enter<S: Send + 'static, const I: u16>(host: &mut HostState) -> HostCtx<'_, S
         component: parts.component,
         capabilities: parts.capabilities,
         table: parts.table,
+        audit: parts.audit,
     }
 }
 

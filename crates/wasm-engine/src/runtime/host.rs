@@ -86,6 +86,7 @@ pub(crate) struct Parts<'a> {
     pub(crate) component: &'a str,
     pub(crate) capabilities: &'a CapabilitySet,
     pub(crate) table: &'a mut ResourceTable,
+    pub(crate) audit: &'a mut Trail,
 }
 
 impl std::fmt::Debug for HostState {
@@ -289,6 +290,7 @@ impl HostState {
             component: &self.component,
             capabilities: &self.capabilities,
             table: &mut self.table,
+            audit: &mut self.audit,
         }
     }
 

@@ -1,0 +1,120 @@
+//! One instance of an actor, from start to exit: made by its factory, started, fed its
+//! mailbox one message at a time — an expired message and the message in hand when it
+//! fails go to the dead letters, a request is always answered — until it is told to
+//! stop, its mailbox closes and drains, or it fails. The exit goes to its supervisor.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+
+use crate::actor::{ActorContext, ErrorAction, Factory};
+use crate::cell::{CatchUnwind, StopSignal};
+use crate::dead_letters::DeadLetterReason;
+use crate::exit::{ExitReason, Failure, FailureKind};
+use crate::message::RequestError;
+use crate::supervisor::Reporter;
+
+/// Starts an instance on its own task; `started` learns whether it started.
+pub(crate) fn spawn(
+    ctx: ActorContext,
+    factory: Factory,
+    stop: Arc<StopSignal>,
+    started: oneshot::Sender<Result<(), Failure>>,
+    reporter: Reporter,
+) -> AbortHandle {
+    tokio::spawn(async move {
+        let reason = match CatchUnwind(Box::pin(run(ctx, factory, stop, started))).await {
+            Ok(reason) => reason,
+            Err(panic) => ExitReason::Failed(Failure::new(FailureKind::Panicked, panic)),
+        };
+        reporter.report(reason);
+    })
+    .abort_handle()
+}
+
+async fn run(
+    mut ctx: ActorContext,
+    factory: Factory,
+    stop: Arc<StopSignal>,
+    started: oneshot::Sender<Result<(), Failure>>,
+) -> ExitReason {
+    let mut behaviour = match factory(&ctx).await {
+        Ok(b) => b,
+        Err(failure) => {
+            let _ = started.send(Err(failure.clone()));
+            return ExitReason::Failed(failure);
+        }
+    };
+    let start = match CatchUnwind(behaviour.start(&mut ctx)).await {
+        Ok(r) => r,
+        Err(panic) => Err(Failure::new(FailureKind::Panicked, panic)),
+    };
+    if let Err(mut failure) = start {
+        failure.kind = match failure.kind {
+            FailureKind::HandlerError | FailureKind::Other => FailureKind::StartFailed,
+            kind => kind,
+        };
+        let _ = started.send(Err(failure.clone()));
+        return ExitReason::Failed(failure);
+    }
+    let _ = started.send(Ok(()));
+    let cell = ctx.cell.clone();
+    let reason = loop {
+        if stop.fired() {
+            break ExitReason::Shutdown;
+        }
+        let mut env = match cell.mailbox.try_pop() {
+            Ok(Some(env)) => env,
+            Ok(None) => break ExitReason::Shutdown,
+            Err(()) => tokio::select! {
+                biased;
+                () = stop.wait() => break ExitReason::Shutdown,
+                next = cell.mailbox.pop() => match next {
+                    Some(env) => env,
+                    None => break ExitReason::Shutdown,
+                },
+            },
+        };
+        if env.expired() {
+            cell.dead_letter(env, DeadLetterReason::Expired);
+            continue;
+        }
+        let reply_to = env.reply_to.take();
+        let outcome = CatchUnwind(behaviour.handle(&mut ctx, &env)).await;
+        match outcome {
+            Ok(Ok(reply)) => {
+                // A reply to a tell has nowhere to go: dropped, as documented.
+                if let Some(reply_to) = reply_to {
+                    let to = reply_to.to().to_owned();
+                    reply_to.answer(reply.ok_or(RequestError::NoReply { to }));
+                }
+            }
+            Ok(Err((failure, action))) => {
+                env.reply_to = reply_to;
+                cell.dead_letter(env, DeadLetterReason::HandlerFailed(failure.to_string()));
+                match action {
+                    ErrorAction::Resume => {}
+                    ErrorAction::Stop => break ExitReason::Normal,
+                    ErrorAction::Restart => return ExitReason::Failed(failure),
+                    ErrorAction::Escalate => {
+                        return ExitReason::Failed(Failure {
+                            escalate: true,
+                            ..failure
+                        });
+                    }
+                }
+            }
+            Err(panic) => {
+                let failure = Failure::new(FailureKind::Panicked, panic);
+                env.reply_to = reply_to;
+                cell.dead_letter(env, DeadLetterReason::HandlerFailed(failure.to_string()));
+                return ExitReason::Failed(failure);
+            }
+        }
+    };
+    if CatchUnwind(behaviour.stop(&mut ctx)).await.is_err() {
+        tracing::warn!(target: crate::ACTOR_TARGET, actor = %cell.address, "the stop hook panicked");
+    }
+    reason
+}

@@ -1,0 +1,322 @@
+//! [`Mailbox`]: an actor's bounded queue of messages, by priority, with a
+//! [`Backpressure`] strategy for when it is full. It belongs to the actor's address, not
+//! to an instance: it survives restarts.
+
+use std::collections::VecDeque;
+use std::pin::pin;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+use crate::message::MessageEnvelope;
+
+/// The capacity of a mailbox when none is given.
+pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
+
+/// What a full mailbox does with one more message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backpressure {
+    /// The sender waits for room (a guest's wait is bounded by its call's timeout).
+    Block,
+    /// The message goes to the dead letters; the sender is not told.
+    Drop,
+    /// The sender gets an error (`mailbox-full`) and the message goes nowhere.
+    #[default]
+    Error,
+}
+
+impl Backpressure {
+    /// Parses `block`, `drop` or `error`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "block" => Some(Self::Block),
+            "drop" => Some(Self::Drop),
+            "error" => Some(Self::Error),
+            _ => None,
+        }
+    }
+}
+
+/// A mailbox's size and strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxConfig {
+    /// The most messages it holds (replies to the actor's own requests aside, which
+    /// its bound of pending requests bounds).
+    pub capacity: usize,
+    /// What happens when it is full.
+    pub backpressure: Backpressure,
+}
+
+impl Default for MailboxConfig {
+    fn default() -> Self {
+        Self {
+            capacity: DEFAULT_MAILBOX_CAPACITY,
+            backpressure: Backpressure::Error,
+        }
+    }
+}
+
+impl MailboxConfig {
+    /// A mailbox of `capacity` (at least 1) with `backpressure`.
+    pub fn new(capacity: usize, backpressure: Backpressure) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            backpressure,
+        }
+    }
+}
+
+/// Why a message was not put in a mailbox; the message comes back (by value: boxing it
+/// would cost every refusal an allocation, and refusals are rare).
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// Full, and the strategy is `Drop`: a dead letter.
+    Dropped(MessageEnvelope),
+    /// Full, and the strategy is `Error`: the sender is told.
+    Full(MessageEnvelope),
+    /// Full, and the strategy is `Block`: the sender may wait.
+    WouldBlock(MessageEnvelope),
+    /// Closed (stopping or stopped).
+    Closed(MessageEnvelope),
+}
+
+#[derive(Debug, Default)]
+struct Queues {
+    by_priority: [VecDeque<MessageEnvelope>; 4],
+    len: usize,
+    closed: bool,
+    waiting_senders: usize,
+}
+
+/// A bounded, prioritised, single-consumer queue.
+#[derive(Debug)]
+pub(crate) struct Mailbox {
+    queues: Mutex<Queues>,
+    ready: Notify,
+    room: Notify,
+    pub(crate) config: MailboxConfig,
+}
+
+impl Mailbox {
+    pub(crate) fn new(config: MailboxConfig) -> Self {
+        Self {
+            queues: Mutex::new(Queues::default()),
+            ready: Notify::new(),
+            room: Notify::new(),
+            config,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Puts `env` in, unless full (`bypass_bound`: replies) or closed.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn try_push(&self, env: MessageEnvelope, bypass_bound: bool) -> Result<(), Refused> {
+        let mut q = self.lock();
+        if q.closed {
+            return Err(Refused::Closed(env));
+        }
+        if q.len >= self.config.capacity && !bypass_bound {
+            return Err(match self.config.backpressure {
+                Backpressure::Drop => Refused::Dropped(env),
+                Backpressure::Error => Refused::Full(env),
+                Backpressure::Block => Refused::WouldBlock(env),
+            });
+        }
+        q.by_priority[env.priority as usize].push_back(env);
+        q.len += 1;
+        drop(q);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Puts `env` in, waiting for room when the strategy is `Block`.
+    #[allow(clippy::result_large_err)]
+    pub(crate) async fn push(&self, mut env: MessageEnvelope) -> Result<(), Refused> {
+        loop {
+            match self.try_push(env, false) {
+                Err(Refused::WouldBlock(back)) => env = back,
+                done => return done,
+            }
+            let mut room = pin!(self.room.notified());
+            room.as_mut().enable();
+            {
+                let mut q = self.lock();
+                if q.closed {
+                    return Err(Refused::Closed(env));
+                }
+                if q.len < self.config.capacity {
+                    continue;
+                }
+                q.waiting_senders += 1;
+            }
+            room.await;
+            self.lock().waiting_senders -= 1;
+        }
+    }
+
+    /// The next message by priority, waiting for one; `None` once closed and empty.
+    pub(crate) async fn pop(&self) -> Option<MessageEnvelope> {
+        loop {
+            match self.try_pop() {
+                Ok(next) => return next,
+                Err(()) => self.ready.notified().await,
+            }
+        }
+    }
+
+    /// The next message by priority if there is one (`Ok(None)`: closed and empty;
+    /// `Err(())`: empty, wait).
+    pub(crate) fn try_pop(&self) -> Result<Option<MessageEnvelope>, ()> {
+        let mut q = self.lock();
+        if let Some(env) = take_next(&mut q) {
+            let wake = q.waiting_senders > 0;
+            drop(q);
+            if wake {
+                self.room.notify_one();
+            }
+            return Ok(Some(env));
+        }
+        if q.closed { Ok(None) } else { Err(()) }
+    }
+
+    /// Messages waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len
+    }
+
+    /// Refuses new messages from now on (what is in stays, for a drain); wakes the
+    /// consumer and every waiting sender.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+        self.room.notify_waiters();
+    }
+
+    /// Takes everything still in it.
+    pub(crate) fn take_all(&self) -> Vec<MessageEnvelope> {
+        let mut q = self.lock();
+        let mut all = Vec::with_capacity(q.len);
+        while let Some(env) = take_next(&mut q) {
+            all.push(env);
+        }
+        drop(q);
+        self.room.notify_waiters();
+        all
+    }
+}
+
+fn take_next(q: &mut Queues) -> Option<MessageEnvelope> {
+    let env = q
+        .by_priority
+        .iter_mut()
+        .rev()
+        .find_map(VecDeque::pop_front)?;
+    q.len -= 1;
+    Some(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::message::MessagePriority;
+
+    /// Lets the other tasks of this (single-threaded) test runtime run until they wait.
+    async fn settle() {
+        for _ in 0..16 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn msg(text: &str, p: MessagePriority) -> MessageEnvelope {
+        MessageEnvelope::text(text).with_priority(p)
+    }
+
+    #[tokio::test]
+    async fn higher_priorities_first_and_fifo_within_one() {
+        let m = Mailbox::new(MailboxConfig::new(10, Backpressure::Error));
+        for (t, p) in [
+            ("n1", MessagePriority::Normal),
+            ("l1", MessagePriority::Low),
+            ("c1", MessagePriority::Critical),
+            ("n2", MessagePriority::Normal),
+            ("h1", MessagePriority::High),
+        ] {
+            m.try_push(msg(t, p), false).unwrap();
+        }
+        let mut order = Vec::new();
+        for _ in 0..5 {
+            order.push(m.pop().await.unwrap().payload_text().unwrap().to_owned());
+        }
+        assert_eq!(order, ["c1", "h1", "n1", "n2", "l1"]);
+    }
+
+    #[tokio::test]
+    async fn a_full_mailbox_refuses_by_its_strategy_and_replies_pass() {
+        for (strategy, want) in [
+            (Backpressure::Drop, "dropped"),
+            (Backpressure::Error, "full"),
+            (Backpressure::Block, "would block"),
+        ] {
+            let m = Mailbox::new(MailboxConfig::new(2, strategy));
+            m.try_push(MessageEnvelope::text("a"), false).unwrap();
+            m.try_push(MessageEnvelope::text("b"), false).unwrap();
+            let got = match m.try_push(MessageEnvelope::text("c"), false) {
+                Err(Refused::Dropped(_)) => "dropped",
+                Err(Refused::Full(_)) => "full",
+                Err(Refused::WouldBlock(_)) => "would block",
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(got, want);
+            m.try_push(MessageEnvelope::text("reply"), true).unwrap();
+            assert_eq!(m.len(), 3);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_blocked_sender_goes_on_when_there_is_room_and_fails_when_closed() {
+        let m = Arc::new(Mailbox::new(MailboxConfig::new(1, Backpressure::Block)));
+        m.try_push(MessageEnvelope::text("a"), false).unwrap();
+        let sender = tokio::spawn({
+            let m = m.clone();
+            async move { m.push(MessageEnvelope::text("b")).await.is_ok() }
+        });
+        settle().await;
+        assert!(
+            !sender.is_finished(),
+            "the sender must wait while the mailbox is full"
+        );
+        assert_eq!(m.pop().await.unwrap().payload_text(), Some("a"));
+        assert!(sender.await.unwrap());
+        assert_eq!(m.pop().await.unwrap().payload_text(), Some("b"));
+
+        m.try_push(MessageEnvelope::text("c"), false).unwrap();
+        let blocked = tokio::spawn({
+            let m = m.clone();
+            async move {
+                matches!(
+                    m.push(MessageEnvelope::text("d")).await,
+                    Err(Refused::Closed(_))
+                )
+            }
+        });
+        settle().await;
+        m.close();
+        assert!(
+            blocked.await.unwrap(),
+            "closing releases a blocked sender with an error"
+        );
+        assert_eq!(
+            m.pop().await.unwrap().payload_text(),
+            Some("c"),
+            "closing keeps what is in"
+        );
+        assert!(m.pop().await.is_none());
+    }
+}

@@ -1,0 +1,449 @@
+//! [`ActorSystem`]: the registry of addresses, the topics (publish and subscribe),
+//! requests and their timeouts, the components actors may spawn, the dead letters,
+//! the supervisors' events — and the root of the supervision tree.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+
+use crate::address::{ActorAddress, check_name, cut};
+use crate::cell::{ActorRef, Cell};
+use crate::component::ComponentActor;
+use crate::dead_letters::{DeadLetterReason, DeadLetters};
+use crate::error::{ActorSystemError, SendError};
+use crate::mailbox::MailboxConfig;
+use crate::message::{MessageEnvelope, MessageKind, PendingRequest, Reply, ReplyTo, RequestError};
+use crate::supervisor::SupervisorEvent;
+use crate::supervisor::run::{Control, SupervisorLink, start};
+use crate::supervisor::spec::SupervisorSpec;
+
+/// The system's bounds: what one actor may make the host hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SystemLimits {
+    /// The largest payload, in bytes (default 1 MiB).
+    pub max_message_bytes: usize,
+    /// Requests one actor may have waiting for replies (default 256).
+    pub max_pending_requests: usize,
+    /// The longest request timeout an actor may ask for (default 5 minutes).
+    pub max_request_timeout: Duration,
+    /// Topics one actor may be subscribed to (default 64).
+    pub max_subscriptions: usize,
+}
+
+impl Default for SystemLimits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 1 << 20,
+            max_pending_requests: 256,
+            max_request_timeout: Duration::from_secs(300),
+            max_subscriptions: 64,
+        }
+    }
+}
+
+/// An actor system: Rust actors and component actors under one supervision tree,
+/// messaging each other by address. Cheap to clone.
+#[derive(Clone)]
+pub struct ActorSystem(Arc<Inner>);
+
+impl std::fmt::Debug for ActorSystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorSystem").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    names: RwLock<HashMap<Arc<str>, Arc<Cell>>>,
+    anonymous: RwLock<HashMap<u64, Arc<Cell>>>,
+    topics: RwLock<HashMap<Arc<str>, Vec<Arc<Cell>>>>,
+    components: RwLock<HashMap<String, ComponentActor>>,
+    dead_letters: Arc<DeadLetters>,
+    events: broadcast::Sender<SupervisorEvent>,
+    next_id: AtomicU64,
+    root: Mutex<Option<SupervisorLink>>,
+    terminated: watch::Sender<Option<String>>,
+    limits: SystemLimits,
+}
+
+/// How many supervisor events a slow reader of [`ActorSystem::events`] may fall behind.
+pub const EVENT_BUFFER: usize = 4096;
+
+impl Default for ActorSystem {
+    fn default() -> Self {
+        Self::new(SystemLimits::default())
+    }
+}
+
+impl ActorSystem {
+    /// An empty system with these bounds.
+    pub fn new(limits: SystemLimits) -> Self {
+        Self(Arc::new(Inner {
+            names: RwLock::default(),
+            anonymous: RwLock::default(),
+            topics: RwLock::default(),
+            components: RwLock::default(),
+            dead_letters: Arc::default(),
+            events: broadcast::channel(EVENT_BUFFER).0,
+            next_id: AtomicU64::new(1),
+            root: Mutex::new(None),
+            terminated: watch::channel(None).0,
+            limits,
+        }))
+    }
+
+    /// Its bounds.
+    pub fn limits(&self) -> &SystemLimits {
+        &self.0.limits
+    }
+
+    /// Starts the supervision tree `root`: checked first (names valid and unique),
+    /// then every actor started in order, each after the one before it has started.
+    ///
+    /// # Errors
+    ///
+    /// [`ActorSystemError`]: a bad tree, a name taken, an actor that failed to start
+    /// (what had started is stopped again).
+    pub async fn start(&self, root: SupervisorSpec) -> Result<(), ActorSystemError> {
+        root.check()?;
+        if lock(&self.0.root).is_some() {
+            return Err(ActorSystemError::NotRunning(
+                "this system has a supervision tree already".into(),
+            ));
+        }
+        let link = start(root, self.clone(), None).await?;
+        *lock(&self.0.root) = Some(link);
+        Ok(())
+    }
+
+    /// Drains and stops every actor in reverse start order (each within its shutdown
+    /// policy), then returns. What is left in mailboxes goes to the dead letters.
+    pub async fn shutdown(&self) {
+        let root = lock(&self.0.root).take();
+        if let Some(root) = root {
+            root.shutdown().await;
+        }
+        self.0.terminated.send_if_modified(|t| {
+            if t.is_none() {
+                *t = Some("shut down".into());
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Why the system ended, once it has (shut down, or the root supervisor gave up).
+    pub fn terminated(&self) -> Option<String> {
+        self.0.terminated.borrow().clone()
+    }
+
+    /// Waits until the system ends; why.
+    pub async fn wait_terminated(&self) -> String {
+        let mut rx = self.0.terminated.subscribe();
+        loop {
+            if let Some(reason) = rx.borrow_and_update().clone() {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                return "the system was dropped".into();
+            }
+        }
+    }
+
+    /// The supervisors' events from now on.
+    pub fn events(&self) -> broadcast::Receiver<SupervisorEvent> {
+        self.0.events.subscribe()
+    }
+
+    /// The dead letters.
+    pub fn dead_letters(&self) -> &DeadLetters {
+        &self.0.dead_letters
+    }
+
+    /// The actor named `name`.
+    pub fn lookup(&self, name: &str) -> Option<ActorRef> {
+        read(&self.0.names).get(name).cloned().map(ActorRef)
+    }
+
+    /// Live actors (named and spawned).
+    pub fn actor_count(&self) -> usize {
+        read(&self.0.names).len() + read(&self.0.anonymous).len()
+    }
+
+    /// Makes `component` available to actors that may spawn (their `spawn` grant), by
+    /// `name`.
+    pub fn register_component(&self, name: &str, component: ComponentActor) {
+        write(&self.0.components).insert(name.to_owned(), component);
+    }
+
+    /// Sends `env` to `to` (waiting for room if its mailbox blocks).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`]: unknown address, full, closed, too large.
+    pub async fn send(&self, to: &ActorAddress, env: MessageEnvelope) -> Result<(), SendError> {
+        let (cell, env) = self.route(to, env)?;
+        cell.deliver(env, true).await
+    }
+
+    /// Sends `env` to `to` as a request and waits for the reply, at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError`].
+    pub async fn request(
+        &self,
+        to: &ActorAddress,
+        env: MessageEnvelope,
+        timeout: Duration,
+    ) -> Result<Reply, RequestError> {
+        match self.route(to, env) {
+            Ok((cell, env)) => ActorRef(cell).request(env, timeout).await,
+            Err(e) => Err(RequestError::Undelivered {
+                to: to.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Publishes `env` to every subscriber of `topic` (never waiting: a full mailbox
+    /// makes a dead letter); how many it reached.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Invalid`] for a bad topic or a payload too large.
+    pub fn publish(&self, topic: &str, mut env: MessageEnvelope) -> Result<u32, SendError> {
+        check_name(topic).map_err(|e| SendError::Invalid(format!("bad topic: {e}")))?;
+        self.check_size(&env)?;
+        let subscribers = read(&self.0.topics).get(topic).cloned().unwrap_or_default();
+        env.kind = MessageKind::Tell;
+        env.topic = Some(topic.into());
+        let mut reached = 0u32;
+        for cell in subscribers {
+            if cell.mailbox.try_push(env.copy(), false).is_ok() {
+                reached += 1;
+            } else {
+                cell.dead_letter(env.copy(), DeadLetterReason::MailboxFull);
+            }
+        }
+        Ok(reached)
+    }
+
+    /// Where `to` leads, or why nowhere (a dead letter).
+    fn route(
+        &self,
+        to: &ActorAddress,
+        mut env: MessageEnvelope,
+    ) -> Result<(Arc<Cell>, MessageEnvelope), SendError> {
+        self.check_size(&env)?;
+        match self.resolve(to) {
+            Some(cell) => Ok((cell, env)),
+            None => {
+                crate::cell::forget_reply(&mut env);
+                self.0
+                    .dead_letters
+                    .record(&to.to_string(), env, DeadLetterReason::NotFound);
+                Err(SendError::NotFound(to.to_string()))
+            }
+        }
+    }
+
+    fn check_size(&self, env: &MessageEnvelope) -> Result<(), SendError> {
+        let max = self.0.limits.max_message_bytes;
+        if env.payload.len() > max {
+            return Err(SendError::Invalid(format!(
+                "the payload is {} bytes: messages are at most {max}",
+                env.payload.len()
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn resolve(&self, to: &ActorAddress) -> Option<Arc<Cell>> {
+        match to {
+            ActorAddress::Named(name) => read(&self.0.names).get(name).cloned(),
+            ActorAddress::Anonymous(id) => read(&self.0.anonymous).get(id).cloned(),
+        }
+    }
+
+    /// Sends a request from an actor whose reply comes back as a message: its
+    /// correlation id.
+    pub(crate) fn request_from(
+        &self,
+        from: &Arc<Cell>,
+        to: &ActorAddress,
+        env: MessageEnvelope,
+        timeout: Duration,
+    ) -> Result<u64, SendError> {
+        let limits = &self.0.limits;
+        if timeout.is_zero() || timeout > limits.max_request_timeout {
+            return Err(SendError::Invalid(format!(
+                "a request's timeout is between 1 ms and {:?}",
+                limits.max_request_timeout
+            )));
+        }
+        if from.pending_requests.load(Ordering::Acquire) >= limits.max_pending_requests {
+            return Err(SendError::Invalid(format!(
+                "{} requests are waiting for replies already: at most {} at once",
+                limits.max_pending_requests, limits.max_pending_requests
+            )));
+        }
+        let (cell, mut env) = self.route(to, env)?;
+        let id = self.next_id();
+        from.pending_requests.fetch_add(1, Ordering::AcqRel);
+        let pending = Arc::new(PendingRequest::new(Arc::downgrade(from), id));
+        env.kind = MessageKind::Request;
+        env.correlation_id = Some(id);
+        env.sender = Some(from.address.clone());
+        env.reply_to = Some(ReplyTo::actor(to, pending.clone()));
+        cell.deliver_now(env)?;
+        let timer = pending.clone();
+        let target = to.to_string();
+        let handle = tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            timer.answer(Err(RequestError::Timeout {
+                to: target,
+                timeout,
+            }));
+        });
+        pending.set_timer(handle.abort_handle());
+        Ok(id)
+    }
+
+    /// Subscribes `cell` to `topic` (idempotent).
+    pub(crate) fn subscribe(&self, cell: &Arc<Cell>, topic: &str) -> Result<(), SendError> {
+        check_name(topic).map_err(|e| SendError::Invalid(format!("bad topic: {e}")))?;
+        let mut mine = lock(&cell.topics);
+        if mine.iter().any(|t| &**t == topic) {
+            return Ok(());
+        }
+        if mine.len() >= self.0.limits.max_subscriptions {
+            return Err(SendError::Invalid(format!(
+                "subscribed to {} topics already: at most {}",
+                mine.len(),
+                self.0.limits.max_subscriptions
+            )));
+        }
+        let topic: Arc<str> = topic.into();
+        mine.push(topic.clone());
+        write(&self.0.topics)
+            .entry(topic)
+            .or_default()
+            .push(cell.clone());
+        Ok(())
+    }
+
+    /// Unsubscribes `cell` from `topic`.
+    pub(crate) fn unsubscribe(&self, cell: &Arc<Cell>, topic: &str) {
+        lock(&cell.topics).retain(|t| &**t != topic);
+        let mut topics = write(&self.0.topics);
+        if let Some(subs) = topics.get_mut(topic) {
+            subs.retain(|c| !Arc::ptr_eq(c, cell));
+            if subs.is_empty() {
+                topics.remove(topic);
+            }
+        }
+    }
+
+    /// Registers a named actor's cell.
+    pub(crate) fn register_named(
+        &self,
+        name: &str,
+        mailbox: MailboxConfig,
+    ) -> Result<Arc<Cell>, ActorSystemError> {
+        let address =
+            ActorAddress::named(name).map_err(|reason| ActorSystemError::InvalidName {
+                name: cut(name),
+                reason,
+            })?;
+        let mut names = write(&self.0.names);
+        if names.contains_key(name) {
+            return Err(ActorSystemError::DuplicateName { name: name.into() });
+        }
+        let cell = Arc::new(Cell::new(address, mailbox, self.0.dead_letters.clone()));
+        names.insert(name.into(), cell.clone());
+        Ok(cell)
+    }
+
+    /// Registers a spawned actor's cell.
+    pub(crate) fn register_anonymous(&self, mailbox: MailboxConfig) -> Arc<Cell> {
+        let id = self.next_id();
+        let cell = Arc::new(Cell::new(
+            ActorAddress::Anonymous(id),
+            mailbox,
+            self.0.dead_letters.clone(),
+        ));
+        write(&self.0.anonymous).insert(id, cell.clone());
+        cell
+    }
+
+    /// Releases a cell's address and subscriptions.
+    pub(crate) fn unregister(&self, cell: &Arc<Cell>) {
+        match &cell.address {
+            ActorAddress::Named(n) => {
+                write(&self.0.names).remove(n);
+            }
+            ActorAddress::Anonymous(id) => {
+                write(&self.0.anonymous).remove(id);
+            }
+        }
+        let topics: Vec<Arc<str>> = lock(&cell.topics).clone();
+        for t in topics {
+            self.unsubscribe(cell, &t);
+        }
+    }
+
+    /// Starts an actor of a registered component under `supervisor`; its address.
+    pub(crate) fn spawn_component(
+        &self,
+        supervisor: &SupervisorLink,
+        component: &str,
+    ) -> Result<ActorAddress, SendError> {
+        let Some(actor) = read(&self.0.components).get(component).cloned() else {
+            return Err(SendError::NotFound(component.to_owned()));
+        };
+        let cell = self.register_anonymous(actor.mailbox());
+        let address = cell.address.clone();
+        if !supervisor.tell(Control::Spawn {
+            cell: cell.clone(),
+            factory: actor.factory(),
+        }) {
+            self.unregister(&cell);
+            return Err(SendError::Closed(supervisor.name.to_string()));
+        }
+        Ok(address)
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.0.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn emit(&self, event: SupervisorEvent) {
+        let _ = self.0.events.send(event);
+    }
+
+    /// The root supervisor gave up.
+    pub(crate) fn terminate(&self, reason: String) {
+        tracing::error!(target: crate::ACTOR_TARGET, "the actor system stopped: {reason}");
+        self.emit(SupervisorEvent::Terminated {
+            reason: reason.clone(),
+        });
+        self.0.terminated.send_replace(Some(reason));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
