@@ -158,7 +158,15 @@ impl ActorContext {
     }
 }
 
-/// What the runtime drives: a Rust actor or a component instance.
+/// One instance of an actor, as the runtime drives it: a Rust actor behind a trait
+/// object, or a component instance called directly (its call's future is not boxed: it
+/// is the hot path, and a boxed future of a Wasmtime call is a large copy per message).
+pub(crate) enum Instance {
+    Rust(Box<dyn Behaviour>),
+    Component(Box<crate::component::ComponentBehaviour>),
+}
+
+/// What the runtime drives of a Rust actor.
 pub(crate) trait Behaviour: Send {
     fn start<'a>(&'a mut self, ctx: &'a mut ActorContext) -> BoxFuture<'a, Result<(), Failure>>;
 
@@ -206,9 +214,8 @@ impl<A: Actor> Behaviour for RustActor<A> {
 }
 
 /// Makes a new instance of an actor (at start and at every restart).
-pub(crate) type Factory = Arc<
-    dyn Fn(&ActorContext) -> BoxFuture<'static, Result<Box<dyn Behaviour>, Failure>> + Send + Sync,
->;
+pub(crate) type Factory =
+    Arc<dyn Fn(&ActorContext) -> BoxFuture<'static, Result<Instance, Failure>> + Send + Sync>;
 
 /// Makes a factory of Rust actors from a function making one.
 pub(crate) fn rust_factory<A, F>(make: F) -> Factory
@@ -217,7 +224,7 @@ where
     F: Fn() -> A + Send + Sync + 'static,
 {
     Arc::new(move |_ctx: &ActorContext| {
-        let actor: Box<dyn Behaviour> = Box::new(RustActor(make()));
+        let actor = Instance::Rust(Box::new(RustActor(make())));
         Box::pin(async move { Ok(actor) })
     })
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-use crate::actor::{ActorContext, ErrorAction, Factory};
+use std::pin::pin;
+
+use crate::actor::{ActorContext, ErrorAction, Factory, Instance};
 use crate::cell::{CatchUnwind, StopSignal};
 use crate::dead_letters::DeadLetterReason;
 use crate::exit::{ExitReason, Failure, FailureKind};
@@ -39,14 +41,18 @@ async fn run(
     stop: Arc<StopSignal>,
     started: oneshot::Sender<Result<(), Failure>>,
 ) -> ExitReason {
-    let mut behaviour = match factory(&ctx).await {
-        Ok(b) => b,
+    let mut instance = match factory(&ctx).await {
+        Ok(i) => i,
         Err(failure) => {
             let _ = started.send(Err(failure.clone()));
             return ExitReason::Failed(failure);
         }
     };
-    let start = match CatchUnwind(behaviour.start(&mut ctx)).await {
+    let start = match &mut instance {
+        Instance::Rust(b) => CatchUnwind(b.start(&mut ctx)).await,
+        Instance::Component(c) => CatchUnwind(pin!(c.start())).await,
+    };
+    let start = match start {
         Ok(r) => r,
         Err(panic) => Err(Failure::new(FailureKind::Panicked, panic)),
     };
@@ -81,7 +87,10 @@ async fn run(
             continue;
         }
         let reply_to = env.reply_to.take();
-        let outcome = CatchUnwind(behaviour.handle(&mut ctx, &env)).await;
+        let outcome = match &mut instance {
+            Instance::Rust(b) => CatchUnwind(b.handle(&mut ctx, &env)).await,
+            Instance::Component(c) => CatchUnwind(pin!(c.handle(&env))).await,
+        };
         match outcome {
             Ok(Ok(reply)) => {
                 // A reply to a tell has nowhere to go: dropped, as documented.
@@ -113,7 +122,11 @@ async fn run(
             }
         }
     };
-    if CatchUnwind(behaviour.stop(&mut ctx)).await.is_err() {
+    let stopped = match &mut instance {
+        Instance::Rust(b) => CatchUnwind(b.stop(&mut ctx)).await,
+        Instance::Component(c) => CatchUnwind(pin!(c.stop())).await,
+    };
+    if stopped.is_err() {
         tracing::warn!(target: crate::ACTOR_TARGET, actor = %cell.address, "the stop hook panicked");
     }
     reason

@@ -87,7 +87,7 @@ impl MessageEnvelope {
 
     /// A `text/plain` message.
     pub fn text(text: impl Into<String>) -> Self {
-        Self::new(TEXT_PLAIN, Bytes::from(text.into()))
+        Self::new(text_plain(), Bytes::from(text.into()))
     }
 
     /// With another priority.
@@ -143,6 +143,12 @@ impl MessageEnvelope {
 /// `text/plain`.
 pub const TEXT_PLAIN: &str = "text/plain";
 
+/// `text/plain`, shared (a content type per message would be an allocation each).
+fn text_plain() -> Arc<str> {
+    static SHARED: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| TEXT_PLAIN.into());
+    SHARED.clone()
+}
+
 /// The reply to a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -163,7 +169,7 @@ impl Reply {
 
     /// A `text/plain` reply.
     pub fn text(text: impl Into<String>) -> Self {
-        Self::new(TEXT_PLAIN, Bytes::from(text.into()))
+        Self::new(text_plain(), Bytes::from(text.into()))
     }
 
     /// The payload as text, when it is UTF-8.

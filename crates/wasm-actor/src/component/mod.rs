@@ -13,7 +13,7 @@ use airssys_wasm_engine::{
     CompiledComponent, ComponentInstance, Sandbox, TypedExport, WasmEngineBuilder,
 };
 
-use crate::actor::{ActorContext, Behaviour, BoxFuture, ErrorAction, Factory};
+use crate::actor::{ActorContext, BoxFuture, ErrorAction, Factory, Instance};
 use crate::error::ActorSystemError;
 use crate::exit::{Failure, FailureKind};
 use crate::grants::ActorGrants;
@@ -160,13 +160,12 @@ impl ComponentActor {
                 let handle = instance.typed_export(HANDLE).map_err(|e| start(&e))?;
                 let init = instance.typed_export(INIT).map_err(|e| start(&e))?;
                 let stop = instance.typed_export(STOP).map_err(|e| start(&e))?;
-                let b: Box<dyn Behaviour> = Box::new(ComponentBehaviour {
+                Ok(Instance::Component(Box::new(ComponentBehaviour {
                     instance,
                     handle,
                     init,
                     stop,
-                });
-                Ok(b)
+                })))
             }) as BoxFuture<'static, _>
         })
     }
@@ -175,58 +174,52 @@ impl ComponentActor {
 type HandleParams = (wit::Envelope, Vec<u8>);
 type HandleResults = (Result<Option<wit::Reply>, String>,);
 
-struct ComponentBehaviour {
+/// A live instance of a component actor.
+pub(crate) struct ComponentBehaviour {
     instance: ComponentInstance,
     handle: TypedExport<HandleParams, HandleResults>,
     init: TypedExport<(), (Result<(), String>,)>,
     stop: TypedExport<(), ()>,
 }
 
-impl Behaviour for ComponentBehaviour {
-    fn start<'a>(&'a mut self, _ctx: &'a mut ActorContext) -> BoxFuture<'a, Result<(), Failure>> {
-        Box::pin(async move {
-            match self.instance.call_export(&self.init, ()).await {
-                Ok(((Ok(()),), _)) => Ok(()),
-                Ok(((Err(why),), _)) => Err(Failure::new(
-                    FailureKind::StartFailed,
-                    format!("init returned an error: {}", crate::address::cut(&why)),
-                )),
-                Err(e) => Err(Failure::from_wasm(&e)),
-            }
-        })
+impl ComponentBehaviour {
+    pub(crate) async fn start(&mut self) -> Result<(), Failure> {
+        match self.instance.call_export(&self.init, ()).await {
+            Ok(((Ok(()),), _)) => Ok(()),
+            Ok(((Err(why),), _)) => Err(Failure::new(
+                FailureKind::StartFailed,
+                format!("init returned an error: {}", crate::address::cut(&why)),
+            )),
+            Err(e) => Err(Failure::from_wasm(&e)),
+        }
     }
 
-    fn handle<'a>(
-        &'a mut self,
-        _ctx: &'a mut ActorContext,
-        env: &'a MessageEnvelope,
-    ) -> BoxFuture<'a, Result<Option<Reply>, (Failure, ErrorAction)>> {
-        Box::pin(async move {
-            let params = (to_wit(env), env.payload.to_vec());
-            match self.instance.call_export(&self.handle, params).await {
-                Ok(((Ok(reply),), _)) => Ok(reply.map(|r| Reply::new(r.content_type, r.payload))),
-                Ok(((Err(why),), _)) => Err((
-                    Failure::new(
-                        FailureKind::HandlerError,
-                        format!("handle returned an error: {}", crate::address::cut(&why)),
-                    ),
-                    ErrorAction::Restart,
-                )),
-                Err(e) => Err((Failure::from_wasm(&e), ErrorAction::Restart)),
-            }
-        })
+    pub(crate) async fn handle(
+        &mut self,
+        env: &MessageEnvelope,
+    ) -> Result<Option<Reply>, (Failure, ErrorAction)> {
+        let params = (to_wit(env), env.payload.to_vec());
+        match self.instance.call_export(&self.handle, params).await {
+            Ok(((Ok(reply),), _)) => Ok(reply.map(|r| Reply::new(r.content_type, r.payload))),
+            Ok(((Err(why),), _)) => Err((
+                Failure::new(
+                    FailureKind::HandlerError,
+                    format!("handle returned an error: {}", crate::address::cut(&why)),
+                ),
+                ErrorAction::Restart,
+            )),
+            Err(e) => Err((Failure::from_wasm(&e), ErrorAction::Restart)),
+        }
     }
 
-    fn stop<'a>(&'a mut self, _ctx: &'a mut ActorContext) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            if let Err(e) = self.instance.call_export(&self.stop, ()).await {
-                tracing::warn!(
-                    target: crate::ACTOR_TARGET,
-                    component = self.instance.component().name(),
-                    "the stop hook failed: {e}"
-                );
-            }
-        })
+    pub(crate) async fn stop(&mut self) {
+        if let Err(e) = self.instance.call_export(&self.stop, ()).await {
+            tracing::warn!(
+                target: crate::ACTOR_TARGET,
+                component = self.instance.component().name(),
+                "the stop hook failed: {e}"
+            );
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! An actor (world `airssys:actor/actor@0.1.0`, the WIT in `crates/wasm-actor/wit`) driven
 //! by `text/plain` commands, one per message:
 //!
+//! Replies go to requests only (a tell returns none).
+//!
 //! - `echo TEXT` replies TEXT; `self` replies its address; `count` adds one to the
 //!   instance's counter and replies it; `get` replies it (a restart starts again at 0).
 //! - `send TO TEXT`, `ask TO TEXT` (a request with a 1 s timeout: replies `asked ID`),
@@ -98,6 +100,10 @@ impl Guest for Worker {
             }
             other => return Err(format!("unknown command `{other}`")),
         };
+        // A reply goes back to a request; a tell has no one to read it.
+        if envelope.kind != MessageKind::Request {
+            return Ok(None);
+        }
         Ok(Some(Reply {
             content_type: "text/plain".into(),
             payload: reply.into_bytes(),

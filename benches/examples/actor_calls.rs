@@ -1,0 +1,111 @@
+//! N one-way messages (`count`) to one component actor (the testkit's `actor-worker`),
+//! then one request (`get`, which must answer N) — or, with `raw`, N calls of the same
+//! component's `handle` export on raw Wasmtime (one store, fuel on) — for an
+//! instruction count (`valgrind --tool=callgrind`): counts at two values of N, taken
+//! apart, are what one message costs, free of the wall clock's noise.
+//!
+//! `cargo run --release -p airssys-wasm-benches --example actor_calls -- N [actor|raw]`
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use airssys_wasm_actor::{
+    ActorGrants, ActorSystem, Backpressure, ChildSpec, ComponentActor, MailboxConfig,
+    MessageEnvelope, SupervisorSpec,
+};
+use airssys_wasm_core::ResourceLimits;
+use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
+use airssys_wasm_testkit::guests::ACTOR_WORKER;
+
+mod raw {
+    wasmtime::component::bindgen!({
+        world: "actor",
+        path: "../crates/wasm-actor/wit",
+        exports: { default: async },
+    });
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n: u64 = args[1].parse().unwrap();
+    let raw = args.get(2).is_some_and(|a| a == "raw");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let engine = airssys_wasm_actor::register(WasmEngine::builder())
+        .build()
+        .unwrap();
+    let c = wasmtime::component::Component::new(engine.wasmtime_engine(), ACTOR_WORKER).unwrap();
+    let component = CompiledComponent::new(&engine, "actor-worker", c).unwrap();
+    rt.block_on(async {
+        if raw {
+            raw_calls(&engine, &component, n).await;
+        } else {
+            actor(component, n).await;
+        }
+    });
+}
+
+async fn actor(component: CompiledComponent, n: u64) {
+    let limits = ResourceLimits::new(16 << 20, 100_000_000, Duration::from_secs(10)).unwrap();
+    let actor = ComponentActor::new(component, Sandbox::new(limits), ActorGrants::none())
+        .unwrap()
+        .with_mailbox(MailboxConfig::new(1024, Backpressure::Block));
+    let system = ActorSystem::default();
+    system
+        .start(SupervisorSpec::new("root").child(ChildSpec::component("w", actor)))
+        .await
+        .unwrap();
+    let w = system.lookup("w").unwrap();
+    for _ in 0..n {
+        w.tell(MessageEnvelope::text("count")).await.unwrap();
+    }
+    let got = w
+        .request(MessageEnvelope::text("get"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(got.payload_text(), Some(n.to_string().as_str()));
+    system.shutdown().await;
+}
+
+async fn raw_calls(engine: &WasmEngine, component: &CompiledComponent, n: u64) {
+    use raw::airssys::actor::types::{Envelope, MessageKind, Priority};
+    let engine = engine.wasmtime_engine();
+    let mut linker: wasmtime::component::Linker<()> = wasmtime::component::Linker::new(engine);
+    linker
+        .define_unknown_imports_as_traps(component.wasmtime_component())
+        .unwrap();
+    let mut store = wasmtime::Store::new(engine, ());
+    store.set_fuel(u64::MAX).unwrap();
+    store.fuel_async_yield_interval(Some(10_000)).unwrap();
+    let actor = raw::Actor::instantiate_async(&mut store, component.wasmtime_component(), &linker)
+        .await
+        .unwrap();
+    let h = actor.airssys_actor_handler();
+    let mut env = Envelope {
+        kind: MessageKind::Tell,
+        sender: None,
+        correlation_id: None,
+        priority: Priority::Normal,
+        content_type: "text/plain".into(),
+        topic: None,
+        sent_at_ms: 0,
+    };
+    for _ in 0..n {
+        let r = h
+            .call_handle(&mut store, &env, b"count")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(r.is_none());
+    }
+    env.kind = MessageKind::Request;
+    let got = h
+        .call_handle(&mut store, &env, b"get")
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.payload, n.to_string().into_bytes());
+}
