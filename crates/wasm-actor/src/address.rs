@@ -4,8 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// The longest name an actor may have, in bytes.
-pub const MAX_NAME_BYTES: usize = 128;
+pub(crate) use airssys_wasm_core::actor::check_name;
 
 /// An actor's address: a name given in the system's tree (`router`, `worker-3`), or a
 /// number for an actor spawned without one (written `$7`). It says nothing about the
@@ -13,7 +12,7 @@ pub const MAX_NAME_BYTES: usize = 128;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ActorAddress {
     /// A name: ASCII letters, digits, `.`, `_` and `-`, starting with a letter or a
-    /// digit, at most [`MAX_NAME_BYTES`].
+    /// digit, at most [`MAX_NAME_BYTES`](airssys_wasm_core::actor::MAX_NAME_BYTES).
     Named(Arc<str>),
     /// An actor spawned without a name.
     Anonymous(u64),
@@ -63,32 +62,6 @@ impl fmt::Display for ActorAddress {
             Self::Anonymous(id) => write!(f, "${id}"),
         }
     }
-}
-
-/// Checks an actor's name (also used for topics, whose rules are the same).
-pub(crate) fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("a name cannot be empty".into());
-    }
-    if name.len() > MAX_NAME_BYTES {
-        return Err(format!(
-            "`{}` is {} bytes long: names are at most {MAX_NAME_BYTES}",
-            cut(name),
-            name.len()
-        ));
-    }
-    let first_ok = name.as_bytes()[0].is_ascii_alphanumeric();
-    let rest_ok = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if !(first_ok && rest_ok) {
-        return Err(format!(
-            "`{}` is not a name: use ASCII letters, digits, `.`, `_` and `-`, starting with a \
-             letter or a digit",
-            cut(name)
-        ));
-    }
-    Ok(())
 }
 
 /// A guest's text, cut and escaped for a message.

@@ -63,7 +63,6 @@ mod component;
 mod dead_letters;
 mod error;
 mod exit;
-mod grants;
 mod incarnation;
 mod mailbox;
 mod message;
@@ -71,7 +70,9 @@ mod supervisor;
 mod system;
 
 pub use actor::{Actor, ActorContext, ActorError, ErrorAction};
-pub use address::{ActorAddress, MAX_NAME_BYTES};
+pub use address::ActorAddress;
+pub use airssys_wasm_core::actor::MAX_NAME_BYTES;
+pub use airssys_wasm_core::actor::{ActorGrants, Backpressure, Pattern};
 pub use cell::ActorRef;
 pub use component::{
     ComponentActor, HANDLER_INTERFACE, MESSAGING_INTERFACE, TYPES_INTERFACE, register,
@@ -82,8 +83,7 @@ pub use dead_letters::{
 };
 pub use error::{ActorSystemError, SendError};
 pub use exit::{ExitReason, Failure, FailureKind};
-pub use grants::{ActorGrants, Pattern};
-pub use mailbox::{Backpressure, DEFAULT_MAILBOX_CAPACITY, MailboxConfig};
+pub use mailbox::{DEFAULT_MAILBOX_CAPACITY, MailboxConfig};
 pub use message::{MessageEnvelope, MessageKind, MessagePriority, Reply, RequestError, TEXT_PLAIN};
 pub use supervisor::SupervisorEvent;
 pub use supervisor::spec::{

@@ -8,34 +8,12 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
+pub use airssys_wasm_core::actor::Backpressure;
+
 use crate::message::MessageEnvelope;
 
 /// The capacity of a mailbox when none is given.
 pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
-
-/// What a full mailbox does with one more message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Backpressure {
-    /// The sender waits for room (a guest's wait is bounded by its call's timeout).
-    Block,
-    /// The message goes to the dead letters; the sender is not told.
-    Drop,
-    /// The sender gets an error (`mailbox-full`) and the message goes nowhere.
-    #[default]
-    Error,
-}
-
-impl Backpressure {
-    /// Parses `block`, `drop` or `error`.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "block" => Some(Self::Block),
-            "drop" => Some(Self::Drop),
-            "error" => Some(Self::Error),
-            _ => None,
-        }
-    }
-}
 
 /// A mailbox's size and strategy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

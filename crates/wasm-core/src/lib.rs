@@ -25,6 +25,7 @@
 //! assert!(caps.env.is_empty() && caps.filesystem.is_empty() && caps.network.is_none());
 //! ```
 
+pub mod actor;
 pub mod address;
 pub mod capability;
 pub mod error;

@@ -36,15 +36,19 @@
 //! # Ok::<(), airssys_wasm_manifest::ManifestError>(())
 //! ```
 
+mod actor;
 mod doc;
 mod error;
 mod grants;
 mod manifest;
 mod parse;
+mod system;
 mod write;
 
+pub use actor::{ActorSection, MAX_MAILBOX};
 pub use error::{ManifestError, ManifestErrorKind};
 pub use manifest::{
     ComponentManifest, ComponentSection, ConfigEntry, ConfigSection, ConfigValue, LimitsSection,
     MANIFEST_FILE,
 };
+pub use system::{ActorEntry, DEFAULT_ROOT, SYSTEM_FILE, SpawnEntry, SupervisorEntry, SystemFile};

@@ -35,6 +35,9 @@ pub struct ComponentManifest {
     /// `[config]`: what the component reads through `wasi:config/store`; `None` when the
     /// manifest has none (then `wasi:config` is not granted).
     pub config: Option<ConfigSection>,
+    /// `[actor]`: the grants and mailbox of a component that runs as an actor; `None`
+    /// when the manifest has none (then it may message no one).
+    pub actor: Option<crate::actor::ActorSection>,
 }
 
 /// `[config]`: keys and their values, in the file's order. Two are equal when they

@@ -1,6 +1,7 @@
 //! Reading `Component.toml` ([`ComponentManifest::load`], [`ComponentManifest::parse`]):
 //! a walk over the spanned document (`doc.rs`), section by section — `[component]`,
-//! `[limits]`, `[capabilities]` (key by key, in `grants.rs`), `[config]` — so that every
+//! `[limits]`, `[capabilities]` (key by key, in `grants.rs`), `[config]`, `[actor]`
+//! (`actor.rs`) — so that every
 //! error has a line and a column, names the key, and says how to fix it.
 
 use std::ops::Range;
@@ -21,7 +22,7 @@ use crate::manifest::{
     MANIFEST_FILE,
 };
 
-const TOP_KEYS: &[&str] = &["component", "limits", "capabilities", "config"];
+const TOP_KEYS: &[&str] = &["component", "limits", "capabilities", "config", "actor"];
 const COMPONENT_KEYS: &[&str] = &[
     "name",
     "version",
@@ -142,12 +143,18 @@ fn manifest(doc: &Doc<'_>) -> PResult<ComponentManifest> {
         None => None,
     };
 
+    let actor = match doc.table(root, "actor", None)? {
+        Some((span, t)) => Some(crate::actor::read(doc, span, t)?),
+        None => None,
+    };
+
     Ok(ComponentManifest {
         file: doc.file.to_owned(),
         component,
         limits,
         capabilities,
         config,
+        actor,
     })
 }
 

@@ -40,6 +40,7 @@ fn to_toml(m: &ComponentManifest) -> Result<String, String> {
         },
         capabilities: m.capabilities.as_ref().map(OutCapabilities),
         config: m.config.as_ref().map(|c| OutConfig(&c.entries)),
+        actor: m.actor.as_ref().map(crate::actor::write),
     };
     toml::to_string(&out).map_err(|e| e.to_string())
 }
@@ -52,6 +53,8 @@ struct Out<'a> {
     capabilities: Option<OutCapabilities<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     config: Option<OutConfig<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<toml::Table>,
 }
 
 /// `[config]`, in order.

@@ -950,3 +950,71 @@ fn http_errors() {
     let e = f.err(&full.replace("\"http://localhost:*\"", "80"));
     assert_err(&e, ManifestErrorKind::WrongType, 10, &["a string"]);
 }
+
+#[test]
+fn an_actor_table_grants_patterns_and_sizes_the_mailbox() {
+    let f = Fixture::new();
+    let text = format!(
+        "{MINIMAL}\n[actor]\nmailbox = 500\nbackpressure = \"block\"\nsend = [\"router\", \"worker-*\"]\n\
+         publish = [\"orders.*\"]\nsubscribe = [\"orders.*\"]\nspawn = [\"worker\"]\n"
+    );
+    let m = f.parse(&text).unwrap();
+    let a = m.actor.clone().unwrap();
+    assert_eq!(a.mailbox, Some(500));
+    assert_eq!(
+        a.backpressure,
+        Some(airssys_wasm_core::actor::Backpressure::Block)
+    );
+    assert!(airssys_wasm_core::actor::ActorGrants::check(
+        &a.grants.send,
+        "worker-3"
+    ));
+    assert!(!airssys_wasm_core::actor::ActorGrants::check(
+        &a.grants.send,
+        "billing"
+    ));
+    assert_eq!(a.grants.spawn.len(), 1);
+    // Written back and read again: the same.
+    let again = f.parse(&m.to_toml().unwrap()).unwrap();
+    assert_eq!(again.actor, m.actor);
+    // Without [actor]: none.
+    assert!(f.parse(MINIMAL).unwrap().actor.is_none());
+}
+
+#[test]
+fn a_bad_actor_table_is_refused_at_the_key() {
+    let f = Fixture::new();
+    let at = |body: &str| f.err(&format!("{MINIMAL}\n[actor]\n{body}\n"));
+    assert_err(
+        &at("sends = [\"x\"]"),
+        ManifestErrorKind::UnknownKey,
+        11,
+        &["unknown key `sends` in [actor]", "did you mean `send`?"],
+    );
+    let e = at("send = [\"ok\", \"a*b\"]");
+    assert_err(
+        &e,
+        ManifestErrorKind::InvalidValue,
+        11,
+        &["`*` may only end a pattern"],
+    );
+    assert_eq!((e.key.as_deref(), e.column), (Some("actor.send"), 15));
+    assert_err(
+        &at("backpressure = \"wait\""),
+        ManifestErrorKind::InvalidValue,
+        11,
+        &["`wait` is not a backpressure strategy", "\"block\""],
+    );
+    assert_err(
+        &at("mailbox = 0"),
+        ManifestErrorKind::InvalidValue,
+        11,
+        &["a mailbox holds 1 to 1000000 messages, not 0"],
+    );
+    assert_err(
+        &at("publish = [\"news\", \"news\"]"),
+        ManifestErrorKind::InvalidValue,
+        11,
+        &["`news` is granted twice"],
+    );
+}

@@ -14,8 +14,8 @@ use super::airssys::actor::types::{self as wit, Host as TypesHost};
 use crate::actor::ActorContext;
 use crate::address::{ActorAddress, cut};
 use crate::error::SendError;
-use crate::grants::ActorGrants;
 use crate::message::{MessageEnvelope, MessagePriority};
+use airssys_wasm_core::actor::ActorGrants;
 
 /// A component actor's state in the host.
 pub(crate) struct ActorHost {

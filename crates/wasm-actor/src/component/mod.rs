@@ -16,9 +16,9 @@ use airssys_wasm_engine::{
 use crate::actor::{ActorContext, BoxFuture, ErrorAction, Factory, Instance};
 use crate::error::ActorSystemError;
 use crate::exit::{Failure, FailureKind};
-use crate::grants::ActorGrants;
 use crate::mailbox::MailboxConfig;
 use crate::message::{MessageEnvelope, MessageKind, MessagePriority, Reply};
+use airssys_wasm_core::actor::ActorGrants;
 use host::ActorHost;
 
 wasmtime::component::bindgen!({

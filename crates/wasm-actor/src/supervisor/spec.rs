@@ -5,36 +5,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+pub use airssys_wasm_core::actor::{RestartPolicy, SupervisionStrategy};
+
 use crate::actor::{Actor, Factory, rust_factory};
 use crate::address::check_name;
 use crate::component::ComponentActor;
 use crate::error::ActorSystemError;
 use crate::mailbox::MailboxConfig;
-
-/// Which children restart when one fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SupervisionStrategy {
-    /// Only the failed child.
-    #[default]
-    OneForOne,
-    /// Every child: the others are stopped (in reverse start order), then all start
-    /// again in order.
-    OneForAll,
-    /// The failed child and those started after it.
-    RestForOne,
-}
-
-/// When a child that ended is started again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RestartPolicy {
-    /// Always.
-    #[default]
-    Permanent,
-    /// After a failure, not after a normal stop.
-    Transient,
-    /// Never.
-    Temporary,
-}
 
 /// How long a stopping child may take to finish: drain its mailbox on a system
 /// shutdown, or finish the message in hand when a sibling's failure stops it.

@@ -1,0 +1,177 @@
+//! `System.toml`: a whole tree read back, and each kind of mistake refused at its line
+//! with the fix — unknown keys, cycles, names used twice (pools expanded), unknown
+//! supervisors, two roots, missing components, bad words.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use airssys_wasm_core::actor::{RestartPolicy, SupervisionStrategy};
+use airssys_wasm_manifest::{ManifestError, ManifestErrorKind, SystemFile};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for c in ["router", "worker"] {
+            std::fs::create_dir(dir.path().join(c)).unwrap();
+            std::fs::write(dir.path().join(c).join("Component.toml"), "").unwrap();
+        }
+        Self { dir }
+    }
+
+    fn parse(&self, text: &str) -> Result<SystemFile, ManifestError> {
+        SystemFile::parse(text, self.dir.path().join("System.toml"))
+    }
+
+    fn err(&self, text: &str, line: usize, needles: &[&str]) -> ManifestError {
+        let e = self.parse(text).unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(e.line, line, "{msg}");
+        for n in needles {
+            assert!(msg.contains(n), "`{n}` missing from: {msg}");
+        }
+        e
+    }
+}
+
+const TREE: &str = r#"[system]
+name = "orders"
+shutdown = "2s"
+
+[[supervisor]]
+name = "top"
+strategy = "one-for-one"
+max_restarts = 5
+within = "10s"
+
+[[actor]]
+name = "router"
+component = "router"
+
+[[supervisor]]
+name = "workers"
+parent = "top"
+strategy = "rest-for-one"
+backoff = "10ms"
+
+[[actor]]
+name = "worker"
+component = "worker/Component.toml"
+supervisor = "workers"
+pool = 3
+restart = "transient"
+
+[spawn]
+helper = "worker"
+"#;
+
+#[test]
+fn a_tree_reads_back_with_its_defaults() {
+    let f = Fixture::new();
+    let s = f.parse(TREE).unwrap();
+    assert_eq!(s.name.as_deref(), Some("orders"));
+    assert_eq!(s.shutdown, Duration::from_secs(2));
+    assert_eq!(s.root().name, "top");
+    assert_eq!(s.root().max_restarts, 5);
+    let workers = &s.supervisors[1];
+    assert_eq!(
+        (workers.parent.as_deref(), workers.strategy),
+        (Some("top"), SupervisionStrategy::RestForOne)
+    );
+    assert_eq!(
+        (workers.max_restarts, workers.within),
+        (3, Duration::from_secs(60))
+    );
+    assert_eq!(s.actors[0].supervisor, "top", "the root by default");
+    assert_eq!(
+        s.actors[1].member_names(),
+        ["worker-1", "worker-2", "worker-3"]
+    );
+    assert_eq!(s.actors[1].restart, RestartPolicy::Transient);
+    assert!(s.actors[1].component.ends_with("worker/Component.toml"));
+    assert!(
+        s.actors[0].position < s.supervisors[1].position,
+        "file order is start order"
+    );
+    assert_eq!(s.spawn[0].name, "helper");
+    // No supervisor at all: an implicit root.
+    let s = f
+        .parse("[[actor]]\nname = \"a\"\ncomponent = \"router\"\n")
+        .unwrap();
+    assert_eq!(
+        (s.root().name.as_str(), s.actors[0].supervisor.as_str()),
+        ("root", "root")
+    );
+}
+
+#[test]
+fn mistakes_are_refused_at_their_line_with_the_fix() {
+    let f = Fixture::new();
+    let e = f.err(
+        &TREE.replace("pool = 3", "pools = 3"),
+        25,
+        &["unknown key `pools` in [actor]", "did you mean `pool`?"],
+    );
+    assert_eq!(e.kind, ManifestErrorKind::UnknownKey);
+    f.err(
+        &TREE.replace("parent = \"top\"", "parent = \"workers\""),
+        15,
+        &[
+            "cycle: workers → workers",
+            "give one of them another parent",
+        ],
+    );
+    f.err(
+        &format!("{TREE}\n[[supervisor]]\nname = \"a\"\nparent = \"b\"\n\n[[supervisor]]\nname = \"b\"\nparent = \"a\"\n"),
+        31,
+        &["cycle: a → b → a"],
+    );
+    f.err(
+        &format!("{TREE}\n[[actor]]\nname = \"worker-2\"\ncomponent = \"router\"\n"),
+        31,
+        &[
+            "the name `worker-2` is used twice (first on line 21)",
+            "rename one",
+        ],
+    );
+    f.err(
+        &TREE.replace("supervisor = \"workers\"", "supervisor = \"wrkers\""),
+        21,
+        &[
+            "the supervisor `wrkers` is not a supervisor of this system",
+            "known supervisors: top, workers",
+        ],
+    );
+    f.err(
+        &TREE.replace("parent = \"top\"\n", ""),
+        15,
+        &[
+            "`workers` has no parent, and neither has `top`",
+            "parent = \"top\"",
+        ],
+    );
+    let e = f.err(
+        &TREE.replace("component = \"router\"", "component = \"billing\""),
+        13,
+        &["there is no component manifest at `billing`"],
+    );
+    assert_eq!(e.kind, ManifestErrorKind::MissingComponent);
+    f.err(
+        &TREE.replace("\"rest-for-one\"", "\"rest_for_one\""),
+        18,
+        &["`rest_for_one` is not a strategy", "\"one-for-all\""],
+    );
+    f.err(
+        &TREE.replace("pool = 3", "pool = 0"),
+        25,
+        &["a pool has 1 to 10000 actors"],
+    );
+    f.err(
+        &TREE.replace("name = \"router\"", "name = \"the router\""),
+        12,
+        &["is not a name"],
+    );
+}
