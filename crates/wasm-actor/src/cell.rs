@@ -14,7 +14,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::address::ActorAddress;
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
 use crate::error::SendError;
-use crate::mailbox::{Backpressure, Mailbox, MailboxConfig, Refused};
+use crate::mailbox::{Backpressure, Mailbox, MailboxConfig, Outstanding, Refused};
 use crate::message::{MessageEnvelope, MessageKind, Reply, ReplyTo, RequestError};
 
 /// An actor's address and mailbox.
@@ -32,10 +32,11 @@ impl Cell {
         address: ActorAddress,
         mailbox: MailboxConfig,
         dead_letters: Arc<DeadLetters>,
+        outstanding: Arc<Outstanding>,
     ) -> Self {
         Self {
             address,
-            mailbox: Mailbox::new(mailbox),
+            mailbox: Mailbox::new(mailbox, outstanding),
             pending_requests: AtomicUsize::new(0),
             topics: Mutex::new(Vec::new()),
             dead_letters,

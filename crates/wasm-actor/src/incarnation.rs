@@ -82,6 +82,8 @@ async fn run(
                 },
             },
         };
+        // In hand until this iteration ends — or the instance is stopped where it is.
+        let _in_hand = cell.mailbox.in_hand();
         if env.expired() {
             cell.dead_letter(env, DeadLetterReason::Expired);
             continue;

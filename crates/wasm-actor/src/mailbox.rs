@@ -4,7 +4,8 @@
 
 use std::collections::VecDeque;
 use std::pin::pin;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
@@ -66,23 +67,72 @@ struct Queues {
     waiting_senders: usize,
 }
 
+/// Messages in a system's mailboxes or being handled: when none are, the system is
+/// idle ([`ActorSystem::quiesce`](crate::ActorSystem::quiesce)).
+#[derive(Debug, Default)]
+pub(crate) struct Outstanding {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl Outstanding {
+    fn add(&self, n: usize) {
+        self.count.fetch_add(n, Ordering::AcqRel);
+    }
+
+    fn done(&self, n: usize) {
+        if n > 0 && self.count.fetch_sub(n, Ordering::AcqRel) == n {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Waits until no message is waiting or being handled.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let mut idle = pin!(self.idle.notified());
+            idle.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+/// A message taken out of a mailbox, until it has been handled (or dropped, also when
+/// its instance is stopped where it was).
+pub(crate) struct InHand<'a>(&'a Outstanding);
+
+impl Drop for InHand<'_> {
+    fn drop(&mut self) {
+        self.0.done(1);
+    }
+}
+
 /// A bounded, prioritised, single-consumer queue.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
     queues: Mutex<Queues>,
     ready: Notify,
     room: Notify,
+    outstanding: Arc<Outstanding>,
     pub(crate) config: MailboxConfig,
 }
 
 impl Mailbox {
-    pub(crate) fn new(config: MailboxConfig) -> Self {
+    pub(crate) fn new(config: MailboxConfig, outstanding: Arc<Outstanding>) -> Self {
         Self {
             queues: Mutex::new(Queues::default()),
             ready: Notify::new(),
             room: Notify::new(),
+            outstanding,
             config,
         }
+    }
+
+    /// Marks a message taken out by `pop` as in hand, until the guard is dropped.
+    pub(crate) fn in_hand(&self) -> InHand<'_> {
+        InHand(&self.outstanding)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
@@ -107,6 +157,7 @@ impl Mailbox {
         }
         q.by_priority[env.priority as usize].push_back(env);
         q.len += 1;
+        self.outstanding.add(1);
         drop(q);
         self.ready.notify_one();
         Ok(())
@@ -184,6 +235,8 @@ impl Mailbox {
         }
         drop(q);
         self.room.notify_waiters();
+        // Taken to be dead letters: no longer waiting.
+        self.outstanding.done(all.len());
         all
     }
 }
@@ -200,8 +253,6 @@ fn take_next(q: &mut Queues) -> Option<MessageEnvelope> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::message::MessagePriority;
 
@@ -218,7 +269,7 @@ mod tests {
 
     #[tokio::test]
     async fn higher_priorities_first_and_fifo_within_one() {
-        let m = Mailbox::new(MailboxConfig::new(10, Backpressure::Error));
+        let m = Mailbox::new(MailboxConfig::new(10, Backpressure::Error), Arc::default());
         for (t, p) in [
             ("n1", MessagePriority::Normal),
             ("l1", MessagePriority::Low),
@@ -242,7 +293,7 @@ mod tests {
             (Backpressure::Error, "full"),
             (Backpressure::Block, "would block"),
         ] {
-            let m = Mailbox::new(MailboxConfig::new(2, strategy));
+            let m = Mailbox::new(MailboxConfig::new(2, strategy), Arc::default());
             m.try_push(MessageEnvelope::text("a"), false).unwrap();
             m.try_push(MessageEnvelope::text("b"), false).unwrap();
             let got = match m.try_push(MessageEnvelope::text("c"), false) {
@@ -259,7 +310,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_blocked_sender_goes_on_when_there_is_room_and_fails_when_closed() {
-        let m = Arc::new(Mailbox::new(MailboxConfig::new(1, Backpressure::Block)));
+        let m = Arc::new(Mailbox::new(
+            MailboxConfig::new(1, Backpressure::Block),
+            Arc::default(),
+        ));
         m.try_push(MessageEnvelope::text("a"), false).unwrap();
         let sender = tokio::spawn({
             let m = m.clone();

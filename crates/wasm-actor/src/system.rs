@@ -1,9 +1,9 @@
-//! [`ActorSystem`]: the registry of addresses, the topics (publish and subscribe),
+//! [`ActorSystem`]: the registry of addresses (and pools, round robin), the topics (publish and subscribe),
 //! requests and their timeouts, the components actors may spawn, the dead letters,
 //! the supervisors' events — and the root of the supervision tree.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use crate::cell::{ActorRef, Cell};
 use crate::component::ComponentActor;
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
 use crate::error::{ActorSystemError, SendError};
-use crate::mailbox::MailboxConfig;
+use crate::mailbox::{MailboxConfig, Outstanding};
 use crate::message::{MessageEnvelope, MessageKind, PendingRequest, Reply, ReplyTo, RequestError};
 use crate::supervisor::SupervisorEvent;
 use crate::supervisor::run::{Control, SupervisorLink, start};
@@ -60,8 +60,10 @@ struct Inner {
     names: RwLock<HashMap<Arc<str>, Arc<Cell>>>,
     anonymous: RwLock<HashMap<u64, Arc<Cell>>>,
     topics: RwLock<HashMap<Arc<str>, Vec<Arc<Cell>>>>,
+    pools: RwLock<HashMap<Arc<str>, Arc<Pool>>>,
     components: RwLock<HashMap<String, ComponentActor>>,
     dead_letters: Arc<DeadLetters>,
+    outstanding: Arc<Outstanding>,
     events: broadcast::Sender<SupervisorEvent>,
     next_id: AtomicU64,
     root: Mutex<Option<SupervisorLink>>,
@@ -85,8 +87,10 @@ impl ActorSystem {
             names: RwLock::default(),
             anonymous: RwLock::default(),
             topics: RwLock::default(),
+            pools: RwLock::default(),
             components: RwLock::default(),
             dead_letters: Arc::default(),
+            outstanding: Arc::default(),
             events: broadcast::channel(EVENT_BUFFER).0,
             next_id: AtomicU64::new(1),
             root: Mutex::new(None),
@@ -152,6 +156,13 @@ impl ActorSystem {
                 return "the system was dropped".into();
             }
         }
+    }
+
+    /// Waits until no message is waiting in a mailbox or being handled — the work that
+    /// messages started has finished (a request's timeout still pending may deliver one
+    /// later). For tests, scripts and orderly hand-overs.
+    pub async fn quiesce(&self) {
+        self.0.outstanding.idle().await;
     }
 
     /// The supervisors' events from now on.
@@ -265,9 +276,46 @@ impl ActorSystem {
 
     pub(crate) fn resolve(&self, to: &ActorAddress) -> Option<Arc<Cell>> {
         match to {
-            ActorAddress::Named(name) => read(&self.0.names).get(name).cloned(),
+            ActorAddress::Named(name) => {
+                if let Some(cell) = read(&self.0.names).get(name) {
+                    return Some(cell.clone());
+                }
+                let pool = read(&self.0.pools).get(name).cloned()?;
+                self.pick(&pool)
+            }
             ActorAddress::Anonymous(id) => read(&self.0.anonymous).get(id).cloned(),
         }
+    }
+
+    /// The next live member of `pool`, round robin.
+    fn pick(&self, pool: &Pool) -> Option<Arc<Cell>> {
+        let names = read(&self.0.names);
+        let n = pool.members.len();
+        let start = pool.next.fetch_add(1, Ordering::Relaxed);
+        (0..n).find_map(|i| names.get(&pool.members[(start + i) % n]).cloned())
+    }
+
+    /// Makes `name` the address of a pool: a message to it goes to the next live one of
+    /// `members` (actors by name), round robin.
+    ///
+    /// # Errors
+    ///
+    /// [`ActorSystemError::InvalidName`] for a bad name, or
+    /// [`ActorSystemError::DuplicateName`] when an actor or a pool has it already.
+    pub fn register_pool(&self, name: &str, members: &[String]) -> Result<(), ActorSystemError> {
+        check_name(name).map_err(|reason| ActorSystemError::InvalidName {
+            name: cut(name),
+            reason,
+        })?;
+        if read(&self.0.names).contains_key(name) || read(&self.0.pools).contains_key(name) {
+            return Err(ActorSystemError::DuplicateName { name: name.into() });
+        }
+        let pool = Pool {
+            members: members.iter().map(|m| Arc::from(m.as_str())).collect(),
+            next: AtomicUsize::new(0),
+        };
+        write(&self.0.pools).insert(name.into(), Arc::new(pool));
+        Ok(())
     }
 
     /// Sends a request from an actor whose reply comes back as a message: its
@@ -364,7 +412,12 @@ impl ActorSystem {
         if names.contains_key(name) {
             return Err(ActorSystemError::DuplicateName { name: name.into() });
         }
-        let cell = Arc::new(Cell::new(address, mailbox, self.0.dead_letters.clone()));
+        let cell = Arc::new(Cell::new(
+            address,
+            mailbox,
+            self.0.dead_letters.clone(),
+            self.0.outstanding.clone(),
+        ));
         names.insert(name.into(), cell.clone());
         Ok(cell)
     }
@@ -376,6 +429,7 @@ impl ActorSystem {
             ActorAddress::Anonymous(id),
             mailbox,
             self.0.dead_letters.clone(),
+            self.0.outstanding.clone(),
         ));
         write(&self.0.anonymous).insert(id, cell.clone());
         cell
@@ -434,6 +488,12 @@ impl ActorSystem {
         });
         self.0.terminated.send_replace(Some(reason));
     }
+}
+
+/// A pool's members, by name, and whose turn it is.
+struct Pool {
+    members: Vec<Arc<str>>,
+    next: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -630,3 +630,60 @@ async fn a_bad_tree_is_refused_before_anything_starts() {
     assert_eq!(shared.starts("a"), 0, "nothing started");
     assert_eq!(system.actor_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_address_goes_round_robin_to_its_live_members() {
+    let shared = Arc::new(Shared::default());
+    let system = ActorSystem::default();
+    system
+        .start(
+            SupervisorSpec::new("root")
+                .child(probe("p-1", &shared))
+                .child(probe("p-2", &shared).restart(RestartPolicy::Temporary))
+                .child(probe("p-3", &shared)),
+        )
+        .await
+        .unwrap();
+    let members: Vec<String> = ["p-1", "p-2", "p-3"].map(String::from).to_vec();
+    system.register_pool("p", &members).unwrap();
+    assert!(
+        system.register_pool("p-1", &members).is_err(),
+        "an actor's name"
+    );
+    let pool = airssys_wasm_actor::ActorAddress::named("p").unwrap();
+    for i in 0..6 {
+        system.send(&pool, text(&format!("m{i}"))).await.unwrap();
+    }
+    for n in ["p-1", "p-2", "p-3"] {
+        system
+            .lookup(n)
+            .unwrap()
+            .request(text("ping"), PATIENCE)
+            .await
+            .unwrap();
+    }
+    assert_eq!(shared.handled.lock().unwrap().len(), 6);
+    let mut events = system.events();
+    tell(&system, "p-2", "stop").await;
+    wait_for(&mut events, |e| {
+        matches!(e, SupervisorEvent::Exited { .. }).then_some(())
+    })
+    .await;
+    for i in 0..4 {
+        system.send(&pool, text(&format!("n{i}"))).await.unwrap();
+    }
+    for n in ["p-1", "p-3"] {
+        system
+            .lookup(n)
+            .unwrap()
+            .request(text("ping"), PATIENCE)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        shared.handled.lock().unwrap().len(),
+        10,
+        "the stopped member is skipped"
+    );
+    system.shutdown().await;
+}

@@ -38,6 +38,16 @@ Responses: a guest that traps or returns without answering gets 500 with a gener
 --max-concurrency requests wait in a queue of --max-queue, then get 503. One access-log
 line per request goes to stderr (target airssys_wasm::access; AIRSSYS_LOG filters).";
 
+const UP_EXIT_CODES: &str = "\
+Exit codes:
+  0  stopped by SIGINT or SIGTERM (or after --once) with every mailbox drained
+  1  an actor failed to start, a --send or --request failed, or the root supervisor gave
+     up (its children failed more often than its restart intensity allows)
+  2  usage or configuration error: an invalid System.toml or Component.toml (with the
+     file, line and column), a cycle or a duplicate name in the tree
+  3  invalid component, or a component that is not an actor (it does not export
+     airssys:actor/handler)";
+
 /// Run WebAssembly components in a sandbox the host controls completely.
 #[derive(Parser, Debug)]
 #[command(name = "airssys-wasm", version, about, after_help = EXIT_CODES, args_override_self = true)]
@@ -77,6 +87,10 @@ enum Command {
     /// sandboxed instance per request, under the manifest's limits and grants.
     #[command(after_help = SERVE_EXIT_CODES)]
     Serve(commands::serve::ServeArgs),
+    /// Start an actor system from its `System.toml`: components as supervised actors
+    /// (see docs/actors.md); SIGINT or SIGTERM stops it, draining mailboxes.
+    #[command(after_help = UP_EXIT_CODES)]
+    Up(commands::up::UpArgs),
     /// Compile a component ahead of time into a native artifact for this machine and
     /// configuration (like `wasmtime compile`); run it with `run --allow-precompiled`.
     #[command(after_help = EXIT_CODES)]
@@ -96,7 +110,7 @@ fn main() -> ExitCode {
         Command::Run(args) => args.log_level.as_str(),
         _ => "info",
     };
-    let serving = matches!(cli.command, Command::Serve(_));
+    let serving = matches!(cli.command, Command::Serve(_) | Command::Up(_));
     logs::init(guest_level, serving, cli.log_format);
     // A server uses every core; a single run needs one thread.
     let runtime = if serving {
@@ -149,6 +163,7 @@ async fn dispatch(command: Command, cache: &CacheArgs, engine: &EngineArgs) -> R
         Command::Inspect { path } => commands::inspect::inspect(engine, &path, cache).await,
         Command::Run(args) => commands::run::run(engine, args, cache).await,
         Command::Serve(args) => commands::serve::serve(engine, args, cache).await,
+        Command::Up(args) => commands::up::up(engine, args, cache).await,
         Command::Compile { path, output } => {
             commands::compile::compile(engine, &path, output).await
         }

@@ -4,4 +4,5 @@ pub(crate) mod compile;
 pub(crate) mod inspect;
 pub(crate) mod run;
 pub(crate) mod serve;
+pub(crate) mod up;
 pub(crate) mod validate;

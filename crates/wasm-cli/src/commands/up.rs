@@ -1,0 +1,270 @@
+//! `airssys-wasm up System.toml`: an actor system from its file — every component
+//! loaded (from the artifact cache when it can be) and checked to be an actor before
+//! anything starts, one engine in the dense layout for all of them, the supervision
+//! tree started in order; then messages from the command line (`--send`,
+//! `--request`), and on SIGINT or SIGTERM a graceful stop: supervisors stop their
+//! children in reverse start order, each draining its mailbox within its grace.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use airssys_wasm_actor::{
+    ActorAddress, ActorGrants, ActorSystem, ChildSpec, ComponentActor, MailboxConfig,
+    MessageEnvelope, RestartBackoff, ShutdownPolicy, SupervisorSpec,
+};
+use airssys_wasm_engine::{Density, WasmEngine};
+use airssys_wasm_manifest::{ComponentManifest, SystemFile};
+
+use crate::setup::{
+    CacheArgs, EngineArgs, Failure, Operator, Target, grants, load_with, sandbox_for, usage,
+};
+
+/// The flags of `up`.
+#[derive(Args, Debug)]
+pub(crate) struct UpArgs {
+    /// A `System.toml`, or a directory holding one.
+    path: PathBuf,
+    /// Once everything has started, send `TEXT` (`text/plain`) to `ACTOR`; repeatable,
+    /// in order.
+    #[arg(long = "send", value_name = "ACTOR=TEXT", value_parser = crate::setup::parse_config)]
+    send: Vec<(String, String)>,
+    /// Once everything has started and what the `--send`s started has finished (no
+    /// message waiting or being handled), send `TEXT` to `ACTOR` as a request and print
+    /// the reply on stdout; repeatable, in order.
+    #[arg(long = "request", value_name = "ACTOR=TEXT", value_parser = crate::setup::parse_config)]
+    request: Vec<(String, String)>,
+    /// How long each `--request` waits for its reply.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    request_timeout: String,
+    /// Stop (gracefully) once the messages are sent and the replies printed, instead
+    /// of running until SIGINT or SIGTERM.
+    #[arg(long)]
+    once: bool,
+    #[command(flatten)]
+    net: crate::setup::NetArgs,
+    #[command(flatten)]
+    state: crate::state::StateArgs,
+}
+
+/// One component of the system, loaded.
+struct Loaded {
+    actor: ComponentActor,
+}
+
+pub(crate) async fn up(
+    engine_args: &EngineArgs,
+    args: UpArgs,
+    cache: &CacheArgs,
+) -> Result<u8, Failure> {
+    let file = SystemFile::load(&args.path).map_err(usage)?;
+    let request_timeout = airssys_wasm_core::units::parse_duration(&args.request_timeout)
+        .map_err(|e| usage(anyhow::anyhow!("--request-timeout: {e}")))?;
+
+    // Every manifest, read and checked before anything is compiled.
+    let mut targets: HashMap<PathBuf, Target> = HashMap::new();
+    let paths = file
+        .actors
+        .iter()
+        .map(|a| &a.component)
+        .chain(file.spawn.iter().map(|s| &s.component));
+    for path in paths {
+        if !targets.contains_key(path) {
+            let manifest = ComponentManifest::load(path).map_err(usage)?;
+            targets.insert(path.clone(), Target::Manifest(Box::new(manifest)));
+        }
+    }
+    let Some(first) = targets.values().next() else {
+        return Err(usage(anyhow::anyhow!(
+            "{}: the system has no actors: add an [[actor]] with a component",
+            file.file.display()
+        )));
+    };
+
+    // One engine: every manifest's proposals, the dense layout sized to the largest
+    // memory limit (idle actors hold no stack and a few KiB), the actor interfaces.
+    let mut builder = engine_args.builder(first)?;
+    let mut largest = None::<airssys_wasm_core::ResourceLimits>;
+    for target in targets.values() {
+        let Some(m) = target.manifest() else { continue };
+        for &p in &m.component.proposals {
+            builder = builder.proposal(p, true);
+        }
+        let limits = m.resource_limits()?;
+        if largest
+            .as_ref()
+            .is_none_or(|l| limits.memory_bytes() > l.memory_bytes())
+        {
+            largest = Some(limits);
+        }
+    }
+    if let Some(l) = &largest {
+        builder = builder.density(Density::for_limits(l));
+    }
+    let engine: WasmEngine = airssys_wasm_actor::register(builder).build()?;
+
+    let runtime_config = args.state.runtime_config().map_err(usage)?;
+    let mut loaded: HashMap<PathBuf, Loaded> = HashMap::new();
+    for (path, target) in &targets {
+        let Some(m) = target.manifest() else { continue };
+        let component = load_with(&engine, target, cache, false).await?;
+        let limits = m.resource_limits()?;
+        let operator = Operator {
+            state: &args.state,
+            runtime_config: &runtime_config,
+            net: &args.net,
+        };
+        let sandbox = sandbox_for(&component, target, &limits, grants(target, &[])?, operator)
+            .await?
+            .log_output(true);
+        let (actor_grants, mailbox) = match &m.actor {
+            Some(a) => {
+                let default = MailboxConfig::default();
+                let capacity = a.mailbox.map_or(default.capacity, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                });
+                (
+                    a.grants.clone(),
+                    MailboxConfig::new(capacity, a.backpressure.unwrap_or(default.backpressure)),
+                )
+            }
+            None => (ActorGrants::none(), MailboxConfig::default()),
+        };
+        let actor = ComponentActor::new(component, sandbox, actor_grants)
+            .map_err(|e| Failure {
+                code: 3,
+                error: anyhow::anyhow!("{}: {e}", m.file.display()),
+            })?
+            .with_mailbox(mailbox);
+        loaded.insert(path.clone(), Loaded { actor });
+    }
+
+    let system = ActorSystem::default();
+    for s in &file.spawn {
+        if let Some(l) = loaded.get(&s.component) {
+            system.register_component(&s.name, l.actor.clone());
+        }
+    }
+    let root = tree(&file, &file.root().name, &loaded);
+    let actors: usize = file.actors.iter().map(|a| a.member_names().len()).sum();
+    system.start(root).await.map_err(|e| Failure {
+        code: 1,
+        error: anyhow::anyhow!("{}: {e}", file.file.display()),
+    })?;
+    for a in file.actors.iter().filter(|a| a.pool.is_some()) {
+        system
+            .register_pool(&a.name, &a.member_names())
+            .map_err(|e| usage(anyhow::anyhow!("{}: {e}", a.origin)))?;
+    }
+    eprintln!(
+        "up: {} ({actors} actor(s) under {} supervisor(s); Ctrl-C or SIGTERM stops)",
+        file.name.as_deref().unwrap_or("actor system"),
+        file.supervisors.len()
+    );
+
+    let outcome = messages(&system, &args.send, &args.request, request_timeout).await;
+    if let Err(e) = outcome {
+        system.shutdown().await;
+        return Err(Failure { code: 1, error: e });
+    }
+    if !args.once {
+        tokio::select! {
+            signal = crate::commands::serve::shutdown_signal() => {
+                eprintln!("{signal}: stopping; each actor drains its mailbox (grace {:?})", file.shutdown);
+            }
+            reason = system.wait_terminated() => {
+                eprintln!("the actor system stopped: {reason}");
+                system.shutdown().await;
+                return Ok(1);
+            }
+        }
+    }
+    system.shutdown().await;
+    eprintln!("stopped; {} dead letter(s)", system.dead_letters().count());
+    Ok(0)
+}
+
+/// The supervisor `name` and its subtree, children in file order.
+fn tree(file: &SystemFile, name: &str, loaded: &HashMap<PathBuf, Loaded>) -> SupervisorSpec {
+    let Some(entry) = file.supervisors.iter().find(|s| s.name == name) else {
+        return SupervisorSpec::new(name);
+    };
+    let mut spec = SupervisorSpec::new(name)
+        .strategy(entry.strategy)
+        .intensity(entry.max_restarts, entry.within)
+        .backoff(RestartBackoff {
+            initial: entry.backoff,
+            max: entry.backoff_max,
+        });
+    enum Child<'a> {
+        Actor(&'a airssys_wasm_manifest::ActorEntry),
+        Supervisor(&'a str),
+    }
+    let mut children: Vec<(usize, Child<'_>)> = file
+        .actors
+        .iter()
+        .filter(|a| a.supervisor == name)
+        .map(|a| (a.position, Child::Actor(a)))
+        .chain(
+            file.supervisors
+                .iter()
+                .filter(|s| s.parent.as_deref() == Some(name))
+                .map(|s| (s.position, Child::Supervisor(&s.name))),
+        )
+        .collect();
+    children.sort_by_key(|(p, _)| *p);
+    for (_, child) in children {
+        match child {
+            Child::Supervisor(sub) => {
+                spec = spec.child(ChildSpec::supervisor(tree(file, sub, loaded)))
+            }
+            Child::Actor(a) => {
+                let Some(l) = loaded.get(&a.component) else {
+                    continue;
+                };
+                let grace = a.shutdown.unwrap_or(file.shutdown);
+                for member in a.member_names() {
+                    spec = spec.child(
+                        ChildSpec::component(&member, l.actor.clone())
+                            .restart(a.restart)
+                            .shutdown(ShutdownPolicy::Graceful(grace)),
+                    );
+                }
+            }
+        }
+    }
+    spec
+}
+
+/// The `--send`s, then the `--request`s (replies on stdout).
+async fn messages(
+    system: &ActorSystem,
+    send: &[(String, String)],
+    request: &[(String, String)],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let address = |to: &str| {
+        ActorAddress::parse(to).map_err(|e| anyhow::anyhow!("`{to}` is not an address: {e}"))
+    };
+    for (to, text) in send {
+        system
+            .send(&address(to)?, MessageEnvelope::text(text.clone()))
+            .await
+            .map_err(|e| anyhow::anyhow!("--send {to}: {e}"))?;
+    }
+    if !send.is_empty() {
+        // What the sends started has finished before anything is asked.
+        system.quiesce().await;
+    }
+    for (to, text) in request {
+        let reply = system
+            .request(&address(to)?, MessageEnvelope::text(text.clone()), timeout)
+            .await
+            .map_err(|e| anyhow::anyhow!("--request {to}: {e}"))?;
+        let body = String::from_utf8_lossy(&reply.payload);
+        println!("{body}");
+    }
+    Ok(())
+}
