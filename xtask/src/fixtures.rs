@@ -1,5 +1,6 @@
 //! `cargo xtask fixtures`: the testkit's guests (Rust for `wasm32-wasip2`, JavaScript
-//! with componentize-js) and the plugin-host example's plugins, built from source and
+//! with componentize-js), the plugin-host example's plugins and the actors example's
+//! component, built from source and
 //! copied where they are committed; every fixture written out as a `.wasm` file.
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub(crate) fn fixtures(args: &[String]) -> anyhow::Result<()> {
         build_guests()?;
         build_js_guests()?;
         build_plugins()?;
+        build_example_actors()?;
     }
     let mut written = airssys_wasm_testkit::write_all(&out)
         .with_context(|| format!("writing fixtures to {}", out.display()))?;
@@ -148,6 +150,21 @@ fn build_plugins() -> anyhow::Result<()> {
         out: "plugins/js-greeter/plugin.wasm",
         stamp: "plugins/js-greeter/SOURCES",
     })
+}
+
+/// The component of `examples/actors` (`src/`, a guest workspace), to `orders.wasm`.
+fn build_example_actors() -> anyhow::Result<()> {
+    let example = workspace_root().join("examples/actors");
+    let built = build_wasm_workspace(&example.join("src"))?;
+    let to = example.join("orders.wasm");
+    std::fs::copy(built.join("orders.wasm"), &to)
+        .with_context(|| format!("copying orders.wasm to {}", to.display()))?;
+    eprintln!(
+        "built {} ({} KiB)",
+        to.display(),
+        std::fs::metadata(&to)?.len() / 1024
+    );
+    Ok(())
 }
 
 /// The JavaScript guests of the testkit (`crates/wasm-testkit/js-guests/`), built with

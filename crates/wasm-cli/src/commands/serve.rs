@@ -285,7 +285,7 @@ fn duration(text: &str, flag: &str) -> Result<Duration, Failure> {
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM, naming which.
-pub(crate) async fn shutdown_signal() -> &'static str {
+async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -158,6 +158,12 @@ pub(crate) async fn up(
             .register_pool(&a.name, &a.member_names())
             .map_err(|e| usage(anyhow::anyhow!("{}: {e}", a.origin)))?;
     }
+    // Listening for the signals before saying so: a SIGTERM that comes while the
+    // messages of the command line are still being sent waits for them, then drains.
+    let mut stop = Signals::listen().map_err(|e| Failure {
+        code: 1,
+        error: anyhow::anyhow!("cannot listen for signals: {e}"),
+    })?;
     eprintln!(
         "up: {} ({actors} actor(s) under {} supervisor(s); Ctrl-C or SIGTERM stops)",
         file.name.as_deref().unwrap_or("actor system"),
@@ -171,7 +177,7 @@ pub(crate) async fn up(
     }
     if !args.once {
         tokio::select! {
-            signal = crate::commands::serve::shutdown_signal() => {
+            signal = stop.recv() => {
                 eprintln!("{signal}: stopping; each actor drains its mailbox (grace {:?})", file.shutdown);
             }
             reason = system.wait_terminated() => {
@@ -267,4 +273,43 @@ async fn messages(
         println!("{body}");
     }
     Ok(())
+}
+
+/// SIGINT and SIGTERM, listened for from creation on.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// The next one, by name.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
 }

@@ -1,0 +1,198 @@
+//! `airssys-wasm up`: the order-pipeline example end to end (a poisoned order restarts
+//! one worker and loses nothing else; the totals persist in the key-value store), a
+//! graceful stop on SIGTERM that drains every mailbox, and a bad system file or a
+//! component that is not an actor refused before anything starts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use common::{bin, code, stderr, stdout};
+
+fn example() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/actors")
+}
+
+fn order(i: u32, item: &str, qty: u32) -> String {
+    format!("router=order {i} {item} {qty}")
+}
+
+#[test]
+fn the_example_pipeline_survives_a_poisoned_order_and_keeps_its_totals() {
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = bin();
+    cmd.arg("up")
+        .arg(example())
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--once");
+    for (i, (item, qty)) in [("apple", 3), ("pear", 1), ("poison", 1), ("apple", 2)]
+        .into_iter()
+        .enumerate()
+    {
+        cmd.arg("--send").arg(order(i as u32, item, qty));
+    }
+    let out = cmd.args(["--request", "ledger=report"]).output().unwrap();
+    let log = stderr(&out);
+    assert_eq!(code(&out), 0, "{log}");
+    assert_eq!(stdout(&out).trim(), "orders=3 apple=5 pear=1", "{log}");
+    assert!(
+        log.contains("up: orders (5 actor(s) under 2 supervisor(s)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("dead letter: the actor failed while handling it: trap"),
+        "{log}"
+    );
+    assert!(
+        log.contains("actor failed") && log.contains("reason=\"trap\""),
+        "{log}"
+    );
+    assert!(log.contains("stopped; 1 dead letter(s)"), "{log}");
+    // Another run reads the same totals: they are in the key-value store.
+    let again = bin()
+        .arg("up")
+        .arg(example())
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--once", "--request", "ledger=report"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&again).trim(),
+        "orders=3 apple=5 pear=1",
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn sigterm_drains_every_mailbox_in_reverse_start_order() {
+    const N: u32 = 300;
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = bin();
+    cmd.arg("up")
+        .arg(example())
+        .arg("--data-dir")
+        .arg(data.path());
+    for i in 0..N {
+        cmd.arg("--send").arg(order(i, "apple", 1));
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with("up: ") {
+                let _ = tx.send(());
+            }
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(120)).is_err() {
+        let _ = child.kill();
+        panic!("up did not start:\n{}", log.lock().unwrap());
+    }
+    // At once: most orders are still in mailboxes (or not yet sent).
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    let log = log.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("SIGTERM: stopping; each actor drains its mailbox"),
+        "{log}"
+    );
+    assert!(log.contains("stopped; 0 dead letter(s)"), "{log}");
+    let report = bin()
+        .arg("up")
+        .arg(example())
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--once", "--request", "ledger=report"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&report).trim(),
+        format!("orders={N} apple={N}"),
+        "{}",
+        stderr(&report)
+    );
+}
+
+#[test]
+fn a_bad_system_file_is_refused_at_its_line_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let system = dir.path().join("System.toml");
+    let worker = example().join("worker");
+    std::fs::write(
+        &system,
+        format!(
+            "[[supervisor]]\nname = \"root\"\n\n[[supervisor]]\nname = \"a\"\nparent = \"b\"\n\n\
+             [[supervisor]]\nname = \"b\"\nparent = \"a\"\n\n[[actor]]\nname = \"w\"\ncomponent = {:?}\n",
+            worker.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = bin().arg("up").arg(&system).arg("--once").output().unwrap();
+    let log = stderr(&out);
+    assert_eq!(code(&out), 2, "{log}");
+    assert!(log.contains("System.toml:4:1"), "{log}");
+    assert!(
+        log.contains("the supervisors form a cycle: a → b → a"),
+        "{log}"
+    );
+    assert!(!log.contains("up: "), "{log}");
+}
+
+#[test]
+fn a_component_that_is_not_an_actor_is_refused_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("calc")).unwrap();
+    std::fs::write(
+        dir.path().join("calc/calc.wasm"),
+        airssys_wasm_testkit::guests::CALC,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("calc/Component.toml"),
+        "[component]\nname = \"calc\"\npath = \"calc.wasm\"\n\n[limits]\nmemory = \"4MiB\"\nfuel = 1_000_000\ntimeout = \"1s\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("System.toml"),
+        "[[actor]]\nname = \"calc\"\ncomponent = \"calc\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .arg("up")
+        .arg(dir.path())
+        .arg("--once")
+        .arg("--no-cache")
+        .output()
+        .unwrap();
+    let log = stderr(&out);
+    assert_eq!(code(&out), 3, "{log}");
+    assert!(log.contains("component `calc` is not an actor"), "{log}");
+    assert!(log.contains("airssys:actor/handler@0.1.0#handle"), "{log}");
+    assert!(!log.contains("up: "), "{log}");
+}
