@@ -269,8 +269,10 @@ async fn messages(
             .request(&address(to)?, MessageEnvelope::text(text.clone()), timeout)
             .await
             .map_err(|e| anyhow::anyhow!("--request {to}: {e}"))?;
-        let body = String::from_utf8_lossy(&reply.payload);
-        println!("{body}");
+        let mut out = std::io::stdout().lock();
+        std::io::Write::write_all(&mut out, &reply.payload)
+            .and_then(|()| std::io::Write::write_all(&mut out, b"\n"))
+            .map_err(|e| anyhow::anyhow!("writing the reply to stdout: {e}"))?;
     }
     Ok(())
 }
