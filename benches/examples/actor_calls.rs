@@ -4,14 +4,19 @@
 //! instruction count (`valgrind --tool=callgrind`): counts at two values of N, taken
 //! apart, are what one message costs, free of the wall clock's noise.
 //!
-//! `cargo run --release -p airssys-wasm-benches --example actor_calls -- N [actor|raw]`
+//! With `restart`, N failures instead (each restarts the actor), then one `get` — what
+//! one restart costs: `HOW=trap` (a Rust `panic!`, the default), `HOW=unreachable` (a
+//! trap without a panic), `HOW=fail` (`handle` returns `err`); `NULL_STDIO=1` sends the
+//! guest's output nowhere.
+//!
+//! `cargo run --release -p airssys-wasm-benches --example actor_calls -- N [actor|raw|restart]`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
 use airssys_wasm_actor::{
     ActorGrants, ActorSystem, Backpressure, ChildSpec, ComponentActor, MailboxConfig,
-    MessageEnvelope, SupervisorSpec,
+    MessageEnvelope, RestartBackoff, SupervisorSpec,
 };
 use airssys_wasm_core::ResourceLimits;
 use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
@@ -29,6 +34,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: u64 = args[1].parse().unwrap();
     let raw = args.get(2).is_some_and(|a| a == "raw");
+    let restart = args.get(2).is_some_and(|a| a == "restart");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -42,30 +48,45 @@ fn main() {
         if raw {
             raw_calls(&engine, &component, n).await;
         } else {
-            actor(component, n).await;
+            actor(component, n, restart).await;
         }
     });
 }
 
-async fn actor(component: CompiledComponent, n: u64) {
+async fn actor(component: CompiledComponent, n: u64, restart: bool) {
     let limits = ResourceLimits::new(16 << 20, 100_000_000, Duration::from_secs(10)).unwrap();
-    let actor = ComponentActor::new(component, Sandbox::new(limits), ActorGrants::none())
+    let mut sandbox = Sandbox::new(limits);
+    if std::env::var("NULL_STDIO").is_ok() {
+        sandbox = sandbox.with_capabilities(airssys_wasm_core::CapabilitySet::deny_all());
+    }
+    let actor = ComponentActor::new(component, sandbox, ActorGrants::none())
         .unwrap()
         .with_mailbox(MailboxConfig::new(1024, Backpressure::Block));
     let system = ActorSystem::default();
     system
-        .start(SupervisorSpec::new("root").child(ChildSpec::component("w", actor)))
+        .start(
+            SupervisorSpec::new("root")
+                .intensity(u32::MAX, Duration::from_secs(1))
+                .backoff(RestartBackoff::none())
+                .child(ChildSpec::component("w", actor)),
+        )
         .await
         .unwrap();
     let w = system.lookup("w").unwrap();
+    let message = if restart {
+        std::env::var("HOW").unwrap_or_else(|_| "trap".into())
+    } else {
+        "count".to_owned()
+    };
     for _ in 0..n {
-        w.tell(MessageEnvelope::text("count")).await.unwrap();
+        w.tell(MessageEnvelope::text(message.as_str())).await.unwrap();
     }
     let got = w
         .request(MessageEnvelope::text("get"), Duration::from_secs(60))
         .await
         .unwrap();
-    assert_eq!(got.payload_text(), Some(n.to_string().as_str()));
+    let want = if restart { 0 } else { n };
+    assert_eq!(got.payload_text(), Some(want.to_string().as_str()));
     system.shutdown().await;
 }
 

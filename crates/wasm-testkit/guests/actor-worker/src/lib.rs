@@ -12,8 +12,8 @@
 //!   received was: `reply ID TEXT`, `request-failed ID TEXT`, `topic TOPIC TEXT`.
 //! - `work N` sends `done N` to the actor `collector`; `token HOPS N` (on an actor named
 //!   `ring-I`) sends `token HOPS-1 N` to `ring-(I+1 mod N)`, or `done` to `collector` at 0.
-//! - Misbehaving: `trap` (a panic: a WebAssembly trap), `fail` (`handle` returns an
-//!   error), `spin` (loops for ever), `hoard MIB` (allocates and keeps it).
+//! - Misbehaving: `trap` (a panic: a WebAssembly trap), `unreachable` (a trap without
+//!   a panic message), `fail` (`handle` returns an error), `spin` (loops for ever), `hoard MIB` (allocates and keeps it).
 
 use std::cell::RefCell;
 
@@ -89,6 +89,8 @@ impl Guest for Worker {
             }
             "token" => token(rest)?,
             "trap" => panic!("poison message"),
+            // A trap without a panic's message (no output, no formatting).
+            "unreachable" => core::arch::wasm32::unreachable(),
             "fail" => return Err("asked to fail".into()),
             "spin" => loop {
                 std::hint::black_box(());
