@@ -93,9 +93,10 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
         let mut store = wasmtime::Store::new(wt, ());
         store.set_fuel(u64::MAX).unwrap();
         store.fuel_async_yield_interval(Some(1_000_000)).unwrap();
-        let actor = raw::Actor::instantiate_async(&mut store, compiled.wasmtime_component(), &linker)
-            .await
-            .unwrap();
+        let actor =
+            raw::Actor::instantiate_async(&mut store, compiled.wasmtime_component(), &linker)
+                .await
+                .unwrap();
         (store, actor)
     });
     Fixture {
@@ -136,7 +137,10 @@ fn request_reply(c: &mut Criterion) {
                 on_worker(&rt, iters, move || {
                     let actor = actor.clone();
                     async move {
-                        let r = actor.request(MessageEnvelope::text("echo x"), PATIENCE).await.unwrap();
+                        let r = actor
+                            .request(MessageEnvelope::text("echo x"), PATIENCE)
+                            .await
+                            .unwrap();
                         assert_eq!(r.payload_text(), Some("x"));
                     }
                 })
@@ -185,7 +189,10 @@ fn request_reply(c: &mut Criterion) {
                         for _ in 0..1000 {
                             actor.tell(MessageEnvelope::text("count")).await.unwrap();
                         }
-                        actor.request(MessageEnvelope::text("get"), PATIENCE).await.unwrap();
+                        actor
+                            .request(MessageEnvelope::text("get"), PATIENCE)
+                            .await
+                            .unwrap();
                     }
                 })
             });

@@ -79,7 +79,9 @@ async fn actor(component: CompiledComponent, n: u64, restart: bool) {
         "count".to_owned()
     };
     for _ in 0..n {
-        w.tell(MessageEnvelope::text(message.as_str())).await.unwrap();
+        w.tell(MessageEnvelope::text(message.as_str()))
+            .await
+            .unwrap();
     }
     let got = w
         .request(MessageEnvelope::text("get"), Duration::from_secs(60))

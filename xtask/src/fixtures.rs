@@ -168,8 +168,8 @@ fn build_example_actors() -> anyhow::Result<()> {
 }
 
 /// The JavaScript guests of the testkit (`crates/wasm-testkit/js-guests/`), built with
-/// componentize-js into `js-guests/wasm/`: the HTTP handler `http-js` and the CPU
-/// suite's `cpu-js`.
+/// componentize-js into `js-guests/wasm/`: the HTTP handler `http-js`, the actor
+/// `actor-js` and the CPU suite's `cpu-js`.
 fn build_js_guests() -> anyhow::Result<()> {
     let root = airssys_wasm_testkit::guests::js_guests_dir();
     let inputs = airssys_wasm_testkit::guests::http_js_inputs()?;
@@ -183,6 +183,18 @@ fn build_js_guests() -> anyhow::Result<()> {
         world: "handler",
         out: "wasm/http-js.wasm",
         stamp: "wasm/SOURCES",
+    })?;
+    let inputs = airssys_wasm_testkit::guests::actor_js_inputs()?;
+    let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    componentize_js(&Js {
+        root: &root,
+        inputs: &inputs,
+        build: "actor-js/build.mjs",
+        source: "actor-js/actor.js",
+        wit: "actor-js/wit",
+        world: "actor-js",
+        out: "wasm/actor-js.wasm",
+        stamp: "wasm/actor-js.SOURCES",
     })?;
     let inputs = airssys_wasm_testkit::guests::cpu_js_inputs()?;
     let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();

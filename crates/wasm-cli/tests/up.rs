@@ -192,6 +192,7 @@ fn a_component_that_is_not_an_actor_is_refused_with_exit_3() {
         .unwrap();
     let log = stderr(&out);
     assert_eq!(code(&out), 3, "{log}");
+    assert!(log.contains("System.toml:1:1: "), "{log}");
     assert!(log.contains("component `calc` is not an actor"), "{log}");
     assert!(log.contains("airssys:actor/handler@0.1.0#handle"), "{log}");
     assert!(!log.contains("up: "), "{log}");

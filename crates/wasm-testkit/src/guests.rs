@@ -351,6 +351,22 @@ pub fn cpu_js() -> PathBuf {
     js_guests_dir().join("wasm/cpu-js.wasm")
 }
 
+/// The JavaScript actor (componentize-js; world `airssys:actor/actor@0.1.0`): text
+/// commands like `actor-worker`'s — `echo`, `self`, `count`, `get`, `send`, `ask`,
+/// `last`, `throw` (see `js-guests/actor-js/actor.js`).
+pub fn actor_js() -> PathBuf {
+    js_guests_dir().join("wasm/actor-js.wasm")
+}
+
+/// The files [`actor_js`] is built from, relative to [`js_guests_dir`], sorted.
+///
+/// # Errors
+///
+/// Any I/O error listing its WIT.
+pub fn actor_js_inputs() -> std::io::Result<Vec<String>> {
+    js_inputs("actor-js", "actor.js")
+}
+
 /// The files [`cpu_js`] is built from, relative to [`js_guests_dir`], sorted.
 ///
 /// # Errors

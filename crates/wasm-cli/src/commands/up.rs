@@ -133,9 +133,24 @@ pub(crate) async fn up(
             None => (ActorGrants::none(), MailboxConfig::default()),
         };
         let actor = ComponentActor::new(component, sandbox, actor_grants)
-            .map_err(|e| Failure {
-                code: 3,
-                error: anyhow::anyhow!("{}: {e}", m.file.display()),
+            .map_err(|e| {
+                // Where the system file names it, then the component's manifest.
+                let origin = file
+                    .actors
+                    .iter()
+                    .find(|a| &a.component == path)
+                    .map(|a| a.origin.clone())
+                    .or_else(|| {
+                        file.spawn
+                            .iter()
+                            .find(|s| &s.component == path)
+                            .map(|s| s.origin.clone())
+                    })
+                    .unwrap_or_else(|| file.file.display().to_string());
+                Failure {
+                    code: 3,
+                    error: anyhow::anyhow!("{origin}: {} ({e})", m.file.display()),
+                }
             })?
             .with_mailbox(mailbox);
         loaded.insert(path.clone(), Loaded { actor });
