@@ -17,9 +17,12 @@ use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// A message as `Rusty` keeps it: its sender and its text.
+type Got = (Option<String>, String);
+
 /// A Rust actor that records what it gets and answers `ping` with `pong`.
 #[derive(Clone, Default)]
-struct Rusty(Arc<Mutex<Vec<(Option<String>, String)>>>);
+struct Rusty(Arc<Mutex<Vec<Got>>>);
 
 impl Actor for Rusty {
     async fn handle_message(
