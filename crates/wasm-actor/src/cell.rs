@@ -170,21 +170,24 @@ impl ActorRef {
         env.kind = MessageKind::Request;
         env.reply_to = Some(ReplyTo::caller(&self.0.address, tx));
         let to = self.0.address.to_string();
-        self.0
-            .deliver(env, true)
-            .await
-            .map_err(|e| RequestError::Undelivered {
-                to: to.clone(),
-                reason: e.to_string(),
-            })?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(RequestError::Undelivered {
-                to,
-                reason: "the request was dropped".into(),
-            }),
-            Err(_) => Err(RequestError::Timeout { to, timeout }),
-        }
+        // The timeout covers the wait for room in a blocking mailbox too.
+        let answer = tokio::time::timeout(timeout, async {
+            self.0
+                .deliver(env, true)
+                .await
+                .map_err(|e| RequestError::Undelivered {
+                    to: to.clone(),
+                    reason: e.to_string(),
+                })?;
+            rx.await.unwrap_or_else(|_| {
+                Err(RequestError::Undelivered {
+                    to: to.clone(),
+                    reason: "the request was dropped".into(),
+                })
+            })
+        })
+        .await;
+        answer.unwrap_or(Err(RequestError::Timeout { to, timeout }))
     }
 }
 

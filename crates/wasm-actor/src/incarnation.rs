@@ -98,7 +98,19 @@ async fn run(
                 // A reply to a tell has nowhere to go: dropped, as documented.
                 if let Some(reply_to) = reply_to {
                     let to = reply_to.to().to_owned();
-                    reply_to.answer(reply.ok_or(RequestError::NoReply { to }));
+                    let max = ctx.system.limits().max_message_bytes;
+                    let answer = match reply {
+                        None => Err(RequestError::NoReply { to }),
+                        Some(r) if r.payload.len() > max => Err(RequestError::Undelivered {
+                            to,
+                            reason: format!(
+                                "the reply is {} bytes: replies are at most {max}",
+                                r.payload.len()
+                            ),
+                        }),
+                        Some(r) => Ok(r),
+                    };
+                    reply_to.answer(answer);
                 }
             }
             Ok(Err((failure, action))) => {

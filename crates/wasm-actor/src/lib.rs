@@ -83,7 +83,7 @@ pub use dead_letters::{
 };
 pub use error::{ActorSystemError, SendError};
 pub use exit::{ExitReason, Failure, FailureKind};
-pub use mailbox::{DEFAULT_MAILBOX_CAPACITY, MailboxConfig};
+pub use mailbox::{DEFAULT_MAILBOX_BYTES, DEFAULT_MAILBOX_CAPACITY, MailboxConfig};
 pub use message::{MessageEnvelope, MessageKind, MessagePriority, Reply, RequestError, TEXT_PLAIN};
 pub use supervisor::SupervisorEvent;
 pub use supervisor::spec::{

@@ -16,12 +16,19 @@ use crate::message::MessageEnvelope;
 /// The capacity of a mailbox when none is given.
 pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
 
+/// The payload bytes a mailbox holds when no other bound is given.
+pub const DEFAULT_MAILBOX_BYTES: usize = 16 << 20;
+
 /// A mailbox's size and strategy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MailboxConfig {
     /// The most messages it holds (replies to the actor's own requests aside, which
     /// its bound of pending requests bounds).
     pub capacity: usize,
+    /// The most payload bytes it holds (a message alone in it may be larger: the
+    /// system's bound on a message's size bounds that).
+    pub max_bytes: usize,
     /// What happens when it is full.
     pub backpressure: Backpressure,
 }
@@ -30,18 +37,28 @@ impl Default for MailboxConfig {
     fn default() -> Self {
         Self {
             capacity: DEFAULT_MAILBOX_CAPACITY,
+            max_bytes: DEFAULT_MAILBOX_BYTES,
             backpressure: Backpressure::Error,
         }
     }
 }
 
 impl MailboxConfig {
-    /// A mailbox of `capacity` (at least 1) with `backpressure`.
+    /// A mailbox of `capacity` messages (at least 1) with `backpressure`, holding at
+    /// most [`DEFAULT_MAILBOX_BYTES`] of payloads.
     pub fn new(capacity: usize, backpressure: Backpressure) -> Self {
         Self {
             capacity: capacity.max(1),
+            max_bytes: DEFAULT_MAILBOX_BYTES,
             backpressure,
         }
+    }
+
+    /// With at most `max_bytes` of payloads (at least 1).
+    #[must_use]
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes.max(1);
+        self
     }
 }
 
@@ -63,6 +80,7 @@ pub(crate) enum Refused {
 struct Queues {
     by_priority: [VecDeque<MessageEnvelope>; 4],
     len: usize,
+    bytes: usize,
     closed: bool,
     waiting_senders: usize,
 }
@@ -148,13 +166,16 @@ impl Mailbox {
         if q.closed {
             return Err(Refused::Closed(env));
         }
-        if q.len >= self.config.capacity && !bypass_bound {
+        let full = q.len >= self.config.capacity
+            || (q.len > 0 && q.bytes + env.payload.len() > self.config.max_bytes);
+        if full && !bypass_bound {
             return Err(match self.config.backpressure {
                 Backpressure::Drop => Refused::Dropped(env),
                 Backpressure::Error => Refused::Full(env),
                 Backpressure::Block => Refused::WouldBlock(env),
             });
         }
+        q.bytes += env.payload.len();
         q.by_priority[env.priority as usize].push_back(env);
         q.len += 1;
         self.outstanding.add(1);
@@ -178,7 +199,7 @@ impl Mailbox {
                 if q.closed {
                     return Err(Refused::Closed(env));
                 }
-                if q.len < self.config.capacity {
+                if q.len < self.config.capacity && q.bytes < self.config.max_bytes {
                     continue;
                 }
                 q.waiting_senders += 1;
@@ -248,6 +269,7 @@ fn take_next(q: &mut Queues) -> Option<MessageEnvelope> {
         .rev()
         .find_map(VecDeque::pop_front)?;
     q.len -= 1;
+    q.bytes -= env.payload.len();
     Some(env)
 }
 
@@ -306,6 +328,29 @@ mod tests {
             m.try_push(MessageEnvelope::text("reply"), true).unwrap();
             assert_eq!(m.len(), 3);
         }
+    }
+
+    #[tokio::test]
+    async fn payload_bytes_are_bounded_but_one_message_always_fits() {
+        let m = Mailbox::new(
+            MailboxConfig::new(100, Backpressure::Error).with_max_bytes(10),
+            Arc::default(),
+        );
+        let big = || MessageEnvelope::new("x", vec![0u8; 25]);
+        m.try_push(big(), false).unwrap();
+        assert!(matches!(
+            m.try_push(MessageEnvelope::text("a"), false),
+            Err(Refused::Full(_))
+        ));
+        m.pop().await.unwrap();
+        for _ in 0..10 {
+            m.try_push(MessageEnvelope::text("a"), false).unwrap();
+        }
+        assert!(matches!(
+            m.try_push(MessageEnvelope::text("a"), false),
+            Err(Refused::Full(_))
+        ));
+        assert_eq!(m.len(), 10);
     }
 
     #[tokio::test]

@@ -26,7 +26,8 @@ use crate::supervisor::spec::SupervisorSpec;
 pub struct SystemLimits {
     /// The largest payload, in bytes (default 1 MiB).
     pub max_message_bytes: usize,
-    /// Requests one actor may have waiting for replies (default 256).
+    /// Requests one actor may have waiting for replies (default 64). Replies pass the
+    /// mailbox's bounds, so this times `max_message_bytes` bounds what they may hold.
     pub max_pending_requests: usize,
     /// The longest request timeout an actor may ask for (default 5 minutes).
     pub max_request_timeout: Duration,
@@ -38,7 +39,7 @@ impl Default for SystemLimits {
     fn default() -> Self {
         Self {
             max_message_bytes: 1 << 20,
-            max_pending_requests: 256,
+            max_pending_requests: 64,
             max_request_timeout: Duration::from_secs(300),
             max_subscriptions: 64,
         }

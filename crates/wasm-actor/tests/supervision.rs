@@ -687,3 +687,34 @@ async fn a_pool_address_goes_round_robin_to_its_live_members() {
     );
     system.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporary_sibling_stopped_by_one_for_all_is_not_started_again() {
+    let shared = Arc::new(Shared::default());
+    let system = ActorSystem::default();
+    system
+        .start(
+            SupervisorSpec::new("root")
+                .strategy(SupervisionStrategy::OneForAll)
+                .backoff(RestartBackoff::none())
+                .child(probe("a", &shared))
+                .child(probe("b", &shared).restart(RestartPolicy::Temporary))
+                .child(probe("c", &shared)),
+        )
+        .await
+        .unwrap();
+    let mut events = system.events();
+    tell(&system, "a", "crash").await;
+    for _ in 0..2 {
+        wait_for(&mut events, started).await;
+    }
+    system
+        .lookup("c")
+        .unwrap()
+        .request(text("ping"), PATIENCE)
+        .await
+        .unwrap();
+    assert_eq!(["a", "b", "c"].map(|n| shared.starts(n)), [2, 1, 2]);
+    assert!(system.lookup("b").is_none(), "the temporary child is gone");
+    system.shutdown().await;
+}

@@ -1,5 +1,5 @@
 //! `[actor]`: what a component that runs as an actor (`airssys-wasm-actor`) may do and
-//! how its mailbox behaves — `mailbox` (capacity), `backpressure` (`block`, `drop`,
+//! how its mailbox behaves — `mailbox` (capacity), `mailbox_bytes`, `backpressure` (`block`, `drop`,
 //! `error`), and the patterns of `send`, `publish`, `subscribe` and `spawn` (nothing
 //! granted by default), each checked at its line and column.
 
@@ -16,6 +16,7 @@ pub const MAX_MAILBOX: u64 = 1_000_000;
 
 const KEYS: &[&str] = &[
     "mailbox",
+    "mailbox_bytes",
     "backpressure",
     "send",
     "publish",
@@ -31,6 +32,8 @@ pub struct ActorSection {
     pub grants: ActorGrants,
     /// Its mailbox's capacity (`mailbox`), when given.
     pub mailbox: Option<u64>,
+    /// The payload bytes its mailbox holds (`mailbox_bytes`), when given.
+    pub mailbox_bytes: Option<u64>,
     /// What its full mailbox does (`backpressure`), when given.
     pub backpressure: Option<Backpressure>,
 }
@@ -60,6 +63,21 @@ pub(crate) fn read(doc: &Doc<'_>, _span: Range<usize>, t: &DeTable<'_>) -> PResu
                     "actor.mailbox",
                     format!("a mailbox holds 1 to {MAX_MAILBOX} messages, not {n}"),
                     Some("mailbox = 1000".into()),
+                ));
+            }
+            Some(n)
+        }
+    };
+    let mailbox_bytes = match Doc::get(t, "mailbox_bytes") {
+        None => None,
+        Some(v) => {
+            let n = doc.size(v, "actor.mailbox_bytes", "16MiB")?;
+            if n == 0 {
+                return Err(doc.invalid(
+                    v.span(),
+                    "actor.mailbox_bytes",
+                    "a mailbox must hold at least one byte".into(),
+                    Some("mailbox_bytes = \"16MiB\"".into()),
                 ));
             }
             Some(n)
@@ -116,6 +134,7 @@ pub(crate) fn read(doc: &Doc<'_>, _span: Range<usize>, t: &DeTable<'_>) -> PResu
     Ok(ActorSection {
         grants,
         mailbox,
+        mailbox_bytes,
         backpressure,
     })
 }
@@ -127,6 +146,12 @@ pub(crate) fn write(a: &ActorSection) -> toml::Table {
         t.insert(
             "mailbox".into(),
             toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX)),
+        );
+    }
+    if let Some(n) = a.mailbox_bytes {
+        t.insert(
+            "mailbox_bytes".into(),
+            toml::Value::String(airssys_wasm_core::units::format_memory_size(n)),
         );
     }
     if let Some(b) = a.backpressure {

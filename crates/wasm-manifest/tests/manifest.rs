@@ -955,12 +955,12 @@ fn http_errors() {
 fn an_actor_table_grants_patterns_and_sizes_the_mailbox() {
     let f = Fixture::new();
     let text = format!(
-        "{MINIMAL}\n[actor]\nmailbox = 500\nbackpressure = \"block\"\nsend = [\"router\", \"worker-*\"]\n\
+        "{MINIMAL}\n[actor]\nmailbox = 500\nmailbox_bytes = \"4MiB\"\nbackpressure = \"block\"\nsend = [\"router\", \"worker-*\"]\n\
          publish = [\"orders.*\"]\nsubscribe = [\"orders.*\"]\nspawn = [\"worker\"]\n"
     );
     let m = f.parse(&text).unwrap();
     let a = m.actor.clone().unwrap();
-    assert_eq!(a.mailbox, Some(500));
+    assert_eq!((a.mailbox, a.mailbox_bytes), (Some(500), Some(4 << 20)));
     assert_eq!(
         a.backpressure,
         Some(airssys_wasm_core::actor::Backpressure::Block)

@@ -400,9 +400,16 @@ impl Supervisor {
         self.stop_children(&stop, Stopping::Now).await;
         for i in start {
             let c = &self.children[i];
+            if c.gone {
+                continue;
+            }
+            // A temporary sibling stopped for this restart is not started again (OTP).
+            if i != exit.index && c.restart == RestartPolicy::Temporary && !c.running {
+                self.retire(i);
+                continue;
+            }
             // A subtree restarts itself when told to (stopping it did nothing).
-            let restartable = !c.gone && (!c.running || matches!(c.run, ChildRun::Supervisor(_)));
-            if restartable {
+            if !c.running || matches!(c.run, ChildRun::Supervisor(_)) {
                 // A start that fails ends in an exit like any other failure.
                 let _ = self.start_child(i).await;
             }

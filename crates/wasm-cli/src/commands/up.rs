@@ -125,9 +125,13 @@ pub(crate) async fn up(
                 let capacity = a.mailbox.map_or(default.capacity, |n| {
                     usize::try_from(n).unwrap_or(usize::MAX)
                 });
+                let max_bytes = a.mailbox_bytes.map_or(default.max_bytes, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                });
                 (
                     a.grants.clone(),
-                    MailboxConfig::new(capacity, a.backpressure.unwrap_or(default.backpressure)),
+                    MailboxConfig::new(capacity, a.backpressure.unwrap_or(default.backpressure))
+                        .with_max_bytes(max_bytes),
                 )
             }
             None => (ActorGrants::none(), MailboxConfig::default()),
