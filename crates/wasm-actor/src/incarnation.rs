@@ -14,6 +14,7 @@ use crate::actor::{ActorContext, ErrorAction, Factory, Instance};
 use crate::cell::{CatchUnwind, StopSignal};
 use crate::dead_letters::DeadLetterReason;
 use crate::exit::{ExitReason, Failure, FailureKind};
+use crate::mailbox::InHand;
 use crate::message::RequestError;
 use crate::supervisor::Reporter;
 
@@ -26,11 +27,17 @@ pub(crate) fn spawn(
     reporter: Reporter,
 ) -> AbortHandle {
     tokio::spawn(async move {
-        let reason = match CatchUnwind(Box::pin(run(ctx, factory, stop, started))).await {
-            Ok(reason) => reason,
-            Err(panic) => ExitReason::Failed(Failure::new(FailureKind::Panicked, panic)),
+        let (reason, in_hand) = match CatchUnwind(Box::pin(run(ctx, factory, stop, started))).await
+        {
+            Ok(ended) => ended,
+            Err(panic) => (
+                ExitReason::Failed(Failure::new(FailureKind::Panicked, panic)),
+                None,
+            ),
         };
-        reporter.report(reason);
+        // The message that failed stays in hand until the supervisor has dealt with
+        // the failure (restarted the actor): until then the system is not idle.
+        reporter.report(reason, in_hand);
     })
     .abort_handle()
 }
@@ -40,12 +47,12 @@ async fn run(
     factory: Factory,
     stop: Arc<StopSignal>,
     started: oneshot::Sender<Result<(), Failure>>,
-) -> ExitReason {
+) -> (ExitReason, Option<InHand>) {
     let mut instance = match factory(&ctx).await {
         Ok(i) => i,
         Err(failure) => {
             let _ = started.send(Err(failure.clone()));
-            return ExitReason::Failed(failure);
+            return (ExitReason::Failed(failure), None);
         }
     };
     let start = match &mut instance {
@@ -62,7 +69,7 @@ async fn run(
             kind => kind,
         };
         let _ = started.send(Err(failure.clone()));
-        return ExitReason::Failed(failure);
+        return (ExitReason::Failed(failure), None);
     }
     let _ = started.send(Ok(()));
     let cell = ctx.cell.clone();
@@ -83,7 +90,7 @@ async fn run(
             },
         };
         // In hand until this iteration ends — or the instance is stopped where it is.
-        let _in_hand = cell.mailbox.in_hand();
+        let in_hand = cell.mailbox.in_hand();
         if env.expired() {
             cell.dead_letter(env, DeadLetterReason::Expired);
             continue;
@@ -119,12 +126,13 @@ async fn run(
                 match action {
                     ErrorAction::Resume => {}
                     ErrorAction::Stop => break ExitReason::Normal,
-                    ErrorAction::Restart => return ExitReason::Failed(failure),
+                    ErrorAction::Restart => return (ExitReason::Failed(failure), Some(in_hand)),
                     ErrorAction::Escalate => {
-                        return ExitReason::Failed(Failure {
+                        let failure = Failure {
                             escalate: true,
                             ..failure
-                        });
+                        };
+                        return (ExitReason::Failed(failure), Some(in_hand));
                     }
                 }
             }
@@ -132,7 +140,7 @@ async fn run(
                 let failure = Failure::new(FailureKind::Panicked, panic);
                 env.reply_to = reply_to;
                 cell.dead_letter(env, DeadLetterReason::HandlerFailed(failure.to_string()));
-                return ExitReason::Failed(failure);
+                return (ExitReason::Failed(failure), Some(in_hand));
             }
         }
     };
@@ -143,5 +151,5 @@ async fn run(
     if stopped.is_err() {
         tracing::warn!(target: crate::ACTOR_TARGET, actor = %cell.address, "the stop hook panicked");
     }
-    reason
+    (reason, None)
 }

@@ -119,9 +119,9 @@ impl Outstanding {
 
 /// A message taken out of a mailbox, until it has been handled (or dropped, also when
 /// its instance is stopped where it was).
-pub(crate) struct InHand<'a>(&'a Outstanding);
+pub(crate) struct InHand(Arc<Outstanding>);
 
-impl Drop for InHand<'_> {
+impl Drop for InHand {
     fn drop(&mut self) {
         self.0.done(1);
     }
@@ -149,8 +149,8 @@ impl Mailbox {
     }
 
     /// Marks a message taken out by `pop` as in hand, until the guard is dropped.
-    pub(crate) fn in_hand(&self) -> InHand<'_> {
-        InHand(&self.outstanding)
+    pub(crate) fn in_hand(&self) -> InHand {
+        InHand(self.outstanding.clone())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {

@@ -891,6 +891,8 @@ fn every_guest_is_exercised_here() {
                 || include_str!("config.rs").contains(&format!("\"{}\"", g.name))
                 || include_str!("http.rs").contains(&format!("\"{}\"", g.name))
                 || include_str!("../../wasm-keyvalue/tests/keyvalue.rs")
+                    .contains(&format!("\"{}\"", g.name))
+                || include_str!("../../wasm-actor/tests/components.rs")
                     .contains(&format!("\"{}\"", g.name)),
             "guest {} has no test",
             g.name

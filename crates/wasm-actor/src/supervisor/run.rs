@@ -15,6 +15,7 @@ use crate::cell::{Cell, StopSignal};
 use crate::error::ActorSystemError;
 use crate::exit::{ExitReason, Failure, FailureKind};
 use crate::incarnation;
+use crate::mailbox::InHand;
 use crate::supervisor::SupervisorEvent;
 use crate::supervisor::spec::{
     ChildKind, RestartBackoff, RestartIntensity, RestartPolicy, ShutdownPolicy,
@@ -60,11 +61,13 @@ impl SupervisorLink {
     }
 }
 
-/// An exit, as a child reports it.
+/// An exit, as a child reports it (with the message it failed on still counted as in
+/// hand, until the supervisor has dealt with the exit).
 pub(crate) struct Exit {
     index: usize,
     incarnation: u64,
     reason: ExitReason,
+    in_hand: Option<InHand>,
 }
 
 /// Where a child reports its exit.
@@ -76,11 +79,12 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
-    pub(crate) fn report(&self, reason: ExitReason) {
+    pub(crate) fn report(&self, reason: ExitReason, in_hand: Option<InHand>) {
         let _ = self.tx.send(Exit {
             index: self.index,
             incarnation: self.incarnation,
             reason,
+            in_hand,
         });
     }
 }
@@ -219,7 +223,10 @@ impl Supervisor {
         loop {
             let exit = match self.deferred.pop_front() {
                 Some(exit) => exit,
+                // Exits first: a failure already reported is dealt with (and logged as
+                // one) before a shutdown or restart that came after it.
                 None => tokio::select! {
+                    biased;
                     Some(exit) = self.exits.recv() => exit,
                     control = self.control.recv() => match control {
                         Some(Control::Restart) => {
@@ -308,22 +315,9 @@ impl Supervisor {
         }
     }
 
-    async fn on_exit(&mut self, exit: Exit) {
-        let Some(child) = self.children.get_mut(exit.index) else {
-            return;
-        };
-        let is_actor = matches!(child.run, ChildRun::Actor { .. });
-        if child.gone || !child.running || (is_actor && child.incarnation != exit.incarnation) {
-            return;
-        }
-        child.running = false;
-        let restart = match child.restart {
-            RestartPolicy::Permanent => true,
-            RestartPolicy::Transient => exit.reason.is_failure(),
-            RestartPolicy::Temporary => false,
-        };
-        let name = child.name.clone();
-        match &exit.reason {
+    /// Logs an exit: a failure at `warn` with its kind, anything else at `info`.
+    fn log_exit(&self, name: &str, reason: &ExitReason, restart: bool) {
+        match reason {
             ExitReason::Failed(failure) => tracing::warn!(
                 target: crate::ACTOR_TARGET,
                 supervisor = %self.name,
@@ -341,6 +335,24 @@ impl Supervisor {
                 "actor ended: {other}"
             ),
         }
+    }
+
+    async fn on_exit(&mut self, mut exit: Exit) {
+        let Some(child) = self.children.get_mut(exit.index) else {
+            return;
+        };
+        let is_actor = matches!(child.run, ChildRun::Actor { .. });
+        if child.gone || !child.running || (is_actor && child.incarnation != exit.incarnation) {
+            return;
+        }
+        child.running = false;
+        let restart = match child.restart {
+            RestartPolicy::Permanent => true,
+            RestartPolicy::Transient => exit.reason.is_failure(),
+            RestartPolicy::Temporary => false,
+        };
+        let name = child.name.clone();
+        self.log_exit(&name, &exit.reason, restart);
         if !restart {
             // Its name is free by the time anyone hears it ended.
             self.retire(exit.index);
@@ -357,8 +369,8 @@ impl Supervisor {
         if let ExitReason::Failed(f) = &exit.reason
             && f.escalate
         {
-            self.escalate(format!("`{name}` asked to escalate: {f}"))
-                .await;
+            let reason = format!("`{name}` asked to escalate: {f}");
+            self.escalate(reason, exit.in_hand.take()).await;
             return;
         }
         let now = Instant::now();
@@ -372,11 +384,11 @@ impl Supervisor {
         }
         let in_window = u32::try_from(self.restarts.len()).unwrap_or(u32::MAX);
         if in_window > self.intensity.max_restarts {
-            self.escalate(format!(
+            let reason = format!(
                 "more than {} restarts within {:?}; the last: `{name}` {}",
                 self.intensity.max_restarts, self.intensity.within, exit.reason
-            ))
-            .await;
+            );
+            self.escalate(reason, exit.in_hand.take()).await;
             return;
         }
         let delay = self.backoff.delay(in_window);
@@ -464,6 +476,8 @@ impl Supervisor {
             match next {
                 Ok(Some(exit)) if mine(&exit) => {
                     self.children[i].running = false;
+                    let name = self.children[i].name.clone();
+                    self.log_exit(&name, &exit.reason, false);
                     self.emit(SupervisorEvent::Exited {
                         supervisor: self.name.clone(),
                         child: self.children[i].name.clone(),
@@ -512,8 +526,9 @@ impl Supervisor {
         }
     }
 
-    /// Gives up: stops every child and tells the parent (or ends the system).
-    async fn escalate(&mut self, reason: String) {
+    /// Gives up: stops every child and tells the parent (or ends the system), handing
+    /// on the failed message's in-hand count for the parent to settle.
+    async fn escalate(&mut self, reason: String, in_hand: Option<InHand>) {
         let all: Vec<usize> = (0..self.children.len()).rev().collect();
         self.stop_children(&all, Stopping::Now).await;
         self.restarts.clear();
@@ -523,10 +538,13 @@ impl Supervisor {
             reason: reason.clone(),
         });
         match &self.parent {
-            Some(parent) => parent.report(ExitReason::Failed(Failure::new(
-                FailureKind::Escalated,
-                format!("supervisor `{}` escalated: {reason}", self.name),
-            ))),
+            Some(parent) => parent.report(
+                ExitReason::Failed(Failure::new(
+                    FailureKind::Escalated,
+                    format!("supervisor `{}` escalated: {reason}", self.name),
+                )),
+                in_hand,
+            ),
             None => self.system.terminate(reason),
         }
     }
