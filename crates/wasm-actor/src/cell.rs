@@ -15,7 +15,7 @@ use crate::address::ActorAddress;
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
 use crate::error::SendError;
 use crate::mailbox::{Backpressure, Mailbox, MailboxConfig, Outstanding, Refused};
-use crate::message::{MessageEnvelope, MessageKind, Reply, ReplyTo, RequestError};
+use crate::message::{MessageEnvelope, MessageKind, Reply, ReplyTo, RequestError, Requester};
 
 /// An actor's address and mailbox.
 #[derive(Debug)]
@@ -40,14 +40,6 @@ impl Cell {
             pending_requests: AtomicUsize::new(0),
             topics: Mutex::new(Vec::new()),
             dead_letters,
-        }
-    }
-
-    /// A reply to one of this actor's requests: past the mailbox's bound.
-    pub(crate) fn deliver_reply(&self, env: MessageEnvelope) {
-        if let Err(refused) = self.mailbox.try_push(env, true) {
-            let env = refused.into_message();
-            self.dead_letter(env, DeadLetterReason::Closed);
         }
     }
 
@@ -104,6 +96,19 @@ impl Cell {
         for env in self.mailbox.take_all() {
             self.dead_letter(env, DeadLetterReason::Stopped);
         }
+    }
+}
+
+impl Requester for Cell {
+    fn deliver_reply(&self, env: MessageEnvelope) {
+        if let Err(refused) = self.mailbox.try_push(env, true) {
+            let env = refused.into_message();
+            self.dead_letter(env, DeadLetterReason::Closed);
+        }
+    }
+
+    fn request_settled(&self) {
+        self.pending_requests.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -12,7 +12,6 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::address::ActorAddress;
-use crate::cell::Cell;
 
 /// The order a mailbox hands messages out in: higher first, first in first out within
 /// one priority.
@@ -229,18 +228,27 @@ enum ReplyTarget {
     Actor(Arc<PendingRequest>),
 }
 
+/// Where an actor's answers to its own requests go: its cell (`cell.rs`), seen from
+/// here only as this.
+pub(crate) trait Requester: Send + Sync + std::fmt::Debug {
+    /// A reply or failure to one of its requests, past its mailbox's bounds.
+    fn deliver_reply(&self, env: MessageEnvelope);
+    /// One request fewer is waiting for its answer.
+    fn request_settled(&self);
+}
+
 /// A request an actor made and waits for as a message: answered once, by the reply,
 /// by a failure or by its timer, whichever comes first.
 #[derive(Debug)]
 pub(crate) struct PendingRequest {
-    pub(crate) requester: std::sync::Weak<Cell>,
+    pub(crate) requester: std::sync::Weak<dyn Requester>,
     pub(crate) correlation_id: u64,
     answered: AtomicBool,
     timer: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl PendingRequest {
-    pub(crate) fn new(requester: std::sync::Weak<Cell>, correlation_id: u64) -> Self {
+    pub(crate) fn new(requester: std::sync::Weak<dyn Requester>, correlation_id: u64) -> Self {
         Self {
             requester,
             correlation_id,
@@ -283,7 +291,7 @@ impl PendingRequest {
         let Some(cell) = self.requester.upgrade() else {
             return true;
         };
-        cell.pending_requests.fetch_sub(1, Ordering::AcqRel);
+        cell.request_settled();
         let mut env = match answer {
             Ok(reply) => {
                 let mut env = MessageEnvelope::new(reply.content_type, reply.payload);
@@ -309,7 +317,7 @@ impl PendingRequest {
         if !self.answered.swap(true, Ordering::AcqRel) {
             self.stop_timer();
             if let Some(cell) = self.requester.upgrade() {
-                cell.pending_requests.fetch_sub(1, Ordering::AcqRel);
+                cell.request_settled();
             }
         }
     }

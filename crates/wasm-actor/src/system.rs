@@ -344,7 +344,8 @@ impl ActorSystem {
         let (cell, mut env) = self.route(to, env)?;
         let id = self.next_id();
         from.pending_requests.fetch_add(1, Ordering::AcqRel);
-        let pending = Arc::new(PendingRequest::new(Arc::downgrade(from), id));
+        let requester: Arc<dyn crate::message::Requester> = from.clone();
+        let pending = Arc::new(PendingRequest::new(Arc::downgrade(&requester), id));
         env.kind = MessageKind::Request;
         env.correlation_id = Some(id);
         env.sender = Some(from.address.clone());
