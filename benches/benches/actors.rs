@@ -12,48 +12,17 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 use airssys_wasm_actor::{
-    Actor, ActorContext, ActorError, ActorGrants, ActorRef, ActorSystem, Backpressure, ChildSpec,
-    ComponentActor, MailboxConfig, MessageEnvelope, Reply, SupervisorSpec,
+    ActorGrants, ActorRef, ActorSystem, Backpressure, ChildSpec, ComponentActor, MailboxConfig,
+    MessageEnvelope, SupervisorSpec,
 };
+use airssys_wasm_benches::actors::raw::airssys::actor::types::MessageKind;
+use airssys_wasm_benches::actors::{Counter, raw, raw_envelope, raw_instance};
 use airssys_wasm_benches::runtime;
 use airssys_wasm_core::ResourceLimits;
 use airssys_wasm_engine::{CompiledComponent, Density, Sandbox, WasmEngine};
 use airssys_wasm_testkit::guests::ACTOR_WORKER;
 
-mod raw {
-    #![allow(missing_docs)]
-    wasmtime::component::bindgen!({
-        world: "actor",
-        path: "../crates/wasm-actor/wit",
-        exports: { default: async },
-    });
-}
-
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// What `actor-worker` does for `count`, `get` and `echo`, in Rust.
-#[derive(Default)]
-struct Counter(u64);
-
-impl Actor for Counter {
-    async fn handle_message(
-        &mut self,
-        msg: &MessageEnvelope,
-        _ctx: &mut ActorContext,
-    ) -> Result<Option<Reply>, ActorError> {
-        let text = msg.payload_text().unwrap_or("");
-        let (cmd, rest) = text.split_once(' ').unwrap_or((text, ""));
-        Ok(match cmd {
-            "count" => {
-                self.0 += 1;
-                None
-            }
-            "get" => Some(Reply::text(self.0.to_string())),
-            "echo" => Some(Reply::text(rest.to_owned())),
-            _ => return Err(ActorError::new("unknown")),
-        })
-    }
-}
 
 struct Fixture {
     rust: ActorRef,
@@ -84,21 +53,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
     )
     .unwrap();
 
-    let wt = engine.wasmtime_engine();
-    let mut linker: wasmtime::component::Linker<()> = wasmtime::component::Linker::new(wt);
-    linker
-        .define_unknown_imports_as_traps(compiled.wasmtime_component())
-        .unwrap();
-    let raw = rt.block_on(async {
-        let mut store = wasmtime::Store::new(wt, ());
-        store.set_fuel(u64::MAX).unwrap();
-        store.fuel_async_yield_interval(Some(1_000_000)).unwrap();
-        let actor =
-            raw::Actor::instantiate_async(&mut store, compiled.wasmtime_component(), &linker)
-                .await
-                .unwrap();
-        (store, actor)
-    });
+    let raw = rt.block_on(raw_instance(&engine, &compiled));
     Fixture {
         rust: system.lookup("rust").unwrap(),
         component: system.lookup("component").unwrap(),
@@ -155,15 +110,7 @@ fn request_reply(c: &mut Criterion) {
                 async move {
                     let mut guard = raw.lock().await;
                     let (store, actor) = &mut *guard;
-                    let env = raw::airssys::actor::types::Envelope {
-                        kind: raw::airssys::actor::types::MessageKind::Request,
-                        sender: None,
-                        correlation_id: Some(1),
-                        priority: raw::airssys::actor::types::Priority::Normal,
-                        content_type: "text/plain".into(),
-                        topic: None,
-                        sent_at_ms: 0,
-                    };
+                    let env = raw_envelope(MessageKind::Request);
                     let r = actor
                         .airssys_actor_handler()
                         .call_handle(&mut *store, &env, b"echo x")

@@ -18,17 +18,11 @@ use airssys_wasm_actor::{
     ActorGrants, ActorSystem, Backpressure, ChildSpec, ComponentActor, MailboxConfig,
     MessageEnvelope, RestartBackoff, SupervisorSpec,
 };
+use airssys_wasm_benches::actors::raw::airssys::actor::types::MessageKind;
+use airssys_wasm_benches::actors::{raw_envelope, raw_instance};
 use airssys_wasm_core::ResourceLimits;
 use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
 use airssys_wasm_testkit::guests::ACTOR_WORKER;
-
-mod raw {
-    wasmtime::component::bindgen!({
-        world: "actor",
-        path: "../crates/wasm-actor/wit",
-        exports: { default: async },
-    });
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -93,39 +87,20 @@ async fn actor(component: CompiledComponent, n: u64, restart: bool) {
 }
 
 async fn raw_calls(engine: &WasmEngine, component: &CompiledComponent, n: u64) {
-    use raw::airssys::actor::types::{Envelope, MessageKind, Priority};
-    let engine = engine.wasmtime_engine();
-    let mut linker: wasmtime::component::Linker<()> = wasmtime::component::Linker::new(engine);
-    linker
-        .define_unknown_imports_as_traps(component.wasmtime_component())
-        .unwrap();
-    let mut store = wasmtime::Store::new(engine, ());
-    store.set_fuel(u64::MAX).unwrap();
-    store.fuel_async_yield_interval(Some(10_000)).unwrap();
-    let actor = raw::Actor::instantiate_async(&mut store, component.wasmtime_component(), &linker)
-        .await
-        .unwrap();
+    let (mut store, actor) = raw_instance(engine, component).await;
     let h = actor.airssys_actor_handler();
-    let mut env = Envelope {
-        kind: MessageKind::Tell,
-        sender: None,
-        correlation_id: None,
-        priority: Priority::Normal,
-        content_type: "text/plain".into(),
-        topic: None,
-        sent_at_ms: 0,
-    };
+    let tell = raw_envelope(MessageKind::Tell);
     for _ in 0..n {
         let r = h
-            .call_handle(&mut store, &env, b"count")
+            .call_handle(&mut store, &tell, b"count")
             .await
             .unwrap()
             .unwrap();
         assert!(r.is_none());
     }
-    env.kind = MessageKind::Request;
+    let request = raw_envelope(MessageKind::Request);
     let got = h
-        .call_handle(&mut store, &env, b"get")
+        .call_handle(&mut store, &request, b"get")
         .await
         .unwrap()
         .unwrap()

@@ -23,23 +23,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use airssys_wasm_actor::{
-    Actor, ActorContext, ActorError, ActorGrants, ActorRef, ActorSystem, Backpressure, ChildSpec,
-    ComponentActor, MailboxConfig, MessageEnvelope, Reply, RestartBackoff, SupervisorEvent,
-    SupervisorSpec,
+    ActorGrants, ActorRef, ActorSystem, Backpressure, ChildSpec, ComponentActor, MailboxConfig,
+    MessageEnvelope, RestartBackoff, SupervisorEvent, SupervisorSpec,
 };
+use airssys_wasm_benches::actors::raw::airssys::actor::types::MessageKind;
+use airssys_wasm_benches::actors::{Counter, raw_envelope, raw_instance};
 use airssys_wasm_core::ResourceLimits;
 use airssys_wasm_engine::{CompiledComponent, Density, Sandbox, WasmEngine};
 use airssys_wasm_testkit::guests::ACTOR_WORKER;
 
 const PATIENCE: Duration = Duration::from_secs(120);
-
-mod raw {
-    wasmtime::component::bindgen!({
-        world: "actor",
-        path: "../crates/wasm-actor/wit",
-        exports: { default: async },
-    });
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -48,30 +41,6 @@ fn main() {
     let rt = airssys_wasm_benches::runtime();
     // On a worker, as an embedder's code runs (block_on's thread is not one).
     rt.block_on(async move { tokio::spawn(run(m, k)).await.unwrap() });
-}
-
-/// A Rust actor doing what `actor-worker` does for `count`, `get` and `echo`.
-#[derive(Default)]
-struct Counter(u64);
-
-impl Actor for Counter {
-    async fn handle_message(
-        &mut self,
-        msg: &MessageEnvelope,
-        _ctx: &mut ActorContext,
-    ) -> Result<Option<Reply>, ActorError> {
-        let text = msg.payload_text().unwrap_or("");
-        let (cmd, rest) = text.split_once(' ').unwrap_or((text, ""));
-        Ok(match cmd {
-            "count" => {
-                self.0 += 1;
-                Some(Reply::text(self.0.to_string()))
-            }
-            "get" => Some(Reply::text(self.0.to_string())),
-            "echo" => Some(Reply::text(rest.to_owned())),
-            _ => return Err(ActorError::new("unknown")),
-        })
-    }
 }
 
 struct Setup {
@@ -174,41 +143,19 @@ async fn round_trips(r: &ActorRef, n: u32) -> Duration {
 
 /// Raw Wasmtime: one store, the `handle` export called in a loop, the same message.
 async fn raw_calls(s: &Setup, n: u32) -> Duration {
-    use wasmtime::component::Linker;
-    let engine = s.engine.wasmtime_engine();
-    let mut linker: Linker<()> = Linker::new(engine);
-    linker
-        .define_unknown_imports_as_traps(s.component.wasmtime_component())
-        .unwrap();
-    {
-        let mut store = wasmtime::Store::new(engine, ());
-        store.set_fuel(u64::MAX).unwrap();
-        store.fuel_async_yield_interval(Some(10_000)).unwrap();
-        let actor =
-            raw::Actor::instantiate_async(&mut store, s.component.wasmtime_component(), &linker)
-                .await
-                .unwrap();
-        let h = actor.airssys_actor_handler();
-        let env = raw::airssys::actor::types::Envelope {
-            kind: raw::airssys::actor::types::MessageKind::Request,
-            sender: None,
-            correlation_id: Some(1),
-            priority: raw::airssys::actor::types::Priority::Normal,
-            content_type: "text/plain".into(),
-            topic: None,
-            sent_at_ms: 0,
-        };
-        let start = Instant::now();
-        for _ in 0..n {
-            let r = h
-                .call_handle(&mut store, &env, b"echo x")
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(r.is_some());
-        }
-        start.elapsed() / n
+    let (mut store, actor) = raw_instance(&s.engine, &s.component).await;
+    let h = actor.airssys_actor_handler();
+    let env = raw_envelope(MessageKind::Request);
+    let start = Instant::now();
+    for _ in 0..n {
+        let r = h
+            .call_handle(&mut store, &env, b"echo x")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(r.is_some());
     }
+    start.elapsed() / n
 }
 
 fn rss_kib() -> u64 {

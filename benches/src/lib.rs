@@ -2,6 +2,8 @@
 //! share: the raw Wasmtime configuration they compare against, a raw embedder's store
 //! data, and the runtime.
 
+pub mod actors;
+
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 

@@ -18,6 +18,21 @@ fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/actors")
 }
 
+/// `up --once --request ledger=report` on the example with `data` as its data directory:
+/// the ledger's totals, as kept in its key-value store.
+fn report(data: &std::path::Path) -> String {
+    let out = bin()
+        .arg("up")
+        .arg(example())
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--once", "--request", "ledger=report"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
 fn order(i: u32, item: &str, qty: u32) -> String {
     format!("router=order {i} {item} {qty}")
 }
