@@ -70,20 +70,7 @@ fn the_example_pipeline_survives_a_poisoned_order_and_keeps_its_totals() {
     );
     assert!(log.contains("stopped; 1 dead letter(s)"), "{log}");
     // Another run reads the same totals: they are in the key-value store.
-    let again = bin()
-        .arg("up")
-        .arg(example())
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["--once", "--request", "ledger=report"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        stdout(&again).trim(),
-        "orders=3 apple=5 pear=1",
-        "{}",
-        stderr(&again)
-    );
+    assert_eq!(report(data.path()), "orders=3 apple=5 pear=1");
 }
 
 #[test]
@@ -138,20 +125,7 @@ fn sigterm_drains_every_mailbox_in_reverse_start_order() {
         "{log}"
     );
     assert!(log.contains("stopped; 0 dead letter(s)"), "{log}");
-    let report = bin()
-        .arg("up")
-        .arg(example())
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["--once", "--request", "ledger=report"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        stdout(&report).trim(),
-        format!("orders={N} apple={N}"),
-        "{}",
-        stderr(&report)
-    );
+    assert_eq!(report(data.path()), format!("orders={N} apple={N}"));
 }
 
 #[test]
