@@ -127,6 +127,15 @@ impl Drop for InHand {
     }
 }
 
+/// A sender waiting for room, until it stops waiting (however it stops).
+struct Waiting<'a>(&'a Mailbox);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.lock().waiting_senders -= 1;
+    }
+}
+
 /// A bounded, prioritised, single-consumer queue.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
@@ -166,9 +175,7 @@ impl Mailbox {
         if q.closed {
             return Err(Refused::Closed(env));
         }
-        let full = q.len >= self.config.capacity
-            || (q.len > 0 && q.bytes + env.payload.len() > self.config.max_bytes);
-        if full && !bypass_bound {
+        if !self.has_room(&q, env.payload.len()) && !bypass_bound {
             return Err(match self.config.backpressure {
                 Backpressure::Drop => Refused::Dropped(env),
                 Backpressure::Error => Refused::Full(env),
@@ -199,14 +206,22 @@ impl Mailbox {
                 if q.closed {
                     return Err(Refused::Closed(env));
                 }
-                if q.len < self.config.capacity && q.bytes < self.config.max_bytes {
+                if self.has_room(&q, env.payload.len()) {
                     continue;
                 }
                 q.waiting_senders += 1;
             }
+            // Counted while waiting, also when the wait is abandoned (a guest's call
+            // that timed out drops it).
+            let _waiting = Waiting(self);
             room.await;
-            self.lock().waiting_senders -= 1;
         }
+    }
+
+    /// Whether a message of `bytes` fits: under the capacity, and under the byte bound
+    /// unless the mailbox is empty (a message alone always fits).
+    fn has_room(&self, q: &Queues, bytes: usize) -> bool {
+        q.len < self.config.capacity && (q.len == 0 || q.bytes + bytes <= self.config.max_bytes)
     }
 
     /// The next message by priority, waiting for one; `None` once closed and empty.
@@ -351,6 +366,48 @@ mod tests {
             Err(Refused::Full(_))
         ));
         assert_eq!(m.len(), 10);
+    }
+
+    #[tokio::test]
+    async fn a_sender_blocked_on_bytes_waits_until_they_fit() {
+        let m = Arc::new(Mailbox::new(
+            MailboxConfig::new(100, Backpressure::Block).with_max_bytes(10),
+            Arc::default(),
+        ));
+        m.try_push(MessageEnvelope::new("x", vec![0u8; 5]), false)
+            .unwrap();
+        m.try_push(MessageEnvelope::new("x", vec![0u8; 4]), false)
+            .unwrap();
+        // 9 of 10 bytes held: 8 more do not fit, and the sender must wait (not spin).
+        let sender = tokio::spawn({
+            let m = m.clone();
+            async move {
+                m.push(MessageEnvelope::new("x", vec![0u8; 8]))
+                    .await
+                    .is_ok()
+            }
+        });
+        settle().await;
+        assert!(!sender.is_finished());
+        m.pop().await.unwrap();
+        settle().await;
+        assert!(!sender.is_finished(), "4 + 8 bytes still do not fit");
+        m.pop().await.unwrap();
+        assert!(sender.await.unwrap());
+        assert_eq!(m.len(), 1);
+        // 8 bytes held: another 8 wait; an abandoned wait is no longer counted.
+        let waiting = tokio::spawn({
+            let m = m.clone();
+            async move {
+                m.push(MessageEnvelope::new("x", vec![0u8; 8]))
+                    .await
+                    .is_ok()
+            }
+        });
+        settle().await;
+        waiting.abort();
+        let _ = waiting.await;
+        assert_eq!(m.lock().waiting_senders, 0);
     }
 
     #[tokio::test]
