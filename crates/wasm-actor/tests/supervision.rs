@@ -718,3 +718,37 @@ async fn a_temporary_sibling_stopped_by_one_for_all_is_not_started_again() {
     assert!(system.lookup("b").is_none(), "the temporary child is gone");
     system.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_does_not_wait_for_a_restart_backoff() {
+    let shared = Arc::new(Shared::default());
+    let system = ActorSystem::default();
+    system
+        .start(
+            SupervisorSpec::new("root")
+                .intensity(10, Duration::from_secs(3600))
+                .backoff(RestartBackoff {
+                    initial: Duration::from_secs(3600),
+                    max: Duration::from_secs(3600),
+                })
+                .child(probe("w", &shared)),
+        )
+        .await
+        .unwrap();
+    let mut events = system.events();
+    tell(&system, "w", "crash").await;
+    wait_for(&mut events, started).await;
+    tell(&system, "w", "crash").await;
+    // The second restart in the window waits an hour.
+    let delay = wait_for(&mut events, |e| match e {
+        SupervisorEvent::Restarting { delay, .. } if *delay > Duration::ZERO => Some(*delay),
+        _ => None,
+    })
+    .await;
+    assert_eq!(delay, Duration::from_secs(3600));
+    tokio::time::timeout(PATIENCE, system.shutdown())
+        .await
+        .expect("the shutdown waited for the backoff");
+    assert_eq!(shared.starts("w"), 2, "not restarted after the shutdown");
+    assert!(system.lookup("w").is_none());
+}

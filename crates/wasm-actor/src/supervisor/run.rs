@@ -132,6 +132,10 @@ pub(crate) struct Supervisor {
     link: SupervisorLink,
     parent: Option<Reporter>,
     restarts: VecDeque<Instant>,
+    /// Control messages that came during a restart's backoff, for after it.
+    held: VecDeque<Control>,
+    /// Shut down (during a backoff): the task ends.
+    ended: bool,
 }
 
 /// Starts the supervisor of `spec` and its children, in order; its link once all have
@@ -162,6 +166,8 @@ pub(crate) async fn start(
         link: link.clone(),
         parent,
         restarts: VecDeque::new(),
+        held: VecDeque::new(),
+        ended: false,
     };
     for child in spec.children {
         let index = sup.children.len();
@@ -220,7 +226,11 @@ pub(crate) async fn start(
 
 impl Supervisor {
     async fn run(mut self) {
-        loop {
+        while !self.ended {
+            if let Some(control) = self.held.pop_front() {
+                self.on_control(control).await;
+                continue;
+            }
             let exit = match self.deferred.pop_front() {
                 Some(exit) => exit,
                 // Exits first: a failure already reported is dealt with (and logged as
@@ -228,25 +238,51 @@ impl Supervisor {
                 None => tokio::select! {
                     biased;
                     Some(exit) = self.exits.recv() => exit,
-                    control = self.control.recv() => match control {
-                        Some(Control::Restart) => {
-                            self.restart_subtree().await;
-                            continue;
+                    control = self.control.recv() => {
+                        match control {
+                            Some(control) => self.on_control(control).await,
+                            None => self.ended = true,
                         }
-                        Some(Control::Shutdown(done)) => {
-                            self.shutdown_all().await;
-                            let _ = done.send(());
-                            return;
-                        }
-                        Some(Control::Spawn { cell, factory }) => {
-                            self.spawn_child(cell, factory).await;
-                            continue;
-                        }
-                        None => return,
-                    },
+                        continue;
+                    }
                 },
             };
             self.on_exit(exit).await;
+        }
+    }
+
+    async fn on_control(&mut self, control: Control) {
+        match control {
+            Control::Restart => self.restart_subtree().await,
+            Control::Shutdown(done) => {
+                self.shutdown_all().await;
+                let _ = done.send(());
+                self.ended = true;
+            }
+            Control::Spawn { cell, factory } => self.spawn_child(cell, factory).await,
+        }
+    }
+
+    /// Waits out a restart's backoff; a shutdown that comes meanwhile is carried out at
+    /// once (other control messages wait for the restart). Whether to go on restarting.
+    async fn back_off(&mut self, delay: std::time::Duration) -> bool {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => return true,
+                control = self.control.recv() => match control {
+                    Some(shutdown @ Control::Shutdown(_)) => {
+                        self.on_control(shutdown).await;
+                        return false;
+                    }
+                    Some(other) => self.held.push_back(other),
+                    None => {
+                        self.ended = true;
+                        return false;
+                    }
+                },
+            }
         }
     }
 
@@ -398,8 +434,8 @@ impl Supervisor {
             delay,
             restarts_in_window: in_window,
         });
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+        if !delay.is_zero() && !self.back_off(delay).await {
+            return;
         }
         let n = self.children.len();
         let (stop, start): (Vec<usize>, std::ops::Range<usize>) = match self.strategy {
