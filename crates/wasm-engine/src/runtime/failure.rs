@@ -100,13 +100,19 @@ impl Failure {
                 requested: max_host_resources.saturating_add(1),
             };
         }
+        let trap = err.downcast_ref::<Trap>().copied();
+        // The words of the error's causes, rendered once and only for an error that is
+        // not a trap (a trap carries Wasmtime's backtrace as context, whose rendering
+        // is the dearest part of a failure: a restarting actor pays it per failure).
+        let words: Vec<String> = if trap.is_none() {
+            err.chain().map(ToString::to_string).collect()
+        } else {
+            Vec::new()
+        };
         // Wasmtime's bound on what one call into the host may copy out of the guest
         // (its hostcall fuel, set from the host-memory budget); its error type is
         // private, so it is known by its words.
-        if err
-            .chain()
-            .any(|e| e.to_string().contains(HOSTCALL_FUEL_EXHAUSTED))
-        {
+        if words.iter().any(|e| e.contains(HOSTCALL_FUEL_EXHAUSTED)) {
             let budget = limits.host_memory_bytes();
             return WasmError::ResourceLimitExceeded {
                 component,
@@ -155,7 +161,7 @@ impl Failure {
         // The kernel refused to map memory (a memory, its image, a fiber stack): which
         // limit — the mapping bound or the address space — read now, with the fix.
         // Its errors are Wasmtime's and the system's words, so they are known by those.
-        if err.chain().any(|e| os::is_enomem(&e.to_string())) {
+        if words.iter().any(|e| os::is_enomem(e)) {
             let limit = os::OsLimit::now();
             return WasmError::ResourceLimitExceeded {
                 component,
@@ -164,7 +170,6 @@ impl Failure {
                 requested: limit.requested,
             };
         }
-        let trap = err.downcast_ref::<Trap>().copied();
         let escaped = err.downcast_ref::<wasmtime::ThrownException>().is_some();
         if trap == Some(Trap::OutOfFuel) {
             return WasmError::FuelExhausted {
@@ -246,17 +251,17 @@ impl Failure {
             (None, _) if host_call.is_some() => WasmError::HostFunctionFailed {
                 component,
                 function: host_call.map_or_else(String::new, &host_function),
-                reason: without_backtrace(&err),
+                reason: without_backtrace(&err, &words),
                 source: Some(err.into()),
             },
             (None, Phase::Instantiate) => WasmError::ComponentInstantiationFailed {
                 component,
-                reason: without_backtrace(&err),
+                reason: without_backtrace(&err, &words),
                 source: Some(err.into()),
             },
             (None, Phase::Call(_)) => WasmError::ComponentTrapped {
                 component,
-                reason: without_backtrace(&err),
+                reason: without_backtrace(&err, &words),
                 fuel_consumed: Some(fuel_consumed),
                 backtrace,
             },
@@ -282,10 +287,18 @@ const BACKTRACE_HEADER: &str = "error while executing at wasm backtrace";
 /// The error's chain of causes without Wasmtime's backtrace context (which is reported
 /// on its own): "unknown handle index 1", not "error while executing at wasm
 /// backtrace: …: unknown handle index 1".
-fn without_backtrace(err: &wasmtime::Error) -> String {
-    let parts: Vec<String> = err
-        .chain()
-        .map(ToString::to_string)
+/// `words` are the causes' words (`err.chain()` rendered) when they were rendered.
+fn without_backtrace(err: &wasmtime::Error, words: &[String]) -> String {
+    let rendered;
+    let words = if words.is_empty() {
+        rendered = err.chain().map(ToString::to_string).collect::<Vec<_>>();
+        &rendered
+    } else {
+        words
+    };
+    let parts: Vec<&str> = words
+        .iter()
+        .map(String::as_str)
         .filter(|e| !e.starts_with(BACKTRACE_HEADER))
         .collect();
     let text = if parts.is_empty() {
