@@ -16,7 +16,7 @@ use airssys_wasm_actor::{
     MessageEnvelope, SupervisorSpec,
 };
 use airssys_wasm_benches::actors::raw::airssys::actor::types::MessageKind;
-use airssys_wasm_benches::actors::{Counter, raw, raw_envelope, raw_instance};
+use airssys_wasm_benches::actors::{Counter, raw, raw_envelope, raw_instance, raw_pre};
 use airssys_wasm_benches::runtime;
 use airssys_wasm_core::ResourceLimits;
 use airssys_wasm_engine::{CompiledComponent, Density, Sandbox, WasmEngine};
@@ -53,7 +53,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
     )
     .unwrap();
 
-    let raw = rt.block_on(raw_instance(&engine, &compiled));
+    let raw = rt.block_on(raw_instance(&raw_pre(&engine, &compiled)));
     Fixture {
         rust: system.lookup("rust").unwrap(),
         component: system.lookup("component").unwrap(),

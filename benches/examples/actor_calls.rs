@@ -4,6 +4,9 @@
 //! instruction count (`valgrind --tool=callgrind`): counts at two values of N, taken
 //! apart, are what one message costs, free of the wall clock's noise.
 //!
+//! With `raw-spawn`, N instantiations of the same component on raw Wasmtime (a fresh
+//! store each, from one `InstancePre`) and a call of its `init`: the floor of a spawn.
+//!
 //! With `restart`, N failures instead (each restarts the actor), then one `get` — what
 //! one restart costs: `HOW=trap` (a Rust `panic!`, the default), `HOW=unreachable` (a
 //! trap without a panic), `HOW=fail` (`handle` returns `err`); `NULL_STDIO=1` sends the
@@ -19,7 +22,7 @@ use airssys_wasm_actor::{
     MessageEnvelope, RestartBackoff, SupervisorSpec,
 };
 use airssys_wasm_benches::actors::raw::airssys::actor::types::MessageKind;
-use airssys_wasm_benches::actors::{raw_envelope, raw_instance};
+use airssys_wasm_benches::actors::{raw_envelope, raw_instance, raw_pre, raw_spawn};
 use airssys_wasm_core::ResourceLimits;
 use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
 use airssys_wasm_testkit::guests::ACTOR_WORKER;
@@ -29,6 +32,7 @@ fn main() {
     let n: u64 = args[1].parse().unwrap();
     let raw = args.get(2).is_some_and(|a| a == "raw");
     let restart = args.get(2).is_some_and(|a| a == "restart");
+    let raw_spawn = args.get(2).is_some_and(|a| a == "raw-spawn");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -39,7 +43,9 @@ fn main() {
     let c = wasmtime::component::Component::new(engine.wasmtime_engine(), ACTOR_WORKER).unwrap();
     let component = CompiledComponent::new(&engine, "actor-worker", c).unwrap();
     rt.block_on(async {
-        if raw {
+        if raw_spawn {
+            raw_spawns(&engine, &component, n).await;
+        } else if raw {
             raw_calls(&engine, &component, n).await;
         } else {
             actor(component, n, restart).await;
@@ -87,7 +93,7 @@ async fn actor(component: CompiledComponent, n: u64, restart: bool) {
 }
 
 async fn raw_calls(engine: &WasmEngine, component: &CompiledComponent, n: u64) {
-    let (mut store, actor) = raw_instance(engine, component).await;
+    let (mut store, actor) = raw_instance(&raw_pre(engine, component)).await;
     let h = actor.airssys_actor_handler();
     let tell = raw_envelope(MessageKind::Tell);
     for _ in 0..n {
@@ -106,4 +112,11 @@ async fn raw_calls(engine: &WasmEngine, component: &CompiledComponent, n: u64) {
         .unwrap()
         .unwrap();
     assert_eq!(got.payload, n.to_string().into_bytes());
+}
+
+async fn raw_spawns(engine: &WasmEngine, component: &CompiledComponent, n: u64) {
+    let pre = raw_pre(engine, component);
+    for _ in 0..n {
+        drop(raw_spawn(&pre).await);
+    }
 }

@@ -27,7 +27,7 @@ use airssys_wasm_actor::{
     MessageEnvelope, RestartBackoff, SupervisorEvent, SupervisorSpec,
 };
 use airssys_wasm_benches::actors::raw::airssys::actor::types::MessageKind;
-use airssys_wasm_benches::actors::{Counter, raw_envelope, raw_instance};
+use airssys_wasm_benches::actors::{Counter, raw_envelope, raw_instance, raw_pre, raw_spawn};
 use airssys_wasm_core::ResourceLimits;
 use airssys_wasm_engine::{CompiledComponent, Density, Sandbox, WasmEngine};
 use airssys_wasm_testkit::guests::ACTOR_WORKER;
@@ -143,7 +143,7 @@ async fn round_trips(r: &ActorRef, n: u32) -> Duration {
 
 /// Raw Wasmtime: one store, the `handle` export called in a loop, the same message.
 async fn raw_calls(s: &Setup, n: u32) -> Duration {
-    let (mut store, actor) = raw_instance(&s.engine, &s.component).await;
+    let (mut store, actor) = raw_instance(&raw_pre(&s.engine, &s.component)).await;
     let h = actor.airssys_actor_handler();
     let env = raw_envelope(MessageKind::Request);
     let start = Instant::now();
@@ -219,10 +219,21 @@ async fn run(m: u64, k: usize) {
     let (comp, _) = system_of(k, |n| ChildSpec::component(n, component_actor(&s))).await;
     let comp_spawn = start.elapsed() / k as u32;
     let idle = (rss_kib().saturating_sub(before)) as f64 / k as f64;
+    // The floor: K raw instances of the same component on the same engine, each in a
+    // fresh store with its `init` called, all held.
+    let pre = raw_pre(&s.engine, &s.component);
+    let start = Instant::now();
+    let mut held = Vec::with_capacity(k);
+    for _ in 0..k {
+        held.push(raw_spawn(&pre).await);
+    }
+    let raw_spawn_time = start.elapsed() / k as u32;
+    drop(held);
     println!(
-        "| spawn (start under a supervisor, {k} actors) | {:.2} µs | {:.2} µs | | {:.0}× |",
+        "| spawn (start under a supervisor, {k} actors) | {:.2} µs | {:.2} µs | {:.2} µs (instantiate + `init`) | {:.0}× |",
         rust_spawn.as_secs_f64() * 1e6,
         comp_spawn.as_secs_f64() * 1e6,
+        raw_spawn_time.as_secs_f64() * 1e6,
         comp_spawn.as_secs_f64() / rust_spawn.as_secs_f64()
     );
     println!(
@@ -254,9 +265,23 @@ async fn run(m: u64, k: usize) {
         }
     }
     let restart = start.elapsed() / n;
+    // The floor: the same trap on raw Wasmtime, then a fresh instance with `init` called.
+    let trap = raw_envelope(MessageKind::Tell);
+    let start = Instant::now();
+    let (mut store, mut actor) = raw_spawn(&pre).await;
+    for _ in 0..n {
+        let trapped = actor
+            .airssys_actor_handler()
+            .call_handle(&mut store, &trap, b"trap")
+            .await;
+        assert!(trapped.is_err());
+        (store, actor) = raw_spawn(&pre).await;
+    }
+    let raw_restart = start.elapsed() / n;
     println!(
-        "| restart (trap → started again, {n} times) | | {:.1} µs | | |",
-        restart.as_secs_f64() * 1e6
+        "| restart (trap → started again, {n} times) | | {:.1} µs | {:.1} µs (the trap, a new instance, `init`) | |",
+        restart.as_secs_f64() * 1e6,
+        raw_restart.as_secs_f64() * 1e6
     );
     system.shutdown().await;
 }

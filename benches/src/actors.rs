@@ -56,33 +56,64 @@ pub fn raw_envelope(kind: MessageKind) -> Envelope {
     }
 }
 
-/// `component` instantiated on raw Wasmtime (same engine): fuel on and unbounded, a
-/// fuel yield interval, its imports traps (the benchmarked messages make none).
+/// `component` pre-instantiated on raw Wasmtime (same engine), its imports traps
+/// (the benchmarked messages make none).
+///
+/// # Panics
+///
+/// When linking fails.
+pub fn raw_pre(engine: &WasmEngine, component: &CompiledComponent) -> raw::ActorPre<()> {
+    let wt = engine.wasmtime_engine();
+    let mut linker: wasmtime::component::Linker<()> = wasmtime::component::Linker::new(wt);
+    #[allow(clippy::expect_used)]
+    {
+        linker
+            .define_unknown_imports_as_traps(component.wasmtime_component())
+            .expect("the actor's imports");
+        raw::ActorPre::new(
+            linker
+                .instantiate_pre(component.wasmtime_component())
+                .expect("the actor links"),
+        )
+        .expect("the actor's exports")
+    }
+}
+
+/// A raw instance of `pre` in a fresh store: fuel on and unbounded, a fuel yield
+/// interval.
 ///
 /// # Panics
 ///
 /// When instantiation fails.
-pub async fn raw_instance(
-    engine: &WasmEngine,
-    component: &CompiledComponent,
-) -> (wasmtime::Store<()>, raw::Actor) {
-    let wt = engine.wasmtime_engine();
-    let mut linker: wasmtime::component::Linker<()> = wasmtime::component::Linker::new(wt);
-    #[allow(clippy::expect_used)]
-    linker
-        .define_unknown_imports_as_traps(component.wasmtime_component())
-        .expect("the actor's imports");
-    let mut store = wasmtime::Store::new(wt, ());
+pub async fn raw_instance(pre: &raw::ActorPre<()>) -> (wasmtime::Store<()>, raw::Actor) {
+    let mut store = wasmtime::Store::new(pre.engine(), ());
     #[allow(clippy::expect_used)]
     {
         store.set_fuel(u64::MAX).expect("fuel is on");
         store
             .fuel_async_yield_interval(Some(1_000_000))
             .expect("fuel is on");
-        let actor =
-            raw::Actor::instantiate_async(&mut store, component.wasmtime_component(), &linker)
-                .await
-                .expect("the actor instantiates");
+        let actor = pre
+            .instantiate_async(&mut store)
+            .await
+            .expect("the actor instantiates");
         (store, actor)
     }
+}
+
+/// What a spawn is on raw Wasmtime: a raw instance of `pre` whose `init` was called.
+///
+/// # Panics
+///
+/// When instantiation or `init` fails.
+pub async fn raw_spawn(pre: &raw::ActorPre<()>) -> (wasmtime::Store<()>, raw::Actor) {
+    let (mut store, actor) = raw_instance(pre).await;
+    #[allow(clippy::expect_used)]
+    actor
+        .airssys_actor_handler()
+        .call_init(&mut store)
+        .await
+        .expect("init runs")
+        .expect("init succeeds");
+    (store, actor)
 }

@@ -63,7 +63,7 @@ pub fn raw_config() -> wasmtime::Config {
 #[allow(clippy::expect_used)]
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(std::env::var("WORKERS").map_or(2, |w| w.parse().unwrap_or(2)))
         .enable_all()
         .build()
         .expect("a tokio runtime")
