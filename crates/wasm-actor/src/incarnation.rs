@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
 use std::pin::pin;
@@ -18,17 +17,51 @@ use crate::mailbox::InHand;
 use crate::message::RequestError;
 use crate::supervisor::Reporter;
 
-/// Starts an instance on its own task; `started` learns whether it started.
+/// Makes an instance by its factory and starts it (`pre_start`, or the component's
+/// `init`), on the caller's task — its supervisor's, which waits for the start anyway:
+/// no hop to another task and back before the actor counts as started.
+pub(crate) async fn start(ctx: &mut ActorContext, factory: &Factory) -> Result<Instance, Failure> {
+    // The factory may run an embedder's constructor before its future: a panic there
+    // is the start's failure too, not the supervisor's.
+    let made = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| factory(ctx))) {
+        Ok(making) => CatchUnwind(making).await,
+        Err(panic) => Err(crate::cell::panic_message(&*panic)),
+    };
+    let mut instance = match made {
+        Ok(Ok(i)) => i,
+        Ok(Err(failure)) => return Err(failure),
+        Err(panic) => return Err(Failure::new(FailureKind::Panicked, panic)),
+    };
+    let start = match &mut instance {
+        Instance::Rust(b) => CatchUnwind(b.start(ctx)).await,
+        Instance::Component(c) => CatchUnwind(pin!(c.start())).await,
+    };
+    let start = match start {
+        Ok(r) => r,
+        Err(panic) => Err(Failure::new(FailureKind::Panicked, panic)),
+    };
+    match start {
+        Ok(()) => Ok(instance),
+        Err(mut failure) => {
+            failure.kind = match failure.kind {
+                FailureKind::HandlerError | FailureKind::Other => FailureKind::StartFailed,
+                kind => kind,
+            };
+            Err(failure)
+        }
+    }
+}
+
+/// Runs a started instance on its own task until it exits; the exit goes to its
+/// supervisor through `reporter`.
 pub(crate) fn spawn(
     ctx: ActorContext,
-    factory: Factory,
+    instance: Instance,
     stop: Arc<StopSignal>,
-    started: oneshot::Sender<Result<(), Failure>>,
     reporter: Reporter,
 ) -> AbortHandle {
     tokio::spawn(async move {
-        let (reason, in_hand) = match CatchUnwind(Box::pin(run(ctx, factory, stop, started))).await
-        {
+        let (reason, in_hand) = match CatchUnwind(Box::pin(run(ctx, instance, stop))).await {
             Ok(ended) => ended,
             Err(panic) => (
                 ExitReason::Failed(Failure::new(FailureKind::Panicked, panic)),
@@ -44,34 +77,9 @@ pub(crate) fn spawn(
 
 async fn run(
     mut ctx: ActorContext,
-    factory: Factory,
+    mut instance: Instance,
     stop: Arc<StopSignal>,
-    started: oneshot::Sender<Result<(), Failure>>,
 ) -> (ExitReason, Option<InHand>) {
-    let mut instance = match factory(&ctx).await {
-        Ok(i) => i,
-        Err(failure) => {
-            let _ = started.send(Err(failure.clone()));
-            return (ExitReason::Failed(failure), None);
-        }
-    };
-    let start = match &mut instance {
-        Instance::Rust(b) => CatchUnwind(b.start(&mut ctx)).await,
-        Instance::Component(c) => CatchUnwind(pin!(c.start())).await,
-    };
-    let start = match start {
-        Ok(r) => r,
-        Err(panic) => Err(Failure::new(FailureKind::Panicked, panic)),
-    };
-    if let Err(mut failure) = start {
-        failure.kind = match failure.kind {
-            FailureKind::HandlerError | FailureKind::Other => FailureKind::StartFailed,
-            kind => kind,
-        };
-        let _ = started.send(Err(failure.clone()));
-        return (ExitReason::Failed(failure), None);
-    }
-    let _ = started.send(Ok(()));
     let cell = ctx.cell.clone();
     let reason = loop {
         if stop.fired() {

@@ -752,3 +752,64 @@ async fn a_shutdown_does_not_wait_for_a_restart_backoff() {
     assert_eq!(shared.starts("w"), 2, "not restarted after the shutdown");
     assert!(system.lookup("w").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_constructor_that_panics_is_a_failed_start_not_a_dead_supervisor() {
+    // At the system's start: refused, with the panic's words.
+    let system = ActorSystem::default();
+    let err = system
+        .start(
+            SupervisorSpec::new("root").child(ChildSpec::actor("w", || -> Probe {
+                panic!("no constructor today")
+            })),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no constructor today"), "{err}");
+
+    // At a restart: the second construction panics, the supervisor takes that as a failed
+    // start and restarts again; the third instance answers.
+    let shared = Arc::new(Shared::default());
+    let made = Arc::new(AtomicU64::new(0));
+    let (s, m) = (shared.clone(), made.clone());
+    let system = ActorSystem::default();
+    system
+        .start(
+            SupervisorSpec::new("root")
+                .backoff(RestartBackoff::none())
+                .child(ChildSpec::actor("w", move || {
+                    assert_ne!(
+                        m.fetch_add(1, Ordering::SeqCst),
+                        1,
+                        "the second construction"
+                    );
+                    Probe {
+                        name: "w".into(),
+                        shared: s.clone(),
+                        next_action: ErrorAction::Restart,
+                    }
+                })),
+        )
+        .await
+        .unwrap();
+    let mut events = system.events();
+    tell(&system, "w", "crash").await;
+    let failed_start = wait_for(&mut events, |e| match e {
+        SupervisorEvent::Exited {
+            reason: ExitReason::Failed(f),
+            ..
+        } if f.kind == FailureKind::Panicked => Some(f.message.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(
+        failed_start.contains("the second construction"),
+        "{failed_start}"
+    );
+    let w = system.lookup("w").unwrap();
+    let pong = w.request(text("ping"), PATIENCE).await.unwrap();
+    assert_eq!(pong.payload_text(), Some("pong"));
+    assert_eq!(made.load(Ordering::SeqCst), 3);
+    assert_eq!(shared.starts("w"), 2);
+    system.shutdown().await;
+}

@@ -310,29 +310,27 @@ impl Supervisor {
                 abort,
             } => {
                 *stop = Arc::default();
-                let ctx = ActorContext {
+                *abort = None;
+                let mut ctx = ActorContext {
                     cell: cell.clone(),
                     system: ctx_system,
                     supervisor: link,
                 };
-                let (started_tx, started) = oneshot::channel();
                 let reporter = Reporter {
                     tx: exits,
                     index,
                     incarnation,
                 };
-                *abort = Some(incarnation::spawn(
-                    ctx,
-                    factory.clone(),
-                    stop.clone(),
-                    started_tx,
-                    reporter,
-                ));
                 child.incarnation = incarnation;
                 child.running = true;
                 let name = child.name.clone();
-                match started.await {
-                    Ok(Ok(())) => {
+                let stop = stop.clone();
+                let factory = factory.clone();
+                match incarnation::start(&mut ctx, &factory).await {
+                    Ok(instance) => {
+                        if let ChildRun::Actor { abort, .. } = &mut self.children[index].run {
+                            *abort = Some(incarnation::spawn(ctx, instance, stop, reporter));
+                        }
                         tracing::debug!(target: crate::ACTOR_TARGET, supervisor = %self.name, actor = %name, incarnation, "started");
                         self.emit(SupervisorEvent::Started {
                             supervisor: self.name.clone(),
@@ -341,11 +339,12 @@ impl Supervisor {
                         });
                         Ok(())
                     }
-                    Ok(Err(failure)) => Err(failure),
-                    Err(_) => Err(Failure::new(
-                        FailureKind::Panicked,
-                        "the instance ended before it started",
-                    )),
+                    // A start that fails is an exit like any other, which the supervisor
+                    // deals with next.
+                    Err(failure) => {
+                        reporter.report(ExitReason::Failed(failure.clone()), None);
+                        Err(failure)
+                    }
                 }
             }
         }
