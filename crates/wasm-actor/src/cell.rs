@@ -168,31 +168,68 @@ impl ActorRef {
     /// [`RequestError`]: refused, timed out, the target failed or gave no reply.
     pub async fn request(
         &self,
-        mut env: MessageEnvelope,
+        env: MessageEnvelope,
         timeout: Duration,
     ) -> Result<Reply, RequestError> {
+        self.start_request(env, timeout).await?.reply().await
+    }
+
+    /// Puts `env` in the mailbox as a request (waiting for room if it blocks) and
+    /// returns at once with the reply to come; `timeout` covers both.
+    pub(crate) async fn start_request(
+        &self,
+        mut env: MessageEnvelope,
+        timeout: Duration,
+    ) -> Result<PendingReply, RequestError> {
+        let deadline = tokio::time::Instant::now() + timeout;
         let (tx, rx) = oneshot::channel();
         env.kind = MessageKind::Request;
         env.reply_to = Some(ReplyTo::caller(&self.0.address, tx));
         let to = self.0.address.to_string();
-        // The timeout covers the wait for room in a blocking mailbox too.
-        let answer = tokio::time::timeout(timeout, async {
-            self.0
-                .deliver(env, true)
-                .await
-                .map_err(|e| RequestError::Undelivered {
-                    to: to.clone(),
-                    reason: e.to_string(),
-                })?;
-            rx.await.unwrap_or_else(|_| {
-                Err(RequestError::Undelivered {
-                    to: to.clone(),
-                    reason: "the request was dropped".into(),
-                })
-            })
-        })
-        .await;
-        answer.unwrap_or(Err(RequestError::Timeout { to, timeout }))
+        match tokio::time::timeout_at(deadline, self.0.deliver(env, true)).await {
+            Ok(Ok(())) => Ok(PendingReply {
+                rx,
+                to,
+                deadline,
+                timeout,
+            }),
+            Ok(Err(e)) => Err(RequestError::Undelivered {
+                to,
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(RequestError::Timeout { to, timeout }),
+        }
+    }
+}
+
+/// A request in a mailbox whose reply is still to come (see
+/// [`ActorSystem::request_local`](crate::ActorSystem::request_local)).
+#[derive(Debug)]
+pub struct PendingReply {
+    rx: oneshot::Receiver<Result<Reply, RequestError>>,
+    to: String,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+}
+
+impl PendingReply {
+    /// Waits for the reply until the request's timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError`]: timed out, the target failed or gave no reply.
+    pub async fn reply(self) -> Result<Reply, RequestError> {
+        match tokio::time::timeout_at(self.deadline, self.rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(RequestError::Undelivered {
+                to: self.to,
+                reason: "the request was dropped".into(),
+            }),
+            Err(_) => Err(RequestError::Timeout {
+                to: self.to,
+                timeout: self.timeout,
+            }),
+        }
     }
 }
 

@@ -21,6 +21,14 @@ pub enum SendError {
     /// Malformed: a bad address or topic, too large, too many pending requests.
     #[error("{0}")]
     Invalid(String),
+    /// The actor lives on another host, and the transport could not take the message.
+    #[error("cannot reach `{to}` on another host: {reason}")]
+    Unreachable {
+        /// The target.
+        to: String,
+        /// Why (the transport's words, without credentials).
+        reason: String,
+    },
 }
 
 /// Why a system, a supervision tree or an actor could not start.

@@ -66,6 +66,7 @@ mod exit;
 mod incarnation;
 mod mailbox;
 mod message;
+mod remote;
 mod supervisor;
 mod system;
 
@@ -73,7 +74,7 @@ pub use actor::{Actor, ActorContext, ActorError, ErrorAction};
 pub use address::ActorAddress;
 pub use airssys_wasm_core::actor::MAX_NAME_BYTES;
 pub use airssys_wasm_core::actor::{ActorGrants, Backpressure, Pattern};
-pub use cell::ActorRef;
+pub use cell::{ActorRef, PendingReply};
 pub use component::{
     ComponentActor, HANDLER_INTERFACE, MESSAGING_INTERFACE, TYPES_INTERFACE, register,
 };
@@ -85,12 +86,13 @@ pub use error::{ActorSystemError, SendError};
 pub use exit::{ExitReason, Failure, FailureKind};
 pub use mailbox::{DEFAULT_MAILBOX_BYTES, DEFAULT_MAILBOX_CAPACITY, MailboxConfig};
 pub use message::{MessageEnvelope, MessageKind, MessagePriority, Reply, RequestError, TEXT_PLAIN};
+pub use remote::{BoxFuture, Remote};
 pub use supervisor::SupervisorEvent;
 pub use supervisor::spec::{
     ChildSpec, RestartBackoff, RestartIntensity, RestartPolicy, ShutdownPolicy,
     SupervisionStrategy, SupervisorSpec,
 };
-pub use system::{ActorSystem, EVENT_BUFFER, SystemLimits};
+pub use system::{ActorSystem, EVENT_BUFFER, SystemLimits, WeakActorSystem};
 
 /// The `tracing` target of the supervisors' log (starts, exits with their reasons,
 /// restarts, escalations).

@@ -1,6 +1,7 @@
 //! [`ActorSystem`]: the registry of addresses (and pools, round robin), the topics (publish and subscribe),
 //! requests and their timeouts, the components actors may spawn, the dead letters,
-//! the supervisors' events — and the root of the supervision tree.
+//! the supervisors' events — and the root of the supervision tree. Addresses it does
+//! not hold go to its [`Remote`], when it has one (other processes and machines).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -10,12 +11,13 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
 use crate::address::{ActorAddress, check_name, cut};
-use crate::cell::{ActorRef, Cell};
+use crate::cell::{ActorRef, Cell, PendingReply};
 use crate::component::ComponentActor;
 use crate::dead_letters::{DeadLetterReason, DeadLetters};
 use crate::error::{ActorSystemError, SendError};
 use crate::mailbox::{MailboxConfig, Outstanding};
 use crate::message::{MessageEnvelope, MessageKind, PendingRequest, Reply, ReplyTo, RequestError};
+use crate::remote::Remote;
 use crate::supervisor::SupervisorEvent;
 use crate::supervisor::run::{Control, SupervisorLink, start};
 use crate::supervisor::spec::SupervisorSpec;
@@ -70,6 +72,14 @@ struct Inner {
     root: Mutex<Option<SupervisorLink>>,
     terminated: watch::Sender<Option<String>>,
     limits: SystemLimits,
+    remote: RwLock<Option<Arc<dyn Remote>>>,
+}
+
+/// Where a message goes.
+enum Route {
+    Here(Arc<Cell>, MessageEnvelope),
+    /// To the actor of this name on another system.
+    Away(Arc<dyn Remote>, Arc<str>, MessageEnvelope),
 }
 
 /// How many supervisor events a slow reader of [`ActorSystem::events`] may fall behind.
@@ -97,7 +107,41 @@ impl ActorSystem {
             root: Mutex::new(None),
             terminated: watch::channel(None).0,
             limits,
+            remote: RwLock::default(),
         }))
+    }
+
+    /// Sends what this system does not hold to `remote` (other processes or
+    /// machines) from now on, and tells it every name served here.
+    pub fn set_remote(&self, remote: Arc<dyn Remote>) {
+        let names: Vec<Arc<str>> = read(&self.0.names)
+            .keys()
+            .chain(read(&self.0.pools).keys())
+            .cloned()
+            .collect();
+        for name in &names {
+            remote.serve(name);
+        }
+        *write(&self.0.remote) = Some(remote);
+    }
+
+    /// A handle that does not keep the system alive (for a transport, which the
+    /// system holds).
+    pub fn downgrade(&self) -> WeakActorSystem {
+        WeakActorSystem(Arc::downgrade(&self.0))
+    }
+
+    /// The names served here: named actors and pools.
+    pub fn local_names(&self) -> Vec<String> {
+        read(&self.0.names)
+            .keys()
+            .chain(read(&self.0.pools).keys())
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    fn remote(&self) -> Option<Arc<dyn Remote>> {
+        read(&self.0.remote).clone()
     }
 
     /// Its bounds.
@@ -198,8 +242,57 @@ impl ActorSystem {
     ///
     /// [`SendError`]: unknown address, full, closed, too large.
     pub async fn send(&self, to: &ActorAddress, env: MessageEnvelope) -> Result<(), SendError> {
-        let (cell, env) = self.route(to, env)?;
-        cell.deliver(env, true).await
+        match self.route(to, env)? {
+            Route::Here(cell, env) => cell.deliver(env, true).await,
+            Route::Away(remote, name, env) => remote.send(&name, env).await,
+        }
+    }
+
+    /// Delivers `env` to the actor named `to` on this system only (waiting for room
+    /// if its mailbox blocks): what a transport does with a message from another.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`]: unknown here, full, closed, too large.
+    pub async fn deliver_local(&self, to: &str, env: MessageEnvelope) -> Result<(), SendError> {
+        self.check_size(&env)?;
+        let address = ActorAddress::named(to).map_err(SendError::Invalid)?;
+        match self.resolve(&address) {
+            Some(cell) => cell.deliver(env, true).await,
+            None => {
+                self.0
+                    .dead_letters
+                    .record(to, env, DeadLetterReason::NotFound);
+                Err(SendError::NotFound(to.to_owned()))
+            }
+        }
+    }
+
+    /// Puts a request to the actor named `to` on this system only in its mailbox
+    /// (waiting for room if it blocks), and returns the reply to come; `timeout`
+    /// covers both: what a transport does with a request from another — the next
+    /// message can be delivered while this one is answered, in the order sent.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError`].
+    pub async fn request_local(
+        &self,
+        to: &str,
+        env: MessageEnvelope,
+        timeout: Duration,
+    ) -> Result<PendingReply, RequestError> {
+        let undelivered = |reason: String| RequestError::Undelivered {
+            to: to.to_owned(),
+            reason,
+        };
+        self.check_size(&env)
+            .map_err(|e| undelivered(e.to_string()))?;
+        let address = ActorAddress::named(to).map_err(undelivered)?;
+        match self.resolve(&address) {
+            Some(cell) => ActorRef(cell).start_request(env, timeout).await,
+            None => Err(undelivered(SendError::NotFound(to.to_owned()).to_string())),
+        }
     }
 
     /// Sends `env` to `to` as a request and waits for the reply, at most `timeout`.
@@ -214,7 +307,8 @@ impl ActorSystem {
         timeout: Duration,
     ) -> Result<Reply, RequestError> {
         match self.route(to, env) {
-            Ok((cell, env)) => ActorRef(cell).request(env, timeout).await,
+            Ok(Route::Here(cell, env)) => ActorRef(cell).request(env, timeout).await,
+            Ok(Route::Away(remote, name, env)) => remote.request(&name, env, timeout).await,
             Err(e) => Err(RequestError::Undelivered {
                 to: to.to_string(),
                 reason: e.to_string(),
@@ -228,12 +322,34 @@ impl ActorSystem {
     /// # Errors
     ///
     /// [`SendError::Invalid`] for a bad topic or a payload too large.
+    /// Subscribers on other systems are reached through the [`Remote`] and not counted.
     pub fn publish(&self, topic: &str, mut env: MessageEnvelope) -> Result<u32, SendError> {
         check_name(topic).map_err(|e| SendError::Invalid(format!("bad topic: {e}")))?;
         self.check_size(&env)?;
-        let subscribers = read(&self.0.topics).get(topic).cloned().unwrap_or_default();
         env.kind = MessageKind::Tell;
         env.topic = Some(topic.into());
+        if let Some(remote) = self.remote() {
+            remote.publish(topic, &env);
+        }
+        Ok(self.publish_here(topic, env))
+    }
+
+    /// Publishes `env` to the subscribers of `topic` on this system only: what a
+    /// transport does with a publication from another. How many it reached.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Invalid`] for a bad topic or a payload too large.
+    pub fn publish_local(&self, topic: &str, mut env: MessageEnvelope) -> Result<u32, SendError> {
+        check_name(topic).map_err(|e| SendError::Invalid(format!("bad topic: {e}")))?;
+        self.check_size(&env)?;
+        env.kind = MessageKind::Tell;
+        env.topic = Some(topic.into());
+        Ok(self.publish_here(topic, env))
+    }
+
+    fn publish_here(&self, topic: &str, env: MessageEnvelope) -> u32 {
+        let subscribers = read(&self.0.topics).get(topic).cloned().unwrap_or_default();
         let mut reached = 0u32;
         for cell in subscribers {
             if cell.mailbox.try_push(env.copy(), false).is_ok() {
@@ -242,19 +358,22 @@ impl ActorSystem {
                 cell.dead_letter(env.copy(), DeadLetterReason::MailboxFull);
             }
         }
-        Ok(reached)
+        reached
     }
 
     /// Where `to` leads, or why nowhere (a dead letter).
-    fn route(
-        &self,
-        to: &ActorAddress,
-        mut env: MessageEnvelope,
-    ) -> Result<(Arc<Cell>, MessageEnvelope), SendError> {
+    fn route(&self, to: &ActorAddress, mut env: MessageEnvelope) -> Result<Route, SendError> {
         self.check_size(&env)?;
         match self.resolve(to) {
-            Some(cell) => Ok((cell, env)),
+            Some(cell) => Ok(Route::Here(cell, env)),
             None => {
+                // Named actors may live elsewhere; a spawned actor's number means
+                // something only on the system that spawned it.
+                if let (ActorAddress::Named(name), Some(remote)) = (to, self.remote())
+                    && remote.serves(name)
+                {
+                    return Ok(Route::Away(remote, name.clone(), env));
+                }
                 crate::cell::forget_reply(&mut env);
                 self.0
                     .dead_letters
@@ -316,6 +435,9 @@ impl ActorSystem {
             next: AtomicUsize::new(0),
         };
         write(&self.0.pools).insert(name.into(), Arc::new(pool));
+        if let Some(remote) = self.remote() {
+            remote.serve(name);
+        }
         Ok(())
     }
 
@@ -341,11 +463,27 @@ impl ActorSystem {
                 limits.max_pending_requests, limits.max_pending_requests
             )));
         }
-        let (cell, mut env) = self.route(to, env)?;
+        let route = self.route(to, env)?;
         let id = self.next_id();
         from.pending_requests.fetch_add(1, Ordering::AcqRel);
         let requester: Arc<dyn crate::message::Requester> = from.clone();
         let pending = Arc::new(PendingRequest::new(Arc::downgrade(&requester), id));
+        let cell = match route {
+            Route::Here(cell, env) => (cell, env),
+            Route::Away(remote, name, mut env) => {
+                // The transport's request has its own timeout; its answer comes back
+                // as a message like a local one.
+                env.kind = MessageKind::Request;
+                env.correlation_id = Some(id);
+                env.sender = Some(from.address.clone());
+                tokio::spawn(async move {
+                    let answer = remote.request(&name, env, timeout).await;
+                    pending.answer(answer);
+                });
+                return Ok(id);
+            }
+        };
+        let (cell, mut env) = cell;
         env.kind = MessageKind::Request;
         env.correlation_id = Some(id);
         env.sender = Some(from.address.clone());
@@ -421,6 +559,10 @@ impl ActorSystem {
             self.0.outstanding.clone(),
         ));
         names.insert(name.into(), cell.clone());
+        drop(names);
+        if let Some(remote) = self.remote() {
+            remote.serve(name);
+        }
         Ok(cell)
     }
 
@@ -442,6 +584,9 @@ impl ActorSystem {
         match &cell.address {
             ActorAddress::Named(n) => {
                 write(&self.0.names).remove(n);
+                if let Some(remote) = self.remote() {
+                    remote.withdraw(n);
+                }
             }
             ActorAddress::Anonymous(id) => {
                 write(&self.0.anonymous).remove(id);
@@ -489,6 +634,17 @@ impl ActorSystem {
             reason: reason.clone(),
         });
         self.0.terminated.send_replace(Some(reason));
+    }
+}
+
+/// An [`ActorSystem`] that does not keep it alive.
+#[derive(Clone, Debug)]
+pub struct WeakActorSystem(std::sync::Weak<Inner>);
+
+impl WeakActorSystem {
+    /// The system, while it lives.
+    pub fn upgrade(&self) -> Option<ActorSystem> {
+        self.0.upgrade().map(ActorSystem)
     }
 }
 

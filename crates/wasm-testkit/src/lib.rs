@@ -7,7 +7,8 @@
 //!
 //! Real components built by a real toolchain live in [`guests`]: Rust programs compiled
 //! for `wasm32-wasip2` by `cargo xtask fixtures`, committed as binaries. [`http`] has
-//! a real HTTP server and client on 127.0.0.1 for the HTTP tests.
+//! a real HTTP server and client on 127.0.0.1 for the HTTP tests; [`nats`] a real
+//! `nats-server` on 127.0.0.1 for the cluster tests.
 //!
 //! ```
 //! use airssys_wasm_testkit::{fixture, HELLO};
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub mod guests;
 pub mod http;
+pub mod nats;
 
 /// One compiled fixture.
 #[derive(Debug, Clone, Copy)]

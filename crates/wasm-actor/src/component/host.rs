@@ -154,5 +154,8 @@ fn to_wit(e: SendError) -> wit::SendError {
         SendError::MailboxFull(s) => wit::SendError::MailboxFull(s),
         SendError::Closed(s) => wit::SendError::Closed(s),
         SendError::Invalid(s) => wit::SendError::Invalid(s),
+        // The contract (0.1.0) has no case of its own for a host out of reach: it is
+        // as good as closed, with the words saying why.
+        e @ SendError::Unreachable { .. } => wit::SendError::Closed(e.to_string()),
     }
 }

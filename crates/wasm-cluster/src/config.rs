@@ -1,0 +1,129 @@
+//! [`ClusterConfig`]: which NATS to join, as which cluster and host, with which
+//! credentials (never shown: [`Credentials`]' `Debug` and every error redact them), and
+//! how often hosts say they are alive.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a host joins the cluster.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ClusterConfig {
+    /// The NATS server(s): `nats://host:4222`, several separated by commas. User
+    /// information in a URL is a credential too: redacted wherever it is shown.
+    pub url: String,
+    /// The cluster's name: the first token of its subjects (`airssys.NAME.…`), so that
+    /// several clusters can share one NATS. Default `default`.
+    pub cluster: String,
+    /// This host's name, unique in the cluster (default: a fresh unique id).
+    pub host: Option<String>,
+    /// How this host proves who it is.
+    pub credentials: Credentials,
+    /// How often this host says it is alive, with the names it serves (default 1 s).
+    pub heartbeat: Duration,
+    /// After how long without a heartbeat another host counts as gone (default three
+    /// heartbeats).
+    pub host_timeout: Duration,
+    /// The longest wait for the first connection (default 5 s).
+    pub connect_timeout: Duration,
+}
+
+impl fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("url", &airssys_wasm_core::text::redact_url(&self.url))
+            .field("cluster", &self.cluster)
+            .field("host", &self.host)
+            .field("credentials", &self.credentials)
+            .field("heartbeat", &self.heartbeat)
+            .field("host_timeout", &self.host_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterConfig {
+    /// Joins the NATS at `url`, cluster `default`, no credentials, 1 s heartbeats.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            cluster: "default".into(),
+            host: None,
+            credentials: Credentials::None,
+            heartbeat: Duration::from_secs(1),
+            host_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// In the cluster `name`.
+    #[must_use]
+    pub fn cluster(mut self, name: impl Into<String>) -> Self {
+        self.cluster = name.into();
+        self
+    }
+
+    /// As the host `name`.
+    #[must_use]
+    pub fn host(mut self, name: impl Into<String>) -> Self {
+        self.host = Some(name.into());
+        self
+    }
+
+    /// With these credentials.
+    #[must_use]
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// Heartbeats every `every`; a host silent for three of them is gone.
+    #[must_use]
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
+        self.host_timeout = every.saturating_mul(3);
+        self
+    }
+
+    /// The URL as it may be shown.
+    pub fn redacted_url(&self) -> String {
+        self.url
+            .split(',')
+            .map(|u| airssys_wasm_core::text::redact_url(u.trim()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// How a host proves who it is to NATS.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// None (or in the URL).
+    #[default]
+    None,
+    /// A token.
+    Token(String),
+    /// A user and a password.
+    UserPassword {
+        /// The user.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// A `.creds` file (a JWT and an NKey seed), as `nsc` writes it.
+    File(PathBuf),
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Token(_) => f.write_str("Token(***)"),
+            Self::UserPassword { user, .. } => {
+                write!(f, "UserPassword {{ user: {user:?}, password: *** }}")
+            }
+            Self::File(path) => write!(f, "File({path:?})"),
+        }
+    }
+}

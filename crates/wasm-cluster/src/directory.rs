@@ -1,0 +1,178 @@
+//! Which other hosts are alive and which names each serves, from their heartbeats: a
+//! message to a name no live host serves is refused at once (`no actor has the
+//! address`), as within one process; a host silent for longer than the host timeout
+//! is gone — logged with the names it served.
+//!
+//! A heartbeat is text: `beat HOST`, `hello HOST` (a host that just joined: everyone
+//! answers with a beat) or `bye HOST` (a host leaving), then one served name per line.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use airssys_wasm_core::actor::{MAX_NAME_BYTES, check_name};
+
+/// The most names one heartbeat may list (more are ignored, and logged).
+pub(crate) const MAX_NAMES: usize = 10_000;
+
+/// What a heartbeat says.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Beat {
+    Hello(String),
+    Alive(String, HashSet<String>),
+    Bye(String),
+}
+
+/// A heartbeat of `kind` (`beat`, `hello`, `bye`) from `host` listing `names`.
+pub(crate) fn beat_text<'a>(
+    kind: &str,
+    host: &str,
+    names: impl Iterator<Item = &'a str>,
+) -> String {
+    let mut text = format!("{kind} {host}");
+    for name in names.take(MAX_NAMES) {
+        text.push('\n');
+        text.push_str(name);
+    }
+    text
+}
+
+/// A heartbeat from the wire, when it is one.
+pub(crate) fn parse_beat(payload: &[u8]) -> Option<Beat> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut lines = text.lines();
+    let (kind, host) = lines.next()?.split_once(' ')?;
+    crate::subjects::check_token(host).ok()?;
+    let host = host.to_owned();
+    Some(match kind {
+        "hello" => Beat::Hello(host),
+        "bye" => Beat::Bye(host),
+        "beat" => Beat::Alive(
+            host,
+            lines
+                .filter(|n| n.len() <= MAX_NAME_BYTES && check_name(n).is_ok())
+                .take(MAX_NAMES)
+                .map(str::to_owned)
+                .collect(),
+        ),
+        _ => return None,
+    })
+}
+
+#[derive(Debug)]
+struct Host {
+    names: HashSet<String>,
+    seen: Instant,
+}
+
+/// The live hosts other than this one.
+#[derive(Debug)]
+pub(crate) struct Directory {
+    hosts: Mutex<HashMap<String, Host>>,
+    timeout: Duration,
+}
+
+impl Directory {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Self {
+            hosts: Mutex::default(),
+            timeout,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Host>> {
+        self.hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `host` is alive and serves `names`; whether it is new.
+    pub(crate) fn beat(&self, host: String, names: HashSet<String>) -> bool {
+        let now = Instant::now();
+        self.lock()
+            .insert(host, Host { names, seen: now })
+            .is_none()
+    }
+
+    /// `host` left; the names it served.
+    pub(crate) fn leave(&self, host: &str) -> Option<Vec<String>> {
+        self.lock()
+            .remove(host)
+            .map(|h| h.names.into_iter().collect())
+    }
+
+    /// Hosts silent for longer than the timeout, removed, with the names they served.
+    pub(crate) fn expire(&self) -> Vec<(String, Vec<String>)> {
+        let mut hosts = self.lock();
+        let gone: Vec<String> = hosts
+            .iter()
+            .filter(|(_, h)| h.seen.elapsed() > self.timeout)
+            .map(|(name, _)| name.clone())
+            .collect();
+        gone.into_iter()
+            .filter_map(|name| {
+                let h = hosts.remove(&name)?;
+                Some((name, h.names.into_iter().collect()))
+            })
+            .collect()
+    }
+
+    /// Whether a live host serves `name`.
+    pub(crate) fn serves(&self, name: &str) -> bool {
+        self.lock()
+            .values()
+            .any(|h| h.seen.elapsed() <= self.timeout && h.names.contains(name))
+    }
+
+    /// The live hosts, sorted.
+    pub(crate) fn hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, h)| h.seen.elapsed() <= self.timeout)
+            .map(|(n, _)| n.clone())
+            .collect();
+        hosts.sort();
+        hosts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beats_parse_and_bad_names_are_dropped() {
+        let text = beat_text("beat", "h1", ["router", "pool.a"].into_iter());
+        assert_eq!(
+            parse_beat(text.as_bytes()),
+            Some(Beat::Alive(
+                "h1".into(),
+                ["router", "pool.a"].map(String::from).into()
+            ))
+        );
+        assert_eq!(parse_beat(b"hello h2"), Some(Beat::Hello("h2".into())));
+        assert_eq!(parse_beat(b"bye h2"), Some(Beat::Bye("h2".into())));
+        assert_eq!(parse_beat(b"beat h.1"), None);
+        assert_eq!(parse_beat(b"shout h1"), None);
+        let Some(Beat::Alive(_, names)) = parse_beat(b"beat h1\nok\nnot ok\n*") else {
+            panic!("a beat");
+        };
+        assert_eq!(names, ["ok".to_owned()].into());
+    }
+
+    #[test]
+    fn a_silent_host_expires_and_a_leaving_one_is_gone_at_once() {
+        let d = Directory::new(Duration::from_millis(30));
+        assert!(d.beat("h1".into(), ["a".to_owned()].into()));
+        assert!(!d.beat("h1".into(), ["a".to_owned()].into()));
+        d.beat("h2".into(), ["b".to_owned()].into());
+        assert!(d.serves("a") && d.serves("b") && !d.serves("c"));
+        assert_eq!(d.leave("h2"), Some(vec!["b".to_owned()]));
+        assert!(!d.serves("b"));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!d.serves("a"));
+        assert_eq!(d.expire(), vec![("h1".to_owned(), vec!["a".to_owned()])]);
+        assert!(d.hosts().is_empty());
+    }
+}

@@ -1,0 +1,500 @@
+//! Hosts of one cluster on a real `nats-server` (started by each test on 127.0.0.1,
+//! from `scripts/install-test-servers`): messages and requests across hosts, local
+//! messages staying local, a name nobody serves, a pool of one name on several hosts
+//! (balanced, and answering on when one leaves or vanishes), publications reaching every
+//! host, a component actor asking an actor on another host, a NATS restart, and refused
+//! credentials. Each "host" is an actor system with its own NATS connection.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use airssys_wasm_actor::{
+    Actor, ActorAddress, ActorContext, ActorError, ActorGrants, ActorSystem, ChildSpec,
+    ComponentActor, MessageEnvelope, Reply, RequestError, SendError, SupervisorSpec,
+};
+use airssys_wasm_cluster::{ClusterConfig, ClusterError, Credentials, NatsCluster};
+use airssys_wasm_core::ResourceLimits;
+use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
+use airssys_wasm_testkit::guests::ACTOR_WORKER;
+use airssys_wasm_testkit::nats::NatsServer;
+
+/// A bound on waiting for what must happen (a hang guard, not a timing test).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Replies `TAG TEXT` to a request, counts tells, and with `topic` subscribes to it and
+/// records what is published there.
+struct Tagged {
+    tag: String,
+    topic: Option<String>,
+    seen: Arc<Mutex<Vec<String>>>,
+    count: u64,
+}
+
+impl Actor for Tagged {
+    async fn pre_start(&mut self, ctx: &mut ActorContext) -> Result<(), ActorError> {
+        if let Some(topic) = &self.topic {
+            ctx.subscribe(topic)
+                .map_err(|e| ActorError::new(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn handle_message(
+        &mut self,
+        msg: &MessageEnvelope,
+        _ctx: &mut ActorContext,
+    ) -> Result<Option<Reply>, ActorError> {
+        let text = msg.payload_text().unwrap_or("").to_owned();
+        if let Some(topic) = &msg.topic {
+            self.seen.lock().unwrap().push(format!("{topic} {text}"));
+            return Ok(None);
+        }
+        if text == "count" {
+            self.count += 1;
+            return Ok(None);
+        }
+        if text == "get" {
+            return Ok(Some(Reply::text(self.count.to_string())));
+        }
+        if text == "silent" {
+            return Ok(None);
+        }
+        if let Some(ms) = text.strip_prefix("sleep ") {
+            let ms = ms.parse().map_err(|_| ActorError::new("sleep MS"))?;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        Ok(Some(Reply::text(format!("{} {text}", self.tag))))
+    }
+}
+
+fn tagged(name: &str, tag: &str, topic: Option<&str>, seen: &Arc<Mutex<Vec<String>>>) -> ChildSpec {
+    let (tag, topic, seen) = (tag.to_owned(), topic.map(str::to_owned), seen.clone());
+    ChildSpec::actor(name, move || Tagged {
+        tag: tag.clone(),
+        topic: topic.clone(),
+        seen: seen.clone(),
+        count: 0,
+    })
+}
+
+/// A host: a system with `children`, joined to the cluster on `server`.
+async fn host(
+    server: &NatsServer,
+    name: &str,
+    children: Vec<ChildSpec>,
+) -> (ActorSystem, NatsCluster) {
+    let system = ActorSystem::default();
+    let mut spec = SupervisorSpec::new("root");
+    for c in children {
+        spec = spec.child(c);
+    }
+    system.start(spec).await.unwrap();
+    let config = ClusterConfig::new(server.url())
+        .cluster("t")
+        .host(name)
+        .heartbeat(Duration::from_millis(200));
+    let cluster = NatsCluster::join(config, &system).await.unwrap();
+    (system, cluster)
+}
+
+fn addr(name: &str) -> ActorAddress {
+    ActorAddress::named(name).unwrap()
+}
+
+async fn ask(system: &ActorSystem, to: &str, text: &str) -> Result<String, RequestError> {
+    let reply = system
+        .request(
+            &addr(to),
+            MessageEnvelope::text(text),
+            Duration::from_secs(5),
+        )
+        .await?;
+    Ok(reply.payload_text().unwrap_or("").to_owned())
+}
+
+/// Counts the messages on the cluster's actor subjects, seen by a plain NATS client.
+async fn observer(server: &NatsServer) -> Arc<AtomicU64> {
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let mut sub = client.subscribe("airssys.t.actor.>").await.unwrap();
+    client.flush().await.unwrap();
+    let seen = Arc::new(AtomicU64::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        let _client = client;
+        while sub.next().await.is_some() {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_message_each_other_and_local_messages_stay_local() {
+    let Some(server) = NatsServer::start(&[]) else {
+        return;
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let on_wire = observer(&server).await;
+    let (a, ca) = host(&server, "a", vec![tagged("alice", "a", None, &seen)]).await;
+    let (b, cb) = host(&server, "b", vec![tagged("bob", "b", None, &seen)]).await;
+    assert!(cb.wait_for("alice", PATIENCE).await);
+    assert!(ca.wait_for("bob", PATIENCE).await);
+    assert_eq!(cb.hosts(), vec!["a".to_owned()]);
+
+    // Tells across keep their order; a request after them sees them all.
+    for _ in 0..200 {
+        b.send(&addr("alice"), MessageEnvelope::text("count"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(ask(&b, "alice", "get").await.unwrap(), "200");
+    assert_eq!(ask(&a, "bob", "hi").await.unwrap(), "b hi");
+    let crossed = on_wire.load(Ordering::Relaxed);
+    assert_eq!(crossed, 202, "200 tells and 2 requests crossed NATS");
+
+    // Local messages stay local: nothing more on the wire.
+    for _ in 0..100 {
+        a.send(&addr("alice"), MessageEnvelope::text("count"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(ask(&a, "alice", "get").await.unwrap(), "300");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(on_wire.load(Ordering::Relaxed), crossed);
+
+    // A name no host serves is refused at once, as within one process.
+    let err = b
+        .send(&addr("nobody"), MessageEnvelope::text("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, SendError::NotFound("nobody".into()));
+    assert!(matches!(
+        ask(&b, "nobody", "x").await,
+        Err(RequestError::Undelivered { .. })
+    ));
+
+    // A request's timeout holds across hosts; a target that gives no reply says so.
+    let slow = b
+        .request(
+            &addr("alice"),
+            MessageEnvelope::text("sleep 1000"),
+            Duration::from_millis(200),
+        )
+        .await;
+    assert!(
+        matches!(slow, Err(RequestError::Timeout { ref to, timeout }) if to == "alice" && timeout == Duration::from_millis(200)),
+        "{slow:?}"
+    );
+    assert_eq!(
+        ask(&b, "alice", "silent").await,
+        Err(RequestError::NoReply { to: "alice".into() })
+    );
+    for (system, cluster) in [(&a, &ca), (&b, &cb)] {
+        cluster.leave().await;
+        system.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_on_several_hosts_is_balanced_and_answers_on_when_one_goes() {
+    let Some(server) = NatsServer::start(&[]) else {
+        return;
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (a, ca) = host(&server, "a", vec![tagged("worker", "a", None, &seen)]).await;
+    let mut b = HostProcess::start(&server, "b");
+    let (d, cd) = host(&server, "d", vec![tagged("worker", "d", None, &seen)]).await;
+    let (client, cc) = host(&server, "client", vec![]).await;
+    assert!(cc.wait_for("worker", PATIENCE).await);
+    tokio::time::timeout(PATIENCE, async {
+        while cc.hosts().len() < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+
+    let tally = |n: usize| {
+        let client = client.clone();
+        async move {
+            let mut by: HashMap<String, u32> = HashMap::new();
+            for i in 0..n {
+                let answer = ask(&client, "worker", &i.to_string()).await.unwrap();
+                let (tag, echoed) = answer.split_once(' ').unwrap();
+                assert_eq!(echoed, i.to_string());
+                *by.entry(tag.to_owned()).or_default() += 1;
+            }
+            by
+        }
+    };
+    let by = tally(300).await;
+    assert_eq!(by.len(), 3, "every host answered some: {by:?}");
+    assert!(
+        by.contains_key("b"),
+        "the host in its own process answered: {by:?}"
+    );
+
+    // One host leaves in order (SIGTERM): every request is still answered, by the others.
+    ca.leave().await;
+    a.shutdown().await;
+    let by = tally(100).await;
+    assert!(
+        !by.contains_key("a") && by.values().sum::<u32>() == 100,
+        "{by:?}"
+    );
+
+    // One is killed (SIGKILL: no goodbye): NATS drops its subscription with its
+    // connection; the rest answer every request.
+    b.kill();
+    let by = tally(100).await;
+    assert_eq!(by.keys().collect::<Vec<_>>(), vec!["d"], "{by:?}");
+    // And the client notices it is gone once its heartbeats stop.
+    tokio::time::timeout(PATIENCE, async {
+        while cc.hosts() != vec!["d".to_owned()] {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the vanished host was never noticed");
+
+    for (system, cluster) in [(&d, &cd), (&client, &cc)] {
+        cluster.leave().await;
+        system.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publications_reach_subscribers_on_every_host_once() {
+    let Some(server) = NatsServer::start(&[]) else {
+        return;
+    };
+    let seen_a = Arc::new(Mutex::new(Vec::new()));
+    let seen_b = Arc::new(Mutex::new(Vec::new()));
+    let (a, ca) = host(&server, "a", vec![tagged("ra", "a", Some("news"), &seen_a)]).await;
+    let (b, cb) = host(&server, "b", vec![tagged("rb", "b", Some("news"), &seen_b)]).await;
+    assert!(ca.wait_for("rb", PATIENCE).await);
+    assert!(cb.wait_for("ra", PATIENCE).await);
+    for i in 0..5 {
+        // One local subscriber is counted; the other host's is reached over NATS.
+        let reached = a
+            .publish("news", MessageEnvelope::text(format!("n{i}")))
+            .unwrap();
+        assert_eq!(reached, 1);
+    }
+    b.publish("sport", MessageEnvelope::text("ignored"))
+        .unwrap();
+    let want: Vec<String> = (0..5).map(|i| format!("news n{i}")).collect();
+    tokio::time::timeout(PATIENCE, async {
+        while seen_b.lock().unwrap().len() < 5 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    a.quiesce().await;
+    b.quiesce().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        *seen_a.lock().unwrap(),
+        want,
+        "once each on the publishing host"
+    );
+    assert_eq!(
+        *seen_b.lock().unwrap(),
+        want,
+        "once each, in order, on the other host"
+    );
+    for (system, cluster) in [(&a, &ca), (&b, &cb)] {
+        cluster.leave().await;
+        system.shutdown().await;
+    }
+}
+
+fn compiled() -> &'static (WasmEngine, CompiledComponent) {
+    static C: OnceLock<(WasmEngine, CompiledComponent)> = OnceLock::new();
+    C.get_or_init(|| {
+        let engine = airssys_wasm_actor::register(WasmEngine::builder())
+            .build()
+            .unwrap();
+        let component =
+            wasmtime::component::Component::new(engine.wasmtime_engine(), ACTOR_WORKER).unwrap();
+        let component = CompiledComponent::new(&engine, "actor-worker", component).unwrap();
+        (engine, component)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_actor_reaches_an_actor_on_another_host() {
+    let Some(server) = NatsServer::start(&[]) else {
+        return;
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let limits = ResourceLimits::new(16 << 20, 100_000_000, Duration::from_secs(10)).unwrap();
+    let worker = ComponentActor::new(
+        compiled().1.clone(),
+        Sandbox::new(limits),
+        ActorGrants::all(),
+    )
+    .unwrap();
+    let (a, ca) = host(&server, "a", vec![ChildSpec::component("w", worker)]).await;
+    let (b, cb) = host(&server, "b", vec![tagged("far", "b", None, &seen)]).await;
+    assert!(ca.wait_for("far", PATIENCE).await);
+    // The guest's `send` and `request` reach the other host; the reply comes back to the
+    // guest as a later message, as within one process.
+    assert_eq!(ask(&a, "w", "send far count").await.unwrap(), "ok");
+    let asked = ask(&a, "w", "ask far hello").await.unwrap();
+    let id = asked.strip_prefix("ok asked ").expect("a correlation id");
+    let want = format!("reply {id} b hello");
+    tokio::time::timeout(PATIENCE, async {
+        while ask(&a, "w", "last").await.unwrap() != want {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the reply never reached the guest");
+    assert_eq!(ask(&a, "far", "get").await.unwrap(), "1");
+    // And the other way: a request from host b to the component on host a.
+    assert_eq!(ask(&b, "w", "echo across").await.unwrap(), "across");
+    for (system, cluster) in [(&a, &ca), (&b, &cb)] {
+        cluster.leave().await;
+        system.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_carry_on_after_nats_restarts() {
+    let Some(mut server) = NatsServer::start(&[]) else {
+        return;
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (a, ca) = host(&server, "a", vec![tagged("alice", "a", None, &seen)]).await;
+    let (b, cb) = host(&server, "b", vec![]).await;
+    assert!(cb.wait_for("alice", PATIENCE).await);
+    assert_eq!(ask(&b, "alice", "1").await.unwrap(), "a 1");
+    server.kill();
+    // While NATS is down a request fails (it does not hang past its timeout).
+    assert!(ask(&b, "alice", "2").await.is_err());
+    server.restart();
+    // The clients reconnect and resubscribe by themselves; requests are answered again.
+    let answered = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Ok(answer) = ask(&b, "alice", "3").await {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("never answered after the restart");
+    assert_eq!(answered, "a 3");
+    for (system, cluster) in [(&a, &ca), (&b, &cb)] {
+        cluster.leave().await;
+        system.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_a_clear_error_that_shows_none() {
+    let Some(server) = NatsServer::start(&["--user", "app", "--pass", "s3cret-pass"]) else {
+        return;
+    };
+    let system = ActorSystem::default();
+    let wrong = ClusterConfig::new(server.url()).credentials(Credentials::UserPassword {
+        user: "app".into(),
+        password: "wrong-pass".into(),
+    });
+    let err = NatsCluster::join(wrong, &system).await.unwrap_err();
+    assert!(matches!(err, ClusterError::Credentials { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("credentials") && !text.contains("wrong-pass"),
+        "{text}"
+    );
+    // In the URL too: redacted in the error.
+    let in_url = server.url().replace("nats://", "nats://app:wrong-pass@");
+    let err = NatsCluster::join(ClusterConfig::new(in_url), &system)
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains("wrong-pass"), "{err}");
+    assert!(!format!("{:?}", ClusterConfig::new("nats://u:pw@h:1")).contains("pw"));
+    // The right ones join.
+    let right = ClusterConfig::new(server.url()).credentials(Credentials::UserPassword {
+        user: "app".into(),
+        password: "s3cret-pass".into(),
+    });
+    let cluster = NatsCluster::join(right, &system).await.unwrap();
+    cluster.leave().await;
+    // No server at all: a clear error too.
+    let nowhere = ClusterConfig::new("nats://127.0.0.1:1");
+    let err = NatsCluster::join(nowhere, &system).await.unwrap_err();
+    assert!(matches!(err, ClusterError::Connect { .. }), "{err:?}");
+}
+
+/// A host in a process of its own: this test binary again, running only `host_process`
+/// with the server and its name in the environment. Killed (SIGKILL) when dropped.
+struct HostProcess(std::process::Child);
+
+impl HostProcess {
+    fn start(server: &NatsServer, name: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["host_process", "--exact", "--nocapture", "--test-threads=1"])
+            .env("AIRSSYS_TEST_HOST_NATS", server.url())
+            .env("AIRSSYS_TEST_HOST_NAME", name)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let ready = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            // libtest prints the test's name on the same line first.
+            .any(|l| l.ends_with("host ready"));
+        assert!(ready, "the host process never became ready");
+        Self(child)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Not a test of its own: the body of a [`HostProcess`] (returns at once unless started
+/// as one). Serves `worker` as the host named in the environment, for at most two
+/// minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_process() {
+    let Ok(url) = std::env::var("AIRSSYS_TEST_HOST_NATS") else {
+        return;
+    };
+    let name = std::env::var("AIRSSYS_TEST_HOST_NAME").unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let system = ActorSystem::default();
+    system
+        .start(SupervisorSpec::new("root").child(tagged("worker", &name, None, &seen)))
+        .await
+        .unwrap();
+    let config = ClusterConfig::new(url)
+        .cluster("t")
+        .host(&name)
+        .heartbeat(Duration::from_millis(200));
+    let _cluster = NatsCluster::join(config, &system).await.unwrap();
+    // Served once its subscription is in place: its first heartbeat lists the name.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    println!("host ready");
+    tokio::time::sleep(Duration::from_secs(120)).await;
+}
