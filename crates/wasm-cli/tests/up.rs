@@ -186,3 +186,179 @@ fn a_component_that_is_not_an_actor_is_refused_with_exit_3() {
     assert!(log.contains("airssys:actor/handler@0.1.0#handle"), "{log}");
     assert!(!log.contains("up: "), "{log}");
 }
+
+/// An `up` running in the background, its stderr collected; SIGTERM stops it.
+struct Background {
+    child: std::process::Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Background {
+    /// Starts `cmd` and waits until its stderr has a line starting with `ready`.
+    fn start(mut cmd: std::process::Command, ready: &'static str) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with(ready) {
+                    let _ = tx.send(());
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(120)).is_err() {
+            let _ = child.kill();
+            panic!("up did not start:\n{}", log.lock().unwrap());
+        }
+        Self { child, log }
+    }
+
+    /// SIGTERM, then its exit code and log.
+    fn terminate(mut self) -> (Option<i32>, String) {
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = self.child.wait().unwrap();
+        let log = self.log.lock().unwrap().clone();
+        (status.code(), log)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The example's pipeline split over two hosts on one NATS: the ledger on one, the
+/// router and the workers on the other. The workers' tells and the request for the
+/// report cross NATS; the ledger's host stops gracefully on SIGTERM.
+#[test]
+fn the_pipeline_runs_across_two_hosts_over_nats() {
+    let Some(server) = airssys_wasm_testkit::nats::NatsServer::start(&[]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let component = |c: &str| format!("{:?}", example().join(c).display().to_string());
+    let cluster = |host: &str| {
+        format!(
+            "[cluster]\nnats = {{ env = \"TEST_NATS_URL\" }}\nname = \"orders\"\nhost = \"{host}\"\nheartbeat = \"200ms\"\n"
+        )
+    };
+    let books = dir.path().join("books.toml");
+    std::fs::write(
+        &books,
+        format!(
+            "{}\n[[actor]]\nname = \"ledger\"\ncomponent = {}\n",
+            cluster("books"),
+            component("ledger")
+        ),
+    )
+    .unwrap();
+    let front = dir.path().join("front.toml");
+    std::fs::write(
+        &front,
+        format!(
+            "{}\n[[actor]]\nname = \"worker\"\ncomponent = {}\npool = 2\n\n[[actor]]\nname = \"router\"\ncomponent = {}\n",
+            cluster("front"),
+            component("worker"),
+            component("router")
+        ),
+    )
+    .unwrap();
+    let mut cmd = bin();
+    cmd.arg("up")
+        .arg(&books)
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("TEST_NATS_URL", server.url());
+    let ledger = Background::start(cmd, "up: ");
+
+    let mut cmd = bin();
+    cmd.arg("up")
+        .arg(&front)
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--once")
+        .env("TEST_NATS_URL", server.url());
+    for (i, (item, qty)) in [("apple", 3), ("pear", 1), ("apple", 2)]
+        .into_iter()
+        .enumerate()
+    {
+        cmd.arg("--send").arg(order(i as u32, item, qty));
+    }
+    let out = cmd.args(["--request", "ledger=report"]).output().unwrap();
+    let log = stderr(&out);
+    assert_eq!(code(&out), 0, "{log}");
+    assert!(log.contains("joined the cluster as host `front`"), "{log}");
+    assert_eq!(stdout(&out).trim(), "orders=3 apple=5 pear=1", "{log}");
+
+    let (code, log) = ledger.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("joined the cluster as host `books`"), "{log}");
+    assert!(log.contains("stopped; 0 dead letter(s)"), "{log}");
+}
+
+/// Refused credentials and a server that is not there: exit 2 at start, with the
+/// system file's line, and the password never shown.
+#[test]
+fn a_cluster_that_cannot_be_joined_is_refused_at_start() {
+    let Some(server) =
+        airssys_wasm_testkit::nats::NatsServer::start(&["--user", "app", "--pass", "right-one"])
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let system = dir.path().join("System.toml");
+    std::fs::write(
+        &system,
+        format!(
+            "[[actor]]\nname = \"ledger\"\ncomponent = {:?}\n\n[cluster]\nnats = {:?}\nuser = \"app\"\npassword = {{ env = \"TEST_NATS_PASSWORD\" }}\n",
+            example().join("ledger").display().to_string(),
+            server.url()
+        ),
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let run = |password: Option<&str>| {
+        let mut cmd = bin();
+        cmd.arg("up")
+            .arg(&system)
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--once");
+        match password {
+            Some(p) => cmd.env("TEST_NATS_PASSWORD", p),
+            None => cmd.env_remove("TEST_NATS_PASSWORD"),
+        };
+        cmd.output().unwrap()
+    };
+    let out = run(Some("wrong-one"));
+    let log = stderr(&out);
+    assert_eq!(code(&out), 2, "{log}");
+    assert!(log.contains("System.toml:5:1"), "{log}");
+    assert!(log.contains("refused this host's credentials"), "{log}");
+    assert!(!log.contains("wrong-one"), "{log}");
+    let out = run(None);
+    let log = stderr(&out);
+    assert_eq!(code(&out), 2, "{log}");
+    assert!(log.contains("`TEST_NATS_PASSWORD` is not set"), "{log}");
+    let out = run(Some("right-one"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}

@@ -51,4 +51,7 @@ pub use manifest::{
     ComponentManifest, ComponentSection, ConfigEntry, ConfigSection, ConfigValue, LimitsSection,
     MANIFEST_FILE,
 };
-pub use system::{ActorEntry, DEFAULT_ROOT, SYSTEM_FILE, SpawnEntry, SupervisorEntry, SystemFile};
+pub use system::{
+    ActorEntry, ClusterSection, DEFAULT_ROOT, SYSTEM_FILE, Setting, SpawnEntry, SupervisorEntry,
+    SystemFile,
+};

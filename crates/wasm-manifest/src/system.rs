@@ -25,7 +25,17 @@ pub const SYSTEM_FILE: &str = "System.toml";
 /// The root supervisor's name when the file declares no supervisor.
 pub const DEFAULT_ROOT: &str = "root";
 
-const TOP_KEYS: &[&str] = &["system", "supervisor", "actor", "spawn"];
+const TOP_KEYS: &[&str] = &["system", "supervisor", "actor", "spawn", "cluster"];
+const CLUSTER_KEYS: &[&str] = &[
+    "nats",
+    "name",
+    "host",
+    "heartbeat",
+    "user",
+    "password",
+    "token",
+    "credentials",
+];
 const SYSTEM_KEYS: &[&str] = &["name", "shutdown"];
 const SUPERVISOR_KEYS: &[&str] = &[
     "name",
@@ -63,6 +73,73 @@ pub struct SystemFile {
     pub actors: Vec<ActorEntry>,
     /// `[spawn]`: components actors may spawn, by name.
     pub spawn: Vec<SpawnEntry>,
+    /// `[cluster]`: the NATS this system joins, to message actors on other hosts.
+    pub cluster: Option<ClusterSection>,
+}
+
+/// `[cluster]`: joining other hosts over NATS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterSection {
+    /// `nats`: the server(s), `nats://host:4222` (several separated by commas).
+    pub nats: Setting,
+    /// `name`: the cluster's name (default `default`): systems of one cluster reach
+    /// each other's actors.
+    pub name: Option<String>,
+    /// `host`: this host's name in the cluster (default: a fresh unique one).
+    pub host: Option<String>,
+    /// `heartbeat`: how often this host says it is alive (default 1 s).
+    pub heartbeat: Option<Duration>,
+    /// `user` and `password`.
+    pub user: Option<Setting>,
+    /// See `user`.
+    pub password: Option<Setting>,
+    /// `token`.
+    pub token: Option<Setting>,
+    /// `credentials`: a NATS `.creds` file, resolved against the system file.
+    pub credentials: Option<PathBuf>,
+    /// `FILE:LINE:COLUMN` of the section.
+    pub origin: String,
+}
+
+/// A setting written in the file or read from the host's environment when the system
+/// starts (`{ env = "NATS_PASSWORD" }`): credentials need not be in the file. Shown
+/// redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Setting {
+    /// Written in the file.
+    Text(String),
+    /// The environment variable to read.
+    Env(String),
+}
+
+impl std::fmt::Debug for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Text(t) if t.contains("://") => {
+                write!(f, "Text({:?})", airssys_wasm_core::text::redact_url(t))
+            }
+            Self::Text(_) => f.write_str("Text(***)"),
+            Self::Env(var) => write!(f, "Env({var:?})"),
+        }
+    }
+}
+
+impl Setting {
+    /// Its value now.
+    ///
+    /// # Errors
+    ///
+    /// When the environment variable is not set (or not Unicode): its name, with the
+    /// fix.
+    pub fn resolve(&self) -> Result<String, String> {
+        match self {
+            Self::Text(t) => Ok(t.clone()),
+            Self::Env(var) => std::env::var(var).map_err(|_| {
+                format!("the environment variable `{var}` is not set (export it before starting)")
+            }),
+        }
+    }
 }
 
 /// One `[[supervisor]]`.
@@ -249,6 +326,10 @@ fn read(doc: &Doc<'_>) -> PResult<SystemFile> {
             line: 1,
         });
     }
+    let cluster = match doc.table(root, "cluster", None)? {
+        None => None,
+        Some((span, t)) => Some(cluster(doc, span, t)?),
+    };
     check_tree(doc, top_span, &mut supervisors, &mut actors)?;
     Ok(SystemFile {
         file: doc.file.to_owned(),
@@ -257,6 +338,7 @@ fn read(doc: &Doc<'_>) -> PResult<SystemFile> {
         supervisors,
         actors,
         spawn,
+        cluster,
     })
 }
 
@@ -404,6 +486,131 @@ fn component_path(doc: &Doc<'_>, v: &Value<'_>, dotted: &str) -> PResult<PathBuf
         ));
     }
     Ok(manifest)
+}
+
+fn cluster(doc: &Doc<'_>, span: Range<usize>, t: &DeTable<'_>) -> PResult<ClusterSection> {
+    const T: &str = "cluster";
+    doc.check_keys(t, CLUSTER_KEYS, Some(T))?;
+    let v = Doc::get(t, "nats").ok_or_else(|| {
+        doc.missing(
+            span.clone(),
+            T,
+            "nats",
+            "; a cluster is joined through a NATS server",
+            "nats = \"nats://127.0.0.1:4222\" (or { env = \"NATS_URL\" })",
+        )
+    })?;
+    let nats = setting(doc, v, "cluster.nats")?;
+    if let Setting::Text(url) = &nats {
+        for one in url.split(',').map(str::trim) {
+            let scheme_ok = ["nats://", "tls://", "ws://", "wss://"]
+                .iter()
+                .any(|s| one.starts_with(s));
+            if !scheme_ok || one.len() <= "nats://".len() {
+                return Err(doc.invalid(
+                    v.span(),
+                    "cluster.nats",
+                    format!(
+                        "`{}` is not a NATS server address",
+                        airssys_wasm_core::text::redact_url(one)
+                    ),
+                    Some("write nats://HOST:PORT (tls://, ws://, wss://), several separated by commas".into()),
+                ));
+            }
+        }
+    }
+    let token_name = |key: &str| -> PResult<Option<String>> {
+        let dotted = format!("cluster.{key}");
+        let Some(v) = Doc::get(t, key) else {
+            return Ok(None);
+        };
+        let name = doc.string(v, &dotted)?;
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            return Err(doc.invalid(
+                v.span(),
+                &dotted,
+                format!("`{name}` is not a name here"),
+                Some("1 to 64 ASCII letters, digits, `-` and `_`".into()),
+            ));
+        }
+        Ok(Some(name.to_owned()))
+    };
+    let name = token_name("name")?;
+    let host = token_name("host")?;
+    let heartbeat = duration(doc, t, "heartbeat", "cluster.heartbeat")?;
+    let optional = |key: &str| {
+        Doc::get(t, key)
+            .map(|v| setting(doc, v, &format!("cluster.{key}")))
+            .transpose()
+    };
+    let user = optional("user")?;
+    let password = optional("password")?;
+    let token = optional("token")?;
+    let credentials = match Doc::get(t, "credentials") {
+        None => None,
+        Some(v) => Some(doc.base_dir().join(doc.string(v, "cluster.credentials")?)),
+    };
+    let at = |key: &str| Doc::get(t, key).map_or(span.clone(), |v| v.span());
+    if user.is_some() != password.is_some() {
+        let key = if user.is_some() { "user" } else { "password" };
+        return Err(doc.invalid(
+            at(key),
+            &format!("cluster.{key}"),
+            "`user` and `password` go together".into(),
+            Some("give both, or use `token` or `credentials`".into()),
+        ));
+    }
+    let ways = [user.is_some(), token.is_some(), credentials.is_some()];
+    if ways.iter().filter(|w| **w).count() > 1 {
+        let key = if token.is_some() {
+            "token"
+        } else {
+            "credentials"
+        };
+        return Err(doc.invalid(
+            at(key),
+            &format!("cluster.{key}"),
+            "one way to prove who this host is: `user` and `password`, `token`, or `credentials`"
+                .into(),
+            Some("keep one of them".into()),
+        ));
+    }
+    Ok(ClusterSection {
+        nats,
+        name,
+        host,
+        heartbeat,
+        user,
+        password,
+        token,
+        credentials,
+        origin: doc.origin(&span),
+    })
+}
+
+/// A string, or `{ env = "VARIABLE" }`.
+fn setting(doc: &Doc<'_>, v: &Value<'_>, dotted: &str) -> PResult<Setting> {
+    let expected = "a string, or { env = \"VARIABLE\" } to read the host's environment";
+    match v.get_ref() {
+        DeValue::String(s) => Ok(Setting::Text(s.as_ref().to_owned())),
+        DeValue::Table(inner) => match (inner.len(), Doc::get(inner, "env").map(|e| e.get_ref())) {
+            (1, Some(DeValue::String(var))) if !var.is_empty() => {
+                Ok(Setting::Env(var.as_ref().to_owned()))
+            }
+            _ => Err(doc.invalid(
+                v.span(),
+                dotted,
+                format!("`{dotted}` must be {expected}"),
+                Some("write e.g. password = { env = \"NATS_PASSWORD\" }".into()),
+            )),
+        },
+        other => Err(doc.wrong_type(v.span(), dotted, expected, other)),
+    }
 }
 
 fn actor(doc: &Doc<'_>, span: Range<usize>, t: &DeTable<'_>) -> PResult<ActorEntry> {

@@ -175,3 +175,58 @@ fn mistakes_are_refused_at_their_line_with_the_fix() {
         &["is not a name"],
     );
 }
+
+#[test]
+fn a_cluster_section_reads_back_and_its_mistakes_are_refused_at_their_line() {
+    use airssys_wasm_manifest::Setting;
+    let f = Fixture::new();
+    let text = "[cluster]\nnats = \"nats://a:4222, nats://b:4222\"\nname = \"orders\"\nhost = \"node-1\"\nheartbeat = \"500ms\"\nuser = \"app\"\npassword = { env = \"NATS_PASSWORD\" }\n";
+    let file = f.parse(text).unwrap();
+    let c = file.cluster.unwrap();
+    assert_eq!(c.nats, Setting::Text("nats://a:4222, nats://b:4222".into()));
+    assert_eq!(
+        (c.name.as_deref(), c.host.as_deref()),
+        (Some("orders"), Some("node-1"))
+    );
+    assert_eq!(c.heartbeat, Some(Duration::from_millis(500)));
+    assert_eq!(c.password, Some(Setting::Env("NATS_PASSWORD".into())));
+    assert!(f.parse(TREE).unwrap().cluster.is_none());
+    // Shown redacted.
+    let shown = format!("{:?}", Setting::Text("nats://u:pw@h:4222".into()));
+    assert!(!shown.contains("pw"), "{shown}");
+    assert_eq!(format!("{:?}", Setting::Text("s3cret".into())), "Text(***)");
+
+    f.err(
+        "[cluster]\nnats = \"nats://h:1\"\nheartbeta = \"1s\"\n",
+        3,
+        &["heartbeta", "heartbeat"],
+    );
+    f.err("[cluster]\nname = \"x\"\n", 1, &["nats"]);
+    f.err(
+        "[cluster]\nnats = \"http://h:1\"\n",
+        2,
+        &["not a NATS server address", "nats://HOST:PORT"],
+    );
+    let e = f.err(
+        "[cluster]\nnats = \"redis://u:pw@h:1\"\n",
+        2,
+        &["not a NATS"],
+    );
+    assert!(!e.to_string().contains("pw"), "{e}");
+    f.err(
+        "[cluster]\nnats = \"nats://h:1\"\nuser = \"app\"\n",
+        3,
+        &["go together"],
+    );
+    f.err(
+        "[cluster]\nnats = \"nats://h:1\"\nuser = \"app\"\npassword = \"p\"\ntoken = \"t\"\n",
+        5,
+        &["one way"],
+    );
+    f.err(
+        "[cluster]\nnats = \"nats://h:1\"\nhost = \"a.b\"\n",
+        3,
+        &["not a name"],
+    );
+    f.err("[cluster]\nnats = { environment = \"X\" }\n", 2, &["env"]);
+}

@@ -3,7 +3,9 @@
 //! anything starts, one engine in the dense layout for all of them, the supervision
 //! tree started in order; then messages from the command line (`--send`,
 //! `--request`), and on SIGINT or SIGTERM a graceful stop: supervisors stop their
-//! children in reverse start order, each draining its mailbox within its grace.
+//! children in reverse start order, each draining its mailbox within its grace. With
+//! `[cluster]` the system joins other hosts over NATS once started (refused
+//! credentials or an unreachable server: exit 2), and leaves before it drains.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,8 +17,9 @@ use airssys_wasm_actor::{
     ActorAddress, ActorGrants, ActorSystem, ChildSpec, ComponentActor, MailboxConfig,
     MessageEnvelope, RestartBackoff, ShutdownPolicy, SupervisorSpec,
 };
+use airssys_wasm_cluster::{ClusterConfig, Credentials, NatsCluster};
 use airssys_wasm_engine::{Density, WasmEngine};
-use airssys_wasm_manifest::{ComponentManifest, SystemFile};
+use airssys_wasm_manifest::{ClusterSection, ComponentManifest, SystemFile};
 
 use crate::setup::{
     CacheArgs, EngineArgs, Failure, Operator, Target, grants, load_with, sandbox_for, usage,
@@ -177,6 +180,27 @@ pub(crate) async fn up(
             .register_pool(&a.name, &a.member_names())
             .map_err(|e| usage(anyhow::anyhow!("{}: {e}", a.origin)))?;
     }
+    let cluster = match &file.cluster {
+        None => None,
+        Some(section) => {
+            let joined = match cluster_config(section) {
+                Ok(config) => NatsCluster::join(config, &system)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match joined {
+                Ok(c) => {
+                    eprintln!("up: joined the cluster as host `{}`", c.host());
+                    Some(c)
+                }
+                Err(e) => {
+                    system.shutdown().await;
+                    return Err(usage(anyhow::anyhow!("{}: {e}", section.origin)));
+                }
+            }
+        }
+    };
     // Listening for the signals before saying so: a SIGTERM that comes while the
     // messages of the command line are still being sent waits for them, then drains.
     let mut stop = Signals::listen().map_err(|e| Failure {
@@ -189,9 +213,16 @@ pub(crate) async fn up(
         file.supervisors.len()
     );
 
-    let outcome = messages(&system, &args.send, &args.request, request_timeout).await;
+    let outcome = messages(
+        &system,
+        cluster.as_ref(),
+        &args.send,
+        &args.request,
+        request_timeout,
+    )
+    .await;
     if let Err(e) = outcome {
-        system.shutdown().await;
+        stop_all(&system, cluster.as_ref()).await;
         return Err(Failure { code: 1, error: e });
     }
     if !args.once {
@@ -201,12 +232,12 @@ pub(crate) async fn up(
             }
             reason = system.wait_terminated() => {
                 eprintln!("the actor system stopped: {reason}");
-                system.shutdown().await;
+                stop_all(&system, cluster.as_ref()).await;
                 return Ok(1);
             }
         }
     }
-    system.shutdown().await;
+    stop_all(&system, cluster.as_ref()).await;
     eprintln!("stopped; {} dead letter(s)", system.dead_letters().count());
     Ok(0)
 }
@@ -263,9 +294,57 @@ fn tree(file: &SystemFile, name: &str, loaded: &HashMap<PathBuf, Loaded>) -> Sup
     spec
 }
 
-/// The `--send`s, then the `--request`s (replies on stdout).
+/// Leaves the cluster first (the other hosts stop routing here, what NATS had handed
+/// over is still delivered), then drains and stops the system.
+async fn stop_all(system: &ActorSystem, cluster: Option<&NatsCluster>) {
+    if let Some(c) = cluster {
+        c.leave().await;
+    }
+    system.shutdown().await;
+    if let Some(c) = cluster {
+        c.close().await;
+    }
+}
+
+/// `[cluster]` as the cluster crate takes it, its settings read from the environment
+/// where the file says so.
+fn cluster_config(section: &ClusterSection) -> Result<ClusterConfig, String> {
+    let read = |key: &str, s: &airssys_wasm_manifest::Setting| {
+        s.resolve().map_err(|e| format!("cluster.{key}: {e}"))
+    };
+    let mut config = ClusterConfig::new(read("nats", &section.nats)?);
+    if let Some(name) = &section.name {
+        config = config.cluster(name.clone());
+    }
+    if let Some(host) = &section.host {
+        config = config.host(host.clone());
+    }
+    if let Some(every) = section.heartbeat {
+        config = config.heartbeat(every);
+    }
+    let credentials = match (
+        &section.user,
+        &section.password,
+        &section.token,
+        &section.credentials,
+    ) {
+        (Some(user), Some(password), _, _) => Credentials::UserPassword {
+            user: read("user", user)?,
+            password: read("password", password)?,
+        },
+        (_, _, Some(token), _) => Credentials::Token(read("token", token)?),
+        (_, _, _, Some(file)) => Credentials::File(file.clone()),
+        _ => Credentials::None,
+    };
+    Ok(config.credentials(credentials))
+}
+
+/// The `--send`s, then the `--request`s (replies on stdout). A target on another host
+/// is waited for (until the request timeout) to be known: hosts learn each other's
+/// names by their heartbeats.
 async fn messages(
     system: &ActorSystem,
+    cluster: Option<&NatsCluster>,
     send: &[(String, String)],
     request: &[(String, String)],
     timeout: Duration,
@@ -273,6 +352,13 @@ async fn messages(
     let address = |to: &str| {
         ActorAddress::parse(to).map_err(|e| anyhow::anyhow!("`{to}` is not an address: {e}"))
     };
+    if let Some(c) = cluster {
+        for (to, _) in send.iter().chain(request) {
+            if system.lookup(to).is_none() && !system.local_names().contains(to) {
+                c.wait_for(to, timeout).await;
+            }
+        }
+    }
     for (to, text) in send {
         system
             .send(&address(to)?, MessageEnvelope::text(text.clone()))
