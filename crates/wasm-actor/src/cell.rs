@@ -171,19 +171,26 @@ impl ActorRef {
         env: MessageEnvelope,
         timeout: Duration,
     ) -> Result<Reply, RequestError> {
-        self.start_request(env, timeout).await?.reply().await
+        self.start_request(env, timeout, MessageKind::Request)
+            .await?
+            .reply()
+            .await
     }
 
     /// Puts `env` in the mailbox as a request (waiting for room if it blocks) and
     /// returns at once with the reply to come; `timeout` covers both.
+    /// As a `kind` message: a `Tell` is answered too — with no reply (or what its
+    /// handler returned), or why it was not handled — without the handler seeing a
+    /// request.
     pub(crate) async fn start_request(
         &self,
         mut env: MessageEnvelope,
         timeout: Duration,
+        kind: MessageKind,
     ) -> Result<PendingReply, RequestError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let (tx, rx) = oneshot::channel();
-        env.kind = MessageKind::Request;
+        env.kind = kind;
         env.reply_to = Some(ReplyTo::caller(&self.0.address, tx));
         let to = self.0.address.to_string();
         match tokio::time::timeout_at(deadline, self.0.deliver(env, true)).await {

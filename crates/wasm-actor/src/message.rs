@@ -62,6 +62,11 @@ pub struct MessageEnvelope {
     pub ttl: Option<Duration>,
     /// The payload.
     pub payload: Bytes,
+    /// For a message from a durable mailbox (on another host, through NATS JetStream):
+    /// its id in the store, the same when it is delivered again after a crash — what a
+    /// handler deduplicates by. A component sees it as the envelope's `correlation-id`
+    /// of a tell.
+    pub message_id: Option<u64>,
     pub(crate) sent: Instant,
     pub(crate) reply_to: Option<ReplyTo>,
 }
@@ -79,6 +84,7 @@ impl MessageEnvelope {
             timestamp: SystemTime::now(),
             ttl: None,
             payload: payload.into(),
+            message_id: None,
             sent: Instant::now(),
             reply_to: None,
         }
@@ -133,6 +139,7 @@ impl MessageEnvelope {
             timestamp: self.timestamp,
             ttl: self.ttl,
             payload: self.payload.clone(),
+            message_id: self.message_id,
             sent: self.sent,
             reply_to: None,
         }

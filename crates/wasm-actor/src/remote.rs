@@ -25,6 +25,14 @@ pub trait Remote: Send + Sync + 'static {
     /// Whether another system serves the actor (or pool) `name` now.
     fn serves(&self, name: &str) -> bool;
 
+    /// Whether `name`'s mailbox is durable: every tell to it goes through the
+    /// transport's store — from this system too, even when it holds `name` — and is
+    /// delivered at least once. Default: none is.
+    fn durable(&self, name: &str) -> bool {
+        let _ = name;
+        false
+    }
+
     /// Sends a tell to `to` on another system: handed to the transport, not awaited
     /// further (its guarantee is the transport's — at most once on plain NATS).
     ///

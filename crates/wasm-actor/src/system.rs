@@ -242,6 +242,13 @@ impl ActorSystem {
     ///
     /// [`SendError`]: unknown address, full, closed, too large.
     pub async fn send(&self, to: &ActorAddress, env: MessageEnvelope) -> Result<(), SendError> {
+        // A durable mailbox takes every tell through the transport's store, from here too.
+        if let (ActorAddress::Named(name), Some(remote)) = (to, self.remote())
+            && remote.durable(name)
+        {
+            self.check_size(&env)?;
+            return remote.send(name, env).await;
+        }
         match self.route(to, env)? {
             Route::Here(cell, env) => cell.deliver(env, true).await,
             Route::Away(remote, name, env) => remote.send(&name, env).await,
@@ -290,7 +297,43 @@ impl ActorSystem {
             .map_err(|e| undelivered(e.to_string()))?;
         let address = ActorAddress::named(to).map_err(undelivered)?;
         match self.resolve(&address) {
-            Some(cell) => ActorRef(cell).start_request(env, timeout).await,
+            Some(cell) => {
+                ActorRef(cell)
+                    .start_request(env, timeout, MessageKind::Request)
+                    .await
+            }
+            None => Err(undelivered(SendError::NotFound(to.to_owned()).to_string())),
+        }
+    }
+
+    /// Puts a tell to the actor named `to` on this system only in its mailbox and
+    /// returns what becomes of it within `timeout`: handled (`Ok`, or
+    /// [`RequestError::NoReply`]), failed while handled ([`RequestError::Failed`]), or
+    /// not handled (dead letter: [`RequestError::Undelivered`]). The handler sees a
+    /// tell. What a transport with acknowledgements (a durable mailbox) does.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError`]: not delivered, or no room within `timeout`.
+    pub async fn deliver_local_tracked(
+        &self,
+        to: &str,
+        env: MessageEnvelope,
+        timeout: Duration,
+    ) -> Result<PendingReply, RequestError> {
+        let undelivered = |reason: String| RequestError::Undelivered {
+            to: to.to_owned(),
+            reason,
+        };
+        self.check_size(&env)
+            .map_err(|e| undelivered(e.to_string()))?;
+        let address = ActorAddress::named(to).map_err(undelivered)?;
+        match self.resolve(&address) {
+            Some(cell) => {
+                ActorRef(cell)
+                    .start_request(env, timeout, MessageKind::Tell)
+                    .await
+            }
             None => Err(undelivered(SendError::NotFound(to.to_owned()).to_string())),
         }
     }

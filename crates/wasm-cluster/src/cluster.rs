@@ -2,7 +2,8 @@
 //! (a queue subscription per name: hosts serving one name share its messages), takes
 //! the cluster's publications, says it is alive every heartbeat with the names it
 //! serves and learns the others' — and, as the actor system's [`Remote`], carries what
-//! the system does not hold to the host that does.
+//! the system does not hold to the host that does. A durable mailbox (`durable.rs`)
+//! takes its tells through a JetStream stream instead.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,7 +13,7 @@ use std::time::Duration;
 use async_nats::{Client, ConnectErrorKind, ConnectOptions, HeaderMap, Message, RequestErrorKind};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::AbortHandle;
 
 use airssys_wasm_actor::{
@@ -50,23 +51,26 @@ impl std::fmt::Debug for NatsCluster {
     }
 }
 
-struct Shared {
-    client: Client,
-    subjects: Subjects,
-    host: String,
+pub(crate) struct Shared {
+    pub(crate) client: Client,
+    pub(crate) jetstream: async_nats::jetstream::Context,
+    pub(crate) subjects: Subjects,
+    pub(crate) host: String,
     /// The server(s), credentials redacted.
     url: String,
-    config: ClusterConfig,
+    pub(crate) config: ClusterConfig,
     directory: Directory,
-    system: WeakActorSystem,
-    /// The names served here, each with what withdraws it.
-    served: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    pub(crate) system: WeakActorSystem,
+    /// The names served here, each with what withdraws it (`true`).
+    served: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// The cluster's stream of durable tells, when this host serves durable mailboxes.
+    stream: Option<async_nats::jetstream::stream::Stream>,
     control: mpsc::UnboundedSender<Control>,
     outbound: mpsc::Sender<(String, HeaderMap, Bytes)>,
     dropped: AtomicU64,
     beat_now: Notify,
     leaving: AtomicBool,
-    tasks: Mutex<Vec<AbortHandle>>,
+    pub(crate) tasks: Mutex<Vec<AbortHandle>>,
 }
 
 enum Control {
@@ -116,10 +120,18 @@ impl NatsCluster {
         };
         let topics = subscribe(subjects.topics()).await?;
         let hosts = subscribe(subjects.hosts()).await?;
+        let jetstream = async_nats::jetstream::new(client.clone());
+        let stream = if config.durable.is_empty() {
+            None
+        } else {
+            Some(crate::durable::stream(&jetstream, &config.cluster, &subjects).await?)
+        };
         let (control, control_rx) = mpsc::unbounded_channel();
         let (outbound, outbound_rx) = mpsc::channel(OUTBOUND);
         let shared = Arc::new(Shared {
             client,
+            jetstream,
+            stream,
             subjects,
             host,
             url,
@@ -190,10 +202,10 @@ impl NatsCluster {
             return;
         }
         shared.say("bye").await;
-        let served: Vec<oneshot::Sender<()>> =
+        let served: Vec<watch::Sender<bool>> =
             lock(&shared.served).drain().map(|(_, w)| w).collect();
         for withdraw in served {
-            let _ = withdraw.send(());
+            let _ = withdraw.send(true);
         }
         let _ = shared.client.flush().await;
         tracing::info!(target: crate::TARGET, host = %shared.host, "left the cluster");
@@ -270,7 +282,17 @@ impl Shared {
             if kind == "bye" {
                 beat_text(kind, &self.host, std::iter::empty())
             } else {
-                beat_text(kind, &self.host, served.keys().map(String::as_str))
+                let marked: Vec<String> = served
+                    .keys()
+                    .map(|n| {
+                        if self.config.durable.contains(n) {
+                            format!("+{n}")
+                        } else {
+                            n.clone()
+                        }
+                    })
+                    .collect();
+                beat_text(kind, &self.host, marked.iter().map(String::as_str))
             }
         };
         if let Err(e) = self
@@ -299,7 +321,32 @@ impl Shared {
                         .await
                     {
                         Ok(sub) => {
-                            let (withdraw, withdrawn) = oneshot::channel();
+                            let (withdraw, withdrawn) = watch::channel(false);
+                            if let (true, Some(stream)) =
+                                (self.config.durable.contains(&name), &self.stream)
+                            {
+                                match crate::durable::consumer(
+                                    stream,
+                                    &self.subjects,
+                                    &name,
+                                    &self.config,
+                                )
+                                .await
+                                {
+                                    Ok(consumer) => {
+                                        let task = tokio::spawn(crate::durable::consume(
+                                            self.clone(),
+                                            name.clone(),
+                                            consumer,
+                                            withdrawn.clone(),
+                                        ));
+                                        lock(&self.tasks).push(task.abort_handle());
+                                    }
+                                    Err(e) => {
+                                        tracing::error!(target: crate::TARGET, "cannot serve `{name}`'s durable mailbox: {e}");
+                                    }
+                                }
+                            }
                             lock(&self.served).insert(name.clone(), withdraw);
                             let task = tokio::spawn(self.clone().serve(name, sub, withdrawn));
                             lock(&self.tasks).push(task.abort_handle());
@@ -312,7 +359,7 @@ impl Shared {
                 }
                 Control::Withdraw(name) => {
                     if let Some(withdraw) = lock(&self.served).remove(&name) {
-                        let _ = withdraw.send(());
+                        let _ = withdraw.send(true);
                         self.beat_now.notify_one();
                     }
                 }
@@ -326,7 +373,7 @@ impl Shared {
         self: Arc<Self>,
         name: String,
         mut sub: async_nats::Subscriber,
-        mut withdrawn: oneshot::Receiver<()>,
+        mut withdrawn: watch::Receiver<bool>,
     ) {
         let mut draining = false;
         loop {
@@ -335,7 +382,7 @@ impl Shared {
             } else {
                 tokio::select! {
                     msg = sub.next() => msg,
-                    _ = &mut withdrawn => {
+                    () = until_withdrawn(&mut withdrawn) => {
                         draining = true;
                         let _ = sub.drain().await;
                         continue;
@@ -443,8 +490,8 @@ impl Shared {
         while let Some(msg) = sub.next().await {
             match parse_beat(&msg.payload) {
                 Some(Beat::Hello(host)) if host != self.host => self.beat_now.notify_one(),
-                Some(Beat::Alive(host, names)) if host != self.host => {
-                    if self.directory.beat(host.clone(), names) {
+                Some(Beat::Alive(host, names, durable)) if host != self.host => {
+                    if self.directory.beat(host.clone(), names, durable) {
                         tracing::info!(target: crate::TARGET, %host, "a host joined the cluster");
                     }
                 }
@@ -488,6 +535,13 @@ impl Remote for Link {
         self.0.directory.serves(name)
     }
 
+    fn durable(&self, name: &str) -> bool {
+        let shared = &self.0;
+        shared.directory.durable(name)
+            || (shared.config.durable.iter().any(|d| d == name)
+                && lock(&shared.served).contains_key(name))
+    }
+
     fn send<'a>(
         &'a self,
         to: &'a str,
@@ -496,6 +550,9 @@ impl Remote for Link {
         Box::pin(async move {
             let shared = &self.0;
             let headers = wire::headers(&env, &shared.host, None);
+            if self.durable(to) {
+                return crate::durable::publish(shared, to, headers, env.payload.clone()).await;
+            }
             shared
                 .client
                 .publish_with_headers(shared.subjects.actor(to), headers, env.payload.clone())
@@ -583,6 +640,11 @@ fn fresh_host_name() -> String {
     format!("h{:016x}", h.finish())
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Returns once the name is withdrawn (or its withdrawal can no longer come).
+pub(crate) async fn until_withdrawn(withdrawn: &mut watch::Receiver<bool>) {
+    let _ = withdrawn.wait_for(|w| *w).await;
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -27,6 +27,13 @@ pub struct ClusterConfig {
     pub host_timeout: Duration,
     /// The longest wait for the first connection (default 5 s).
     pub connect_timeout: Duration,
+    /// The names whose mailboxes are durable when this host serves them: every tell to
+    /// them goes through a JetStream stream and is acknowledged to NATS only once
+    /// handled — delivered at least once, again after a host dies with it in hand.
+    pub durable: Vec<String>,
+    /// How long a durable message may stay unacknowledged (handed to a host, not yet
+    /// handled) before JetStream hands it to another (default 30 s).
+    pub ack_wait: Duration,
 }
 
 impl fmt::Debug for ClusterConfig {
@@ -38,6 +45,8 @@ impl fmt::Debug for ClusterConfig {
             .field("credentials", &self.credentials)
             .field("heartbeat", &self.heartbeat)
             .field("host_timeout", &self.host_timeout)
+            .field("durable", &self.durable)
+            .field("ack_wait", &self.ack_wait)
             .finish_non_exhaustive()
     }
 }
@@ -53,7 +62,23 @@ impl ClusterConfig {
             heartbeat: Duration::from_secs(1),
             host_timeout: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(5),
+            durable: Vec::new(),
+            ack_wait: Duration::from_secs(30),
         }
+    }
+
+    /// `name`'s mailbox is durable when this host serves it (see [`Self::durable`]).
+    #[must_use]
+    pub fn durable(mut self, name: impl Into<String>) -> Self {
+        self.durable.push(name.into());
+        self
+    }
+
+    /// How long a durable message may stay unacknowledged before another host gets it.
+    #[must_use]
+    pub fn ack_wait(mut self, wait: Duration) -> Self {
+        self.ack_wait = wait;
+        self
     }
 
     /// In the cluster `name`.

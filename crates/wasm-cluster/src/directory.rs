@@ -4,7 +4,8 @@
 //! is gone — logged with the names it served.
 //!
 //! A heartbeat is text: `beat HOST`, `hello HOST` (a host that just joined: everyone
-//! answers with a beat) or `bye HOST` (a host leaving), then one served name per line.
+//! answers with a beat) or `bye HOST` (a host leaving), then one served name per line,
+//! `+NAME` for a durable mailbox.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -19,7 +20,8 @@ pub(crate) const MAX_NAMES: usize = 10_000;
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Beat {
     Hello(String),
-    Alive(String, HashSet<String>),
+    /// A host, the names it serves, and which of them are durable.
+    Alive(String, HashSet<String>, HashSet<String>),
     Bye(String),
 }
 
@@ -47,14 +49,22 @@ pub(crate) fn parse_beat(payload: &[u8]) -> Option<Beat> {
     Some(match kind {
         "hello" => Beat::Hello(host),
         "bye" => Beat::Bye(host),
-        "beat" => Beat::Alive(
-            host,
-            lines
-                .filter(|n| n.len() <= MAX_NAME_BYTES && check_name(n).is_ok())
-                .take(MAX_NAMES)
-                .map(str::to_owned)
-                .collect(),
-        ),
+        "beat" => {
+            let (mut names, mut durable) = (HashSet::new(), HashSet::new());
+            for line in lines.take(MAX_NAMES) {
+                let (name, is_durable) = match line.strip_prefix('+') {
+                    Some(n) => (n, true),
+                    None => (line, false),
+                };
+                if name.len() <= MAX_NAME_BYTES && check_name(name).is_ok() {
+                    if is_durable {
+                        durable.insert(name.to_owned());
+                    }
+                    names.insert(name.to_owned());
+                }
+            }
+            Beat::Alive(host, names, durable)
+        }
         _ => return None,
     })
 }
@@ -62,6 +72,7 @@ pub(crate) fn parse_beat(payload: &[u8]) -> Option<Beat> {
 #[derive(Debug)]
 struct Host {
     names: HashSet<String>,
+    durable: HashSet<String>,
     seen: Instant,
 }
 
@@ -86,12 +97,31 @@ impl Directory {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// `host` is alive and serves `names`; whether it is new.
-    pub(crate) fn beat(&self, host: String, names: HashSet<String>) -> bool {
-        let now = Instant::now();
+    /// `host` is alive and serves `names` (`durable` among them); whether it is new.
+    pub(crate) fn beat(
+        &self,
+        host: String,
+        names: HashSet<String>,
+        durable: HashSet<String>,
+    ) -> bool {
+        let seen = Instant::now();
         self.lock()
-            .insert(host, Host { names, seen: now })
+            .insert(
+                host,
+                Host {
+                    names,
+                    durable,
+                    seen,
+                },
+            )
             .is_none()
+    }
+
+    /// Whether a live host serves `name` with a durable mailbox.
+    pub(crate) fn durable(&self, name: &str) -> bool {
+        self.lock()
+            .values()
+            .any(|h| h.seen.elapsed() <= self.timeout && h.durable.contains(name))
     }
 
     /// `host` left; the names it served.
@@ -143,19 +173,20 @@ mod tests {
 
     #[test]
     fn beats_parse_and_bad_names_are_dropped() {
-        let text = beat_text("beat", "h1", ["router", "pool.a"].into_iter());
+        let text = beat_text("beat", "h1", ["router", "+pool.a"].into_iter());
         assert_eq!(
             parse_beat(text.as_bytes()),
             Some(Beat::Alive(
                 "h1".into(),
-                ["router", "pool.a"].map(String::from).into()
+                ["router", "pool.a"].map(String::from).into(),
+                ["pool.a".to_owned()].into()
             ))
         );
         assert_eq!(parse_beat(b"hello h2"), Some(Beat::Hello("h2".into())));
         assert_eq!(parse_beat(b"bye h2"), Some(Beat::Bye("h2".into())));
         assert_eq!(parse_beat(b"beat h.1"), None);
         assert_eq!(parse_beat(b"shout h1"), None);
-        let Some(Beat::Alive(_, names)) = parse_beat(b"beat h1\nok\nnot ok\n*") else {
+        let Some(Beat::Alive(_, names, _)) = parse_beat(b"beat h1\nok\nnot ok\n*\n+") else {
             panic!("a beat");
         };
         assert_eq!(names, ["ok".to_owned()].into());
@@ -164,10 +195,15 @@ mod tests {
     #[test]
     fn a_silent_host_expires_and_a_leaving_one_is_gone_at_once() {
         let d = Directory::new(Duration::from_millis(30));
-        assert!(d.beat("h1".into(), ["a".to_owned()].into()));
-        assert!(!d.beat("h1".into(), ["a".to_owned()].into()));
-        d.beat("h2".into(), ["b".to_owned()].into());
+        assert!(d.beat("h1".into(), ["a".to_owned()].into(), HashSet::new()));
+        assert!(!d.beat("h1".into(), ["a".to_owned()].into(), HashSet::new()));
+        d.beat(
+            "h2".into(),
+            ["b".to_owned()].into(),
+            ["b".to_owned()].into(),
+        );
         assert!(d.serves("a") && d.serves("b") && !d.serves("c"));
+        assert!(d.durable("b") && !d.durable("a"));
         assert_eq!(d.leave("h2"), Some(vec!["b".to_owned()]));
         assert!(!d.serves("b"));
         std::thread::sleep(Duration::from_millis(40));

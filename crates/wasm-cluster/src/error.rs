@@ -43,6 +43,17 @@ pub enum ClusterError {
         /// Why.
         reason: String,
     },
+    /// JetStream refused what a durable mailbox needs.
+    #[error(
+        "JetStream refused {what}: {reason} — durable mailboxes need nats-server with \
+         JetStream on (`-js`, or `jetstream {{}}` in its configuration)"
+    )]
+    Durable {
+        /// The stream or consumer.
+        what: String,
+        /// Why.
+        reason: String,
+    },
     /// A subscription NATS refused.
     #[error("NATS refused the subscription to `{subject}`: {reason}")]
     Subscribe {

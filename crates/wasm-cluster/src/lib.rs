@@ -8,9 +8,12 @@
 //! subscribers on every host, and local messages stay local. Hosts say every heartbeat
 //! that they are alive and which names they serve; a host that stops saying so is gone.
 //!
-//! **Guarantee**: plain NATS delivers at most once — a message in flight when a host
-//! dies is lost (its sender's request times out). See `docs/actors.md`, "More than one
-//! machine".
+//! **Guarantees**: plain NATS delivers at most once — a message in flight when a host
+//! dies is lost (its sender's request times out). A mailbox marked durable
+//! ([`ClusterConfig::durable`]) takes its tells through a JetStream stream: stored
+//! before `send` returns, acknowledged only once handled, handed to another host when
+//! one dies with it — at least once, with an id to deduplicate by
+//! (`MessageEnvelope::message_id`). See `docs/actors.md`, "More than one machine".
 //!
 //! ```no_run
 //! use airssys_wasm_actor::{ActorAddress, ActorSystem, MessageEnvelope};
@@ -35,6 +38,7 @@
 mod cluster;
 mod config;
 mod directory;
+mod durable;
 mod error;
 mod subjects;
 mod wire;

@@ -40,6 +40,27 @@ impl Subjects {
     pub(crate) fn hosts(&self) -> String {
         format!("{}.hosts", self.prefix)
     }
+
+    /// Durable tells to `name`: captured by the cluster's stream.
+    pub(crate) fn durable(&self, name: &str) -> String {
+        format!("{}.durable.{name}", self.prefix)
+    }
+
+    /// Every durable tell.
+    pub(crate) fn durables(&self) -> String {
+        format!("{}.durable.>", self.prefix)
+    }
+}
+
+/// The JetStream stream of a cluster's durable mailboxes.
+pub(crate) fn stream_name(cluster: &str) -> String {
+    format!("AIRSSYS_{cluster}")
+}
+
+/// The JetStream consumer of `name`'s durable mailbox (a consumer's name has no `.`;
+/// an actor's has no `~`).
+pub(crate) fn consumer_name(name: &str) -> String {
+    name.replace('.', "~")
 }
 
 /// Whether `name` can be a cluster's or a host's name: a single subject token.

@@ -441,9 +441,26 @@ async fn refused_credentials_are_a_clear_error_that_shows_none() {
 struct HostProcess(std::process::Child);
 
 impl HostProcess {
+    /// A host serving `worker`.
     fn start(server: &NatsServer, name: &str) -> Self {
+        Self::start_with(server, name, None)
+    }
+
+    /// With `durable`: a host serving the durable mailbox `counter`, whose actor writes
+    /// each message it handles (its id, payload and when) to that file as it handles
+    /// it, taking `delay` over each.
+    fn start_with(
+        server: &NatsServer,
+        name: &str,
+        durable: Option<(&std::path::Path, Duration)>,
+    ) -> Self {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        if let Some((file, delay)) = durable {
+            cmd.env("AIRSSYS_TEST_HOST_DURABLE", file)
+                .env("AIRSSYS_TEST_HOST_DELAY_MS", delay.as_millis().to_string());
+        }
+        let mut child = cmd
             .args(["host_process", "--exact", "--nocapture", "--test-threads=1"])
             .env("AIRSSYS_TEST_HOST_NATS", server.url())
             .env("AIRSSYS_TEST_HOST_NAME", name)
@@ -482,19 +499,185 @@ async fn host_process() {
         return;
     };
     let name = std::env::var("AIRSSYS_TEST_HOST_NAME").unwrap();
+    let durable = std::env::var_os("AIRSSYS_TEST_HOST_DURABLE");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let system = ActorSystem::default();
+    let child = match &durable {
+        Some(file) => {
+            let file = std::path::PathBuf::from(file);
+            let delay = std::env::var("AIRSSYS_TEST_HOST_DELAY_MS")
+                .ok()
+                .and_then(|d| d.parse().ok())
+                .map_or(Duration::ZERO, Duration::from_millis);
+            ChildSpec::actor("counter", move || Recorder(file.clone(), delay))
+        }
+        None => tagged("worker", &name, None, &seen),
+    };
     system
-        .start(SupervisorSpec::new("root").child(tagged("worker", &name, None, &seen)))
+        .start(SupervisorSpec::new("root").child(child))
         .await
         .unwrap();
-    let config = ClusterConfig::new(url)
+    let mut config = ClusterConfig::new(url)
         .cluster("t")
         .host(&name)
         .heartbeat(Duration::from_millis(200));
+    if durable.is_some() {
+        config = config.durable("counter").ack_wait(Duration::from_secs(2));
+    }
     let _cluster = NatsCluster::join(config, &system).await.unwrap();
     // Served once its subscription is in place: its first heartbeat lists the name.
     tokio::time::sleep(Duration::from_millis(300)).await;
     println!("host ready");
     tokio::time::sleep(Duration::from_secs(120)).await;
+}
+
+/// Writes each message it handles to its file (`ID PAYLOAD UNIX_MS`), one `write` each:
+/// what a SIGKILL cannot take back once the handler returned; takes its delay over each.
+struct Recorder(std::path::PathBuf, Duration);
+
+impl Actor for Recorder {
+    async fn handle_message(
+        &mut self,
+        msg: &MessageEnvelope,
+        _ctx: &mut ActorContext,
+    ) -> Result<Option<Reply>, ActorError> {
+        use std::io::Write;
+        tokio::time::sleep(self.1).await;
+        let line = format!(
+            "{} {} {}\n",
+            msg.message_id.unwrap_or(0),
+            msg.payload_text().unwrap_or(""),
+            unix_ms()
+        );
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.0)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .map_err(|e| ActorError::new(e.to_string()))?;
+        Ok(None)
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// What the recorders wrote: payload → how many times handled, the ids seen, and how
+/// many were handled at or after `after` (unix ms).
+fn handled(files: &[std::path::PathBuf], after: u64) -> (HashMap<u32, u32>, usize, usize) {
+    let mut by_payload: HashMap<u32, u32> = HashMap::new();
+    let mut ids = std::collections::HashSet::new();
+    let mut late = 0;
+    for f in files {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        for line in text.lines() {
+            let mut parts = line.split(' ');
+            let (Some(id), Some(payload), Some(at)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            if let (Ok(p), Ok(at)) = (payload.parse::<u32>(), at.parse::<u64>()) {
+                *by_payload.entry(p).or_default() += 1;
+                ids.insert(id.to_owned());
+                late += usize::from(at >= after);
+            }
+        }
+    }
+    (by_payload, ids.len(), late)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_mailboxes_lose_no_acknowledged_message_when_a_host_is_killed() {
+    const N: u32 = 3_000;
+    let Some(server) = NatsServer::start(&[]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<std::path::PathBuf> = ["b", "c", "d"]
+        .iter()
+        .map(|h| dir.path().join(format!("{h}.log")))
+        .collect();
+    // `b` is slow (20 ms a message): messages pile up in its hands; `c` and `d` are fast.
+    let mut hosts: Vec<HostProcess> = ["b", "c", "d"]
+        .iter()
+        .zip(&files)
+        .map(|(h, f)| {
+            let delay = if *h == "b" { 20 } else { 0 };
+            HostProcess::start_with(&server, h, Some((f, Duration::from_millis(delay))))
+        })
+        .collect();
+    let (client, cc) = host(&server, "client", vec![]).await;
+    tokio::time::timeout(PATIENCE, async {
+        while cc.hosts().len() < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+
+    // Under load, one of the three is killed (SIGKILL) with messages in hand.
+    let mut acked = Vec::new();
+    let mut refused = 0u32;
+    let mut killed_at = u64::MAX;
+    for i in 0..N {
+        if i == N / 3 {
+            hosts[0].kill();
+            killed_at = unix_ms();
+        }
+        match client
+            .send(&addr("counter"), MessageEnvelope::text(i.to_string()))
+            .await
+        {
+            Ok(()) => acked.push(i),
+            Err(_) => refused += 1,
+        }
+    }
+    assert_eq!(refused, 0, "the stream stored every message");
+    // Every acknowledged message is handled, on some host: those the killed one had in
+    // hand again, after the ack wait.
+    // What was still in the killed host's hands comes back after the ack wait (2 s).
+    let redelivered_from = killed_at + 1_500;
+    let (by_payload, ids, late) = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let (by_payload, ids, late) = handled(&files, redelivered_from);
+            if acked.iter().all(|i| by_payload.contains_key(i)) {
+                return (by_payload, ids, late);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        let (by_payload, _, _) = handled(&files, 0);
+        let lost: Vec<_> = acked
+            .iter()
+            .filter(|i| !by_payload.contains_key(i))
+            .take(20)
+            .collect();
+        panic!("acknowledged messages never handled: {lost:?}…")
+    });
+    let duplicates: u32 = by_payload.values().map(|n| n - 1).sum();
+    assert_eq!(
+        ids, N as usize,
+        "one id per message, the same on a redelivery"
+    );
+    let on_killed = handled(&files[..1], 0).0.len();
+    assert!(
+        on_killed > 0,
+        "the killed host had handled some before it died"
+    );
+    assert!(
+        late > 0,
+        "what the killed host had in hand was handed to the others after the ack wait"
+    );
+    eprintln!(
+        "{N} acknowledged, all handled; {on_killed} by the killed host before it died, \
+         {late} by the others after the ack wait (redelivered), {duplicates} twice"
+    );
+    cc.leave().await;
+    client.shutdown().await;
 }

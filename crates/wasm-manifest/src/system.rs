@@ -35,6 +35,8 @@ const CLUSTER_KEYS: &[&str] = &[
     "password",
     "token",
     "credentials",
+    "durable",
+    "ack_wait",
 ];
 const SYSTEM_KEYS: &[&str] = &["name", "shutdown"];
 const SUPERVISOR_KEYS: &[&str] = &[
@@ -98,6 +100,12 @@ pub struct ClusterSection {
     pub token: Option<Setting>,
     /// `credentials`: a NATS `.creds` file, resolved against the system file.
     pub credentials: Option<PathBuf>,
+    /// `durable`: the names (actors or pools of this file) whose mailboxes are
+    /// durable: tells through a JetStream stream, delivered at least once.
+    pub durable: Vec<String>,
+    /// `ack_wait`: how long a durable message may stay in a host's hands unhandled
+    /// before another host gets it (default 30 s).
+    pub ack_wait: Option<Duration>,
     /// `FILE:LINE:COLUMN` of the section.
     pub origin: String,
 }
@@ -328,7 +336,7 @@ fn read(doc: &Doc<'_>) -> PResult<SystemFile> {
     }
     let cluster = match doc.table(root, "cluster", None)? {
         None => None,
-        Some((span, t)) => Some(cluster(doc, span, t)?),
+        Some((span, t)) => Some(cluster(doc, span, t, &actors)?),
     };
     check_tree(doc, top_span, &mut supervisors, &mut actors)?;
     Ok(SystemFile {
@@ -488,7 +496,12 @@ fn component_path(doc: &Doc<'_>, v: &Value<'_>, dotted: &str) -> PResult<PathBuf
     Ok(manifest)
 }
 
-fn cluster(doc: &Doc<'_>, span: Range<usize>, t: &DeTable<'_>) -> PResult<ClusterSection> {
+fn cluster(
+    doc: &Doc<'_>,
+    span: Range<usize>,
+    t: &DeTable<'_>,
+    actors: &[ActorEntry],
+) -> PResult<ClusterSection> {
     const T: &str = "cluster";
     doc.check_keys(t, CLUSTER_KEYS, Some(T))?;
     let v = Doc::get(t, "nats").ok_or_else(|| {
@@ -580,8 +593,36 @@ fn cluster(doc: &Doc<'_>, span: Range<usize>, t: &DeTable<'_>) -> PResult<Cluste
             Some("keep one of them".into()),
         ));
     }
+    let mut durable = Vec::new();
+    if let Some(v) = Doc::get(t, "durable") {
+        let DeValue::Array(items) = v.get_ref() else {
+            return Err(doc.wrong_type(
+                v.span(),
+                "cluster.durable",
+                "a list of actor names",
+                v.get_ref(),
+            ));
+        };
+        for item in items {
+            let name = doc.string(item, "cluster.durable")?;
+            check_name(name).map_err(|e| doc.invalid(item.span(), "cluster.durable", e, None))?;
+            if !actors.iter().any(|a| a.name == name) {
+                let known: Vec<&str> = actors.iter().map(|a| a.name.as_str()).collect();
+                return Err(doc.invalid(
+                    item.span(),
+                    "cluster.durable",
+                    format!("no [[actor]] here is named `{name}`: a durable mailbox is one this system serves"),
+                    Some(format!("actors here: {}", known.join(", "))),
+                ));
+            }
+            durable.push(name.to_owned());
+        }
+    }
+    let ack_wait = duration(doc, t, "ack_wait", "cluster.ack_wait")?;
     Ok(ClusterSection {
         nats,
+        durable,
+        ack_wait,
         name,
         host,
         heartbeat,

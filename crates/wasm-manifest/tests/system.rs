@@ -229,4 +229,19 @@ fn a_cluster_section_reads_back_and_its_mistakes_are_refused_at_their_line() {
         &["not a name"],
     );
     f.err("[cluster]\nnats = { environment = \"X\" }\n", 2, &["env"]);
+    let durable = f
+        .parse(&format!(
+            "{TREE}\n[cluster]\nnats = \"nats://h:1\"\ndurable = [\"router\"]\nack_wait = \"2s\"\n"
+        ))
+        .unwrap()
+        .cluster
+        .unwrap();
+    assert_eq!(durable.durable, vec!["router".to_owned()]);
+    assert_eq!(durable.ack_wait, Some(Duration::from_secs(2)));
+    let lines = TREE.lines().count();
+    f.err(
+        &format!("{TREE}\n[cluster]\nnats = \"nats://h:1\"\ndurable = [\"ledger\"]\n"),
+        lines + 4,
+        &["no [[actor]] here is named `ledger`", "actors here: router"],
+    );
 }

@@ -232,7 +232,8 @@ fn to_wit(env: &MessageEnvelope) -> wit::Envelope {
             MessageKind::RequestFailed => wit::MessageKind::RequestFailed,
         },
         sender: env.sender.as_ref().map(ToString::to_string),
-        correlation_id: env.correlation_id,
+        // A tell from a durable mailbox carries its store id here (docs/actors.md).
+        correlation_id: env.correlation_id.or(env.message_id),
         priority: match env.priority {
             MessagePriority::Low => wit::Priority::Low,
             MessagePriority::Normal => wit::Priority::Normal,

@@ -322,6 +322,12 @@ fn cluster_config(section: &ClusterSection) -> Result<ClusterConfig, String> {
     if let Some(every) = section.heartbeat {
         config = config.heartbeat(every);
     }
+    for name in &section.durable {
+        config = config.durable(name.clone());
+    }
+    if let Some(wait) = section.ack_wait {
+        config = config.ack_wait(wait);
+    }
     let credentials = match (
         &section.user,
         &section.password,
