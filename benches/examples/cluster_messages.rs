@@ -125,7 +125,10 @@ async fn run(m: u64, r: u32) {
         if std::str::from_utf8(&got.payload).unwrap() == m.to_string() {
             break;
         }
-        assert!(Instant::now() < deadline, "the bare subscriber lost messages");
+        assert!(
+            Instant::now() < deadline,
+            "the bare subscriber lost messages"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let bare_one_way = m as f64 / start.elapsed().as_secs_f64();
@@ -221,7 +224,9 @@ async fn run(m: u64, r: u32) {
     }
     let local_rr = start.elapsed() / r;
 
-    println!("| what | bare NATS (raw async-nats) | actors on two hosts | ours / bare | one process |");
+    println!(
+        "| what | bare NATS (raw async-nats) | actors on two hosts | ours / bare | one process |"
+    );
     println!("|---|---:|---:|---:|---:|");
     println!(
         "| one-way messages/s ({m}, one sender, then a request that must count them all) | {bare_one_way:.0} | {one_way:.0} | {:.2}× the time | {local_one_way:.0} |",

@@ -230,6 +230,49 @@ impl ActorSystem {
         read(&self.0.names).len() + read(&self.0.anonymous).len()
     }
 
+    /// Starts the actor `child` under the root supervisor of a running system, by its
+    /// name and with its restart and shutdown policies: an actor that lives only while
+    /// something decides so (a cluster's singleton). Returns once it is registered; its
+    /// start follows (a failed start is the root's to deal with, as any child's).
+    ///
+    /// # Errors
+    ///
+    /// [`ActorSystemError::NotRunning`] (no tree, or `child` is a supervisor), or its
+    /// name invalid or taken.
+    pub fn start_child(&self, child: crate::ChildSpec) -> Result<(), ActorSystemError> {
+        let crate::supervisor::spec::ChildKind::Actor(factory) = child.kind.clone() else {
+            return Err(ActorSystemError::NotRunning(
+                "only an actor can be started in a running system, not a supervisor".into(),
+            ));
+        };
+        let Some(root) = lock(&self.0.root).clone() else {
+            return Err(ActorSystemError::NotRunning(
+                "the system has no supervision tree (start it first)".into(),
+            ));
+        };
+        let cell = self.register_named(&child.name, child.mailbox)?;
+        if !root.tell(Control::Spawn {
+            cell: cell.clone(),
+            factory,
+            restart: child.restart,
+            shutdown: child.shutdown,
+        }) {
+            self.unregister(&cell);
+            return Err(ActorSystemError::NotRunning("the system has ended".into()));
+        }
+        Ok(())
+    }
+
+    /// Drains and stops the actor `name` started by [`start_child`](Self::start_child)
+    /// (or any child of the root), and releases its name; whether there was one.
+    pub async fn stop_child(&self, name: &str) -> bool {
+        let Some(root) = lock(&self.0.root).clone() else {
+            return false;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        root.tell(Control::Stop(name.to_owned(), tx)) && rx.await.unwrap_or(false)
+    }
+
     /// Makes `component` available to actors that may spawn (their `spawn` grant), by
     /// `name`.
     pub fn register_component(&self, name: &str, component: ComponentActor) {
@@ -655,6 +698,8 @@ impl ActorSystem {
         if !supervisor.tell(Control::Spawn {
             cell: cell.clone(),
             factory: actor.factory(),
+            restart: crate::RestartPolicy::Temporary,
+            shutdown: crate::ShutdownPolicy::default(),
         }) {
             self.unregister(&cell);
             return Err(SendError::Closed(supervisor.name.to_string()));

@@ -813,3 +813,47 @@ async fn a_constructor_that_panics_is_a_failed_start_not_a_dead_supervisor() {
     assert_eq!(shared.starts("w"), 2);
     system.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_started_in_a_running_system_is_supervised_and_stops_on_demand() {
+    let shared = Arc::new(Shared::default());
+    let system = ActorSystem::default();
+    assert!(
+        system.start_child(probe("late", &shared)).is_err(),
+        "no tree yet"
+    );
+    system
+        .start(
+            SupervisorSpec::new("root")
+                .backoff(RestartBackoff::none())
+                .child(probe("a", &shared)),
+        )
+        .await
+        .unwrap();
+    system.start_child(probe("late", &shared)).unwrap();
+    assert!(matches!(
+        system.start_child(probe("late", &shared)),
+        Err(airssys_wasm_actor::ActorSystemError::DuplicateName { .. })
+    ));
+    let late = system.lookup("late").unwrap();
+    assert_eq!(
+        late.request(text("ping"), PATIENCE)
+            .await
+            .unwrap()
+            .payload_text(),
+        Some("pong")
+    );
+    // Supervised like the others: a crash restarts it (permanent by default).
+    let mut events = system.events();
+    late.tell(text("crash")).await.unwrap();
+    wait_for(&mut events, |e| started(e).filter(|c| c == "late")).await;
+    assert_eq!(shared.starts("late"), 2);
+    // Stopped on demand: drained, its name free again.
+    late.tell(text("kept")).await.unwrap();
+    assert!(system.stop_child("late").await);
+    assert!(shared.handled.lock().unwrap().contains(&"kept".to_owned()));
+    assert!(system.lookup("late").is_none());
+    assert!(!system.stop_child("late").await);
+    system.start_child(probe("late", &shared)).unwrap();
+    system.shutdown().await;
+}

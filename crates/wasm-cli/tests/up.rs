@@ -245,8 +245,8 @@ impl Drop for Background {
     }
 }
 
-/// The example's pipeline split over two hosts on one NATS: the ledger on one, the
-/// router and the workers on the other. The workers' tells and the request for the
+/// The example's pipeline split over two hosts on one NATS: the ledger on one (as the
+/// cluster's singleton), the router and the workers on the other. The workers' tells and the request for the
 /// report cross NATS; the ledger's host stops gracefully on SIGTERM.
 #[test]
 fn the_pipeline_runs_across_two_hosts_over_nats() {
@@ -265,7 +265,7 @@ fn the_pipeline_runs_across_two_hosts_over_nats() {
     std::fs::write(
         &books,
         format!(
-            "{}\n[[actor]]\nname = \"ledger\"\ncomponent = {}\n",
+            "{}\n[[actor]]\nname = \"ledger\"\ncomponent = {}\nsingleton = true\n",
             cluster("books"),
             component("ledger")
         ),

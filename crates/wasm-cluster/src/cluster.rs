@@ -69,8 +69,12 @@ pub(crate) struct Shared {
     outbound: mpsc::Sender<(String, HeaderMap, Bytes)>,
     dropped: AtomicU64,
     beat_now: Notify,
-    leaving: AtomicBool,
+    pub(crate) leaving: AtomicBool,
+    /// Wakes what waits for the next heartbeat when the host leaves.
+    pub(crate) leave_now: Notify,
     pub(crate) tasks: Mutex<Vec<AbortHandle>>,
+    /// The tasks holding singletons, awaited on leaving.
+    singletons: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 enum Control {
@@ -144,7 +148,9 @@ impl NatsCluster {
             dropped: AtomicU64::new(0),
             beat_now: Notify::new(),
             leaving: AtomicBool::new(false),
+            leave_now: Notify::new(),
             tasks: Mutex::default(),
+            singletons: Mutex::default(),
         });
         let tasks = vec![
             tokio::spawn(shared.clone().run_control(control_rx)).abort_handle(),
@@ -156,6 +162,27 @@ impl NatsCluster {
         *lock(&shared.tasks) = tasks;
         shared.say("hello").await;
         system.set_remote(Arc::new(Link(shared.clone())));
+        if !shared.config.singletons.is_empty() {
+            let store = crate::singleton::bucket(
+                &shared.jetstream,
+                &shared.config.cluster,
+                shared.config.host_timeout,
+            )
+            .await?;
+            let holders = shared
+                .config
+                .singletons
+                .iter()
+                .map(|spec| {
+                    tokio::spawn(crate::singleton::hold(
+                        shared.clone(),
+                        store.clone(),
+                        spec.clone(),
+                    ))
+                })
+                .collect();
+            *lock(&shared.singletons) = holders;
+        }
         tracing::info!(target: crate::TARGET, host = %shared.host, url = %shared.url, cluster = %shared.config.cluster, "joined the cluster");
         Ok(Self(shared))
     }
@@ -200,6 +227,12 @@ impl NatsCluster {
         let shared = &self.0;
         if shared.leaving.swap(true, Ordering::AcqRel) {
             return;
+        }
+        // Singletons first: stopped here, their keys deleted — another host takes them.
+        shared.leave_now.notify_waiters();
+        let holders: Vec<_> = lock(&shared.singletons).drain(..).collect();
+        for holder in holders {
+            let _ = holder.await;
         }
         shared.say("bye").await;
         let served: Vec<watch::Sender<bool>> =

@@ -6,6 +6,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use airssys_wasm_actor::ChildSpec;
+
 /// How a host joins the cluster.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -34,6 +36,10 @@ pub struct ClusterConfig {
     /// How long a durable message may stay unacknowledged (handed to a host, not yet
     /// handled) before JetStream hands it to another (default 30 s).
     pub ack_wait: Duration,
+    /// Actors that run on exactly one host of the cluster at a time: every host that
+    /// lists one may run it, one does, and another takes over within the host timeout
+    /// when that one dies (`singleton.rs`).
+    pub singletons: Vec<ChildSpec>,
 }
 
 impl fmt::Debug for ClusterConfig {
@@ -47,6 +53,7 @@ impl fmt::Debug for ClusterConfig {
             .field("host_timeout", &self.host_timeout)
             .field("durable", &self.durable)
             .field("ack_wait", &self.ack_wait)
+            .field("singletons", &self.singletons)
             .finish_non_exhaustive()
     }
 }
@@ -64,6 +71,7 @@ impl ClusterConfig {
             connect_timeout: Duration::from_secs(5),
             durable: Vec::new(),
             ack_wait: Duration::from_secs(30),
+            singletons: Vec::new(),
         }
     }
 
@@ -71,6 +79,13 @@ impl ClusterConfig {
     #[must_use]
     pub fn durable(mut self, name: impl Into<String>) -> Self {
         self.durable.push(name.into());
+        self
+    }
+
+    /// `child` as a singleton of the cluster: started on this host only while it holds it.
+    #[must_use]
+    pub fn singleton(mut self, child: ChildSpec) -> Self {
+        self.singletons.push(child);
         self
     }
 

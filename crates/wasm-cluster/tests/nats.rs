@@ -446,6 +446,12 @@ impl HostProcess {
         Self::start_with(server, name, None)
     }
 
+    /// A host serving `worker`, and ready to run the singleton `boss` (which answers
+    /// with the host's name).
+    fn start_singleton(server: &NatsServer, name: &str) -> Self {
+        Self::spawn(server, name, None, true)
+    }
+
     /// With `durable`: a host serving the durable mailbox `counter`, whose actor writes
     /// each message it handles (its id, payload and when) to that file as it handles
     /// it, taking `delay` over each.
@@ -454,8 +460,20 @@ impl HostProcess {
         name: &str,
         durable: Option<(&std::path::Path, Duration)>,
     ) -> Self {
+        Self::spawn(server, name, durable, false)
+    }
+
+    fn spawn(
+        server: &NatsServer,
+        name: &str,
+        durable: Option<(&std::path::Path, Duration)>,
+        singleton: bool,
+    ) -> Self {
         use std::io::BufRead;
         let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        if singleton {
+            cmd.env("AIRSSYS_TEST_HOST_SINGLETON", "1");
+        }
         if let Some((file, delay)) = durable {
             cmd.env("AIRSSYS_TEST_HOST_DURABLE", file)
                 .env("AIRSSYS_TEST_HOST_DELAY_MS", delay.as_millis().to_string());
@@ -523,6 +541,9 @@ async fn host_process() {
         .heartbeat(Duration::from_millis(200));
     if durable.is_some() {
         config = config.durable("counter").ack_wait(Duration::from_secs(2));
+    }
+    if std::env::var_os("AIRSSYS_TEST_HOST_SINGLETON").is_some() {
+        config = config.singleton(tagged("boss", &name, None, &seen));
     }
     let _cluster = NatsCluster::join(config, &system).await.unwrap();
     // Served once its subscription is in place: its first heartbeat lists the name.
@@ -680,4 +701,109 @@ async fn durable_mailboxes_lose_no_acknowledged_message_when_a_host_is_killed() 
     );
     cc.leave().await;
     client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_singleton_runs_on_one_host_and_moves_when_that_host_is_killed() {
+    let Some(server) = NatsServer::start(&[]) else {
+        return;
+    };
+    let mut hosts: HashMap<String, HostProcess> = ["b", "c"]
+        .iter()
+        .map(|h| ((*h).to_owned(), HostProcess::start_singleton(&server, h)))
+        .collect();
+    let (client, cc) = host(&server, "client", vec![]).await;
+    assert!(cc.wait_for("boss", PATIENCE).await);
+    let holder = |answers: &[String]| -> Vec<String> {
+        let mut tags: Vec<String> = answers
+            .iter()
+            .map(|a| a.split_once(' ').unwrap().0.to_owned())
+            .collect();
+        tags.sort();
+        tags.dedup();
+        tags
+    };
+    let mut answers = Vec::new();
+    for i in 0..20 {
+        answers.push(ask(&client, "boss", &i.to_string()).await.unwrap());
+    }
+    let first = holder(&answers);
+    assert_eq!(first.len(), 1, "one host runs it: {answers:?}");
+    let other = if first[0] == "b" { "c" } else { "b" };
+    // The holder is killed (SIGKILL): its key expires, the other host takes it over.
+    hosts.get_mut(&first[0]).unwrap().kill();
+    let moved = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Ok(a) = ask(&client, "boss", "x").await
+                && a.starts_with(other)
+            {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the singleton never moved");
+    assert_eq!(moved, format!("{other} x"));
+    let mut answers = Vec::new();
+    for i in 0..20 {
+        answers.push(ask(&client, "boss", &i.to_string()).await.unwrap());
+    }
+    assert_eq!(holder(&answers), vec![other.to_owned()]);
+    cc.leave().await;
+    client.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_singleton_holder_that_leaves_hands_it_over() {
+    let Some(server) = NatsServer::start(&[]) else {
+        return;
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let join = |name: &'static str| {
+        let seen = seen.clone();
+        let url = server.url();
+        async move {
+            let system = ActorSystem::default();
+            system.start(SupervisorSpec::new("root")).await.unwrap();
+            let config = ClusterConfig::new(url)
+                .cluster("t")
+                .host(name)
+                .heartbeat(Duration::from_millis(200))
+                .singleton(tagged("boss", name, None, &seen));
+            let cluster = NatsCluster::join(config, &system).await.unwrap();
+            (system, cluster)
+        }
+    };
+    let (a, ca) = join("a").await;
+    let (b, cb) = join("b").await;
+    let (client, cc) = host(&server, "client", vec![]).await;
+    assert!(cc.wait_for("boss", PATIENCE).await);
+    let first = ask(&client, "boss", "x").await.unwrap();
+    let (holder, other, other_system) = if first.starts_with("a ") {
+        ((&a, &ca), "b", &b)
+    } else {
+        ((&b, &cb), "a", &a)
+    };
+    // Exactly one runs it.
+    assert!(holder.0.lookup("boss").is_some() && other_system.lookup("boss").is_none());
+    holder.1.leave().await;
+    assert!(holder.0.lookup("boss").is_none(), "stopped on leaving");
+    let moved = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Ok(a) = ask(&client, "boss", "y").await
+                && a.starts_with(other)
+            {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the singleton never moved");
+    assert_eq!(moved, format!("{other} y"));
+    for (s, c) in [(&a, &ca), (&b, &cb), (&client, &cc)] {
+        c.leave().await;
+        s.shutdown().await;
+    }
 }

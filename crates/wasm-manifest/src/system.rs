@@ -55,6 +55,7 @@ const ACTOR_KEYS: &[&str] = &[
     "restart",
     "pool",
     "shutdown",
+    "singleton",
 ];
 
 /// A checked `System.toml`.
@@ -191,6 +192,9 @@ pub struct ActorEntry {
     pub pool: Option<u32>,
     /// `shutdown`: its drain grace, over `[system] shutdown`.
     pub shutdown: Option<Duration>,
+    /// `singleton`: it runs on exactly one host of the `[cluster]` at a time (under the
+    /// root supervisor of the host that holds it), not in this file's tree.
+    pub singleton: bool,
     /// Where it is declared (its position among its supervisor's children).
     pub position: usize,
     /// 1-based line of the entry.
@@ -338,6 +342,20 @@ fn read(doc: &Doc<'_>) -> PResult<SystemFile> {
         None => None,
         Some((span, t)) => Some(cluster(doc, span, t, &actors)?),
     };
+    if cluster.is_none()
+        && let Some(a) = actors.iter().find(|a| a.singleton)
+    {
+        return Err(doc.error(
+            a.position..a.position,
+            ManifestErrorKind::InvalidValue,
+            Some("actor.singleton"),
+            format!(
+                "`{}` is a singleton, but this system joins no cluster",
+                a.name
+            ),
+            Some("add a [cluster] section (nats = …), or remove `singleton`".into()),
+        ));
+    }
     check_tree(doc, top_span, &mut supervisors, &mut actors)?;
     Ok(SystemFile {
         file: doc.file.to_owned(),
@@ -702,7 +720,27 @@ fn actor(doc: &Doc<'_>, span: Range<usize>, t: &DeTable<'_>) -> PResult<ActorEnt
         },
     };
     let shutdown = duration(doc, t, "shutdown", "actor.shutdown")?;
+    let singleton = match Doc::get(t, "singleton") {
+        None => false,
+        Some(v) => match v.get_ref() {
+            DeValue::Boolean(b) => *b,
+            other => {
+                return Err(doc.wrong_type(v.span(), "actor.singleton", "true or false", other));
+            }
+        },
+    };
+    if singleton && (pool.is_some() || !supervisor.is_empty()) {
+        let key = if pool.is_some() { "pool" } else { "supervisor" };
+        let at = Doc::get(t, key).map_or(span.clone(), |v| v.span());
+        return Err(doc.invalid(
+            at,
+            &format!("actor.{key}"),
+            format!("a singleton has no `{key}`: it runs once in the cluster, under the root supervisor of the host that holds it"),
+            Some("remove it, or `singleton`".into()),
+        ));
+    }
     Ok(ActorEntry {
+        singleton,
         name,
         component,
         supervisor,

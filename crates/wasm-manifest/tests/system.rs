@@ -239,6 +239,24 @@ fn a_cluster_section_reads_back_and_its_mistakes_are_refused_at_their_line() {
     assert_eq!(durable.durable, vec!["router".to_owned()]);
     assert_eq!(durable.ack_wait, Some(Duration::from_secs(2)));
     let lines = TREE.lines().count();
+    let single = "[[actor]]\nname = \"boss\"\ncomponent = \"router\"\nsingleton = true\n";
+    f.err(
+        single,
+        1,
+        &[
+            "is a singleton, but this system joins no cluster",
+            "[cluster]",
+        ],
+    );
+    let joined = f
+        .parse(&format!("{single}\n[cluster]\nnats = \"nats://h:1\"\n"))
+        .unwrap();
+    assert!(joined.actors[0].singleton);
+    f.err(
+        "[[actor]]\nname = \"boss\"\ncomponent = \"router\"\nsingleton = true\npool = 2\n\n[cluster]\nnats = \"nats://h:1\"\n",
+        5,
+        &["a singleton has no `pool`"],
+    );
     f.err(
         &format!("{TREE}\n[cluster]\nnats = \"nats://h:1\"\ndurable = [\"ledger\"]\n"),
         lines + 4,

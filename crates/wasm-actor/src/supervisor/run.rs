@@ -29,8 +29,15 @@ pub(crate) enum Control {
     Restart,
     /// Drain and stop every child, in reverse start order; then this supervisor ends.
     Shutdown(oneshot::Sender<()>),
-    /// Start a temporary child on a cell already registered.
-    Spawn { cell: Arc<Cell>, factory: Factory },
+    /// Start a child on a cell already registered (a spawned actor: temporary).
+    Spawn {
+        cell: Arc<Cell>,
+        factory: Factory,
+        restart: RestartPolicy,
+        shutdown: ShutdownPolicy,
+    },
+    /// Drain and stop the child of this name and retire it; whether there was one.
+    Stop(String, oneshot::Sender<bool>),
 }
 
 /// A handle to a supervisor.
@@ -259,7 +266,20 @@ impl Supervisor {
                 let _ = done.send(());
                 self.ended = true;
             }
-            Control::Spawn { cell, factory } => self.spawn_child(cell, factory).await,
+            Control::Spawn {
+                cell,
+                factory,
+                restart,
+                shutdown,
+            } => self.spawn_child(cell, factory, restart, shutdown).await,
+            Control::Stop(name, done) => {
+                let found = self.children.iter().position(|c| !c.gone && c.name == name);
+                if let Some(i) = found {
+                    self.stop_children(&[i], Stopping::Drain).await;
+                    self.retire(i);
+                }
+                let _ = done.send(found.is_some());
+            }
         }
     }
 
@@ -607,12 +627,18 @@ impl Supervisor {
         }
     }
 
-    async fn spawn_child(&mut self, cell: Arc<Cell>, factory: Factory) {
+    async fn spawn_child(
+        &mut self,
+        cell: Arc<Cell>,
+        factory: Factory,
+        restart: RestartPolicy,
+        shutdown: ShutdownPolicy,
+    ) {
         let index = self.children.len();
         self.children.push(Child {
             name: cell.address.to_string(),
-            restart: RestartPolicy::Temporary,
-            shutdown: ShutdownPolicy::default(),
+            restart,
+            shutdown,
             incarnation: 0,
             running: false,
             gone: false,

@@ -183,7 +183,24 @@ pub(crate) async fn up(
     let cluster = match &file.cluster {
         None => None,
         Some(section) => {
-            let joined = match cluster_config(section) {
+            // Singletons are not in this host's tree: the cluster starts each on the one
+            // host that holds it.
+            let singletons: Vec<ChildSpec> = file
+                .actors
+                .iter()
+                .filter(|a| a.singleton)
+                .filter_map(|a| {
+                    let l = loaded.get(&a.component)?;
+                    Some(
+                        ChildSpec::component(&a.name, l.actor.clone())
+                            .restart(a.restart)
+                            .shutdown(ShutdownPolicy::Graceful(
+                                a.shutdown.unwrap_or(file.shutdown),
+                            )),
+                    )
+                })
+                .collect();
+            let joined = match cluster_config(section, singletons) {
                 Ok(config) => NatsCluster::join(config, &system)
                     .await
                     .map_err(|e| e.to_string()),
@@ -277,7 +294,7 @@ fn tree(file: &SystemFile, name: &str, loaded: &HashMap<PathBuf, Loaded>) -> Sup
                 spec = spec.child(ChildSpec::supervisor(tree(file, sub, loaded)))
             }
             Child::Actor(a) => {
-                let Some(l) = loaded.get(&a.component) else {
+                let Some(l) = loaded.get(&a.component).filter(|_| !a.singleton) else {
                     continue;
                 };
                 let grace = a.shutdown.unwrap_or(file.shutdown);
@@ -308,7 +325,10 @@ async fn stop_all(system: &ActorSystem, cluster: Option<&NatsCluster>) {
 
 /// `[cluster]` as the cluster crate takes it, its settings read from the environment
 /// where the file says so.
-fn cluster_config(section: &ClusterSection) -> Result<ClusterConfig, String> {
+fn cluster_config(
+    section: &ClusterSection,
+    singletons: Vec<ChildSpec>,
+) -> Result<ClusterConfig, String> {
     let read = |key: &str, s: &airssys_wasm_manifest::Setting| {
         s.resolve().map_err(|e| format!("cluster.{key}: {e}"))
     };
@@ -327,6 +347,9 @@ fn cluster_config(section: &ClusterSection) -> Result<ClusterConfig, String> {
     }
     if let Some(wait) = section.ack_wait {
         config = config.ack_wait(wait);
+    }
+    for child in singletons {
+        config = config.singleton(child);
     }
     let credentials = match (
         &section.user,
