@@ -332,21 +332,8 @@ impl ActorSystem {
         env: MessageEnvelope,
         timeout: Duration,
     ) -> Result<PendingReply, RequestError> {
-        let undelivered = |reason: String| RequestError::Undelivered {
-            to: to.to_owned(),
-            reason,
-        };
-        self.check_size(&env)
-            .map_err(|e| undelivered(e.to_string()))?;
-        let address = ActorAddress::named(to).map_err(undelivered)?;
-        match self.resolve(&address) {
-            Some(cell) => {
-                ActorRef(cell)
-                    .start_request(env, timeout, MessageKind::Request)
-                    .await
-            }
-            None => Err(undelivered(SendError::NotFound(to.to_owned()).to_string())),
-        }
+        self.start_local(to, env, timeout, MessageKind::Request)
+            .await
     }
 
     /// Puts a tell to the actor named `to` on this system only in its mailbox and
@@ -364,6 +351,18 @@ impl ActorSystem {
         env: MessageEnvelope,
         timeout: Duration,
     ) -> Result<PendingReply, RequestError> {
+        self.start_local(to, env, timeout, MessageKind::Tell).await
+    }
+
+    /// `env` as a `kind` message into the mailbox of `to` on this system only, its
+    /// answer to come.
+    async fn start_local(
+        &self,
+        to: &str,
+        env: MessageEnvelope,
+        timeout: Duration,
+        kind: MessageKind,
+    ) -> Result<PendingReply, RequestError> {
         let undelivered = |reason: String| RequestError::Undelivered {
             to: to.to_owned(),
             reason,
@@ -372,11 +371,7 @@ impl ActorSystem {
             .map_err(|e| undelivered(e.to_string()))?;
         let address = ActorAddress::named(to).map_err(undelivered)?;
         match self.resolve(&address) {
-            Some(cell) => {
-                ActorRef(cell)
-                    .start_request(env, timeout, MessageKind::Tell)
-                    .await
-            }
+            Some(cell) => ActorRef(cell).start_request(env, timeout, kind).await,
             None => Err(undelivered(SendError::NotFound(to.to_owned()).to_string())),
         }
     }

@@ -85,41 +85,9 @@ fn sigterm_drains_every_mailbox_in_reverse_start_order() {
     for i in 0..N {
         cmd.arg("--send").arg(order(i, "apple", 1));
     }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = mpsc::channel();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines() {
-            let Ok(line) = line else { break };
-            if line.starts_with("up: ") {
-                let _ = tx.send(());
-            }
-            let mut l = sink.lock().unwrap();
-            l.push_str(&line);
-            l.push('\n');
-        }
-    });
-    if rx.recv_timeout(Duration::from_secs(120)).is_err() {
-        let _ = child.kill();
-        panic!("up did not start:\n{}", log.lock().unwrap());
-    }
     // At once: most orders are still in mailboxes (or not yet sent).
-    let status = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let status = child.wait().unwrap();
-    let log = log.lock().unwrap().clone();
-    assert_eq!(status.code(), Some(0), "{log}");
+    let (code, log) = Background::start(cmd, "up: ").terminate();
+    assert_eq!(code, Some(0), "{log}");
     assert!(
         log.contains("SIGTERM: stopping; each actor drains its mailbox"),
         "{log}"

@@ -31,6 +31,10 @@ use crate::wire;
 /// Publications waiting for the connection, at most (more are dropped and counted).
 const OUTBOUND: usize = 65_536;
 
+/// Messages one subscription holds before they are taken (× NATS's largest payload,
+/// 1 MiB by default, bounds what a name's backlog costs this host).
+const SUBSCRIPTION_CAPACITY: usize = 1024;
+
 /// How much longer a requester waits than the request's timeout, for the serving
 /// host's own "timed out" to arrive.
 const REPLY_GRACE: Duration = Duration::from_millis(250);
@@ -130,6 +134,11 @@ impl NatsCluster {
         } else {
             Some(crate::durable::stream(&jetstream, &config.cluster, &subjects).await?)
         };
+        let singletons = if config.singletons.is_empty() {
+            None
+        } else {
+            Some(crate::singleton::bucket(&jetstream, &config.cluster, config.host_timeout).await?)
+        };
         let (control, control_rx) = mpsc::unbounded_channel();
         let (outbound, outbound_rx) = mpsc::channel(OUTBOUND);
         let shared = Arc::new(Shared {
@@ -162,13 +171,7 @@ impl NatsCluster {
         *lock(&shared.tasks) = tasks;
         shared.say("hello").await;
         system.set_remote(Arc::new(Link(shared.clone())));
-        if !shared.config.singletons.is_empty() {
-            let store = crate::singleton::bucket(
-                &shared.jetstream,
-                &shared.config.cluster,
-                shared.config.host_timeout,
-            )
-            .await?;
+        if let Some(store) = singletons {
             let holders = shared
                 .config
                 .singletons
@@ -261,6 +264,10 @@ async fn connect(config: &ClusterConfig, host: &str, url: &str) -> Result<Client
     let mut options = ConnectOptions::new()
         .name(format!("airssys-wasm {host}"))
         .connection_timeout(config.connect_timeout)
+        // What one subscription may hold before its task takes it (a name whose mailbox
+        // blocks stops taking): messages beyond are dropped by the client and logged as
+        // a slow consumer — at most once — instead of growing the host's memory.
+        .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .event_callback(move |event| {
             let url = events_url.clone();
             async move {

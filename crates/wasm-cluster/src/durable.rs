@@ -54,7 +54,7 @@ pub(crate) async fn stream(
             ..Default::default()
         })
         .await
-        .map_err(|e| ClusterError::Durable {
+        .map_err(|e| ClusterError::JetStream {
             what: format!("the stream `{name}`"),
             reason: e.to_string(),
         })
@@ -81,7 +81,7 @@ pub(crate) async fn consumer(
             },
         )
         .await
-        .map_err(|e| ClusterError::Durable {
+        .map_err(|e| ClusterError::JetStream {
             what: format!("the consumer `{durable}`"),
             reason: e.to_string(),
         })

@@ -43,12 +43,12 @@ pub enum ClusterError {
         /// Why.
         reason: String,
     },
-    /// JetStream refused what a durable mailbox needs.
+    /// JetStream refused what a durable mailbox or a singleton needs.
     #[error(
-        "JetStream refused {what}: {reason} — durable mailboxes need nats-server with \
+        "JetStream refused {what}: {reason} — durable mailboxes and singletons need nats-server with \
          JetStream on (`-js`, or `jetstream {{}}` in its configuration)"
     )]
-    Durable {
+    JetStream {
         /// The stream or consumer.
         what: String,
         /// Why.

@@ -27,7 +27,7 @@ pub(crate) async fn bucket(
     ttl: Duration,
 ) -> Result<Store, ClusterError> {
     let name = format!("AIRSSYS_{cluster}_singletons");
-    let refused = |e: String| ClusterError::Durable {
+    let refused = |e: String| ClusterError::JetStream {
         what: format!("the key-value bucket `{name}`"),
         reason: e,
     };

@@ -118,6 +118,39 @@ async fn ask(system: &ActorSystem, to: &str, text: &str) -> Result<String, Reque
     Ok(reply.payload_text().unwrap_or("").to_owned())
 }
 
+/// Waits until `done` holds (a hang guard of PATIENCE, not a timing test).
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(PATIENCE, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("never happened: {what}"));
+}
+
+/// Asks `to` with `text` until an answer satisfies `ok`; that answer.
+async fn ask_until(
+    system: &ActorSystem,
+    to: &str,
+    text: &str,
+    ok: impl Fn(&str) -> bool,
+    what: &str,
+) -> String {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Ok(a) = ask(system, to, text).await
+                && ok(&a)
+            {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("never happened: {what}"))
+}
+
 /// Counts the messages on the cluster's actor subjects, seen by a plain NATS client.
 async fn observer(server: &NatsServer) -> Arc<AtomicU64> {
     let client = async_nats::connect(server.url()).await.unwrap();
@@ -212,13 +245,7 @@ async fn a_name_on_several_hosts_is_balanced_and_answers_on_when_one_goes() {
     let (d, cd) = host(&server, "d", vec![tagged("worker", "d", None, &seen)]).await;
     let (client, cc) = host(&server, "client", vec![]).await;
     assert!(cc.wait_for("worker", PATIENCE).await);
-    tokio::time::timeout(PATIENCE, async {
-        while cc.hosts().len() < 3 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap();
+    until("three hosts known", || cc.hosts().len() >= 3).await;
 
     let tally = |n: usize| {
         let client = client.clone();
@@ -255,13 +282,10 @@ async fn a_name_on_several_hosts_is_balanced_and_answers_on_when_one_goes() {
     let by = tally(100).await;
     assert_eq!(by.keys().collect::<Vec<_>>(), vec!["d"], "{by:?}");
     // And the client notices it is gone once its heartbeats stop.
-    tokio::time::timeout(PATIENCE, async {
-        while cc.hosts() != vec!["d".to_owned()] {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    until("the killed host noticed as gone", || {
+        cc.hosts() == vec!["d".to_owned()]
     })
-    .await
-    .expect("the vanished host was never noticed");
+    .await;
 
     for (system, cluster) in [(&d, &cd), (&client, &cc)] {
         cluster.leave().await;
@@ -290,13 +314,10 @@ async fn publications_reach_subscribers_on_every_host_once() {
     b.publish("sport", MessageEnvelope::text("ignored"))
         .unwrap();
     let want: Vec<String> = (0..5).map(|i| format!("news n{i}")).collect();
-    tokio::time::timeout(PATIENCE, async {
-        while seen_b.lock().unwrap().len() < 5 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    until("five publications on the other host", || {
+        seen_b.lock().unwrap().len() >= 5
     })
-    .await
-    .unwrap();
+    .await;
     a.quiesce().await;
     b.quiesce().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -351,13 +372,14 @@ async fn a_component_actor_reaches_an_actor_on_another_host() {
     let asked = ask(&a, "w", "ask far hello").await.unwrap();
     let id = asked.strip_prefix("ok asked ").expect("a correlation id");
     let want = format!("reply {id} b hello");
-    tokio::time::timeout(PATIENCE, async {
-        while ask(&a, "w", "last").await.unwrap() != want {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the reply never reached the guest");
+    ask_until(
+        &a,
+        "w",
+        "last",
+        |l| l == want,
+        "the reply reached the guest",
+    )
+    .await;
     assert_eq!(ask(&a, "far", "get").await.unwrap(), "1");
     // And the other way: a request from host b to the component on host a.
     assert_eq!(ask(&b, "w", "echo across").await.unwrap(), "across");
@@ -382,16 +404,7 @@ async fn hosts_carry_on_after_nats_restarts() {
     assert!(ask(&b, "alice", "2").await.is_err());
     server.restart();
     // The clients reconnect and resubscribe by themselves; requests are answered again.
-    let answered = tokio::time::timeout(PATIENCE, async {
-        loop {
-            if let Ok(answer) = ask(&b, "alice", "3").await {
-                return answer;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("never answered after the restart");
+    let answered = ask_until(&b, "alice", "3", |_| true, "answered after the restart").await;
     assert_eq!(answered, "a 3");
     for (system, cluster) in [(&a, &ca), (&b, &cb)] {
         cluster.leave().await;
@@ -632,13 +645,7 @@ async fn durable_mailboxes_lose_no_acknowledged_message_when_a_host_is_killed() 
         })
         .collect();
     let (client, cc) = host(&server, "client", vec![]).await;
-    tokio::time::timeout(PATIENCE, async {
-        while cc.hosts().len() < 3 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap();
+    until("three hosts known", || cc.hosts().len() >= 3).await;
 
     // Under load, one of the three is killed (SIGKILL) with messages in hand.
     let mut acked = Vec::new();
@@ -732,18 +739,14 @@ async fn a_singleton_runs_on_one_host_and_moves_when_that_host_is_killed() {
     let other = if first[0] == "b" { "c" } else { "b" };
     // The holder is killed (SIGKILL): its key expires, the other host takes it over.
     hosts.get_mut(&first[0]).unwrap().kill();
-    let moved = tokio::time::timeout(PATIENCE, async {
-        loop {
-            if let Ok(a) = ask(&client, "boss", "x").await
-                && a.starts_with(other)
-            {
-                return a;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the singleton never moved");
+    let moved = ask_until(
+        &client,
+        "boss",
+        "x",
+        |a| a.starts_with(other),
+        "the singleton moved",
+    )
+    .await;
     assert_eq!(moved, format!("{other} x"));
     let mut answers = Vec::new();
     for i in 0..20 {
@@ -789,18 +792,14 @@ async fn a_singleton_holder_that_leaves_hands_it_over() {
     assert!(holder.0.lookup("boss").is_some() && other_system.lookup("boss").is_none());
     holder.1.leave().await;
     assert!(holder.0.lookup("boss").is_none(), "stopped on leaving");
-    let moved = tokio::time::timeout(PATIENCE, async {
-        loop {
-            if let Ok(a) = ask(&client, "boss", "y").await
-                && a.starts_with(other)
-            {
-                return a;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the singleton never moved");
+    let moved = ask_until(
+        &client,
+        "boss",
+        "y",
+        |a| a.starts_with(other),
+        "the singleton moved",
+    )
+    .await;
     assert_eq!(moved, format!("{other} y"));
     for (s, c) in [(&a, &ca), (&b, &cb), (&client, &cc)] {
         c.leave().await;
