@@ -3,9 +3,9 @@
 //! the cluster's publications, says it is alive every heartbeat with the names it
 //! serves and learns the others' — and, as the actor system's [`Remote`], carries what
 //! the system does not hold to the host that does. A durable mailbox (`durable.rs`)
-//! takes its tells through a JetStream stream instead.
+//! takes its tells through a JetStream stream instead; singletons are `singleton.rs`;
+//! what the tasks share is `shared.rs`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,17 +14,16 @@ use async_nats::{Client, ConnectErrorKind, ConnectOptions, HeaderMap, Message, R
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::AbortHandle;
 
 use airssys_wasm_actor::{
     ActorSystem, BoxFuture, MessageEnvelope, Remote, Reply, RequestError, SendError,
-    WeakActorSystem,
 };
 use airssys_wasm_core::text::redact_urls_in;
 
 use crate::config::{ClusterConfig, Credentials};
 use crate::directory::{Beat, Directory, beat_text, parse_beat};
 use crate::error::ClusterError;
+use crate::shared::{Control, Shared, lock, until_withdrawn};
 use crate::subjects::{Subjects, check_token};
 use crate::wire;
 
@@ -53,37 +52,6 @@ impl std::fmt::Debug for NatsCluster {
             .field("url", &self.0.url)
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) struct Shared {
-    pub(crate) client: Client,
-    pub(crate) jetstream: async_nats::jetstream::Context,
-    pub(crate) subjects: Subjects,
-    pub(crate) host: String,
-    /// The server(s), credentials redacted.
-    url: String,
-    pub(crate) config: ClusterConfig,
-    directory: Directory,
-    pub(crate) system: WeakActorSystem,
-    /// The names served here, each with what withdraws it (`true`).
-    served: Mutex<HashMap<String, watch::Sender<bool>>>,
-    /// The cluster's stream of durable tells, when this host serves durable mailboxes.
-    stream: Option<async_nats::jetstream::stream::Stream>,
-    control: mpsc::UnboundedSender<Control>,
-    outbound: mpsc::Sender<(String, HeaderMap, Bytes)>,
-    dropped: AtomicU64,
-    beat_now: Notify,
-    pub(crate) leaving: AtomicBool,
-    /// Wakes what waits for the next heartbeat when the host leaves.
-    pub(crate) leave_now: Notify,
-    pub(crate) tasks: Mutex<Vec<AbortHandle>>,
-    /// The tasks holding singletons, awaited on leaving.
-    singletons: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-}
-
-enum Control {
-    Serve(String),
-    Withdraw(String),
 }
 
 /// What the actor system holds: the cluster seen as its [`Remote`].
@@ -678,13 +646,4 @@ fn fresh_host_name() -> String {
             .as_nanos(),
     );
     format!("h{:016x}", h.finish())
-}
-
-/// Returns once the name is withdrawn (or its withdrawal can no longer come).
-pub(crate) async fn until_withdrawn(withdrawn: &mut watch::Receiver<bool>) {
-    let _ = withdrawn.wait_for(|w| *w).await;
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -25,9 +25,9 @@ use tokio::sync::watch;
 
 use airssys_wasm_actor::{RequestError, SendError};
 
-use crate::cluster::{Shared, until_withdrawn};
 use crate::config::ClusterConfig;
 use crate::error::ClusterError;
+use crate::shared::{Shared, until_withdrawn};
 use crate::subjects::{Subjects, consumer_name, stream_name};
 use crate::wire;
 

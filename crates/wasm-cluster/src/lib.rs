@@ -40,6 +40,7 @@ mod config;
 mod directory;
 mod durable;
 mod error;
+mod shared;
 mod singleton;
 mod subjects;
 mod wire;

@@ -17,8 +17,8 @@ use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
 
 use airssys_wasm_actor::ChildSpec;
 
-use crate::cluster::Shared;
 use crate::error::ClusterError;
+use crate::shared::Shared;
 
 /// The cluster's bucket of singleton holders (made if it is not there).
 pub(crate) async fn bucket(
