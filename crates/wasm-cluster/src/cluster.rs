@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::{Client, ConnectErrorKind, ConnectOptions, HeaderMap, Message, RequestErrorKind};
+use async_nats::{Client, ConnectErrorKind, ConnectOptions, Message, RequestErrorKind};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{Notify, mpsc, watch};
@@ -30,9 +30,12 @@ use crate::wire;
 /// Publications waiting for the connection, at most (more are dropped and counted).
 const OUTBOUND: usize = 65_536;
 
-/// Messages one subscription holds before they are taken (× NATS's largest payload,
-/// 1 MiB by default, bounds what a name's backlog costs this host).
-const SUBSCRIPTION_CAPACITY: usize = 1024;
+/// Messages one subscription holds before its task takes them (async-nats's default).
+/// Times the largest payload (NATS's `max_payload`, 1 MiB unless the operator lowers it)
+/// it bounds what a name's backlog may cost this host; beyond it the client drops
+/// messages and logs a slow consumer — at most once. (1,024 dropped ~2% of a burst of
+/// 50,000 small tells from one fast sender on this VM: too small.)
+const SUBSCRIPTION_CAPACITY: usize = 65_536;
 
 /// How much longer a requester waits than the request's timeout, for the serving
 /// host's own "timed out" to arrive.
@@ -234,7 +237,8 @@ async fn connect(config: &ClusterConfig, host: &str, url: &str) -> Result<Client
         .connection_timeout(config.connect_timeout)
         // What one subscription may hold before its task takes it (a name whose mailbox
         // blocks stops taking): messages beyond are dropped by the client and logged as
-        // a slow consumer — at most once — instead of growing the host's memory.
+        // a slow consumer — at most once — instead of growing the host's memory without
+        // bound.
         .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .event_callback(move |event| {
             let url = events_url.clone();
@@ -409,7 +413,7 @@ impl Shared {
     /// whose answer goes back to its reply subject once it comes (the next message is
     /// taken meanwhile, in the order sent).
     async fn take(&self, system: &ActorSystem, name: &str, msg: Message) {
-        let incoming = match wire::incoming(msg.headers.as_ref(), msg.payload) {
+        let incoming = match wire::incoming(msg.payload) {
             Ok(i) => i,
             Err(why) => {
                 tracing::warn!(target: crate::TARGET, actor = name, "a malformed message from the cluster: {why}");
@@ -437,8 +441,7 @@ impl Shared {
                         let client = self.client.clone();
                         tokio::spawn(async move {
                             let answer = pending.reply().await;
-                            let (headers, body) = wire::answer(&answer);
-                            let _ = client.publish_with_headers(reply, headers, body).await;
+                            let _ = client.publish(reply, wire::answer(&answer)).await;
                         });
                     }
                     Err(e) => self.answer(reply, Err(e)).await,
@@ -453,17 +456,12 @@ impl Shared {
     }
 
     async fn answer(&self, reply: async_nats::Subject, answer: Result<Reply, RequestError>) {
-        let (headers, body) = wire::answer(&answer);
-        let _ = self.client.publish_with_headers(reply, headers, body).await;
+        let _ = self.client.publish(reply, wire::answer(&answer)).await;
     }
 
-    async fn run_outbound(self: Arc<Self>, mut rx: mpsc::Receiver<(String, HeaderMap, Bytes)>) {
-        while let Some((subject, headers, body)) = rx.recv().await {
-            if let Err(e) = self
-                .client
-                .publish_with_headers(subject, headers, body)
-                .await
-            {
+    async fn run_outbound(self: Arc<Self>, mut rx: mpsc::Receiver<(String, Bytes)>) {
+        while let Some((subject, body)) = rx.recv().await {
+            if let Err(e) = self.client.publish(subject, body).await {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(target: crate::TARGET, "a publication was not sent: {e}");
             }
@@ -480,7 +478,7 @@ impl Shared {
                 continue;
             };
             let topic = topic.to_owned();
-            match wire::incoming(msg.headers.as_ref(), msg.payload) {
+            match wire::incoming(msg.payload) {
                 // Its own publications reached this host's subscribers already.
                 Ok(i) if i.origin.as_deref() == Some(self.host.as_str()) => {}
                 Ok(i) => {
@@ -557,13 +555,13 @@ impl Remote for Link {
     ) -> BoxFuture<'a, Result<(), SendError>> {
         Box::pin(async move {
             let shared = &self.0;
-            let headers = wire::headers(&env, &shared.host, None);
+            let body = wire::message(&env, &shared.host, None);
             if self.durable(to) {
-                return crate::durable::publish(shared, to, headers, env.payload.clone()).await;
+                return crate::durable::publish(shared, to, body).await;
             }
             shared
                 .client
-                .publish_with_headers(shared.subjects.actor(to), headers, env.payload.clone())
+                .publish(shared.subjects.actor(to), body)
                 .await
                 .map_err(|e| SendError::Unreachable {
                     to: to.to_owned(),
@@ -580,17 +578,15 @@ impl Remote for Link {
     ) -> BoxFuture<'a, Result<Reply, RequestError>> {
         Box::pin(async move {
             let shared = &self.0;
-            let headers = wire::headers(&env, &shared.host, Some(timeout));
             let request = async_nats::Request::new()
-                .headers(headers)
-                .payload(env.payload.clone())
+                .payload(wire::message(&env, &shared.host, Some(timeout)))
                 .timeout(Some(timeout.saturating_add(REPLY_GRACE)));
             match shared
                 .client
                 .send_request(shared.subjects.actor(to), request)
                 .await
             {
-                Ok(msg) => wire::reply(to, timeout, msg.headers.as_ref(), msg.payload),
+                Ok(msg) => wire::reply(to, timeout, msg.payload),
                 Err(e) => Err(match e.kind() {
                     RequestErrorKind::TimedOut => RequestError::Timeout {
                         to: to.to_owned(),
@@ -611,10 +607,10 @@ impl Remote for Link {
 
     fn publish(&self, topic: &str, env: &MessageEnvelope) {
         let shared = &self.0;
-        let headers = wire::headers(env, &shared.host, None);
+        let body = wire::message(env, &shared.host, None);
         if shared
             .outbound
-            .try_send((shared.subjects.topic(topic), headers, env.payload.clone()))
+            .try_send((shared.subjects.topic(topic), body))
             .is_err()
         {
             let dropped = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;

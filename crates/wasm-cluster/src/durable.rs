@@ -15,7 +15,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, Consumer, pull};
 use async_nats::jetstream::message::AckKind;
 use async_nats::jetstream::stream::{Config, RetentionPolicy, StorageType, Stream};
@@ -88,19 +87,14 @@ pub(crate) async fn consumer(
 }
 
 /// Stores a tell to `to` in the stream; returns once JetStream acknowledged it.
-pub(crate) async fn publish(
-    shared: &Shared,
-    to: &str,
-    headers: HeaderMap,
-    payload: Bytes,
-) -> Result<(), SendError> {
+pub(crate) async fn publish(shared: &Shared, to: &str, body: Bytes) -> Result<(), SendError> {
     let unreachable = |reason: String| SendError::Unreachable {
         to: to.to_owned(),
         reason: airssys_wasm_core::text::redact_urls_in(&reason).into_owned(),
     };
     let ack = shared
         .jetstream
-        .publish_with_headers(shared.subjects.durable(to), headers, payload)
+        .publish(shared.subjects.durable(to), body)
         .await
         .map_err(|e| unreachable(e.to_string()))?;
     ack.await
@@ -140,7 +134,7 @@ pub(crate) async fn consume(
             break;
         };
         let id = msg.info().ok().map(|i| i.stream_sequence);
-        let incoming = wire::incoming(msg.message.headers.as_ref(), msg.message.payload.clone());
+        let incoming = wire::incoming(msg.message.payload.clone());
         let mut incoming = match incoming {
             Ok(i) => i,
             Err(why) => {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
-use async_nats::{Client, HeaderMap};
+use async_nats::Client;
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::AbortHandle;
@@ -33,7 +33,7 @@ pub(crate) struct Shared {
     /// The cluster's stream of durable tells, when this host serves durable mailboxes.
     pub(crate) stream: Option<async_nats::jetstream::stream::Stream>,
     pub(crate) control: mpsc::UnboundedSender<Control>,
-    pub(crate) outbound: mpsc::Sender<(String, HeaderMap, Bytes)>,
+    pub(crate) outbound: mpsc::Sender<(String, Bytes)>,
     pub(crate) dropped: AtomicU64,
     pub(crate) beat_now: Notify,
     pub(crate) leaving: AtomicBool,
