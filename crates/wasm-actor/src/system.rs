@@ -131,6 +131,11 @@ impl ActorSystem {
         WeakActorSystem(Arc::downgrade(&self.0))
     }
 
+    /// Whether the actor or pool `name` is held by this system.
+    pub fn holds(&self, name: &str) -> bool {
+        read(&self.0.names).contains_key(name) || read(&self.0.pools).contains_key(name)
+    }
+
     /// The names served here: named actors and pools.
     pub fn local_names(&self) -> Vec<String> {
         read(&self.0.names)

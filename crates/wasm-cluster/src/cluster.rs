@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use tokio::sync::{Notify, mpsc, watch};
 
 use airssys_wasm_actor::{
-    ActorSystem, BoxFuture, MessageEnvelope, Remote, Reply, RequestError, SendError,
+    ActorAddress, ActorSystem, BoxFuture, MessageEnvelope, Remote, Reply, RequestError, SendError,
 };
 use airssys_wasm_core::text::redact_urls_in;
 
@@ -430,23 +430,43 @@ impl Shared {
                 return;
             }
         };
-        match msg.reply {
-            Some(reply) => {
-                let timeout = incoming
-                    .timeout
-                    .unwrap_or(DEFAULT_REQUEST_TIMEOUT)
-                    .min(system.limits().max_request_timeout);
-                match system.request_local(name, incoming.env, timeout).await {
-                    Ok(pending) => {
-                        let client = self.client.clone();
-                        tokio::spawn(async move {
-                            let answer = pending.reply().await;
-                            let _ = client.publish(reply, wire::answer(&answer)).await;
-                        });
+        let timeout = incoming
+            .timeout
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT)
+            .min(system.limits().max_request_timeout);
+        // Handed over just as this host stopped holding the name (it left, or the actor
+        // stopped): on to a host that holds it, if one does — through NATS, where this
+        // host no longer listens for it.
+        if !system.holds(name)
+            && self.directory.serves(name)
+            && let Ok(to) = ActorAddress::named(name)
+        {
+            let system = system.clone();
+            let client = self.client.clone();
+            tokio::spawn(async move {
+                match msg.reply {
+                    Some(reply) => {
+                        let answer = system.request(&to, incoming.env, timeout).await;
+                        let _ = client.publish(reply, wire::answer(&answer)).await;
                     }
-                    Err(e) => self.answer(reply, Err(e)).await,
+                    None => {
+                        let _ = system.send(&to, incoming.env).await;
+                    }
                 }
-            }
+            });
+            return;
+        }
+        match msg.reply {
+            Some(reply) => match system.request_local(name, incoming.env, timeout).await {
+                Ok(pending) => {
+                    let client = self.client.clone();
+                    tokio::spawn(async move {
+                        let answer = pending.reply().await;
+                        let _ = client.publish(reply, wire::answer(&answer)).await;
+                    });
+                }
+                Err(e) => self.answer(reply, Err(e)).await,
+            },
             None => {
                 if let Err(e) = system.deliver_local(name, incoming.env).await {
                     tracing::debug!(target: crate::TARGET, actor = name, from = ?incoming.origin, "a message from the cluster was not delivered: {e}");

@@ -125,6 +125,14 @@ impl ClusterConfig {
         self
     }
 
+    /// Another host counts as gone after `silence` without a heartbeat (and a singleton
+    /// it held moves); set after [`heartbeat`](Self::heartbeat), which sets three beats.
+    #[must_use]
+    pub fn host_timeout(mut self, silence: Duration) -> Self {
+        self.host_timeout = silence;
+        self
+    }
+
     /// The URL as it may be shown.
     pub fn redacted_url(&self) -> String {
         self.url
