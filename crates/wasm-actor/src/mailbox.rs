@@ -300,6 +300,16 @@ mod tests {
         }
     }
 
+    /// A sender pushing `bytes` bytes on its own task: whether it got in.
+    fn push_later(m: &Arc<Mailbox>, bytes: usize) -> tokio::task::JoinHandle<bool> {
+        let m = m.clone();
+        tokio::spawn(async move {
+            m.push(MessageEnvelope::new("x", vec![0u8; bytes]))
+                .await
+                .is_ok()
+        })
+    }
+
     fn msg(text: &str, p: MessagePriority) -> MessageEnvelope {
         MessageEnvelope::text(text).with_priority(p)
     }
@@ -379,14 +389,7 @@ mod tests {
         m.try_push(MessageEnvelope::new("x", vec![0u8; 4]), false)
             .unwrap();
         // 9 of 10 bytes held: 8 more do not fit, and the sender must wait (not spin).
-        let sender = tokio::spawn({
-            let m = m.clone();
-            async move {
-                m.push(MessageEnvelope::new("x", vec![0u8; 8]))
-                    .await
-                    .is_ok()
-            }
-        });
+        let sender = push_later(&m, 8);
         settle().await;
         assert!(!sender.is_finished());
         m.pop().await.unwrap();
@@ -396,14 +399,7 @@ mod tests {
         assert!(sender.await.unwrap());
         assert_eq!(m.len(), 1);
         // 8 bytes held: another 8 wait; an abandoned wait is no longer counted.
-        let waiting = tokio::spawn({
-            let m = m.clone();
-            async move {
-                m.push(MessageEnvelope::new("x", vec![0u8; 8]))
-                    .await
-                    .is_ok()
-            }
-        });
+        let waiting = push_later(&m, 8);
         settle().await;
         waiting.abort();
         let _ = waiting.await;

@@ -37,6 +37,13 @@ fn order(i: u32, item: &str, qty: u32) -> String {
     format!("router=order {i} {item} {qty}")
 }
 
+/// `--send router=order I ITEM QTY` for each order, numbered from 0.
+fn send_orders(cmd: &mut std::process::Command, orders: &[(&str, u32)]) {
+    for (i, (item, qty)) in orders.iter().enumerate() {
+        cmd.arg("--send").arg(order(i as u32, item, *qty));
+    }
+}
+
 #[test]
 fn the_example_pipeline_survives_a_poisoned_order_and_keeps_its_totals() {
     let data = tempfile::tempdir().unwrap();
@@ -46,12 +53,10 @@ fn the_example_pipeline_survives_a_poisoned_order_and_keeps_its_totals() {
         .arg("--data-dir")
         .arg(data.path())
         .arg("--once");
-    for (i, (item, qty)) in [("apple", 3), ("pear", 1), ("poison", 1), ("apple", 2)]
-        .into_iter()
-        .enumerate()
-    {
-        cmd.arg("--send").arg(order(i as u32, item, qty));
-    }
+    send_orders(
+        &mut cmd,
+        &[("apple", 3), ("pear", 1), ("poison", 1), ("apple", 2)],
+    );
     let out = cmd.args(["--request", "ledger=report"]).output().unwrap();
     let log = stderr(&out);
     assert_eq!(code(&out), 0, "{log}");
@@ -265,12 +270,7 @@ fn the_pipeline_runs_across_two_hosts_over_nats() {
         .arg(data.path())
         .arg("--once")
         .env("TEST_NATS_URL", server.url());
-    for (i, (item, qty)) in [("apple", 3), ("pear", 1), ("apple", 2)]
-        .into_iter()
-        .enumerate()
-    {
-        cmd.arg("--send").arg(order(i as u32, item, qty));
-    }
+    send_orders(&mut cmd, &[("apple", 3), ("pear", 1), ("apple", 2)]);
     let out = cmd.args(["--request", "ledger=report"]).output().unwrap();
     let log = stderr(&out);
     assert_eq!(code(&out), 0, "{log}");

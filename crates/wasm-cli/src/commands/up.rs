@@ -191,13 +191,7 @@ pub(crate) async fn up(
                 .filter(|a| a.singleton)
                 .filter_map(|a| {
                     let l = loaded.get(&a.component)?;
-                    Some(
-                        ChildSpec::component(&a.name, l.actor.clone())
-                            .restart(a.restart)
-                            .shutdown(ShutdownPolicy::Graceful(
-                                a.shutdown.unwrap_or(file.shutdown),
-                            )),
-                    )
+                    Some(actor_child(&file, a, &a.name, l))
                 })
                 .collect();
             let joined = match cluster_config(section, singletons) {
@@ -297,18 +291,27 @@ fn tree(file: &SystemFile, name: &str, loaded: &HashMap<PathBuf, Loaded>) -> Sup
                 let Some(l) = loaded.get(&a.component).filter(|_| !a.singleton) else {
                     continue;
                 };
-                let grace = a.shutdown.unwrap_or(file.shutdown);
                 for member in a.member_names() {
-                    spec = spec.child(
-                        ChildSpec::component(&member, l.actor.clone())
-                            .restart(a.restart)
-                            .shutdown(ShutdownPolicy::Graceful(grace)),
-                    );
+                    spec = spec.child(actor_child(file, a, &member, l));
                 }
             }
         }
     }
     spec
+}
+
+/// The actor `name` of `a`'s entry: its component, restart policy and drain grace.
+fn actor_child(
+    file: &SystemFile,
+    a: &airssys_wasm_manifest::ActorEntry,
+    name: &str,
+    l: &Loaded,
+) -> ChildSpec {
+    ChildSpec::component(name, l.actor.clone())
+        .restart(a.restart)
+        .shutdown(ShutdownPolicy::Graceful(
+            a.shutdown.unwrap_or(file.shutdown),
+        ))
 }
 
 /// Leaves the cluster first (the other hosts stop routing here, what NATS had handed
