@@ -37,6 +37,9 @@ const OUTBOUND: usize = 65_536;
 /// 50,000 small tells from one fast sender on this VM: too small.)
 const SUBSCRIPTION_CAPACITY: usize = 65_536;
 
+/// The longest a leaving host waits for NATS to confirm a name's unsubscription.
+const WITHDRAW_PATIENCE: Duration = Duration::from_secs(5);
+
 /// How much longer a requester waits than the request's timeout, for the serving
 /// host's own "timed out" to arrive.
 const REPLY_GRACE: Duration = Duration::from_millis(250);
@@ -211,8 +214,14 @@ impl NatsCluster {
         shared.say("bye").await;
         let served: Vec<watch::Sender<bool>> =
             lock(&shared.served).drain().map(|(_, w)| w).collect();
-        for withdraw in served {
+        for withdraw in &served {
             let _ = withdraw.send(true);
+        }
+        // Until NATS confirmed each unsubscription and what it had handed over is in the
+        // mailboxes (a name's tasks end and drop their receivers): only then may the
+        // system drain — a request NATS gave this host meanwhile is still answered here.
+        for withdraw in &served {
+            let _ = tokio::time::timeout(WITHDRAW_PATIENCE, withdraw.closed()).await;
         }
         let _ = shared.client.flush().await;
         tracing::info!(target: crate::TARGET, host = %shared.host, "left the cluster");
