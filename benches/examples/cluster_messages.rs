@@ -5,7 +5,9 @@
 //! durable mailbox's tells, each stored by JetStream before the next), and the same
 //! actor in-process. Starts its own `nats-server` on 127.0.0.1 (installed by
 //! `scripts/install-test-servers`) and a second process of itself that serves.
-//! Prints a Markdown table.
+//! Prints a Markdown table, then the CPU time each process spent per message (this
+//! process, the serving one, the server: its threads' `schedstat`, exact where wall
+//! time on a shared 2-core VM wanders).
 //!
 //! `cargo run --release -p airssys-wasm-benches --example cluster_messages -- [M] [R]`
 //! (M one-way messages, default 100,000; R round trips, default 5,000).
@@ -111,9 +113,12 @@ async fn run(m: u64, r: u32) {
         .map_while(Result::ok)
         .any(|l| l == "serving");
     assert!(ready);
+    let cpu = Cpu([std::process::id(), child.id(), server.pid().unwrap()]);
+    let mut rows = Vec::new();
 
     // Bare NATS.
     let bare = async_nats::connect(server.url()).await.unwrap();
+    let before = cpu.now();
     let start = Instant::now();
     for _ in 0..m {
         bare.publish("bare.count", "count".into()).await.unwrap();
@@ -132,7 +137,9 @@ async fn run(m: u64, r: u32) {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let bare_one_way = m as f64 / start.elapsed().as_secs_f64();
+    rows.push(("one-way, bare NATS", cpu.per(before, m)));
     // The same with headers like ours (content type, sending host, when sent).
+    let before = cpu.now();
     let start = Instant::now();
     for i in 0..m {
         let mut h = async_nats::HeaderMap::new();
@@ -157,11 +164,14 @@ async fn run(m: u64, r: u32) {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let headed_one_way = m as f64 / start.elapsed().as_secs_f64();
+    rows.push(("one-way, bare NATS with three headers", cpu.per(before, m)));
+    let before = cpu.now();
     let start = Instant::now();
     for _ in 0..r {
         bare.request("bare.echo", "echo x".into()).await.unwrap();
     }
     let bare_rr = start.elapsed() / r;
+    rows.push(("round trip, bare NATS", cpu.per(before, r.into())));
 
     // Actors on two hosts.
     let system = ActorSystem::default();
@@ -179,6 +189,7 @@ async fn run(m: u64, r: u32) {
     assert!(cluster.wait_for("counter", PATIENCE).await);
     assert!(cluster.wait_for("durable", PATIENCE).await);
     let counter = ActorAddress::named("counter").unwrap();
+    let before = cpu.now();
     let start = Instant::now();
     for _ in 0..m {
         system
@@ -192,6 +203,8 @@ async fn run(m: u64, r: u32) {
         .unwrap();
     assert_eq!(got.payload_text(), Some(m.to_string().as_str()));
     let one_way = m as f64 / start.elapsed().as_secs_f64();
+    rows.push(("one-way, actors on two hosts", cpu.per(before, m)));
+    let before = cpu.now();
     let start = Instant::now();
     for _ in 0..r {
         system
@@ -200,6 +213,7 @@ async fn run(m: u64, r: u32) {
             .unwrap();
     }
     let rr = start.elapsed() / r;
+    rows.push(("round trip, actors on two hosts", cpu.per(before, r.into())));
 
     // A durable mailbox: each tell stored by JetStream before `send` returns.
     let durable = ActorAddress::named("durable").unwrap();
@@ -268,8 +282,41 @@ async fn run(m: u64, r: u32) {
     println!(
         "| durable mailbox: tells stored by JetStream, one after another ({d}) | | {stored:.0}/s stored, {durable_handled:.0}/s handled | | |"
     );
+    println!();
+    println!("| CPU µs per message | this process (sends) | the serving process | nats-server | all three |");
+    println!("|---|---:|---:|---:|---:|");
+    for (what, [a, b, c]) in rows {
+        println!(
+            "| {what} | {a:.2} | {b:.2} | {c:.2} | {:.2} |",
+            a + b + c
+        );
+    }
     cluster.leave().await;
     system.shutdown().await;
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The processes whose CPU time is counted: this one, the serving one, the server.
+struct Cpu([u32; 3]);
+
+impl Cpu {
+    /// Each process's CPU time so far, in ns: the sum of its threads' `schedstat`.
+    fn now(&self) -> [u64; 3] {
+        self.0.map(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+                .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .sum()
+        })
+    }
+
+    /// µs of CPU per message since `before`, over `n` messages, for each process.
+    fn per(&self, before: [u64; 3], n: u64) -> [f64; 3] {
+        let now = self.now();
+        [0, 1, 2].map(|i| now[i].saturating_sub(before[i]) as f64 / 1e3 / n as f64)
+    }
 }

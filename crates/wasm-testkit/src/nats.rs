@@ -71,6 +71,11 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The server's process id while it runs (to read its CPU time, say).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server at once (clients see the connection drop).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
