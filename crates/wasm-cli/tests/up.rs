@@ -219,8 +219,9 @@ impl Drop for Background {
 }
 
 /// The example's pipeline split over two hosts on one NATS: the ledger on one (as the
-/// cluster's singleton), the router and the workers on the other. The workers' tells and the request for the
-/// report cross NATS; the ledger's host stops gracefully on SIGTERM.
+/// cluster's singleton), the router and the workers on the other. The workers' tells and
+/// the request for the report cross NATS; a third host without actors asks for the
+/// report too; the ledger's host stops gracefully on SIGTERM.
 #[test]
 fn the_pipeline_runs_across_two_hosts_over_nats() {
     let Some(server) = airssys_wasm_testkit::nats::NatsServer::start(&[]) else {
@@ -275,6 +276,20 @@ fn the_pipeline_runs_across_two_hosts_over_nats() {
     let log = stderr(&out);
     assert_eq!(code(&out), 0, "{log}");
     assert!(log.contains("joined the cluster as host `front`"), "{log}");
+    assert_eq!(stdout(&out).trim(), "orders=3 apple=5 pear=1", "{log}");
+
+    // A host without actors (a file with only `[cluster]`): a client of the others.
+    let desk = dir.path().join("desk.toml");
+    std::fs::write(&desk, cluster("desk")).unwrap();
+    let out = bin()
+        .arg("up")
+        .arg(&desk)
+        .args(["--once", "--request", "ledger=report"])
+        .env("TEST_NATS_URL", server.url())
+        .output()
+        .unwrap();
+    let log = stderr(&out);
+    assert_eq!(code(&out), 0, "{log}");
     assert_eq!(stdout(&out).trim(), "orders=3 apple=5 pear=1", "{log}");
 
     let (code, log) = ledger.terminate();

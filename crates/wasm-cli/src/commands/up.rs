@@ -79,89 +79,16 @@ pub(crate) async fn up(
             targets.insert(path.clone(), Target::Manifest(Box::new(manifest)));
         }
     }
-    let Some(first) = targets.values().next() else {
+    // A file with only `[cluster]` is a host without actors: a client of the others
+    // (`--send`, `--request`).
+    if targets.is_empty() && file.cluster.is_none() {
         return Err(usage(anyhow::anyhow!(
-            "{}: the system has no actors: add an [[actor]] with a component",
+            "{}: the system has no actors: add an [[actor]] with a component (or a \
+             [cluster] to message another host's)",
             file.file.display()
         )));
-    };
-
-    // One engine: every manifest's proposals, the dense layout sized to the largest
-    // memory limit (idle actors hold no stack and a few KiB), the actor interfaces.
-    let mut builder = engine_args.builder(first)?;
-    let mut largest = None::<airssys_wasm_core::ResourceLimits>;
-    for target in targets.values() {
-        let Some(m) = target.manifest() else { continue };
-        for &p in &m.component.proposals {
-            builder = builder.proposal(p, true);
-        }
-        let limits = m.resource_limits()?;
-        if largest
-            .as_ref()
-            .is_none_or(|l| limits.memory_bytes() > l.memory_bytes())
-        {
-            largest = Some(limits);
-        }
     }
-    if let Some(l) = &largest {
-        builder = builder.density(Density::for_limits(l));
-    }
-    let engine: WasmEngine = airssys_wasm_actor::register(builder).build()?;
-
-    let runtime_config = args.state.runtime_config().map_err(usage)?;
-    let mut loaded: HashMap<PathBuf, Loaded> = HashMap::new();
-    for (path, target) in &targets {
-        let Some(m) = target.manifest() else { continue };
-        let component = load_with(&engine, target, cache, false).await?;
-        let limits = m.resource_limits()?;
-        let operator = Operator {
-            state: &args.state,
-            runtime_config: &runtime_config,
-            net: &args.net,
-        };
-        let sandbox = sandbox_for(&component, target, &limits, grants(target, &[])?, operator)
-            .await?
-            .log_output(true);
-        let (actor_grants, mailbox) = match &m.actor {
-            Some(a) => {
-                let default = MailboxConfig::default();
-                let capacity = a.mailbox.map_or(default.capacity, |n| {
-                    usize::try_from(n).unwrap_or(usize::MAX)
-                });
-                let max_bytes = a.mailbox_bytes.map_or(default.max_bytes, |n| {
-                    usize::try_from(n).unwrap_or(usize::MAX)
-                });
-                (
-                    a.grants.clone(),
-                    MailboxConfig::new(capacity, a.backpressure.unwrap_or(default.backpressure))
-                        .with_max_bytes(max_bytes),
-                )
-            }
-            None => (ActorGrants::none(), MailboxConfig::default()),
-        };
-        let actor = ComponentActor::new(component, sandbox, actor_grants)
-            .map_err(|e| {
-                // Where the system file names it, then the component's manifest.
-                let origin = file
-                    .actors
-                    .iter()
-                    .find(|a| &a.component == path)
-                    .map(|a| a.origin.clone())
-                    .or_else(|| {
-                        file.spawn
-                            .iter()
-                            .find(|s| &s.component == path)
-                            .map(|s| s.origin.clone())
-                    })
-                    .unwrap_or_else(|| file.file.display().to_string());
-                Failure {
-                    code: 3,
-                    error: anyhow::anyhow!("{origin}: {} ({e})", m.file.display()),
-                }
-            })?
-            .with_mailbox(mailbox);
-        loaded.insert(path.clone(), Loaded { actor });
-    }
+    let loaded = load_all(engine_args, &args, &file, &targets, cache).await?;
 
     let system = ActorSystem::default();
     for s in &file.spawn {
@@ -251,6 +178,98 @@ pub(crate) async fn up(
     stop_all(&system, cluster.as_ref()).await;
     eprintln!("stopped; {} dead letter(s)", system.dead_letters().count());
     Ok(0)
+}
+
+/// Every component of the system compiled (or from the cache) on one engine — the
+/// manifests' proposals, the dense layout sized to the largest memory limit — and made
+/// an actor.
+async fn load_all(
+    engine_args: &EngineArgs,
+    args: &UpArgs,
+    file: &SystemFile,
+    targets: &HashMap<PathBuf, Target>,
+    cache: &CacheArgs,
+) -> Result<HashMap<PathBuf, Loaded>, Failure> {
+    // Idle actors in the dense layout hold no stack and a few KiB.
+    let Some(first) = targets.values().next() else {
+        return Ok(HashMap::new());
+    };
+    let mut builder = engine_args.builder(first)?;
+    let mut largest = None::<airssys_wasm_core::ResourceLimits>;
+    for target in targets.values() {
+        let Some(m) = target.manifest() else { continue };
+        for &p in &m.component.proposals {
+            builder = builder.proposal(p, true);
+        }
+        let limits = m.resource_limits()?;
+        if largest
+            .as_ref()
+            .is_none_or(|l| limits.memory_bytes() > l.memory_bytes())
+        {
+            largest = Some(limits);
+        }
+    }
+    if let Some(l) = &largest {
+        builder = builder.density(Density::for_limits(l));
+    }
+    let engine: WasmEngine = airssys_wasm_actor::register(builder).build()?;
+
+    let runtime_config = args.state.runtime_config().map_err(usage)?;
+    let mut loaded: HashMap<PathBuf, Loaded> = HashMap::new();
+    for (path, target) in targets {
+        let Some(m) = target.manifest() else { continue };
+        let component = load_with(&engine, target, cache, false).await?;
+        let limits = m.resource_limits()?;
+        let operator = Operator {
+            state: &args.state,
+            runtime_config: &runtime_config,
+            net: &args.net,
+        };
+        let sandbox = sandbox_for(&component, target, &limits, grants(target, &[])?, operator)
+            .await?
+            .log_output(true);
+        let (actor_grants, mailbox) = match &m.actor {
+            Some(a) => {
+                let default = MailboxConfig::default();
+                let capacity = a.mailbox.map_or(default.capacity, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                });
+                let max_bytes = a.mailbox_bytes.map_or(default.max_bytes, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                });
+                (
+                    a.grants.clone(),
+                    MailboxConfig::new(capacity, a.backpressure.unwrap_or(default.backpressure))
+                        .with_max_bytes(max_bytes),
+                )
+            }
+            None => (ActorGrants::none(), MailboxConfig::default()),
+        };
+        let actor = ComponentActor::new(component, sandbox, actor_grants)
+            .map_err(|e| {
+                // Where the system file names it, then the component's manifest.
+                let origin = file
+                    .actors
+                    .iter()
+                    .find(|a| &a.component == path)
+                    .map(|a| a.origin.clone())
+                    .or_else(|| {
+                        file.spawn
+                            .iter()
+                            .find(|s| &s.component == path)
+                            .map(|s| s.origin.clone())
+                    })
+                    .unwrap_or_else(|| file.file.display().to_string());
+                Failure {
+                    code: 3,
+                    error: anyhow::anyhow!("{origin}: {} ({e})", m.file.display()),
+                }
+            })?
+            .with_mailbox(mailbox);
+        loaded.insert(path.clone(), Loaded { actor });
+    }
+
+    Ok(loaded)
 }
 
 /// The supervisor `name` and its subtree, children in file order.
