@@ -70,7 +70,13 @@ async fn serve(url: String) {
         .host("server")
         .durable("durable");
     let _cluster = NatsCluster::join(config, &system).await.unwrap();
-    let client = async_nats::connect(url).await.unwrap();
+    // Room for a whole burst: a bare subscriber that falls behind loses messages (a
+    // slow consumer), and the count below would never be reached.
+    let client = async_nats::ConnectOptions::new()
+        .subscription_capacity(1 << 20)
+        .connect(url)
+        .await
+        .unwrap();
     let mut count = client.subscribe("bare.count").await.unwrap();
     let mut get = client.subscribe("bare.get").await.unwrap();
     let mut echo = client.subscribe("bare.echo").await.unwrap();
@@ -102,18 +108,20 @@ async fn serve(url: String) {
 
 async fn run(m: u64, r: u32) {
     let server = NatsServer::start(&[]).expect("nats-server (scripts/install-test-servers)");
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["serve", &server.url()])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
+    let mut child = Serving(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["serve", &server.url()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = child.0.stdout.take().unwrap();
     let ready = std::io::BufReader::new(out)
         .lines()
         .map_while(Result::ok)
         .any(|l| l == "serving");
     assert!(ready);
-    let cpu = Cpu([std::process::id(), child.id(), server.pid().unwrap()]);
+    let cpu = Cpu([std::process::id(), child.0.id(), server.pid().unwrap()]);
     let mut rows = Vec::new();
 
     // Bare NATS.
@@ -283,18 +291,25 @@ async fn run(m: u64, r: u32) {
         "| durable mailbox: tells stored by JetStream, one after another ({d}) | | {stored:.0}/s stored, {durable_handled:.0}/s handled | | |"
     );
     println!();
-    println!("| CPU µs per message | this process (sends) | the serving process | nats-server | all three |");
+    println!(
+        "| CPU µs per message | this process (sends) | the serving process | nats-server | all three |"
+    );
     println!("|---|---:|---:|---:|---:|");
     for (what, [a, b, c]) in rows {
-        println!(
-            "| {what} | {a:.2} | {b:.2} | {c:.2} | {:.2} |",
-            a + b + c
-        );
+        println!("| {what} | {a:.2} | {b:.2} | {c:.2} | {:.2} |", a + b + c);
     }
     cluster.leave().await;
     system.shutdown().await;
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// The serving process, killed when this one is done or fails.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The processes whose CPU time is counted: this one, the serving one, the server.

@@ -71,7 +71,7 @@ mod supervisor;
 mod system;
 
 pub use actor::{Actor, ActorContext, ActorError, ErrorAction};
-pub use address::ActorAddress;
+pub use address::{ActorAddress, check_host};
 pub use airssys_wasm_core::actor::MAX_NAME_BYTES;
 pub use airssys_wasm_core::actor::{ActorGrants, Backpressure, Pattern};
 pub use cell::{ActorRef, PendingReply};

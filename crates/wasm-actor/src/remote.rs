@@ -22,8 +22,15 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// [`publish_local`](crate::ActorSystem::publish_local)), so that a message never
 /// travels twice.
 pub trait Remote: Send + Sync + 'static {
-    /// Whether another system serves the actor (or pool) `name` now.
+    /// Whether another system serves the actor (or pool) `name` now; `name` may be a
+    /// spawned actor's address on another host (`$7@node-1`).
     fn serves(&self, name: &str) -> bool;
+
+    /// This system's name among the others: what its spawned actors' addresses carry
+    /// elsewhere (`$7@HOST`). Default: none.
+    fn host(&self) -> Option<&str> {
+        None
+    }
 
     /// Whether `name`'s mailbox is durable: every tell to it goes through the
     /// transport's store — from this system too, even when it holds `name` — and is
@@ -34,7 +41,8 @@ pub trait Remote: Send + Sync + 'static {
     }
 
     /// Sends a tell to `to` on another system: handed to the transport, not awaited
-    /// further (its guarantee is the transport's — at most once on plain NATS).
+    /// further (its guarantee is the transport's — at most once on plain NATS). Tells
+    /// to a durable mailbox go to [`store`](Self::store) instead.
     ///
     /// # Errors
     ///
@@ -45,6 +53,20 @@ pub trait Remote: Send + Sync + 'static {
         to: &'a str,
         env: MessageEnvelope,
     ) -> BoxFuture<'a, Result<(), SendError>>;
+
+    /// Sends a tell to `to`, whose mailbox is [`durable`](Self::durable), through the
+    /// transport's store: `Ok` once it is stored. Default: [`send`](Self::send).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] when the store cannot take it.
+    fn store<'a>(
+        &'a self,
+        to: &'a str,
+        env: MessageEnvelope,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        self.send(to, env)
+    }
 
     /// Sends a request to `to` on another system and waits for its reply, at most
     /// `timeout`.

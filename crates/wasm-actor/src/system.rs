@@ -295,7 +295,7 @@ impl ActorSystem {
             && remote.durable(name)
         {
             self.check_size(&env)?;
-            return remote.send(name, env).await;
+            return remote.store(name, env).await;
         }
         match self.route(to, env)? {
             Route::Here(cell, env) => cell.deliver(env, true).await,
@@ -303,18 +303,19 @@ impl ActorSystem {
         }
     }
 
-    /// Delivers `env` to the actor named `to` on this system only (waiting for room
-    /// if its mailbox blocks): what a transport does with a message from another.
+    /// Delivers `env` to the actor named `to` (or spawned here, `$N`) on this system
+    /// only (waiting for room if its mailbox blocks): what a transport does with a
+    /// message from another.
     ///
     /// # Errors
     ///
     /// [`SendError`]: unknown here, full, closed, too large.
     pub async fn deliver_local(&self, to: &str, env: MessageEnvelope) -> Result<(), SendError> {
         self.check_size(&env)?;
-        let address = ActorAddress::named(to).map_err(SendError::Invalid)?;
-        match self.resolve(&address) {
+        match self.resolve_name(to) {
             Some(cell) => cell.deliver(env, true).await,
             None => {
+                ActorAddress::parse(to).map_err(SendError::Invalid)?;
                 self.0
                     .dead_letters
                     .record(to, env, DeadLetterReason::NotFound);
@@ -323,7 +324,7 @@ impl ActorSystem {
         }
     }
 
-    /// Puts a request to the actor named `to` on this system only in its mailbox
+    /// Puts a request to the actor named `to` (or `$N`) on this system only in its mailbox
     /// (waiting for room if it blocks), and returns the reply to come; `timeout`
     /// covers both: what a transport does with a request from another — the next
     /// message can be delivered while this one is answered, in the order sent.
@@ -374,10 +375,12 @@ impl ActorSystem {
         };
         self.check_size(&env)
             .map_err(|e| undelivered(e.to_string()))?;
-        let address = ActorAddress::named(to).map_err(undelivered)?;
-        match self.resolve(&address) {
+        match self.resolve_name(to) {
             Some(cell) => ActorRef(cell).start_request(env, timeout, kind).await,
-            None => Err(undelivered(SendError::NotFound(to.to_owned()).to_string())),
+            None => {
+                ActorAddress::parse(to).map_err(undelivered)?;
+                Err(undelivered(SendError::NotFound(to.to_owned()).to_string()))
+            }
         }
     }
 
@@ -453,12 +456,19 @@ impl ActorSystem {
         match self.resolve(to) {
             Some(cell) => Ok(Route::Here(cell, env)),
             None => {
-                // Named actors may live elsewhere; a spawned actor's number means
-                // something only on the system that spawned it.
-                if let (ActorAddress::Named(name), Some(remote)) = (to, self.remote())
-                    && remote.serves(name)
-                {
-                    return Ok(Route::Away(remote, name.clone(), env));
+                // Named actors may live elsewhere, and spawned ones of other hosts
+                // (`$7@node-1`); a bare `$7` means something only here.
+                if let Some(remote) = self.remote() {
+                    let away: Option<Arc<str>> = match to {
+                        ActorAddress::Named(name) => Some(name.clone()),
+                        ActorAddress::Remote { .. } => Some(to.to_string().into()),
+                        ActorAddress::Anonymous(_) => None,
+                    };
+                    if let Some(name) = away
+                        && remote.serves(&name)
+                    {
+                        return Ok(Route::Away(remote, name, env));
+                    }
                 }
                 crate::cell::forget_reply(&mut env);
                 self.0
@@ -482,15 +492,31 @@ impl ActorSystem {
 
     pub(crate) fn resolve(&self, to: &ActorAddress) -> Option<Arc<Cell>> {
         match to {
-            ActorAddress::Named(name) => {
-                if let Some(cell) = read(&self.0.names).get(name) {
-                    return Some(cell.clone());
-                }
-                let pool = read(&self.0.pools).get(name).cloned()?;
-                self.pick(&pool)
-            }
+            ActorAddress::Named(name) => self.resolve_name(name),
             ActorAddress::Anonymous(id) => read(&self.0.anonymous).get(id).cloned(),
+            // One of ours, as the other hosts call it.
+            ActorAddress::Remote { id, host } => {
+                let remote = self.remote()?;
+                if remote.host() != Some(&**host) {
+                    return None;
+                }
+                read(&self.0.anonymous).get(id).cloned()
+            }
         }
+    }
+
+    /// The actor named `name` (or spawned here as `name` = `$N`), or the next live
+    /// member of the pool of that name.
+    fn resolve_name(&self, name: &str) -> Option<Arc<Cell>> {
+        if let Some(id) = name.strip_prefix('$') {
+            let id: u64 = id.parse().ok()?;
+            return read(&self.0.anonymous).get(&id).cloned();
+        }
+        if let Some(cell) = read(&self.0.names).get(name) {
+            return Some(cell.clone());
+        }
+        let pool = read(&self.0.pools).get(name).cloned()?;
+        self.pick(&pool)
     }
 
     /// The next live member of `pool`, round robin.
@@ -677,6 +703,8 @@ impl ActorSystem {
             ActorAddress::Anonymous(id) => {
                 write(&self.0.anonymous).remove(id);
             }
+            // Cells here have addresses of here.
+            ActorAddress::Remote { .. } => {}
         }
         let topics: Vec<Arc<str>> = lock(&cell.topics).clone();
         for t in topics {

@@ -102,6 +102,7 @@ impl NatsCluster {
         };
         let topics = subscribe(subjects.topics()).await?;
         let hosts = subscribe(subjects.hosts()).await?;
+        let spawned = subscribe(subjects.spawned_on(&host)).await?;
         let jetstream = async_nats::jetstream::new(client.clone());
         let stream = if config.durable.is_empty() {
             None
@@ -140,6 +141,7 @@ impl NatsCluster {
             tokio::spawn(shared.clone().run_outbound(outbound_rx)).abort_handle(),
             tokio::spawn(shared.clone().run_topics(topics)).abort_handle(),
             tokio::spawn(shared.clone().run_hosts(hosts)).abort_handle(),
+            tokio::spawn(shared.clone().run_spawned(spawned)).abort_handle(),
             tokio::spawn(shared.clone().run_heartbeat()).abort_handle(),
         ];
         *lock(&shared.tasks) = tasks;
@@ -484,6 +486,19 @@ impl Shared {
         }
     }
 
+    /// Messages to this host's spawned actors (`$N@HOST` elsewhere), to `$N` here.
+    async fn run_spawned(self: Arc<Self>, mut sub: async_nats::Subscriber) {
+        while let Some(msg) = sub.next().await {
+            let Some(system) = self.system.upgrade() else {
+                break;
+            };
+            let Some(to) = Subjects::spawned_of(&msg.subject) else {
+                continue;
+            };
+            self.take(&system, &to, msg).await;
+        }
+    }
+
     async fn answer(&self, reply: async_nats::Subject, answer: Result<Reply, RequestError>) {
         let _ = self.client.publish(reply, wire::answer(&answer)).await;
     }
@@ -509,7 +524,7 @@ impl Shared {
             let topic = topic.to_owned();
             match wire::incoming(msg.payload) {
                 // Its own publications reached this host's subscribers already.
-                Ok(i) if i.origin.as_deref() == Some(self.host.as_str()) => {}
+                Ok(i) if i.origin.as_deref() == Some(self.host.as_bytes()) => {}
                 Ok(i) => {
                     let _ = system.publish_local(&topic, i.env);
                 }
@@ -567,7 +582,15 @@ impl Shared {
 
 impl Remote for Link {
     fn serves(&self, name: &str) -> bool {
-        self.0.directory.serves(name)
+        match name.strip_prefix('$').and_then(|a| a.split_once('@')) {
+            // A spawned actor of another host: there while its host is.
+            Some((_, host)) => host != self.0.host && self.0.directory.alive(host),
+            None => self.0.directory.serves(name),
+        }
+    }
+
+    fn host(&self) -> Option<&str> {
+        Some(&self.0.host)
     }
 
     fn durable(&self, name: &str) -> bool {
@@ -585,17 +608,26 @@ impl Remote for Link {
         Box::pin(async move {
             let shared = &self.0;
             let body = wire::message(&env, &shared.host, None);
-            if self.durable(to) {
-                return crate::durable::publish(shared, to, body).await;
-            }
             shared
                 .client
-                .publish(shared.subjects.actor(to), body)
+                .publish(shared.subjects.to(to), body)
                 .await
                 .map_err(|e| SendError::Unreachable {
                     to: to.to_owned(),
                     reason: redact_urls_in(&e.to_string()).into_owned(),
                 })
+        })
+    }
+
+    fn store<'a>(
+        &'a self,
+        to: &'a str,
+        env: MessageEnvelope,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(async move {
+            let shared = &self.0;
+            let body = wire::message(&env, &shared.host, None);
+            crate::durable::publish(shared, to, body).await
         })
     }
 
@@ -612,7 +644,7 @@ impl Remote for Link {
                 .timeout(Some(timeout.saturating_add(REPLY_GRACE)));
             match shared
                 .client
-                .send_request(shared.subjects.actor(to), request)
+                .send_request(shared.subjects.to(to), request)
                 .await
             {
                 Ok(msg) => wire::reply(to, timeout, msg.payload),

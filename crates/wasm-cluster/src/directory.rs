@@ -121,7 +121,7 @@ impl Directory {
     pub(crate) fn durable(&self, name: &str) -> bool {
         self.lock()
             .values()
-            .any(|h| h.seen.elapsed() <= self.timeout && h.durable.contains(name))
+            .any(|h| h.durable.contains(name) && h.seen.elapsed() <= self.timeout)
     }
 
     /// `host` left; the names it served.
@@ -151,7 +151,14 @@ impl Directory {
     pub(crate) fn serves(&self, name: &str) -> bool {
         self.lock()
             .values()
-            .any(|h| h.seen.elapsed() <= self.timeout && h.names.contains(name))
+            .any(|h| h.names.contains(name) && h.seen.elapsed() <= self.timeout)
+    }
+
+    /// Whether `host` is alive.
+    pub(crate) fn alive(&self, host: &str) -> bool {
+        self.lock()
+            .get(host)
+            .is_some_and(|h| h.seen.elapsed() <= self.timeout)
     }
 
     /// The live hosts, sorted.

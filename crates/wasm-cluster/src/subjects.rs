@@ -21,6 +21,25 @@ impl Subjects {
         format!("{}.actor.{name}", self.prefix)
     }
 
+    /// Every message to an actor spawned on `host` (`$ID@HOST`: `…spawned.HOST.ID`).
+    pub(crate) fn spawned_on(&self, host: &str) -> String {
+        format!("{}.spawned.{host}.*", self.prefix)
+    }
+
+    /// Where a message to `to` goes: a name's subject, or for `$ID@HOST` that host's.
+    pub(crate) fn to(&self, to: &str) -> String {
+        match to.strip_prefix('$').and_then(|a| a.split_once('@')) {
+            Some((id, host)) => format!("{}.spawned.{host}.{id}", self.prefix),
+            None => self.actor(to),
+        }
+    }
+
+    /// The local address (`$ID`) of a message to an actor spawned here.
+    pub(crate) fn spawned_of(subject: &str) -> Option<String> {
+        let id: u64 = subject.rsplit('.').next()?.parse().ok()?;
+        Some(format!("${id}"))
+    }
+
     pub(crate) fn topic(&self, topic: &str) -> String {
         format!("{}.topic.{topic}", self.prefix)
     }
@@ -65,16 +84,7 @@ pub(crate) fn consumer_name(name: &str) -> String {
 
 /// Whether `name` can be a cluster's or a host's name: a single subject token.
 pub(crate) fn check_token(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 64 {
-        return Err("a name is 1 to 64 characters".into());
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err("a name is ASCII letters, digits, `-` and `_`".into());
-    }
-    Ok(())
+    airssys_wasm_actor::check_host(name)
 }
 
 #[cfg(test)]
@@ -87,6 +97,12 @@ mod tests {
         assert_eq!(s.actor("orders.v2"), "airssys.prod.actor.orders.v2");
         assert_eq!(s.topic_of(&s.topic("news.eu")), Some("news.eu"));
         assert_eq!(s.topic_of("airssys.other.topic.x"), None);
+        assert_eq!(s.to("orders"), "airssys.prod.actor.orders");
+        assert_eq!(s.to("$7@node-1"), "airssys.prod.spawned.node-1.7");
+        assert_eq!(
+            Subjects::spawned_of("airssys.prod.spawned.node-1.7").as_deref(),
+            Some("$7")
+        );
         assert!(check_token("host-1").is_ok());
         for bad in ["", "a.b", "a b", "a*", ">"] {
             assert!(check_token(bad).is_err(), "{bad}");

@@ -16,6 +16,9 @@ use airssys_wasm_actor::{ActorAddress, MessageEnvelope, MessagePriority, Reply, 
 
 const MAGIC: &[u8; 4] = b"\0aw1";
 
+/// The content type of a payload that says none.
+const OCTETS: &str = "application/octet-stream";
+
 /// The longest content type believed (longer ones are refused).
 const MAX_CONTENT_TYPE: usize = 256;
 
@@ -25,25 +28,49 @@ pub(crate) struct Incoming {
     /// A request's timeout, as its sender set it.
     pub(crate) timeout: Option<Duration>,
     /// The host it came from.
-    pub(crate) origin: Option<String>,
+    pub(crate) origin: Option<Bytes>,
+}
+
+/// A body being written: the magic, room for the frame's length, `key=value` lines;
+/// then [`Body::finish`] with the payload.
+struct Body(BytesMut);
+
+impl Body {
+    fn new(payload: usize) -> Self {
+        let mut body = BytesMut::with_capacity(MAGIC.len() + 2 + 96 + payload);
+        body.put_slice(MAGIC);
+        body.put_u16(0);
+        Self(body)
+    }
+
+    fn put(&mut self, key: &str, value: impl std::fmt::Display) {
+        use std::fmt::Write;
+        let _ = writeln!(self.0, "{key}={value}");
+    }
+
+    /// The frame's length set, `payload` after it.
+    fn finish(mut self, payload: &[u8]) -> Bytes {
+        // Lines are short and few (a content type, an address, numbers): within u16.
+        let start = MAGIC.len() + 2;
+        let len = u16::try_from(self.0.len() - start).unwrap_or(u16::MAX);
+        self.0.truncate(start + usize::from(len));
+        self.0[MAGIC.len()..start].copy_from_slice(&len.to_be_bytes());
+        self.0.put_slice(payload);
+        self.0.freeze()
+    }
 }
 
 /// `meta` lines, then `payload`, as one body.
+#[cfg(test)]
 fn frame(meta: &str, payload: &Bytes) -> Bytes {
-    // Lines are short and few (a content type, an address, numbers): within u16.
-    let len = u16::try_from(meta.len()).unwrap_or(u16::MAX);
-    let meta = &meta.as_bytes()[..usize::from(len)];
-    let mut body = BytesMut::with_capacity(MAGIC.len() + 2 + meta.len() + payload.len());
-    body.put_slice(MAGIC);
-    body.put_u16(len);
-    body.put_slice(meta);
-    body.put_slice(payload);
-    body.freeze()
+    let mut body = Body::new(meta.len() + payload.len());
+    body.0.put_slice(meta.as_bytes());
+    body.finish(payload)
 }
 
 /// The `key=value` lines and the payload of a body, or why it is refused; `None` for a
 /// body without the frame.
-fn unframe(body: &Bytes) -> Result<Option<(String, Bytes)>, String> {
+fn unframe(body: &Bytes) -> Result<Option<(Meta<'_>, Bytes)>, String> {
     if body.len() < MAGIC.len() + 2 || &body[..MAGIC.len()] != MAGIC {
         return Ok(None);
     }
@@ -53,97 +80,130 @@ fn unframe(body: &Bytes) -> Result<Option<(String, Bytes)>, String> {
         return Err("a frame longer than its message".into());
     }
     let meta = std::str::from_utf8(&body[MAGIC.len() + 2..end])
-        .map_err(|_| "a frame that is not UTF-8".to_owned())?
-        .to_owned();
-    Ok(Some((meta, body.slice(end..))))
+        .map_err(|_| "a frame that is not UTF-8".to_owned())?;
+    Ok(Some((Meta::parse(meta), body.slice(end..))))
 }
 
-fn get<'a>(meta: &'a str, key: &str) -> Option<&'a str> {
-    meta.lines()
-        .find_map(|l| l.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+/// A frame's fields, read in one pass (the first of each key counts; unknown keys
+/// are skipped: a newer host may send more).
+#[derive(Default)]
+struct Meta<'a> {
+    ct: Option<&'a str>,
+    h: Option<&'a str>,
+    s: Option<&'a str>,
+    p: Option<&'a str>,
+    t: Option<&'a str>,
+    ttl: Option<&'a str>,
+    to: Option<&'a str>,
+    st: Option<&'a str>,
 }
 
-fn put(meta: &mut String, key: &str, value: impl std::fmt::Display) {
-    use std::fmt::Write;
-    let _ = writeln!(meta, "{key}={value}");
+impl<'a> Meta<'a> {
+    fn parse(meta: &'a str) -> Self {
+        let mut m = Self::default();
+        for line in meta.lines() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let field = match key {
+                "ct" => &mut m.ct,
+                "h" => &mut m.h,
+                "s" => &mut m.s,
+                "p" => &mut m.p,
+                "t" => &mut m.t,
+                "ttl" => &mut m.ttl,
+                "to" => &mut m.to,
+                "st" => &mut m.st,
+                _ => continue,
+            };
+            field.get_or_insert(value);
+        }
+        m
+    }
+}
+
+fn millis(value: Option<&str>) -> Option<Duration> {
+    value
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis)
 }
 
 /// `env` as a body, from host `origin`, with a request's `timeout`.
 pub(crate) fn message(env: &MessageEnvelope, origin: &str, timeout: Option<Duration>) -> Bytes {
-    let mut meta = String::with_capacity(96);
+    let mut body = Body::new(env.payload.len());
     // Values never hold a newline: content types are checked (and refused with
     // control characters on arrival), addresses and host names are tokens.
     if !env.content_type.contains(['\n', '\r']) {
-        put(&mut meta, "ct", &env.content_type);
+        body.put("ct", &env.content_type);
     }
-    put(&mut meta, "h", origin);
-    if let Some(sender) = &env.sender {
-        put(&mut meta, "s", sender);
+    body.put("h", origin);
+    match &env.sender {
+        // A spawned actor's number means something only on its host: the others
+        // call it `$N@HOST`.
+        Some(ActorAddress::Anonymous(id)) => body.put("s", format_args!("${id}@{origin}")),
+        Some(sender) => body.put("s", sender),
+        None => {}
     }
     if env.priority != MessagePriority::Normal {
-        put(&mut meta, "p", priority_name(env.priority));
+        body.put("p", priority_name(env.priority));
     }
     let sent_at = env
         .timestamp
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis();
-    put(&mut meta, "t", sent_at);
+    body.put("t", sent_at);
     if let Some(ttl) = env.ttl {
         // What is left of it: the receiver counts from when it arrives.
         let waited = SystemTime::now()
             .duration_since(env.timestamp)
             .unwrap_or_default();
-        put(&mut meta, "ttl", ttl.saturating_sub(waited).as_millis());
+        body.put("ttl", ttl.saturating_sub(waited).as_millis());
     }
     if let Some(t) = timeout {
-        put(&mut meta, "to", t.as_millis());
+        body.put("to", t.as_millis());
     }
-    frame(&meta, &env.payload)
+    body.finish(&env.payload)
 }
 
 /// A message from the wire, or why it is refused.
 pub(crate) fn incoming(body: Bytes) -> Result<Incoming, String> {
     let Some((meta, payload)) = unframe(&body)? else {
         return Ok(Incoming {
-            env: MessageEnvelope::new("application/octet-stream", body),
+            env: MessageEnvelope::new(OCTETS, body),
             timeout: None,
             origin: None,
         });
     };
-    let content_type = get(&meta, "ct").unwrap_or("application/octet-stream");
+    let content_type = meta.ct.unwrap_or(OCTETS);
     if content_type.len() > MAX_CONTENT_TYPE || content_type.chars().any(char::is_control) {
         return Err("a content type longer than 256 characters or with control characters".into());
     }
     let mut env = MessageEnvelope::new(content_type, payload);
-    env.sender = get(&meta, "s").and_then(|s| ActorAddress::parse(s).ok());
-    env.priority = get(&meta, "p").map_or(MessagePriority::Normal, priority_of);
-    if let Some(ms) = get(&meta, "t").and_then(|v| v.parse::<u64>().ok()) {
-        env.timestamp = UNIX_EPOCH + Duration::from_millis(ms);
+    env.sender = meta.s.and_then(|s| ActorAddress::parse(s).ok());
+    env.priority = meta.p.map_or(MessagePriority::Normal, priority_of);
+    if let Some(t) = millis(meta.t) {
+        env.timestamp = UNIX_EPOCH + t;
     }
-    env.ttl = get(&meta, "ttl")
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(Duration::from_millis);
-    let timeout = get(&meta, "to")
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(Duration::from_millis);
+    env.ttl = millis(meta.ttl);
     Ok(Incoming {
         env,
-        timeout,
-        origin: get(&meta, "h").map(str::to_owned),
+        timeout: millis(meta.to),
+        // A view into the body, not a copy: only publications look at it.
+        origin: meta.h.map(|h| body.slice_ref(h.as_bytes())),
     })
 }
 
 /// A request's answer on the wire.
 pub(crate) fn answer(answer: &Result<Reply, RequestError>) -> Bytes {
-    let mut meta = String::with_capacity(48);
     match answer {
         Ok(reply) => {
-            put(&mut meta, "st", "ok");
+            let mut body = Body::new(reply.payload.len());
+            body.put("st", "ok");
             if !reply.content_type.contains(['\n', '\r']) {
-                put(&mut meta, "ct", &reply.content_type);
+                body.put("ct", &reply.content_type);
             }
-            frame(&meta, &reply.payload)
+            body.finish(&reply.payload)
         }
         Err(e) => {
             let (status, reason) = match e {
@@ -153,8 +213,9 @@ pub(crate) fn answer(answer: &Result<Reply, RequestError>) -> Bytes {
                 RequestError::Undelivered { reason, .. } => ("undelivered", reason.clone()),
                 other => ("undelivered", other.to_string()),
             };
-            put(&mut meta, "st", status);
-            frame(&meta, &Bytes::from(reason))
+            let mut body = Body::new(reason.len());
+            body.put("st", status);
+            body.finish(reason.as_bytes())
         }
     }
 }
@@ -173,9 +234,9 @@ pub(crate) fn reply(to: &str, timeout: Duration, body: Bytes) -> Result<Reply, R
         let text = String::from_utf8_lossy(&payload);
         airssys_wasm_core::text::escape(&text, 4096).into_owned()
     };
-    match get(&meta, "st") {
+    match meta.st {
         Some("ok") => {
-            let ct = get(&meta, "ct").unwrap_or("application/octet-stream");
+            let ct = meta.ct.unwrap_or(OCTETS);
             if ct.len() > MAX_CONTENT_TYPE || ct.chars().any(char::is_control) {
                 return Err(RequestError::Undelivered {
                     to,
@@ -237,8 +298,26 @@ mod tests {
                 .is_some_and(|t| t <= Duration::from_secs(60) && t > Duration::from_secs(50))
         );
         assert_eq!(got.timeout, Some(Duration::from_millis(1500)));
-        assert_eq!(got.origin.as_deref(), Some("host-a"));
+        assert_eq!(got.origin.as_deref(), Some(&b"host-a"[..]));
         assert_eq!(&got.env.payload[..], b"{}");
+    }
+
+    #[test]
+    fn a_spawned_sender_crosses_with_its_hosts_name() {
+        let env = MessageEnvelope::text("hi").with_sender(ActorAddress::Anonymous(7));
+        let got = incoming(message(&env, "host-a", None)).unwrap();
+        assert_eq!(
+            got.env.sender,
+            Some(ActorAddress::Remote {
+                id: 7,
+                host: "host-a".into()
+            })
+        );
+        // One already of another host keeps that host's name.
+        let far = ActorAddress::parse("$3@host-c").unwrap();
+        let env = MessageEnvelope::text("hi").with_sender(far.clone());
+        let got = incoming(message(&env, "host-a", None)).unwrap();
+        assert_eq!(got.env.sender, Some(far));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 
 use airssys_wasm_actor::{
     Actor, ActorAddress, ActorContext, ActorError, ActorGrants, ActorSystem, ChildSpec,
-    ComponentActor, MessageEnvelope, Reply, RequestError, SendError, SupervisorSpec,
+    ComponentActor, MessageEnvelope, Reply, RequestError, SendError, SupervisorSpec, SystemLimits,
 };
 use airssys_wasm_cluster::{ClusterConfig, ClusterError, Credentials, NatsCluster};
 use airssys_wasm_core::ResourceLimits;
@@ -48,9 +48,16 @@ impl Actor for Tagged {
     async fn handle_message(
         &mut self,
         msg: &MessageEnvelope,
-        _ctx: &mut ActorContext,
+        ctx: &mut ActorContext,
     ) -> Result<Option<Reply>, ActorError> {
         let text = msg.payload_text().unwrap_or("").to_owned();
+        // `back TEXT`: TEXT to whoever sent it.
+        if let (Some(back), Some(sender)) = (text.strip_prefix("back "), &msg.sender) {
+            ctx.send(sender, MessageEnvelope::text(back))
+                .await
+                .map_err(|e| ActorError::new(e.to_string()))?;
+            return Ok(None);
+        }
         if let Some(topic) = &msg.topic {
             self.seen.lock().unwrap().push(format!("{topic} {text}"));
             return Ok(None);
@@ -89,7 +96,16 @@ async fn host(
     name: &str,
     children: Vec<ChildSpec>,
 ) -> (ActorSystem, NatsCluster) {
-    let system = ActorSystem::default();
+    host_of(ActorSystem::default(), server, name, children).await
+}
+
+/// `system` as a host with `children`.
+async fn host_of(
+    system: ActorSystem,
+    server: &NatsServer,
+    name: &str,
+    children: Vec<ChildSpec>,
+) -> (ActorSystem, NatsCluster) {
     let mut spec = SupervisorSpec::new("root");
     for c in children {
         spec = spec.child(c);
@@ -109,10 +125,11 @@ fn addr(name: &str) -> ActorAddress {
     ActorAddress::named(name).unwrap()
 }
 
+/// Asks the actor at `to` (a name, `$N` or `$N@HOST`) with `text`.
 async fn ask(system: &ActorSystem, to: &str, text: &str) -> Result<String, RequestError> {
     let reply = system
         .request(
-            &addr(to),
+            &ActorAddress::parse(to).unwrap(),
             MessageEnvelope::text(text),
             Duration::from_secs(5),
         )
@@ -224,7 +241,7 @@ async fn two_hosts_message_each_other_and_local_messages_stay_local() {
     let slow = b
         .request(
             &addr("alice"),
-            MessageEnvelope::text("sleep 1000"),
+            MessageEnvelope::text("sleep 4000"),
             Duration::from_millis(200),
         )
         .await;
@@ -418,6 +435,125 @@ async fn a_component_actor_reaches_an_actor_on_another_host() {
     assert_eq!(ask(&a, "far", "get").await.unwrap(), "1");
     // And the other way: a request from host b to the component on host a.
     assert_eq!(ask(&b, "w", "echo across").await.unwrap(), "across");
+    for (system, cluster) in [(&a, &ca), (&b, &cb)] {
+        cluster.leave().await;
+        system.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawned_actors_are_reached_across_hosts_by_their_hosts_name_never_another() {
+    let Some(server) = NatsServer::start(&[]) else {
+        return;
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let limits = ResourceLimits::new(16 << 20, 100_000_000, Duration::from_secs(10)).unwrap();
+    let worker = ComponentActor::new(
+        compiled().1.clone(),
+        Sandbox::new(limits),
+        ActorGrants::all(),
+    )
+    .unwrap();
+    // The same number of actors on each host: their spawned children number alike.
+    let (a, ca) = host(
+        &server,
+        "a",
+        vec![
+            ChildSpec::component("wa", worker.clone()),
+            tagged("near", "a", None, &seen),
+        ],
+    )
+    .await;
+    let (b, cb) = host(
+        &server,
+        "b",
+        vec![
+            ChildSpec::component("wb", worker.clone()),
+            tagged("far", "b", None, &seen),
+        ],
+    )
+    .await;
+    for system in [&a, &b] {
+        system.register_component("worker", worker.clone());
+    }
+    assert!(ca.wait_for("far", PATIENCE).await);
+    assert!(cb.wait_for("wa", PATIENCE).await);
+    // One spawned child on each host, with the same number: the case where a bare `$N`
+    // from another host would reach the wrong actor.
+    let on_a = ask(&a, "wa", "spawn worker").await.unwrap();
+    let on_b = ask(&b, "wb", "spawn worker").await.unwrap();
+    let child = on_a
+        .strip_prefix("ok ")
+        .expect("a spawned address")
+        .to_owned();
+    assert!(child.starts_with('$'), "{child}");
+    assert_eq!(on_b, on_a, "both hosts numbered their first child alike");
+
+    // a's child tells `far` on b; `far` answers the sender: it reaches a's child.
+    assert_eq!(ask(&a, &child, "send far back count").await.unwrap(), "ok");
+    let far_side = format!("{child}@a");
+    ask_until(
+        &a,
+        &child,
+        "get",
+        |n| n == "1",
+        "far's answer reached a's child",
+    )
+    .await;
+    // A component on b writes the address as it is known there; requests go too.
+    assert_eq!(
+        ask(&b, "wb", &format!("send {far_side} count"))
+            .await
+            .unwrap(),
+        "ok"
+    );
+    assert_eq!(
+        ask_until(
+            &b,
+            &far_side,
+            "get",
+            |n| n == "2",
+            "b's tell reached a's child"
+        )
+        .await,
+        "2"
+    );
+    // b's own child of that number saw none of it; a bare `$N` on b is b's.
+    assert_eq!(ask(&b, &child, "get").await.unwrap(), "0");
+    // A host that is not in the cluster, or a number its host does not hold: refused.
+    assert!(ask(&b, &format!("{child}@nowhere"), "get").await.is_err());
+    assert!(ask(&b, "$999@a", "get").await.is_err());
+    for (system, cluster) in [(&a, &ca), (&b, &cb)] {
+        cluster.leave().await;
+        system.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_from_another_host_waits_no_longer_than_the_serving_systems_bound() {
+    let Some(server) = NatsServer::start(&[]) else {
+        return;
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut limits = SystemLimits::default();
+    limits.max_request_timeout = Duration::from_secs(1);
+    let (a, ca) = host_of(
+        ActorSystem::new(limits),
+        &server,
+        "a",
+        vec![tagged("slow", "a", None, &seen)],
+    )
+    .await;
+    let (b, cb) = host(&server, "b", vec![]).await;
+    assert!(cb.wait_for("slow", PATIENCE).await);
+    // Within a's bound a request is answered.
+    assert_eq!(ask(&b, "slow", "sleep 1").await.unwrap(), "a sleep 1");
+    // b asks with 5 s; a allows its actors' requests 1 s: the request times out on
+    // a's bound, although the actor would have answered within b's.
+    assert!(matches!(
+        ask(&b, "slow", "sleep 4000").await,
+        Err(RequestError::Timeout { .. })
+    ));
     for (system, cluster) in [(&a, &ca), (&b, &cb)] {
         cluster.leave().await;
         system.shutdown().await;
