@@ -116,6 +116,7 @@ impl NatsCluster {
         };
         let (control, control_rx) = mpsc::unbounded_channel();
         let (outbound, outbound_rx) = mpsc::channel(OUTBOUND);
+        let (tells, tells_rx) = mpsc::channel(crate::batch::QUEUE);
         let shared = Arc::new(Shared {
             client,
             jetstream,
@@ -129,6 +130,8 @@ impl NatsCluster {
             served: Mutex::default(),
             control,
             outbound,
+            tells,
+            queued: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             beat_now: Notify::new(),
             leaving: AtomicBool::new(false),
@@ -139,6 +142,7 @@ impl NatsCluster {
         let tasks = vec![
             tokio::spawn(shared.clone().run_control(control_rx)).abort_handle(),
             tokio::spawn(shared.clone().run_outbound(outbound_rx)).abort_handle(),
+            tokio::spawn(crate::batch::run(shared.clone(), tells_rx)).abort_handle(),
             tokio::spawn(shared.clone().run_topics(topics)).abort_handle(),
             tokio::spawn(shared.clone().run_hosts(hosts)).abort_handle(),
             tokio::spawn(shared.clone().run_spawned(spawned)).abort_handle(),
@@ -193,7 +197,8 @@ impl NatsCluster {
         true
     }
 
-    /// Publications to other hosts dropped because the connection could not take them.
+    /// Publications and tells to other hosts dropped because the connection could not
+    /// take them.
     pub fn dropped_publications(&self) -> u64 {
         self.0.dropped.load(Ordering::Relaxed)
     }
@@ -225,6 +230,8 @@ impl NatsCluster {
         for withdraw in &served {
             let _ = tokio::time::timeout(WITHDRAW_PATIENCE, withdraw.closed()).await;
         }
+        // Tells this host's actors sent meanwhile go before the connection's flush.
+        let _ = tokio::time::timeout(WITHDRAW_PATIENCE, shared.flush_tells()).await;
         let _ = shared.client.flush().await;
         tracing::info!(target: crate::TARGET, host = %shared.host, "left the cluster");
     }
@@ -298,6 +305,22 @@ async fn connect(config: &ClusterConfig, host: &str, url: &str) -> Result<Client
 }
 
 impl Shared {
+    /// Returns once the tells queued so far are handed to NATS (at once when none is).
+    pub(crate) async fn flush_tells(&self) {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let (done, handed) = tokio::sync::oneshot::channel();
+        if self
+            .tells
+            .send(crate::batch::Outgoing::Flush(done))
+            .await
+            .is_ok()
+        {
+            let _ = handed.await;
+        }
+    }
+
     /// Publishes a heartbeat of `kind` with the names served here.
     async fn say(&self, kind: &str) {
         let text = {
@@ -424,11 +447,37 @@ impl Shared {
     /// whose answer goes back to its reply subject once it comes (the next message is
     /// taken meanwhile, in the order sent).
     async fn take(&self, system: &ActorSystem, name: &str, msg: Message) {
-        let incoming = match wire::incoming(msg.payload) {
+        // A batch of tells (`batch.rs`): each in turn, in order.
+        if msg.reply.is_none()
+            && let Some(frames) = crate::batch::frames(&msg.payload)
+        {
+            for frame in frames {
+                match frame {
+                    Ok(body) => self.take_one(system, name, body, None).await,
+                    Err(why) => {
+                        tracing::warn!(target: crate::TARGET, actor = name, "a malformed batch from the cluster: {why}");
+                        break;
+                    }
+                }
+            }
+            return;
+        }
+        self.take_one(system, name, msg.payload, msg.reply).await;
+    }
+
+    /// One tell (`reply` none) or request.
+    async fn take_one(
+        &self,
+        system: &ActorSystem,
+        name: &str,
+        body: Bytes,
+        reply: Option<async_nats::Subject>,
+    ) {
+        let incoming = match wire::incoming(body) {
             Ok(i) => i,
             Err(why) => {
                 tracing::warn!(target: crate::TARGET, actor = name, "a malformed message from the cluster: {why}");
-                if let Some(reply) = msg.reply {
+                if let Some(reply) = reply {
                     self.answer(
                         reply,
                         Err(RequestError::Undelivered {
@@ -455,7 +504,7 @@ impl Shared {
             let system = system.clone();
             let client = self.client.clone();
             tokio::spawn(async move {
-                match msg.reply {
+                match reply {
                     Some(reply) => {
                         let answer = system.request(&to, incoming.env, timeout).await;
                         let _ = client.publish(reply, wire::answer(&answer)).await;
@@ -467,7 +516,7 @@ impl Shared {
             });
             return;
         }
-        match msg.reply {
+        match reply {
             Some(reply) => match system.request_local(name, incoming.env, timeout).await {
                 Ok(pending) => {
                     let client = self.client.clone();
@@ -608,14 +657,16 @@ impl Remote for Link {
         Box::pin(async move {
             let shared = &self.0;
             let body = wire::message(&env, &shared.host, None);
-            shared
-                .client
-                .publish(shared.subjects.to(to), body)
-                .await
-                .map_err(|e| SendError::Unreachable {
+            shared.queued.fetch_add(1, Ordering::AcqRel);
+            let tell = crate::batch::Outgoing::Tell(to.to_owned(), body);
+            if shared.tells.send(tell).await.is_err() {
+                shared.queued.fetch_sub(1, Ordering::AcqRel);
+                return Err(SendError::Unreachable {
                     to: to.to_owned(),
-                    reason: redact_urls_in(&e.to_string()).into_owned(),
-                })
+                    reason: "this host has closed its cluster connection".into(),
+                });
+            }
+            Ok(())
         })
     }
 
@@ -639,6 +690,8 @@ impl Remote for Link {
     ) -> BoxFuture<'a, Result<Reply, RequestError>> {
         Box::pin(async move {
             let shared = &self.0;
+            // After the tells sent before it, never ahead of them.
+            shared.flush_tells().await;
             let request = async_nats::Request::new()
                 .payload(wire::message(&env, &shared.host, Some(timeout)))
                 .timeout(Some(timeout.saturating_add(REPLY_GRACE)));

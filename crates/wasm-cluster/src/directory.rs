@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use airssys_wasm_core::actor::{MAX_NAME_BYTES, check_name};
@@ -81,6 +82,9 @@ struct Host {
 pub(crate) struct Directory {
     hosts: Mutex<HashMap<String, Host>>,
     timeout: Duration,
+    /// Whether any host ever listed a durable mailbox: when none did (most clusters),
+    /// a send need not look.
+    any_durable: AtomicBool,
 }
 
 impl Directory {
@@ -88,6 +92,7 @@ impl Directory {
         Self {
             hosts: Mutex::default(),
             timeout,
+            any_durable: AtomicBool::new(false),
         }
     }
 
@@ -105,6 +110,9 @@ impl Directory {
         durable: HashSet<String>,
     ) -> bool {
         let seen = Instant::now();
+        if !durable.is_empty() {
+            self.any_durable.store(true, Ordering::Release);
+        }
         self.lock()
             .insert(
                 host,
@@ -119,6 +127,9 @@ impl Directory {
 
     /// Whether a live host serves `name` with a durable mailbox.
     pub(crate) fn durable(&self, name: &str) -> bool {
+        if !self.any_durable.load(Ordering::Acquire) {
+            return false;
+        }
         self.lock()
             .values()
             .any(|h| h.durable.contains(name) && h.seen.elapsed() <= self.timeout)

@@ -35,6 +35,7 @@
 //! # }
 //! ```
 
+mod batch;
 mod cluster;
 mod config;
 mod directory;

@@ -34,6 +34,11 @@ pub(crate) struct Shared {
     pub(crate) stream: Option<async_nats::jetstream::stream::Stream>,
     pub(crate) control: mpsc::UnboundedSender<Control>,
     pub(crate) outbound: mpsc::Sender<(String, Bytes)>,
+    /// Tells to other hosts, to the batcher (`batch.rs`).
+    pub(crate) tells: mpsc::Sender<crate::batch::Outgoing>,
+    /// Tells queued for the batcher and not yet handed to NATS.
+    pub(crate) queued: AtomicU64,
+    /// Publications and tells to other hosts dropped (the connection closed).
     pub(crate) dropped: AtomicU64,
     pub(crate) beat_now: Notify,
     pub(crate) leaving: AtomicBool,

@@ -170,6 +170,21 @@ async fn ask_until(
     .unwrap_or_else(|_| panic!("never happened: {what}"))
 }
 
+/// How many messages a NATS body carries: a batch (`\0awB`, then frames each after its
+/// four-byte length) its frames, anything else one.
+fn messages_in(body: &[u8]) -> u64 {
+    let Some(mut rest) = body.strip_prefix(b"\0awB") else {
+        return 1;
+    };
+    let mut n = 0;
+    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+        let len = u32::from_be_bytes(*len) as usize;
+        rest = tail.get(len..).expect("a whole frame");
+        n += 1;
+    }
+    n
+}
+
 /// Counts the messages on the cluster's actor subjects, seen by a plain NATS client.
 async fn observer(server: &NatsServer) -> Arc<AtomicU64> {
     let client = async_nats::connect(server.url()).await.unwrap();
@@ -179,8 +194,8 @@ async fn observer(server: &NatsServer) -> Arc<AtomicU64> {
     let count = seen.clone();
     tokio::spawn(async move {
         let _client = client;
-        while sub.next().await.is_some() {
-            count.fetch_add(1, Ordering::Relaxed);
+        while let Some(msg) = sub.next().await {
+            count.fetch_add(messages_in(&msg.payload), Ordering::Relaxed);
         }
     });
     seen
