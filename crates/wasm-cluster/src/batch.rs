@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use crate::shared::Shared;
+use crate::shared::{Outgoing, Shared};
 
 const MAGIC: &[u8; 4] = b"\0awB";
 
@@ -28,15 +28,6 @@ const MAX_TELLS: usize = 512;
 
 /// The largest batch, in bytes (less where the server allows less).
 const MAX_BYTES: usize = 256 << 10;
-
-/// What the batcher is asked to do, in order.
-pub(crate) enum Outgoing {
-    /// A tell's frame to an address (a name, or `$N@HOST`): its subject is made once
-    /// per batch.
-    Tell(String, Bytes),
-    /// Answer once everything queued before this is handed to NATS.
-    Flush(oneshot::Sender<()>),
-}
 
 /// Frames waiting for one subject.
 #[derive(Default)]

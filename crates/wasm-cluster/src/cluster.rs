@@ -23,7 +23,7 @@ use airssys_wasm_core::text::redact_urls_in;
 use crate::config::{ClusterConfig, Credentials};
 use crate::directory::{Beat, Directory, beat_text, parse_beat};
 use crate::error::ClusterError;
-use crate::shared::{Control, Shared, lock, until_withdrawn};
+use crate::shared::{Control, Outgoing, Shared, lock, until_withdrawn};
 use crate::subjects::{Subjects, check_token};
 use crate::wire;
 
@@ -311,12 +311,7 @@ impl Shared {
             return;
         }
         let (done, handed) = tokio::sync::oneshot::channel();
-        if self
-            .tells
-            .send(crate::batch::Outgoing::Flush(done))
-            .await
-            .is_ok()
-        {
+        if self.tells.send(Outgoing::Flush(done)).await.is_ok() {
             let _ = handed.await;
         }
     }
@@ -658,7 +653,7 @@ impl Remote for Link {
             let shared = &self.0;
             let body = wire::message(&env, &shared.host, None);
             shared.queued.fetch_add(1, Ordering::AcqRel);
-            let tell = crate::batch::Outgoing::Tell(to.to_owned(), body);
+            let tell = Outgoing::Tell(to.to_owned(), body);
             if shared.tells.send(tell).await.is_err() {
                 shared.queued.fetch_sub(1, Ordering::AcqRel);
                 return Err(SendError::Unreachable {
@@ -688,24 +683,32 @@ impl Remote for Link {
         env: MessageEnvelope,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Reply, RequestError>> {
+        let timed_out = move || RequestError::Timeout {
+            to: to.to_owned(),
+            timeout,
+        };
         Box::pin(async move {
             let shared = &self.0;
-            // After the tells sent before it, never ahead of them.
-            shared.flush_tells().await;
             let request = async_nats::Request::new()
                 .payload(wire::message(&env, &shared.host, Some(timeout)))
                 .timeout(Some(timeout.saturating_add(REPLY_GRACE)));
-            match shared
-                .client
-                .send_request(shared.subjects.to(to), request)
-                .await
-            {
+            // All of it within the timeout: waiting for the tells sent before it (never
+            // ahead of them) and for room in the connection's queue (NATS away) too.
+            let answer = tokio::time::timeout(timeout.saturating_add(REPLY_GRACE), async {
+                shared.flush_tells().await;
+                shared
+                    .client
+                    .send_request(shared.subjects.to(to), request)
+                    .await
+            })
+            .await;
+            let Ok(answer) = answer else {
+                return Err(timed_out());
+            };
+            match answer {
                 Ok(msg) => wire::reply(to, timeout, msg.payload),
                 Err(e) => Err(match e.kind() {
-                    RequestErrorKind::TimedOut => RequestError::Timeout {
-                        to: to.to_owned(),
-                        timeout,
-                    },
+                    RequestErrorKind::TimedOut => timed_out(),
                     RequestErrorKind::NoResponders => RequestError::Undelivered {
                         to: to.to_owned(),
                         reason: "no host serves it now".into(),

@@ -35,7 +35,7 @@ pub(crate) struct Shared {
     pub(crate) control: mpsc::UnboundedSender<Control>,
     pub(crate) outbound: mpsc::Sender<(String, Bytes)>,
     /// Tells to other hosts, to the batcher (`batch.rs`).
-    pub(crate) tells: mpsc::Sender<crate::batch::Outgoing>,
+    pub(crate) tells: mpsc::Sender<Outgoing>,
     /// Tells queued for the batcher and not yet handed to NATS.
     pub(crate) queued: AtomicU64,
     /// Publications and tells to other hosts dropped (the connection closed).
@@ -47,6 +47,15 @@ pub(crate) struct Shared {
     pub(crate) tasks: Mutex<Vec<AbortHandle>>,
     /// The tasks holding singletons, awaited on leaving.
     pub(crate) singletons: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// What the batcher (`batch.rs`) is asked to do, in order.
+pub(crate) enum Outgoing {
+    /// A tell's frame to an address (a name, or `$N@HOST`): its subject is made once
+    /// per batch.
+    Tell(String, Bytes),
+    /// Answer once everything queued before this is handed to NATS.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 pub(crate) enum Control {
