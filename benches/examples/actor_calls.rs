@@ -4,7 +4,8 @@
 //! instruction count (`valgrind --tool=callgrind`): counts at two values of N, taken
 //! apart, are what one message costs, free of the wall clock's noise.
 //!
-//! With `raw-spawn`, N instantiations of the same component on raw Wasmtime (a fresh
+//! With `spawn`, N component actors started under one supervisor; with `raw-spawn`, N
+//! instantiations of the same component on raw Wasmtime (a fresh
 //! store each, from one `InstancePre`) and a call of its `init`: the floor of a spawn.
 //!
 //! With `restart`, N failures instead (each restarts the actor), then one `get` — what
@@ -12,7 +13,7 @@
 //! trap without a panic), `HOW=fail` (`handle` returns `err`); `NULL_STDIO=1` sends the
 //! guest's output nowhere.
 //!
-//! `cargo run --release -p airssys-wasm-benches --example actor_calls -- N [actor|raw|restart]`
+//! `cargo run --release -p airssys-wasm-benches --example actor_calls -- N [actor|raw|restart|spawn|raw-spawn]`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -24,7 +25,7 @@ use airssys_wasm_actor::{
 use airssys_wasm_benches::actors::raw::airssys::actor::types::MessageKind;
 use airssys_wasm_benches::actors::{raw_envelope, raw_instance, raw_pre, raw_spawn};
 use airssys_wasm_core::ResourceLimits;
-use airssys_wasm_engine::{CompiledComponent, Sandbox, WasmEngine};
+use airssys_wasm_engine::{CompiledComponent, Density, Sandbox, WasmEngine};
 use airssys_wasm_testkit::guests::ACTOR_WORKER;
 
 fn main() {
@@ -33,18 +34,24 @@ fn main() {
     let raw = args.get(2).is_some_and(|a| a == "raw");
     let restart = args.get(2).is_some_and(|a| a == "restart");
     let raw_spawn = args.get(2).is_some_and(|a| a == "raw-spawn");
+    let spawn = args.get(2).is_some_and(|a| a == "spawn");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let engine = airssys_wasm_actor::register(WasmEngine::builder())
-        .build()
-        .unwrap();
+    // Spawns keep many instances live: the dense layout (as `up` uses), for both.
+    let mut builder = WasmEngine::builder();
+    if spawn || raw_spawn {
+        builder = builder.density(Density::for_limits(&limits()));
+    }
+    let engine = airssys_wasm_actor::register(builder).build().unwrap();
     let c = wasmtime::component::Component::new(engine.wasmtime_engine(), ACTOR_WORKER).unwrap();
     let component = CompiledComponent::new(&engine, "actor-worker", c).unwrap();
     rt.block_on(async {
         if raw_spawn {
             raw_spawns(&engine, &component, n).await;
+        } else if spawn {
+            spawns(component, n).await;
         } else if raw {
             raw_calls(&engine, &component, n).await;
         } else {
@@ -53,9 +60,12 @@ fn main() {
     });
 }
 
+fn limits() -> ResourceLimits {
+    ResourceLimits::new(16 << 20, 100_000_000, Duration::from_secs(10)).unwrap()
+}
+
 async fn actor(component: CompiledComponent, n: u64, restart: bool) {
-    let limits = ResourceLimits::new(16 << 20, 100_000_000, Duration::from_secs(10)).unwrap();
-    let mut sandbox = Sandbox::new(limits);
+    let mut sandbox = Sandbox::new(limits());
     if std::env::var("NULL_STDIO").is_ok() {
         sandbox = sandbox.with_capabilities(airssys_wasm_core::CapabilitySet::deny_all());
     }
@@ -89,6 +99,19 @@ async fn actor(component: CompiledComponent, n: u64, restart: bool) {
         .unwrap();
     let want = if restart { 0 } else { n };
     assert_eq!(got.payload_text(), Some(want.to_string().as_str()));
+    system.shutdown().await;
+}
+
+/// N component actors started under one supervisor (each instantiated, `init` called).
+async fn spawns(component: CompiledComponent, n: u64) {
+    let actor =
+        ComponentActor::new(component, Sandbox::new(limits()), ActorGrants::none()).unwrap();
+    let mut spec = SupervisorSpec::new("root");
+    for i in 0..n {
+        spec = spec.child(ChildSpec::component(&format!("w{i}"), actor.clone()));
+    }
+    let system = ActorSystem::default();
+    system.start(spec).await.unwrap();
     system.shutdown().await;
 }
 
