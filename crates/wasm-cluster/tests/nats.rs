@@ -137,6 +137,14 @@ async fn ask(system: &ActorSystem, to: &str, text: &str) -> Result<String, Reque
     Ok(reply.payload_text().unwrap_or("").to_owned())
 }
 
+/// Each host leaves, then its system drains and stops.
+async fn stop(hosts: &[(&ActorSystem, &NatsCluster)]) {
+    for (system, cluster) in hosts {
+        cluster.leave().await;
+        system.shutdown().await;
+    }
+}
+
 /// Waits until `done` holds (a hang guard of PATIENCE, not a timing test).
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
     tokio::time::timeout(PATIENCE, async {
@@ -268,10 +276,7 @@ async fn two_hosts_message_each_other_and_local_messages_stay_local() {
         ask(&b, "alice", "silent").await,
         Err(RequestError::NoReply { to: "alice".into() })
     );
-    for (system, cluster) in [(&a, &ca), (&b, &cb)] {
-        cluster.leave().await;
-        system.shutdown().await;
-    }
+    stop(&[(&a, &ca), (&b, &cb)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,10 +359,7 @@ async fn a_name_on_several_hosts_is_balanced_and_answers_on_when_one_goes() {
     })
     .await;
 
-    for (system, cluster) in [(&d, &cd), (&client, &cc)] {
-        cluster.leave().await;
-        system.shutdown().await;
-    }
+    stop(&[(&d, &cd), (&client, &cc)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,10 +400,7 @@ async fn publications_reach_subscribers_on_every_host_once() {
         want,
         "once each, in order, on the other host"
     );
-    for (system, cluster) in [(&a, &ca), (&b, &cb)] {
-        cluster.leave().await;
-        system.shutdown().await;
-    }
+    stop(&[(&a, &ca), (&b, &cb)]).await;
 }
 
 fn compiled() -> &'static (WasmEngine, CompiledComponent) {
@@ -417,19 +416,24 @@ fn compiled() -> &'static (WasmEngine, CompiledComponent) {
     })
 }
 
+/// The testkit's `actor-worker` as a component actor granted everything.
+fn worker() -> ComponentActor {
+    let limits = ResourceLimits::new(16 << 20, 100_000_000, Duration::from_secs(10)).unwrap();
+    ComponentActor::new(
+        compiled().1.clone(),
+        Sandbox::new(limits),
+        ActorGrants::all(),
+    )
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_component_actor_reaches_an_actor_on_another_host() {
     let Some(server) = NatsServer::start(&[]) else {
         return;
     };
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let limits = ResourceLimits::new(16 << 20, 100_000_000, Duration::from_secs(10)).unwrap();
-    let worker = ComponentActor::new(
-        compiled().1.clone(),
-        Sandbox::new(limits),
-        ActorGrants::all(),
-    )
-    .unwrap();
+    let worker = worker();
     let (a, ca) = host(&server, "a", vec![ChildSpec::component("w", worker)]).await;
     let (b, cb) = host(&server, "b", vec![tagged("far", "b", None, &seen)]).await;
     assert!(ca.wait_for("far", PATIENCE).await);
@@ -450,10 +454,7 @@ async fn a_component_actor_reaches_an_actor_on_another_host() {
     assert_eq!(ask(&a, "far", "get").await.unwrap(), "1");
     // And the other way: a request from host b to the component on host a.
     assert_eq!(ask(&b, "w", "echo across").await.unwrap(), "across");
-    for (system, cluster) in [(&a, &ca), (&b, &cb)] {
-        cluster.leave().await;
-        system.shutdown().await;
-    }
+    stop(&[(&a, &ca), (&b, &cb)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,13 +463,7 @@ async fn spawned_actors_are_reached_across_hosts_by_their_hosts_name_never_anoth
         return;
     };
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let limits = ResourceLimits::new(16 << 20, 100_000_000, Duration::from_secs(10)).unwrap();
-    let worker = ComponentActor::new(
-        compiled().1.clone(),
-        Sandbox::new(limits),
-        ActorGrants::all(),
-    )
-    .unwrap();
+    let worker = worker();
     // The same number of actors on each host: their spawned children number alike.
     let (a, ca) = host(
         &server,
@@ -538,10 +533,7 @@ async fn spawned_actors_are_reached_across_hosts_by_their_hosts_name_never_anoth
     // A host that is not in the cluster, or a number its host does not hold: refused.
     assert!(ask(&b, &format!("{child}@nowhere"), "get").await.is_err());
     assert!(ask(&b, "$999@a", "get").await.is_err());
-    for (system, cluster) in [(&a, &ca), (&b, &cb)] {
-        cluster.leave().await;
-        system.shutdown().await;
-    }
+    stop(&[(&a, &ca), (&b, &cb)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -569,10 +561,7 @@ async fn a_request_from_another_host_waits_no_longer_than_the_serving_systems_bo
         ask(&b, "slow", "sleep 4000").await,
         Err(RequestError::Timeout { .. })
     ));
-    for (system, cluster) in [(&a, &ca), (&b, &cb)] {
-        cluster.leave().await;
-        system.shutdown().await;
-    }
+    stop(&[(&a, &ca), (&b, &cb)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -592,10 +581,7 @@ async fn hosts_carry_on_after_nats_restarts() {
     // The clients reconnect and resubscribe by themselves; requests are answered again.
     let answered = ask_until(&b, "alice", "3", |_| true, "answered after the restart").await;
     assert_eq!(answered, "a 3");
-    for (system, cluster) in [(&a, &ca), (&b, &cb)] {
-        cluster.leave().await;
-        system.shutdown().await;
-    }
+    stop(&[(&a, &ca), (&b, &cb)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
