@@ -1,10 +1,11 @@
 //! Tells to other hosts, batched: a sender's tells go into this host's queue, and one
-//! task hands them to NATS — what waits there for the same subject as one NATS message
+//! task hands them to NATS — what waits there for the same address as one NATS message
 //! (`\0awB`, then each frame after its length, four bytes big-endian), a lone tell as
 //! its frame. Nothing waits to be batched: the task takes what is queued when it comes
 //! round, so a quiet sender's tell goes at once and a fast one's go in bulk (NATS's cost
-//! is per message: this VM's server, client and syscalls cost as much for a 5-byte
-//! message as for a batch of hundreds). Batches keep each subject's order; a request
+//! is mostly per message: the server, the clients' parsers, the syscalls — for small
+//! tells the serving process and the server spent about half as much CPU per tell once
+//! batched, BENCHMARKS.md). Batches keep each address's order; a request
 //! first waits for the tells queued before it (`Flush`), so it never overtakes them.
 //! A batch goes to one host of a queue group, as its tells would one by one.
 

@@ -1,6 +1,7 @@
 //! A message on the wire: one NATS body, a small frame before the payload —
 //! `\0aw1`, the length of what follows (two bytes, big-endian), then `key=value` lines
-//! about the message (content type `ct`, sender `s`, priority `p`, when it was sent `t`,
+//! about the message (content type `ct`, sender `s` — a spawned one as `$N@HOST` —,
+//! priority `p`, when it was sent `t`,
 //! its remaining time to live `ttl`, a request's timeout `to`, the host it came from `h`;
 //! a reply's outcome `st`) — then the payload, untouched. No NATS headers: on this VM
 //! three headers made a bare publication three times dearer (BENCHMARKS.md). A body
