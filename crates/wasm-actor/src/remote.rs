@@ -91,4 +91,16 @@ pub trait Remote: Send + Sync + 'static {
 
     /// This system no longer serves `name`.
     fn withdraw(&self, name: &str);
+
+    /// An actor of this system subscribed to `topic`, the first one here: publications
+    /// to it from other systems are wanted from now on. Default: nothing (a transport
+    /// that delivers every publication everywhere).
+    fn subscribe(&self, topic: &str) {
+        let _ = topic;
+    }
+
+    /// The last subscriber of `topic` here unsubscribed (or stopped).
+    fn unsubscribe(&self, topic: &str) {
+        let _ = topic;
+    }
 }

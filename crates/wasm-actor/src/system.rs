@@ -122,6 +122,10 @@ impl ActorSystem {
         for name in &names {
             remote.serve(name);
         }
+        let topics: Vec<Arc<str>> = read(&self.0.topics).keys().cloned().collect();
+        for topic in &topics {
+            remote.subscribe(topic);
+        }
         *write(&self.0.remote) = Some(remote);
     }
 
@@ -630,22 +634,34 @@ impl ActorSystem {
         }
         let topic: Arc<str> = topic.into();
         mine.push(topic.clone());
-        write(&self.0.topics)
-            .entry(topic)
-            .or_default()
-            .push(cell.clone());
+        drop(mine);
+        let first = {
+            let mut topics = write(&self.0.topics);
+            let subs = topics.entry(topic.clone()).or_default();
+            subs.push(cell.clone());
+            subs.len() == 1
+        };
+        if first && let Some(remote) = self.remote() {
+            remote.subscribe(&topic);
+        }
         Ok(())
     }
 
     /// Unsubscribes `cell` from `topic`.
     pub(crate) fn unsubscribe(&self, cell: &Arc<Cell>, topic: &str) {
         lock(&cell.topics).retain(|t| &**t != topic);
-        let mut topics = write(&self.0.topics);
-        if let Some(subs) = topics.get_mut(topic) {
-            subs.retain(|c| !Arc::ptr_eq(c, cell));
-            if subs.is_empty() {
-                topics.remove(topic);
+        let last = {
+            let mut topics = write(&self.0.topics);
+            match topics.get_mut(topic) {
+                Some(subs) => {
+                    subs.retain(|c| !Arc::ptr_eq(c, cell));
+                    subs.is_empty() && topics.remove(topic).is_some()
+                }
+                None => false,
             }
+        };
+        if last && let Some(remote) = self.remote() {
+            remote.unsubscribe(topic);
         }
     }
 

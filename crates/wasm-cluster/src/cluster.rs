@@ -100,7 +100,6 @@ impl NatsCluster {
                     })
             }
         };
-        let topics = subscribe(subjects.topics()).await?;
         let hosts = subscribe(subjects.hosts()).await?;
         let spawned = subscribe(subjects.spawned_on(&host)).await?;
         let jetstream = async_nats::jetstream::new(client.clone());
@@ -128,6 +127,7 @@ impl NatsCluster {
             config,
             system: system.downgrade(),
             served: Mutex::default(),
+            topics: Mutex::default(),
             control,
             outbound,
             tells,
@@ -143,7 +143,6 @@ impl NatsCluster {
             tokio::spawn(shared.clone().run_control(control_rx)).abort_handle(),
             tokio::spawn(shared.clone().run_outbound(outbound_rx)).abort_handle(),
             tokio::spawn(crate::batch::run(shared.clone(), tells_rx)).abort_handle(),
-            tokio::spawn(shared.clone().run_topics(topics)).abort_handle(),
             tokio::spawn(shared.clone().run_hosts(hosts)).abort_handle(),
             tokio::spawn(shared.clone().run_spawned(spawned)).abort_handle(),
             tokio::spawn(shared.clone().run_heartbeat()).abort_handle(),
@@ -197,6 +196,14 @@ impl NatsCluster {
         true
     }
 
+    /// The topics this host takes publications for from the other hosts (those its
+    /// actors subscribe to), sorted. Every other publication stays off this host.
+    pub fn topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = lock(&self.0.topics).keys().cloned().collect();
+        topics.sort();
+        topics
+    }
+
     /// Publications and tells to other hosts dropped because the connection could not
     /// take them.
     pub fn dropped_publications(&self) -> u64 {
@@ -219,6 +226,9 @@ impl NatsCluster {
             let _ = holder.await;
         }
         shared.say("bye").await;
+        for (_, end) in lock(&shared.topics).drain() {
+            let _ = end.send(true);
+        }
         let served: Vec<watch::Sender<bool>> =
             lock(&shared.served).drain().map(|(_, w)| w).collect();
         for withdraw in &served {
@@ -404,6 +414,32 @@ impl Shared {
                         self.beat_now.notify_one();
                     }
                 }
+                Control::Subscribe(topic) => {
+                    if self.leaving.load(Ordering::Acquire)
+                        || lock(&self.topics).contains_key(&topic)
+                    {
+                        continue;
+                    }
+                    let subject = self.subjects.topic(&topic);
+                    match self.client.subscribe(subject.clone()).await {
+                        Ok(sub) => {
+                            // Known to the server before it is listed as taken.
+                            let _ = self.client.flush().await;
+                            let (end, ended) = watch::channel(false);
+                            lock(&self.topics).insert(topic.clone(), end);
+                            let task = tokio::spawn(self.clone().run_topic(topic, sub, ended));
+                            lock(&self.tasks).push(task.abort_handle());
+                        }
+                        Err(e) => {
+                            tracing::error!(target: crate::TARGET, %subject, "cannot take `{topic}`'s publications from the cluster: {e}");
+                        }
+                    }
+                }
+                Control::Unsubscribe(topic) => {
+                    if let Some(end) = lock(&self.topics).remove(&topic) {
+                        let _ = end.send(true);
+                    }
+                }
             }
         }
     }
@@ -556,16 +592,26 @@ impl Shared {
         }
     }
 
-    /// Publications from other hosts, to this host's subscribers.
-    async fn run_topics(self: Arc<Self>, mut sub: async_nats::Subscriber) {
-        while let Some(msg) = sub.next().await {
+    /// Publications to `topic` from other hosts, to this host's subscribers, until the
+    /// last of them unsubscribes.
+    async fn run_topic(
+        self: Arc<Self>,
+        topic: String,
+        mut sub: async_nats::Subscriber,
+        mut ended: watch::Receiver<bool>,
+    ) {
+        loop {
+            let msg = tokio::select! {
+                msg = sub.next() => msg,
+                () = until_withdrawn(&mut ended) => {
+                    let _ = sub.unsubscribe().await;
+                    break;
+                }
+            };
+            let Some(msg) = msg else { break };
             let Some(system) = self.system.upgrade() else {
                 break;
             };
-            let Some(topic) = self.subjects.topic_of(&msg.subject) else {
-                continue;
-            };
-            let topic = topic.to_owned();
             match wire::incoming(msg.payload) {
                 // Its own publications reached this host's subscribers already.
                 Ok(i) if i.origin.as_deref() == Some(self.host.as_bytes()) => {}
@@ -743,6 +789,14 @@ impl Remote for Link {
 
     fn withdraw(&self, name: &str) {
         let _ = self.0.control.send(Control::Withdraw(name.to_owned()));
+    }
+
+    fn subscribe(&self, topic: &str) {
+        let _ = self.0.control.send(Control::Subscribe(topic.to_owned()));
+    }
+
+    fn unsubscribe(&self, topic: &str) {
+        let _ = self.0.control.send(Control::Unsubscribe(topic.to_owned()));
     }
 }
 

@@ -30,6 +30,9 @@ pub(crate) struct Shared {
     pub(crate) system: WeakActorSystem,
     /// The names served here, each with what withdraws it (`true`).
     pub(crate) served: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// The topics this host's actors subscribe to, each with what ends its
+    /// subscription (`true`).
+    pub(crate) topics: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// The cluster's stream of durable tells, when this host serves durable mailboxes.
     pub(crate) stream: Option<async_nats::jetstream::stream::Stream>,
     pub(crate) control: mpsc::UnboundedSender<Control>,
@@ -61,6 +64,8 @@ pub(crate) enum Outgoing {
 pub(crate) enum Control {
     Serve(String),
     Withdraw(String),
+    Subscribe(String),
+    Unsubscribe(String),
 }
 
 /// Returns once the name is withdrawn (or its withdrawal can no longer come).

@@ -1,6 +1,7 @@
 //! The NATS subjects of a cluster: `airssys.CLUSTER.actor.NAME` for messages to an actor
 //! (its hosts form the queue group `NAME`: one of them takes each message),
-//! `airssys.CLUSTER.topic.TOPIC` for publications (every host takes each) and
+//! `airssys.CLUSTER.topic.TOPIC` for publications (every host with a subscriber takes
+//! each) and
 //! `airssys.CLUSTER.hosts` for heartbeats. Actor names and topics are letters, digits,
 //! `.`, `_` and `-` (checked by the actor system): never a wildcard or a blank.
 
@@ -44,18 +45,6 @@ impl Subjects {
         format!("{}.topic.{topic}", self.prefix)
     }
 
-    /// Every topic.
-    pub(crate) fn topics(&self) -> String {
-        format!("{}.topic.>", self.prefix)
-    }
-
-    /// The topic of a publication's subject.
-    pub(crate) fn topic_of<'a>(&self, subject: &'a str) -> Option<&'a str> {
-        subject
-            .strip_prefix(self.prefix.as_str())?
-            .strip_prefix(".topic.")
-    }
-
     pub(crate) fn hosts(&self) -> String {
         format!("{}.hosts", self.prefix)
     }
@@ -95,8 +84,7 @@ mod tests {
     fn subjects_and_topics_round_trip() {
         let s = Subjects::new("prod");
         assert_eq!(s.actor("orders.v2"), "airssys.prod.actor.orders.v2");
-        assert_eq!(s.topic_of(&s.topic("news.eu")), Some("news.eu"));
-        assert_eq!(s.topic_of("airssys.other.topic.x"), None);
+        assert_eq!(s.topic("news.eu"), "airssys.prod.topic.news.eu");
         assert_eq!(s.to("orders"), "airssys.prod.actor.orders");
         assert_eq!(s.to("$7@node-1"), "airssys.prod.spawned.node-1.7");
         assert_eq!(

@@ -363,7 +363,7 @@ async fn a_name_on_several_hosts_is_balanced_and_answers_on_when_one_goes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publications_reach_subscribers_on_every_host_once() {
+async fn publications_reach_subscribers_on_every_host_once_and_no_other_host() {
     let Some(server) = NatsServer::start(&[]) else {
         return;
     };
@@ -373,6 +373,11 @@ async fn publications_reach_subscribers_on_every_host_once() {
     let (b, cb) = host(&server, "b", vec![tagged("rb", "b", Some("news"), &seen_b)]).await;
     assert!(ca.wait_for("rb", PATIENCE).await);
     assert!(cb.wait_for("ra", PATIENCE).await);
+    // Each host takes the topics its actors subscribe to, and no other.
+    until("both hosts take `news`", || {
+        ca.topics() == ["news"] && cb.topics() == ["news"]
+    })
+    .await;
     for i in 0..5 {
         // One local subscriber is counted; the other host's is reached over NATS.
         let reached = a
@@ -400,6 +405,10 @@ async fn publications_reach_subscribers_on_every_host_once() {
         want,
         "once each, in order, on the other host"
     );
+    // Its last subscriber gone, a host stops taking the topic.
+    assert!(b.stop_child("rb").await);
+    until("b no longer takes `news`", || cb.topics().is_empty()).await;
+    assert_eq!(ca.topics(), ["news"]);
     stop(&[(&a, &ca), (&b, &cb)]).await;
 }
 
