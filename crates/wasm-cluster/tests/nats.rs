@@ -264,7 +264,7 @@ async fn two_hosts_message_each_other_and_local_messages_stay_local() {
     let slow = b
         .request(
             &addr("alice"),
-            MessageEnvelope::text("sleep 4000"),
+            MessageEnvelope::text("sleep 1000"),
             Duration::from_millis(200),
         )
         .await;

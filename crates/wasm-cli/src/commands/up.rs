@@ -5,7 +5,8 @@
 //! `--request`), and on SIGINT or SIGTERM a graceful stop: supervisors stop their
 //! children in reverse start order, each draining its mailbox within its grace. With
 //! `[cluster]` the system joins other hosts over NATS once started (refused
-//! credentials or an unreachable server: exit 2), and leaves before it drains.
+//! credentials or an unreachable server: exit 2), and leaves before it drains; a file
+//! with only `[cluster]` is a host without actors, a client of the others.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
