@@ -132,18 +132,7 @@ async fn run(m: u64, r: u32) {
         bare.publish("bare.count", "count".into()).await.unwrap();
     }
     bare.flush().await.unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let got = bare.request("bare.get", "".into()).await.unwrap();
-        if std::str::from_utf8(&got.payload).unwrap() == m.to_string() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the bare subscriber lost messages"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    counted(&bare, m).await;
     let bare_one_way = m as f64 / start.elapsed().as_secs_f64();
     rows.push(("one-way, bare NATS", cpu.per(before, m)));
     // The same with headers like ours (content type, sending host, when sent).
@@ -159,18 +148,7 @@ async fn run(m: u64, r: u32) {
             .unwrap();
     }
     bare.flush().await.unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let got = bare.request("bare.get", "".into()).await.unwrap();
-        if std::str::from_utf8(&got.payload).unwrap() == (2 * m).to_string() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the bare subscriber lost messages"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    counted(&bare, 2 * m).await;
     let headed_one_way = m as f64 / start.elapsed().as_secs_f64();
     rows.push(("one-way, bare NATS with three headers", cpu.per(before, m)));
     let before = cpu.now();
@@ -300,6 +278,22 @@ async fn run(m: u64, r: u32) {
     }
     cluster.leave().await;
     system.shutdown().await;
+}
+
+/// Waits until the bare subscriber in the serving process has counted `n`.
+async fn counted(bare: &async_nats::Client, n: u64) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let got = bare.request("bare.get", "".into()).await.unwrap();
+        if std::str::from_utf8(&got.payload).unwrap() == n.to_string() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bare subscriber lost messages"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// The serving process, killed when this one is done or fails.

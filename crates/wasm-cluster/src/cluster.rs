@@ -672,7 +672,7 @@ impl Shared {
 
 impl Remote for Link {
     fn serves(&self, name: &str) -> bool {
-        match name.strip_prefix('$').and_then(|a| a.split_once('@')) {
+        match crate::subjects::spawned_elsewhere(name) {
             // A spawned actor of another host: there while its host is.
             Some((_, host)) => host != self.0.host && self.0.directory.alive(host),
             None => self.0.directory.serves(name),

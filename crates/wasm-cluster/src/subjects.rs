@@ -29,7 +29,7 @@ impl Subjects {
 
     /// Where a message to `to` goes: a name's subject, or for `$ID@HOST` that host's.
     pub(crate) fn to(&self, to: &str) -> String {
-        match to.strip_prefix('$').and_then(|a| a.split_once('@')) {
+        match spawned_elsewhere(to) {
             Some((id, host)) => format!("{}.spawned.{host}.{id}", self.prefix),
             None => self.actor(to),
         }
@@ -58,6 +58,12 @@ impl Subjects {
     pub(crate) fn durables(&self) -> String {
         format!("{}.durable.>", self.prefix)
     }
+}
+
+/// The number and host of an address of the form `$ID@HOST` (a spawned actor of
+/// another host, as `ActorAddress::Remote` prints), `None` for a name.
+pub(crate) fn spawned_elsewhere(to: &str) -> Option<(&str, &str)> {
+    to.strip_prefix('$')?.split_once('@')
 }
 
 /// The JetStream stream of a cluster's durable mailboxes.
