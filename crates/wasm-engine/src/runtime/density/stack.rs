@@ -13,6 +13,16 @@
 //! - **cold**: its pages are given back and its guard disarmed (the mapping merges
 //!   again): address space only, no memory, no mapping.
 //!
+//! A stack whose store is dropped (its instance gone, or restarted) stays warm as a
+//! *spare*, and the next stack made takes it as it is — no system call, its pages
+//! already there — unless Wasmtime asks for a zeroed stack (`async_stack_zeroing`),
+//! as its pooling allocator reuses stacks. Spares count towards the warm bound.
+//! When more than `warm` stacks would be warm, spares and then the oldest warm stacks
+//! cool in one go, down to half the bound: a slot's neighbours are usually cooled
+//! with it (instances started one after another take adjacent slots), and adjacent
+//! stacks cool with one `mprotect` and one `madvise` — each of which, on a process
+//! running on several CPUs, interrupts the others to flush their TLBs.
+//!
 //! Mappings thus follow the calls under way (plus the warm stacks), not the instances
 //! alive. The lease learns which stack is its store's when Wasmtime makes it, during
 //! a poll of the instance's call (a thread-local set around each poll, see
@@ -51,6 +61,8 @@ struct State {
     slots: Slots,
     /// The leases whose stacks are warm, oldest first.
     warm: VecDeque<Arc<StackLease>>,
+    /// Slots of dropped stacks, guarded and with their pages, for the next stack.
+    spare: Vec<usize>,
 }
 
 /// Which stack an instance's store runs on, and in which state. Its fields change
@@ -150,6 +162,56 @@ impl Inner {
         // gone).
         unsafe { os::discard(slot + self.page, self.slot_bytes - self.page) };
     }
+
+    /// Once more than `warm_max` stacks are warm (spares included), cools spares and
+    /// then the oldest warm stacks down to half the bound, adjacent slots together.
+    fn trim(&self, state: &mut State) {
+        if state.warm.len() + state.spare.len() <= self.warm_max {
+            return;
+        }
+        let keep = self.warm_max - self.warm_max / 2;
+        let mut cool: Vec<usize> = Vec::with_capacity(self.warm_max + 1 - keep);
+        let mut freed = Vec::new();
+        while state.warm.len() + state.spare.len() > keep {
+            if let Some(slot) = state.spare.pop() {
+                cool.push(slot);
+                freed.push(slot);
+                continue;
+            }
+            let Some(old) = state.warm.pop_front() else {
+                break;
+            };
+            old.warm.store(false, Relaxed);
+            // Disarmed below (a no-op where it was not armed).
+            old.guarded.store(false, Relaxed);
+            let slot = old.slot.load(Relaxed);
+            if slot != 0 {
+                cool.push(slot);
+            }
+        }
+        cool.sort_unstable();
+        let mut i = 0;
+        while i < cool.len() {
+            let start = cool[i];
+            let mut end = start + self.slot_bytes;
+            i += 1;
+            while cool.get(i) == Some(&end) {
+                end += self.slot_bytes;
+                i += 1;
+            }
+            // SAFETY: the run is whole slots none of which a call runs on (their
+            // leases' calls ended, or their stores are gone); their guard pages
+            // become readable again, which only merges the region's mapping back.
+            if unsafe { os::protect(start, end - start, false) }.is_err() {
+                self.warn_once("could not disarm a fiber stack's guard page");
+            }
+            // SAFETY: as above; the stacks' contents are not needed.
+            unsafe { os::discard(start, end - start) };
+        }
+        for slot in freed {
+            state.slots.give_back(slot);
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -192,16 +254,7 @@ impl StackLease {
         if !self.warm.swap(true, Relaxed) {
             state.warm.push_back(Arc::clone(self));
         }
-        while state.warm.len() > self.arena.warm_max {
-            let Some(old) = state.warm.pop_front() else {
-                break;
-            };
-            old.warm.store(false, Relaxed);
-            let slot = old.slot.load(Relaxed);
-            if slot != 0 {
-                self.arena.cool(slot, old.guarded.swap(false, Relaxed));
-            }
-        }
+        self.arena.trim(&mut state);
     }
 
     /// Runs `poll` with this lease as the thread's current one, so that a stack
@@ -230,9 +283,12 @@ impl StackLease {
 // SAFETY: each stack is a slot no other stack holds: a guard page, armed while
 // anything may run on the stack (from its making to its lease's `end`, and for its
 // whole life when it has no lease), below `slot_bytes - page` bytes readable and
-// writable, zero when made (fresh, or given back with MADV_DONTNEED).
+// writable — zero when made (fresh, or given back with MADV_DONTNEED), except a
+// spare taken when Wasmtime does not ask for zeroed stacks: then it holds what the
+// dropped store's calls left on it, as Wasmtime's pooling allocator reuses stacks
+// (no guest can address a fiber stack; Wasm's own stack is in its linear memory).
 unsafe impl StackCreator for StackArena {
-    fn new_stack(&self, size: usize, _zeroed: bool) -> wasmtime::Result<Box<dyn StackMemory>> {
+    fn new_stack(&self, size: usize, zeroed: bool) -> wasmtime::Result<Box<dyn StackMemory>> {
         let inner = &self.inner;
         if size + inner.page > inner.slot_bytes {
             wasmtime::bail!(
@@ -244,14 +300,22 @@ unsafe impl StackCreator for StackArena {
             .with(|c| c.borrow().clone())
             .filter(|l| l.slot.load(Relaxed) == 0);
         let mut state = inner.lock();
-        let slot = state
-            .slots
-            .take(inner.slot_bytes)
-            .map_err(|e| wasmtime::Error::msg(format!("could not reserve fiber stacks: {e}")))?;
-        if let Err(e) = inner.guard(slot, true) {
-            state.slots.give_back(slot);
-            wasmtime::bail!("could not guard a fiber stack: {e}");
-        }
+        let slot = if let Some(slot) = state.spare.pop() {
+            if zeroed {
+                // SAFETY: a spare is a dropped stack's: nothing runs on it.
+                unsafe { os::discard(slot + inner.page, inner.slot_bytes - inner.page) };
+            }
+            slot
+        } else {
+            let slot = state.slots.take(inner.slot_bytes).map_err(|e| {
+                wasmtime::Error::msg(format!("could not reserve fiber stacks: {e}"))
+            })?;
+            if let Err(e) = inner.guard(slot, true) {
+                state.slots.give_back(slot);
+                wasmtime::bail!("could not guard a fiber stack: {e}");
+            }
+            slot
+        };
         if let Some(lease) = &lease {
             lease.slot.store(slot, Relaxed);
             lease.guarded.store(true, Relaxed);
@@ -297,8 +361,14 @@ impl Drop for Stack {
             }
             None => true,
         };
-        self.arena.cool(self.slot, guarded);
-        state.slots.give_back(self.slot);
+        if guarded && self.arena.warm_max > 0 {
+            // Guarded, its pages there: the next stack's as it is.
+            state.spare.push(self.slot);
+            self.arena.trim(&mut state);
+        } else {
+            self.arena.cool(self.slot, guarded);
+            state.slots.give_back(self.slot);
+        }
     }
 }
 
@@ -352,8 +422,63 @@ mod tests {
             "a's next call arms its guard again"
         );
         let (ga, gb) = (guard_of(&*stack_a), guard_of(&*stack_b));
-        drop((stack_a, stack_b));
-        assert!(!guarded(ga) && !guarded(gb), "both gone: nothing guarded");
+        drop(stack_a);
+        // a's slot is a spare now, beyond the bound with b: cooled.
+        assert!(!guarded(ga));
+        drop(stack_b);
+        assert!(guarded(gb), "b's slot: a spare, guarded, within the bound");
+    }
+
+    #[test]
+    fn a_dropped_stack_is_the_next_ones_as_it_is_unless_a_zeroed_one_is_asked_for() {
+        let page = os::page_size();
+        let arena = StackArena::new(8 * page, 4);
+        let a = arena.lease();
+        let stack = a.enter(|| arena.new_stack(8 * page, false)).expect("a");
+        let slot = guard_of(&*stack);
+        // SAFETY: the stack is ours; touch its top page.
+        unsafe { *stack.top().sub(1) = 7 };
+        a.end();
+        drop(stack);
+        assert!(guarded(slot), "a spare keeps its guard");
+        let b = arena.lease();
+        let stack = b.enter(|| arena.new_stack(8 * page, false)).expect("b");
+        assert_eq!(guard_of(&*stack), slot, "the spare is taken");
+        // SAFETY: as above.
+        assert_eq!(unsafe { *stack.top().sub(1) }, 7, "as it was left");
+        b.end();
+        drop(stack);
+        let c = arena.lease();
+        let stack = c.enter(|| arena.new_stack(8 * page, true)).expect("c");
+        assert_eq!(guard_of(&*stack), slot);
+        assert!(guarded(slot));
+        // SAFETY: as above.
+        assert_eq!(unsafe { *stack.top().sub(1) }, 0, "zeroed when asked");
+    }
+
+    #[test]
+    fn beyond_the_bound_the_oldest_cool_together_down_to_half_of_it() {
+        let page = os::page_size();
+        let arena = StackArena::new(8 * page, 4);
+        let leases: Vec<_> = (0..5).map(|_| arena.lease()).collect();
+        let stacks: Vec<_> = leases
+            .iter()
+            .map(|l| l.enter(|| arena.new_stack(8 * page, false)).expect("stack"))
+            .collect();
+        for (lease, stack) in leases.iter().zip(&stacks) {
+            // SAFETY: the stack is ours; touch its top page.
+            unsafe { *stack.top().sub(1) = 1 };
+            lease.end();
+        }
+        // The fifth end went beyond 4: the three oldest cooled, two are left warm.
+        let warm: Vec<bool> = leases.iter().map(|l| l.is_warm()).collect();
+        assert_eq!(warm, [false, false, false, true, true]);
+        for (i, stack) in stacks.iter().enumerate() {
+            assert_eq!(guarded(guard_of(&**stack)), i >= 3, "stack {i}");
+            // SAFETY: cold or warm, the stack is still its lease's and readable.
+            let top = unsafe { *stack.top().sub(1) };
+            assert_eq!(top, u8::from(i >= 3), "stack {i}'s pages");
+        }
     }
 
     #[test]
