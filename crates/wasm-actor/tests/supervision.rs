@@ -857,3 +857,73 @@ async fn an_actor_started_in_a_running_system_is_supervised_and_stops_on_demand(
     system.start_child(probe("late", &shared)).unwrap();
     system.shutdown().await;
 }
+
+/// An actor whose start asks `ask` for `ping` and waits for the answer.
+struct Asker {
+    ask: &'static str,
+    answers: Arc<Mutex<Vec<String>>>,
+}
+
+impl Actor for Asker {
+    async fn pre_start(&mut self, ctx: &mut ActorContext) -> Result<(), ActorError> {
+        let to = airssys_wasm_actor::ActorAddress::named(self.ask).unwrap();
+        let reply = ctx
+            .request(&to, text("ping"), PATIENCE)
+            .await
+            .map_err(|e| ActorError::new(e.to_string()))?;
+        let answer = reply.payload_text().unwrap_or("").to_owned();
+        self.answers.lock().unwrap().push(answer);
+        Ok(())
+    }
+
+    async fn handle_message(
+        &mut self,
+        _msg: &MessageEnvelope,
+        _ctx: &mut ActorContext,
+    ) -> Result<Option<Reply>, ActorError> {
+        Ok(None)
+    }
+}
+
+// One thread: a start that waited on a sibling whose task is not running yet could
+// never be answered.
+#[tokio::test(flavor = "current_thread")]
+async fn a_start_that_waits_on_an_earlier_sibling_is_answered_at_start_and_on_restarts() {
+    let shared = Arc::new(Shared::default());
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let asker = |ask: &'static str| {
+        let answers = answers.clone();
+        move || Asker {
+            ask,
+            answers: answers.clone(),
+        }
+    };
+    let system = ActorSystem::default();
+    tokio::time::timeout(
+        PATIENCE,
+        system.start(
+            SupervisorSpec::new("root")
+                .strategy(SupervisionStrategy::OneForAll)
+                .child(probe("a", &shared))
+                .child(ChildSpec::actor("b", asker("a")))
+                .child(ChildSpec::supervisor(
+                    SupervisorSpec::new("sub").child(ChildSpec::actor("c", asker("a"))),
+                )),
+        ),
+    )
+    .await
+    .expect("the start never ended")
+    .unwrap();
+    assert_eq!(*answers.lock().unwrap(), ["pong", "pong"]);
+    let mut events = system.events();
+    // a's failure restarts all three, in order: b and c ask the new a.
+    tell(&system, "a", "crash").await;
+    wait_for(&mut events, |e| match e {
+        SupervisorEvent::Started { child, .. } if child == "c" => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(shared.starts("a"), 2);
+    assert_eq!(*answers.lock().unwrap(), ["pong"; 4]);
+    system.shutdown().await;
+}

@@ -4,13 +4,14 @@
 //! a child removed for good has its mailbox emptied into the dead letters.
 
 use std::collections::VecDeque;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
-use crate::actor::{ActorContext, Factory};
+use crate::actor::{ActorContext, Factory, Instance};
 use crate::cell::{Cell, StopSignal};
 use crate::error::ActorSystemError;
 use crate::exit::{ExitReason, Failure, FailureKind};
@@ -106,6 +107,16 @@ struct Child {
     run: ChildRun,
 }
 
+/// A child's instance, started, whose task is not spawned yet (see
+/// [`Supervisor::batching`]).
+struct Started {
+    index: usize,
+    ctx: ActorContext,
+    instance: Instance,
+    stop: Arc<StopSignal>,
+    reporter: Reporter,
+}
+
 enum ChildRun {
     Actor {
         cell: Arc<Cell>,
@@ -143,6 +154,13 @@ pub(crate) struct Supervisor {
     held: VecDeque<Control>,
     /// Shut down (during a backoff): the task ends.
     ended: bool,
+    /// Starting several children in a row (at its start, a subtree's restart): their
+    /// tasks are spawned together when the row is done, or as soon as a start has to
+    /// wait — so nothing started waits on a task not yet running. Spawned one by one,
+    /// each would wake an idle worker of the runtime (a system call) only for it to
+    /// find an empty mailbox; together, the first wakes it and it takes the rest.
+    batching: bool,
+    started: Vec<Started>,
 }
 
 /// Starts the supervisor of `spec` and its children, in order; its link once all have
@@ -175,6 +193,8 @@ pub(crate) async fn start(
         restarts: VecDeque::new(),
         held: VecDeque::new(),
         ended: false,
+        batching: true,
+        started: Vec::new(),
     };
     for child in spec.children {
         let index = sup.children.len();
@@ -200,7 +220,8 @@ pub(crate) async fn start(
                     index,
                     incarnation: 0,
                 };
-                match Box::pin(start(sub, sup.system.clone(), Some(reporter))).await {
+                let starting = Box::pin(start(sub, sup.system.clone(), Some(reporter)));
+                match sup.awaiting(starting).await {
                     Ok(link) => ChildRun::Supervisor(link),
                     Err(e) => {
                         sup.shutdown_all().await;
@@ -227,6 +248,7 @@ pub(crate) async fn start(
             });
         }
     }
+    sup.end_batch();
     tokio::spawn(sup.run());
     Ok(link)
 }
@@ -310,6 +332,41 @@ impl Supervisor {
         self.system.emit(event);
     }
 
+    /// Spawns the tasks of the children started and not yet running.
+    fn run_started(&mut self) {
+        for s in std::mem::take(&mut self.started) {
+            self.run_child(s);
+        }
+    }
+
+    /// Spawns a started child's task.
+    fn run_child(&mut self, s: Started) {
+        let abort = incarnation::spawn(s.ctx, s.instance, s.stop, s.reporter);
+        if let ChildRun::Actor { abort: slot, .. } = &mut self.children[s.index].run {
+            *slot = Some(abort);
+        }
+    }
+
+    /// A row of starts is done: their tasks are spawned.
+    fn end_batch(&mut self) {
+        self.batching = false;
+        self.run_started();
+    }
+
+    /// Awaits `fut`; should it have to wait, the children already started get their
+    /// tasks first (it may be waiting on one of them).
+    async fn awaiting<F: Future>(&mut self, fut: F) -> F::Output {
+        let mut fut = pin!(fut);
+        std::future::poll_fn(|cx| {
+            let poll = fut.as_mut().poll(cx);
+            if poll.is_pending() {
+                self.run_started();
+            }
+            poll
+        })
+        .await
+    }
+
     /// Starts child `index`'s next instance and waits until it has started (or not).
     async fn start_child(&mut self, index: usize) -> Result<(), Failure> {
         let incarnation = self.system.next_id();
@@ -346,10 +403,19 @@ impl Supervisor {
                 let name = child.name.clone();
                 let stop = stop.clone();
                 let factory = factory.clone();
-                match incarnation::start(&mut ctx, &factory).await {
+                match self.awaiting(incarnation::start(&mut ctx, &factory)).await {
                     Ok(instance) => {
-                        if let ChildRun::Actor { abort, .. } = &mut self.children[index].run {
-                            *abort = Some(incarnation::spawn(ctx, instance, stop, reporter));
+                        let started = Started {
+                            index,
+                            ctx,
+                            instance,
+                            stop,
+                            reporter,
+                        };
+                        if self.batching {
+                            self.started.push(started);
+                        } else {
+                            self.run_child(started);
                         }
                         tracing::debug!(target: crate::ACTOR_TARGET, supervisor = %self.name, actor = %name, incarnation, "started");
                         self.emit(SupervisorEvent::Started {
@@ -465,6 +531,7 @@ impl Supervisor {
             SupervisionStrategy::RestForOne => ((exit.index + 1..n).rev().collect(), exit.index..n),
         };
         self.stop_children(&stop, Stopping::Now).await;
+        self.batching = true;
         for i in start {
             let c = &self.children[i];
             if c.gone {
@@ -481,10 +548,13 @@ impl Supervisor {
                 let _ = self.start_child(i).await;
             }
         }
+        self.end_batch();
     }
 
     /// Stops the listed children, in the order given, each within its shutdown policy.
     async fn stop_children(&mut self, indices: &[usize], how: Stopping) {
+        // Their exits are awaited: every started child has its task.
+        self.run_started();
         for &i in indices {
             let child = &self.children[i];
             if child.gone || !child.running {
@@ -609,11 +679,13 @@ impl Supervisor {
         let all: Vec<usize> = (0..self.children.len()).rev().collect();
         self.stop_children(&all, Stopping::Now).await;
         self.restarts.clear();
+        self.batching = true;
         for i in 0..self.children.len() {
             if !self.children[i].gone {
                 let _ = self.start_child(i).await;
             }
         }
+        self.end_batch();
     }
 
     /// Every child drained and stopped, in reverse start order, and retired.
