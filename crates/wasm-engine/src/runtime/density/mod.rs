@@ -38,9 +38,10 @@ use airssys_wasm_core::{ResourceLimits, WasmError, WasmResult};
 /// - initialises memories by copying their data segments (no copy-on-write image,
 ///   which would be a mapping per instance).
 /// - takes fiber stacks from slots of large regions too, guarded (a `PROT_NONE` page
-///   below each) only while a call runs on them or for the last `warm_stacks` stacks
-///   to finish a call; an idle instance's stack beyond those holds no memory and no
-///   mapping, only address space.
+///   below each) only while a call runs on them or for up to `warm_stacks` stacks
+///   that finished a call last (or whose instance was dropped, for the next one); an
+///   idle instance's stack beyond those holds no memory and no mapping, only address
+///   space.
 ///
 /// Wasmtime's own options fall short of this on the kernel's defaults (measured,
 /// BENCHMARKS.md "Density"): reservations sized from the memory limit still map each
@@ -73,9 +74,11 @@ pub struct Density {
     /// The largest memory limit the engine serves: each linear memory's slot.
     pub max_memory_bytes: u64,
     /// Fiber stacks that keep their pages (and guard) after their call, so that the
-    /// instances called most recently start their next call without a system call:
-    /// each costs two mappings and the pages its calls touched (a few KiB). At most a
-    /// quarter of the kernel's `vm.max_map_count` (checked by `build`).
+    /// instances called most recently start their next call without a system call —
+    /// and a dropped instance's stack, for the next instance made: each costs two
+    /// mappings and the pages its calls touched (a few KiB). When more would be warm,
+    /// the oldest cool together down to half of this. At most a quarter of the
+    /// kernel's `vm.max_map_count` (checked by `build`).
     pub warm_stacks: u32,
 }
 
