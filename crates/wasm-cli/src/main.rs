@@ -10,6 +10,7 @@ use airssys_wasm_core::WasmError;
 
 mod commands;
 mod logs;
+mod server;
 mod setup;
 mod state;
 

@@ -6,20 +6,17 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use airssys_wasm_core::StdioMode;
 use airssys_wasm_core::units::{format_duration, parse_duration, parse_memory_size};
 use airssys_wasm_engine::{HttpHandler, HttpLimits, Pooling};
 
+use crate::server::{ConnectionLimits, accept_until};
 use crate::setup::{
     CacheArgs, EngineArgs, Failure, LimitArgs, Operator, Target, grants, limits_for, load_with,
     sandbox_for, usage,
@@ -82,10 +79,6 @@ pub(crate) struct ServeArgs {
     #[command(flatten)]
     state: crate::state::StateArgs,
 }
-
-/// The largest request head (request line and headers) accepted; past it, hyper
-/// answers 431.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 pub(crate) async fn serve(
     engine_args: &EngineArgs,
@@ -154,73 +147,22 @@ pub(crate) async fn serve(
         args.max_queue
     );
 
-    let graceful = GracefulShutdown::new();
-    let mut stop = std::pin::pin!(shutdown_signal());
-    let connections = Arc::new(Semaphore::new(max_connections));
-    let mut warned: Option<std::time::Instant> = None;
-    loop {
-        // A connection slot first: at the bound, new connections wait in the
-        // listener's backlog (said at most once a minute).
-        let slot = match Arc::clone(&connections).try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                if warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                    tracing::warn!(
-                        "{max_connections} connections open (--max-connections): new ones \
-                         wait until one closes"
-                    );
-                    warned = Some(std::time::Instant::now());
-                }
-                tokio::select! {
-                    slot = Arc::clone(&connections).acquire_owned() => match slot {
-                        Ok(slot) => slot,
-                        Err(_) => break,
-                    },
-                    signal = &mut stop => {
-                        announce_stop(signal, grace, &handler);
-                        break;
-                    }
-                }
-            }
-        };
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait, do not spin.
-                        tracing::warn!(%e, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let handler = handler.clone();
-                let service = hyper::service::service_fn(move |request| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler.handle(request).await) }
-                });
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(header_timeout)
-                    .keep_alive(true)
-                    .max_buf_size(MAX_HEAD_BYTES)
-                    .serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::info!(%peer, %e, "connection ended with an error");
-                    }
-                    drop(slot);
-                });
-            }
-            signal = &mut stop => {
-                announce_stop(signal, grace, &handler);
-                break;
-            }
-        }
+    let connection_limits = ConnectionLimits {
+        header_timeout,
+        max_connections,
+    };
+    let service = {
+        let handler = handler.clone();
+        hyper::service::service_fn(move |request| {
+            let handler = handler.clone();
+            async move { Ok::<_, Infallible>(handler.handle(request).await) }
+        })
+    };
+    let (signal, graceful) =
+        accept_until(listener, connection_limits, service, shutdown_signal()).await;
+    if let Some(signal) = signal {
+        announce_stop(signal, grace, &handler);
     }
-    drop(listener);
     match tokio::time::timeout(grace, graceful.shutdown()).await {
         Ok(()) => {
             eprintln!("stopped: every request in flight finished");
