@@ -345,3 +345,106 @@ fn a_cluster_that_cannot_be_joined_is_refused_at_start() {
     let out = run(Some("right-one"));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+/// One HTTP/1.1 exchange on a fresh connection (the server closes it after the
+/// response: `Connection: close`): the whole response, head and body.
+fn exchange(addr: &str, request: &[u8]) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
+    exchange(
+        addr,
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
+/// `[http]` routes into the example's actors: a request's body goes to the route's
+/// actor as a request and its reply comes back; a path without a route, a method the
+/// route does not take, a body past the bound, a body that never finishes arriving
+/// and an actor failing on the request each get their status — the actor's words
+/// stay in the log — and SIGTERM stops accepting, then drains.
+#[test]
+fn http_routes_reach_actors_and_bad_requests_get_their_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = example().canonicalize().unwrap();
+    let system = format!(
+        "[[actor]]\nname = \"ledger\"\ncomponent = \"{e}/ledger\"\n\n[[actor]]\nname = \"worker\"\ncomponent = \"{e}/worker\"\npool = 2\n\n[[actor]]\nname = \"router\"\ncomponent = \"{e}/router\"\n\n[http]\nlisten = \"127.0.0.1:0\"\nmax_body = \"1KiB\"\nheader_timeout = \"1s\"\n\n[[http.route]]\npath = \"/orders\"\nactor = \"router\"\n\n[[http.route]]\npath = \"/report\"\nactor = \"ledger\"\nmethods = [\"POST\", \"PUT\"]\n",
+        e = ex.display()
+    );
+    std::fs::write(dir.path().join("System.toml"), system).unwrap();
+    let mut cmd = bin();
+    cmd.arg("up")
+        .arg(dir.path())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"));
+    let up = Background::start(cmd, "up: HTTP routes on http://");
+    let addr = loop {
+        let log = up.log.lock().unwrap().clone();
+        if let Some(rest) = log.split("up: HTTP routes on http://").nth(1) {
+            break rest.split('/').next().unwrap().to_owned();
+        }
+        drop(log);
+        std::thread::sleep(Duration::from_millis(10));
+    };
+
+    let r = http(&addr, "POST", "/orders", "order 1 apple 3");
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+    assert!(r.ends_with("\r\n\r\nrouted 1"), "{r}");
+    // The order reaches the ledger through a worker, as a tell: asked until it has.
+    let mut report = String::new();
+    for _ in 0..200 {
+        report = http(&addr, "PUT", "/report?fresh=1", "report");
+        if report.ends_with("orders=1 apple=3") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(report.starts_with("HTTP/1.1 200 OK\r\n"), "{report}");
+    assert!(report.ends_with("orders=1 apple=3"), "{report}");
+
+    let r = http(&addr, "GET", "/orders", "");
+    assert!(r.starts_with("HTTP/1.1 405 "), "{r}");
+    assert!(r.contains("\r\nallow: POST\r\n"), "{r}");
+    let r = http(&addr, "POST", "/nowhere", "x");
+    assert!(r.starts_with("HTTP/1.1 404 "), "{r}");
+    let r = http(&addr, "POST", "/orders", &"x".repeat(2000));
+    assert!(r.starts_with("HTTP/1.1 413 "), "{r}");
+    // A chunked body past the bound, which declares no length.
+    let mut chunked = b"POST /orders HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..3 {
+        chunked.extend_from_slice(format!("200\r\n{}\r\n", "y".repeat(512)).as_bytes());
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let r = exchange(&addr, &chunked);
+    assert!(r.starts_with("HTTP/1.1 413 "), "{r}");
+    // A body that stops arriving: 408 after the header timeout, the connection freed.
+    let r = exchange(
+        &addr,
+        b"POST /orders HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 100\r\n\r\norder 2",
+    );
+    assert!(r.starts_with("HTTP/1.1 408 "), "{r}");
+    let r = http(&addr, "POST", "/orders", "bogus secret-words");
+    assert!(r.starts_with("HTTP/1.1 500 "), "{r}");
+    assert!(!r.contains("secret-words"), "{r}");
+
+    let (code, log) = up.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("does not understand `bogus secret-words`"),
+        "{log}"
+    );
+    assert!(log.contains("stopped; 1 dead letter(s)"), "{log}");
+}

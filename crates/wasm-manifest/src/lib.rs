@@ -52,6 +52,6 @@ pub use manifest::{
     MANIFEST_FILE,
 };
 pub use system::{
-    ActorEntry, ClusterSection, DEFAULT_ROOT, SYSTEM_FILE, Setting, SpawnEntry, SupervisorEntry,
-    SystemFile,
+    ActorEntry, ClusterSection, DEFAULT_ROOT, HttpRoute, HttpSection, SYSTEM_FILE, Setting,
+    SpawnEntry, SupervisorEntry, SystemFile,
 };

@@ -1,6 +1,7 @@
 //! `System.toml`: an actor system as a file — its supervisors (a tree by `parent`), its
 //! actors (each a component by its manifest, under a supervisor, optionally a pool),
-//! the components actors may spawn, and the shutdown grace. Checked whole before
+//! the components actors may spawn, the shutdown grace, the cluster it joins and its
+//! HTTP routes into actors (`system/http.rs`). Checked whole before
 //! anything starts: unknown keys, names (valid, unique, pools expanded), references to
 //! supervisors, one root, no cycle, component manifests that exist — every error at
 //! its line and column, with the fix.
@@ -19,13 +20,17 @@ use crate::doc::{Doc, PResult, Value};
 use crate::error::{ManifestError, ManifestErrorKind};
 use crate::manifest::MANIFEST_FILE;
 
+mod http;
+
+pub use http::{HttpRoute, HttpSection};
+
 /// The file name of a system file.
 pub const SYSTEM_FILE: &str = "System.toml";
 
 /// The root supervisor's name when the file declares no supervisor.
 pub const DEFAULT_ROOT: &str = "root";
 
-const TOP_KEYS: &[&str] = &["system", "supervisor", "actor", "spawn", "cluster"];
+const TOP_KEYS: &[&str] = &["system", "supervisor", "actor", "spawn", "cluster", "http"];
 const CLUSTER_KEYS: &[&str] = &[
     "nats",
     "name",
@@ -78,6 +83,8 @@ pub struct SystemFile {
     pub spawn: Vec<SpawnEntry>,
     /// `[cluster]`: the NATS this system joins, to message actors on other hosts.
     pub cluster: Option<ClusterSection>,
+    /// `[http]`: HTTP routes into actors.
+    pub http: Option<HttpSection>,
 }
 
 /// `[cluster]`: joining other hosts over NATS.
@@ -356,6 +363,10 @@ fn read(doc: &Doc<'_>) -> PResult<SystemFile> {
             Some("add a [cluster] section (nats = …), or remove `singleton`".into()),
         ));
     }
+    let http = match doc.table(root, "http", None)? {
+        None => None,
+        Some((span, t)) => Some(http::http(doc, span, t, &actors, cluster.is_some())?),
+    };
     check_tree(doc, top_span, &mut supervisors, &mut actors)?;
     Ok(SystemFile {
         file: doc.file.to_owned(),
@@ -365,6 +376,7 @@ fn read(doc: &Doc<'_>) -> PResult<SystemFile> {
         actors,
         spawn,
         cluster,
+        http,
     })
 }
 

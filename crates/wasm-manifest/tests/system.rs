@@ -263,3 +263,127 @@ fn a_cluster_section_reads_back_and_its_mistakes_are_refused_at_their_line() {
         &["no [[actor]] here is named `ledger`", "actors here: router"],
     );
 }
+
+#[test]
+fn an_http_section_reads_back_with_its_defaults_and_its_mistakes_are_refused_at_their_line() {
+    let f = Fixture::new();
+    let lines = TREE.lines().count();
+    let http = |rest: &str| format!("{TREE}\n[http]\n{rest}");
+    let file = f
+        .parse(&http(
+            "listen = \"127.0.0.1:0\"\n\n[[http.route]]\npath = \"/orders\"\nactor = \"router\"\n\n[[http.route]]\npath = \"/work\"\nactor = \"worker\"\nmethods = [\"GET\", \"PUT\"]\n",
+        ))
+        .unwrap();
+    let h = file.http.unwrap();
+    assert_eq!(h.listen, "127.0.0.1:0".parse().unwrap());
+    assert_eq!(h.timeout, Duration::from_secs(5));
+    assert_eq!(h.header_timeout, Duration::from_secs(10));
+    assert_eq!(
+        (h.max_body, h.max_in_flight, h.max_connections),
+        (1 << 20, 256, 1024)
+    );
+    let routes: Vec<(&str, &str, Vec<String>)> = h
+        .routes
+        .iter()
+        .map(|r| (r.path.as_str(), r.actor.as_str(), r.methods.clone()))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("/orders", "router", vec!["POST".to_owned()]),
+            ("/work", "worker", vec!["GET".to_owned(), "PUT".to_owned()]),
+        ]
+    );
+    let set = f
+        .parse(&http(
+            "listen = \"[::1]:8080\"\ntimeout = \"250ms\"\nmax_body = \"4KiB\"\nmax_in_flight = 8\nmax_connections = 16\nheader_timeout = \"2s\"\n[[http.route]]\npath = \"/o\"\nactor = \"router\"\n",
+        ))
+        .unwrap()
+        .http
+        .unwrap();
+    assert_eq!(set.timeout, Duration::from_millis(250));
+    assert_eq!(
+        (set.max_body, set.max_in_flight, set.max_connections),
+        (4096, 8, 16)
+    );
+    assert!(f.parse(TREE).unwrap().http.is_none());
+
+    let route = "\n[[http.route]]\npath = \"/o\"\nactor = \"router\"\n";
+    let at = |n: usize| lines + 2 + n;
+    f.err(
+        &http(&format!("timeout = \"1s\"\n{route}")),
+        at(0),
+        &["listen", "127.0.0.1:8080"],
+    );
+    f.err(
+        &http(&format!("listen = \"localhost:80\"\n{route}")),
+        at(1),
+        &["not an address", "IP:PORT"],
+    );
+    f.err(
+        &http(&format!("listen = \"127.0.0.1:0\"\nmax_bdy = 1\n{route}")),
+        at(2),
+        &["max_bdy", "max_body"],
+    );
+    f.err(
+        &http(&format!(
+            "listen = \"127.0.0.1:0\"\ntimeout = \"0s\"\n{route}"
+        )),
+        at(2),
+        &["zero timeout"],
+    );
+    f.err(
+        &http(&format!(
+            "listen = \"127.0.0.1:0\"\nmax_in_flight = 0\n{route}"
+        )),
+        at(2),
+        &["must be 1 to"],
+    );
+    f.err(
+        &http("listen = \"127.0.0.1:0\"\n"),
+        at(0),
+        &["route", "[[http.route]]"],
+    );
+    let bad = |r: &str| http(&format!("listen = \"127.0.0.1:0\"\n\n[[http.route]]\n{r}"));
+    f.err(
+        &bad("path = \"orders\"\nactor = \"router\"\n"),
+        at(4),
+        &["not a route path", "starting with `/`"],
+    );
+    f.err(
+        &bad("path = \"/o?x=1\"\nactor = \"router\"\n"),
+        at(4),
+        &["not a route path"],
+    );
+    f.err(
+        &bad("path = \"/o\"\nactor = \"nobody\"\n"),
+        at(5),
+        &["no [[actor]] here is named `nobody`", "router"],
+    );
+    f.err(
+        &bad("path = \"/o\"\nactor = \"router\"\nmethods = [\"post\"]\n"),
+        at(6),
+        &["not an HTTP method", "upper case"],
+    );
+    f.err(
+        &bad("path = \"/o\"\nactor = \"router\"\nmethods = [\"GET\", \"GET\"]\n"),
+        at(6),
+        &["listed twice"],
+    );
+    f.err(
+        &bad("path = \"/o\"\nactr = \"router\"\n"),
+        at(5),
+        &["actr", "actor"],
+    );
+    f.err(
+        &bad("path = \"/o\"\nactor = \"router\"\n\n[[http.route]]\npath = \"/o\"\nactor = \"worker\"\n"),
+        at(8),
+        &["routed twice", "one route per path"],
+    );
+    // With a cluster, another host may serve the name.
+    let remote = "[cluster]\nnats = \"nats://h:1\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[[http.route]]\npath = \"/o\"\nactor = \"elsewhere\"\n";
+    assert_eq!(
+        f.parse(remote).unwrap().http.unwrap().routes[0].actor,
+        "elsewhere"
+    );
+}

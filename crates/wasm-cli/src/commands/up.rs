@@ -6,7 +6,11 @@
 //! children in reverse start order, each draining its mailbox within its grace. With
 //! `[cluster]` the system joins other hosts over NATS once started (refused
 //! credentials or an unreachable server: exit 2), and leaves before it drains; a file
-//! with only `[cluster]` is a host without actors, a client of the others.
+//! with only `[cluster]` is a host without actors, a client of the others. With
+//! `[http]` it serves HTTP routes into actors (`up/http.rs`) once started, and stops
+//! accepting before it drains.
+
+mod http;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -140,12 +144,32 @@ pub(crate) async fn up(
             }
         }
     };
+    let mut http = match &file.http {
+        None => None,
+        Some(section) => match http::HttpRoutes::start(section, &system).await {
+            Ok((routes, addr)) => {
+                eprintln!("up: HTTP routes on http://{addr}/");
+                Some(routes)
+            }
+            Err(e) => {
+                stop_all(&system, cluster.as_ref()).await;
+                return Err(usage(anyhow::anyhow!(e)));
+            }
+        },
+    };
     // Listening for the signals before saying so: a SIGTERM that comes while the
     // messages of the command line are still being sent waits for them, then drains.
-    let mut stop = Signals::listen().map_err(|e| Failure {
-        code: 1,
-        error: anyhow::anyhow!("cannot listen for signals: {e}"),
-    })?;
+    let mut stop = match Signals::listen() {
+        Ok(stop) => stop,
+        Err(e) => {
+            stop_http(http.take(), file.shutdown).await;
+            stop_all(&system, cluster.as_ref()).await;
+            return Err(Failure {
+                code: 1,
+                error: anyhow::anyhow!("cannot listen for signals: {e}"),
+            });
+        }
+    };
     eprintln!(
         "up: {} ({actors} actor(s) under {} supervisor(s); Ctrl-C or SIGTERM stops)",
         file.name.as_deref().unwrap_or("actor system"),
@@ -161,6 +185,7 @@ pub(crate) async fn up(
     )
     .await;
     if let Err(e) = outcome {
+        stop_http(http.take(), file.shutdown).await;
         stop_all(&system, cluster.as_ref()).await;
         return Err(Failure { code: 1, error: e });
     }
@@ -171,14 +196,26 @@ pub(crate) async fn up(
             }
             reason = system.wait_terminated() => {
                 eprintln!("the actor system stopped: {reason}");
+                stop_http(http.take(), file.shutdown).await;
                 stop_all(&system, cluster.as_ref()).await;
                 return Ok(1);
             }
         }
     }
+    stop_http(http.take(), file.shutdown).await;
     stop_all(&system, cluster.as_ref()).await;
     eprintln!("stopped; {} dead letter(s)", system.dead_letters().count());
     Ok(0)
+}
+
+/// Stops the HTTP routes, if any: no new connection, and the requests in flight
+/// answered within `grace` (the actors still run).
+async fn stop_http(http: Option<http::HttpRoutes>, grace: Duration) {
+    if let Some(http) = http
+        && !http.stop(grace).await
+    {
+        eprintln!("http: the grace period ran out with requests still in flight");
+    }
 }
 
 /// Every component of the system compiled (or from the cache) on one engine — the
