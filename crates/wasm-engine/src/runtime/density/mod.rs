@@ -37,11 +37,12 @@ use airssys_wasm_core::{ResourceLimits, WasmError, WasmResult};
 ///   that stay in registers do not.
 /// - initialises memories by copying their data segments (no copy-on-write image,
 ///   which would be a mapping per instance).
-/// - takes fiber stacks from slots of large regions too, guarded (a `PROT_NONE` page
-///   below each) only while a call runs on them or for up to `warm_stacks` stacks
-///   that finished a call last (or whose instance was dropped, for the next one); an
-///   idle instance's stack beyond those holds no memory and no mapping, only address
-///   space.
+/// - takes fiber stacks from slots of large regions too, guarded (a page below each
+///   that faults: a lightweight guard region on Linux 6.13 and later, which adds no
+///   mapping, else a `PROT_NONE` page) only while a call runs on them or for up to
+///   `warm_stacks` stacks that finished a call last (or whose instance was dropped,
+///   for the next one); an idle instance's stack beyond those holds no memory and no
+///   mapping, only address space.
 ///
 /// Wasmtime's own options fall short of this on the kernel's defaults (measured,
 /// BENCHMARKS.md "Density"): reservations sized from the memory limit still map each

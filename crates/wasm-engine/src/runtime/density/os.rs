@@ -1,5 +1,5 @@
 //! The few system calls the dense layout makes — reserving a region, returning its
-//! pages, protecting a guard page — and the words for the kernel limits they meet
+//! pages, guarding a page — and the words for the kernel limits they meet
 //! (`vm.max_map_count`, the address space), read at the moment they are met.
 
 use std::io;
@@ -60,6 +60,51 @@ pub(crate) unsafe fn discard(base: usize, len: usize) {
     // SAFETY: the caller owns the range and is done with its contents. On a private
     // anonymous mapping MADV_DONTNEED cannot fail for a valid range.
     unsafe { libc::madvise(base as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+}
+
+/// `madvise` advice of Linux 6.13 (not in `libc` yet): a lightweight guard region —
+/// accesses fault as on a `PROT_NONE` page, but the mapping is not split (no mapping
+/// is added, the process's memory map is only read-locked), and `MADV_DONTNEED` over
+/// it leaves it in place — and its removal.
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+const MADV_GUARD_REMOVE: libc::c_int = 103;
+
+/// Whether this kernel has lightweight guard regions (probed once: a page of a small
+/// region of our own, guarded, then unmapped).
+pub(crate) fn light_guards() -> bool {
+    static LIGHT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LIGHT.get_or_init(|| {
+        let page = page_size();
+        let Ok(base) = reserve(2 * page) else {
+            return false;
+        };
+        // SAFETY: the region is ours and unused; it is unmapped right after.
+        let ok = unsafe { light_guard(base, page, true) }.is_ok();
+        // SAFETY: nothing uses the probe region.
+        unsafe { release(base, 2 * page) };
+        ok
+    })
+}
+
+/// Installs a lightweight guard on `[page, page + len)` (see [`light_guards`]), or
+/// removes the guards in it (`on` false); either again is harmless. A guard holds the
+/// page table page it is in, which the kernel frees once it is empty; removing walks
+/// every page of the range.
+///
+/// # Safety
+///
+/// The range is of a region made by [`reserve`]; installing, nothing is in it.
+pub(crate) unsafe fn light_guard(page: usize, len: usize, on: bool) -> io::Result<()> {
+    let advice = if on {
+        MADV_GUARD_INSTALL
+    } else {
+        MADV_GUARD_REMOVE
+    };
+    // SAFETY: as the caller promises.
+    if unsafe { libc::madvise(page as *mut libc::c_void, len, advice) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Makes the page at `page` inaccessible (`guard`) or readable and writable again.

@@ -24,7 +24,12 @@
 //! running on several CPUs, interrupts the others to flush their TLBs.
 //!
 //! Mappings thus follow the calls under way (plus the warm stacks), not the instances
-//! alive. The lease learns which stack is its store's when Wasmtime makes it, during
+//! alive. On Linux 6.13 and later a guard page is a lightweight guard region instead
+//! (`MADV_GUARD_INSTALL`, removed when the stack cools): the same fault, but no
+//! mapping split or merged (a protection change does that under the process's
+//! memory-map lock, for a few microseconds a call). It is removed when its stack
+//! cools all the same: a guard holds the page-table page it is in (4 KiB per idle
+//! instance), which the kernel frees once nothing is left in it. The lease learns which stack is its store's when Wasmtime makes it, during
 //! a poll of the instance's call (a thread-local set around each poll, see
 //! [`StackLease::enter`]); a stack made outside a leased call stays guarded for its
 //! whole life, like Wasmtime's own.
@@ -50,6 +55,8 @@ struct Inner {
     /// A guard page and the stack above it.
     slot_bytes: usize,
     warm_max: usize,
+    /// Guard pages are lightweight guard regions (no protection changes).
+    light: bool,
     /// Whether a refused protection change has been logged: once per engine, as the
     /// refusal (the mapping bound reached) would otherwise repeat at every call.
     warned: AtomicBool,
@@ -94,6 +101,12 @@ impl StackArena {
     /// Stacks for `stack_bytes` of Wasmtime's fiber stack, of which at most `warm_max`
     /// keep their pages after their call.
     pub(crate) fn new(stack_bytes: usize, warm_max: usize) -> Self {
+        Self::with_guards(stack_bytes, warm_max, os::light_guards())
+    }
+
+    /// As [`new`](Self::new), with lightweight guard regions (`light`, where the kernel
+    /// has them) or guard pages protected and unprotected.
+    pub(crate) fn with_guards(stack_bytes: usize, warm_max: usize, light: bool) -> Self {
         let page = os::page_size();
         let stack = os::round_up(stack_bytes, page).unwrap_or(stack_bytes);
         Self {
@@ -101,6 +114,7 @@ impl StackArena {
                 page,
                 slot_bytes: stack + page,
                 warm_max,
+                light,
                 warned: AtomicBool::new(false),
                 state: Mutex::new(State::default()),
             }),
@@ -146,15 +160,22 @@ impl Inner {
         }
     }
 
-    /// Arms or disarms the guard page of `slot`.
-    fn guard(&self, slot: usize, on: bool) -> std::io::Result<()> {
-        // SAFETY: the guard page is below the stack: nothing runs on it.
-        unsafe { os::protect(slot, self.page, on) }
+    /// Arms or disarms the guard pages of the whole slots in `[start, start + len)`.
+    fn guard(&self, start: usize, len: usize, on: bool) -> std::io::Result<()> {
+        // SAFETY: a slot's guard page is below its stack: nothing runs on it; disarming
+        // a run, its stacks are not in use (their guards stay only for what runs).
+        unsafe {
+            if self.light {
+                os::light_guard(start, len, on)
+            } else {
+                os::protect(start, len, on)
+            }
+        }
     }
 
     /// Gives a stack's pages back and disarms its guard: no call runs on it.
     fn cool(&self, slot: usize, guarded: bool) {
-        if guarded && self.guard(slot, false).is_err() {
+        if guarded && self.guard(slot, self.page, false).is_err() {
             // The guard stays; the stack keeps working, merely not merged back.
             self.warn_once("could not disarm a fiber stack's guard page");
         }
@@ -199,10 +220,19 @@ impl Inner {
                 end += self.slot_bytes;
                 i += 1;
             }
-            // SAFETY: the run is whole slots none of which a call runs on (their
-            // leases' calls ended, or their stores are gone); their guard pages
-            // become readable again, which only merges the region's mapping back.
-            if unsafe { os::protect(start, end - start, false) }.is_err() {
+            // The run is whole slots none of which a call runs on (their leases'
+            // calls ended, or their stores are gone): their guards go — protected
+            // pages become readable again in one call, which merges the region's
+            // mapping back; lightweight guards one page at a time (their removal
+            // walks every page of the range it is given).
+            let disarmed = if self.light {
+                (start..end)
+                    .step_by(self.slot_bytes)
+                    .try_for_each(|slot| self.guard(slot, self.page, false))
+            } else {
+                self.guard(start, end - start, false)
+            };
+            if disarmed.is_err() {
                 self.warn_once("could not disarm a fiber stack's guard page");
             }
             // SAFETY: as above; the stacks' contents are not needed.
@@ -233,7 +263,7 @@ impl StackLease {
         let mut state = self.arena.lock();
         state.unwarm(self);
         if !self.guarded.load(Relaxed) {
-            match self.arena.guard(slot, true) {
+            match self.arena.guard(slot, self.arena.page, true) {
                 Ok(()) => self.guarded.store(true, Relaxed),
                 // Out of mappings: the call runs, unguarded, as a warm stack would
                 // have had it before this layout; say so.
@@ -310,7 +340,7 @@ unsafe impl StackCreator for StackArena {
             let slot = state.slots.take(inner.slot_bytes).map_err(|e| {
                 wasmtime::Error::msg(format!("could not reserve fiber stacks: {e}"))
             })?;
-            if let Err(e) = inner.guard(slot, true) {
+            if let Err(e) = inner.guard(slot, inner.page, true) {
                 state.slots.give_back(slot);
                 wasmtime::bail!("could not guard a fiber stack: {e}");
             }
@@ -399,7 +429,7 @@ mod tests {
     #[test]
     fn a_leased_stack_is_guarded_while_running_and_cools_beyond_the_warm_bound() {
         let page = os::page_size();
-        let arena = StackArena::new(8 * page, 1);
+        let arena = StackArena::with_guards(8 * page, 1, false);
         let (a, b) = (arena.lease(), arena.lease());
         let stack_a = a.enter(|| arena.new_stack(8 * page, false)).expect("a");
         assert!(guarded(guard_of(&*stack_a)), "guard armed while a runs");
@@ -432,7 +462,7 @@ mod tests {
     #[test]
     fn a_dropped_stack_is_the_next_ones_as_it_is_unless_a_zeroed_one_is_asked_for() {
         let page = os::page_size();
-        let arena = StackArena::new(8 * page, 4);
+        let arena = StackArena::with_guards(8 * page, 4, false);
         let a = arena.lease();
         let stack = a.enter(|| arena.new_stack(8 * page, false)).expect("a");
         let slot = guard_of(&*stack);
@@ -459,7 +489,7 @@ mod tests {
     #[test]
     fn beyond_the_bound_the_oldest_cool_together_down_to_half_of_it() {
         let page = os::page_size();
-        let arena = StackArena::new(8 * page, 4);
+        let arena = StackArena::with_guards(8 * page, 4, false);
         let leases: Vec<_> = (0..5).map(|_| arena.lease()).collect();
         let stacks: Vec<_> = leases
             .iter()
@@ -484,7 +514,7 @@ mod tests {
     #[test]
     fn a_stack_made_outside_a_lease_stays_guarded_and_slots_are_reused() {
         let page = os::page_size();
-        let arena = StackArena::new(8 * page, 0);
+        let arena = StackArena::with_guards(8 * page, 0, false);
         let s = arena.new_stack(8 * page, false).expect("s");
         let slot = guard_of(&*s);
         assert!(guarded(slot));
@@ -496,5 +526,86 @@ mod tests {
             arena.new_stack(9 * page, false).is_err(),
             "larger than a slot"
         );
+    }
+}
+
+#[cfg(test)]
+mod light_tests {
+    use super::*;
+
+    /// Whether writing to `addr` faults, in a child process.
+    fn faults(addr: usize) -> bool {
+        // SAFETY: the child only resets a signal's action, writes and exits.
+        match unsafe { libc::fork() } {
+            0 => {
+                // SAFETY: as above; a fault kills the child, else it exits 0.
+                unsafe {
+                    libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+                    libc::signal(libc::SIGBUS, libc::SIG_DFL);
+                    std::ptr::write_volatile(addr as *mut u8, 1);
+                    libc::_exit(0)
+                }
+            }
+            pid if pid > 0 => {
+                let mut status = 0;
+                // SAFETY: `pid` is our child.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                libc::WIFSIGNALED(status)
+            }
+            _ => panic!("fork failed"),
+        }
+    }
+
+    /// The mapping holding `addr` (start, end, permissions), by `/proc/self/maps`.
+    fn mapping_of(addr: usize) -> (usize, usize, String) {
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+        maps.lines()
+            .find_map(|l| {
+                let (range, rest) = l.split_once(' ')?;
+                let (a, b) = range.split_once('-')?;
+                let (a, b) = (
+                    usize::from_str_radix(a, 16).ok()?,
+                    usize::from_str_radix(b, 16).ok()?,
+                );
+                (a <= addr && addr < b).then(|| (a, b, rest[..4].to_owned()))
+            })
+            .expect("mapped")
+    }
+
+    #[test]
+    fn a_light_guard_faults_adds_no_mapping_and_goes_when_its_stack_cools() {
+        if !os::light_guards() {
+            eprintln!("this kernel has no lightweight guard regions (Linux 6.13+): skipped");
+            return;
+        }
+        let page = os::page_size();
+        let arena = StackArena::with_guards(8 * page, 1, true);
+        let (a, b) = (arena.lease(), arena.lease());
+        let stack_a = a.enter(|| arena.new_stack(8 * page, false)).expect("a");
+        let guard = stack_a.guard_range().start as usize;
+        let stack_b = b.enter(|| arena.new_stack(8 * page, false)).expect("b");
+        // One readable mapping from a's guard through b's stack: no split.
+        let (start, end, perms) = mapping_of(guard);
+        assert!(
+            start <= guard && end >= stack_b.top() as usize,
+            "split at a guard"
+        );
+        assert!(perms.starts_with("rw"), "{perms}");
+        assert!(faults(guard), "the guard page faults");
+        assert!(!faults(guard + page), "the stack above it does not");
+        // SAFETY: the stack is ours; touch its top page.
+        unsafe { *stack_a.top().sub(1) = 1 };
+        a.end();
+        b.end();
+        // The bound is 1: a cooled — its pages back, its guard still there.
+        assert!(!a.is_warm() && b.is_warm());
+        // SAFETY: the stack is cold but still a's, readable.
+        assert_eq!(unsafe { *stack_a.top().sub(1) }, 0);
+        assert!(!faults(guard), "a cold stack's guard is removed");
+        a.begin();
+        assert!(faults(guard), "and installed again when a call begins");
+        let (start, _, perms) = mapping_of(guard);
+        assert!(start <= guard && perms.starts_with("rw"), "{perms}");
+        drop((stack_a, stack_b));
     }
 }
