@@ -6,11 +6,12 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use airssys_wasm_core::units::parse_memory_size;
+use airssys_wasm_core::units::{parse_duration, parse_memory_size};
 
 use crate::error::{ManifestError, ManifestErrorKind, line_col};
 
@@ -300,4 +301,40 @@ pub(crate) fn suggest<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
         .filter(|(d, k)| *d <= (k.len() / 3).max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
+}
+
+/// The tables of the array of tables `key` (`[[key]]`), with their spans.
+pub(crate) fn tables<'a, 'i>(
+    doc: &Doc<'_>,
+    root: &'a DeTable<'i>,
+    key: &str,
+) -> PResult<Vec<(Range<usize>, &'a DeTable<'i>)>> {
+    let mut out = Vec::new();
+    for item in doc.array(root, key, key, &format!("[[{key}]] tables"))? {
+        match item.get_ref() {
+            DeValue::Table(t) => out.push((item.span(), t)),
+            other => {
+                return Err(doc.wrong_type(item.span(), key, &format!("[[{key}]] tables"), other));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The duration at `key` of `t` (dotted: `dotted`), if any.
+pub(crate) fn duration(
+    doc: &Doc<'_>,
+    t: &DeTable<'_>,
+    key: &str,
+    dotted: &str,
+) -> PResult<Option<Duration>> {
+    match Doc::get(t, key) {
+        None => Ok(None),
+        Some(v) => {
+            let s = doc.string(v, dotted)?;
+            parse_duration(s).map(Some).map_err(|e| {
+                doc.invalid(v.span(), dotted, e, Some("e.g. \"5s\" or \"250ms\"".into()))
+            })
+        }
+    }
 }

@@ -14,9 +14,8 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use airssys_wasm_core::actor::{RestartPolicy, SupervisionStrategy, check_name};
-use airssys_wasm_core::units::parse_duration;
 
-use crate::doc::{Doc, PResult, Value};
+use crate::doc::{Doc, PResult, Value, duration, tables};
 use crate::error::{ManifestError, ManifestErrorKind};
 use crate::manifest::MANIFEST_FILE;
 
@@ -365,7 +364,10 @@ fn read(doc: &Doc<'_>) -> PResult<SystemFile> {
     }
     let http = match doc.table(root, "http", None)? {
         None => None,
-        Some((span, t)) => Some(http::http(doc, span, t, &actors, cluster.is_some())?),
+        Some((span, t)) => {
+            let names: Vec<&str> = actors.iter().map(|a| a.name.as_str()).collect();
+            Some(http::http(doc, span, t, &names, cluster.is_some())?)
+        }
     };
     check_tree(doc, top_span, &mut supervisors, &mut actors)?;
     Ok(SystemFile {
@@ -378,24 +380,6 @@ fn read(doc: &Doc<'_>) -> PResult<SystemFile> {
         cluster,
         http,
     })
-}
-
-/// The tables of the array of tables `key` (`[[key]]`), with their spans.
-fn tables<'a, 'i>(
-    doc: &Doc<'_>,
-    root: &'a DeTable<'i>,
-    key: &str,
-) -> PResult<Vec<(Range<usize>, &'a DeTable<'i>)>> {
-    let mut out = Vec::new();
-    for item in doc.array(root, key, key, &format!("[[{key}]] tables"))? {
-        match item.get_ref() {
-            DeValue::Table(t) => out.push((item.span(), t)),
-            other => {
-                return Err(doc.wrong_type(item.span(), key, &format!("[[{key}]] tables"), other));
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn name_of(doc: &Doc<'_>, span: Range<usize>, t: &DeTable<'_>, table: &str) -> PResult<String> {
@@ -411,18 +395,6 @@ fn name_of(doc: &Doc<'_>, span: Range<usize>, t: &DeTable<'_>, table: &str) -> P
         )
     })?;
     Ok(name.to_owned())
-}
-
-fn duration(doc: &Doc<'_>, t: &DeTable<'_>, key: &str, dotted: &str) -> PResult<Option<Duration>> {
-    match Doc::get(t, key) {
-        None => Ok(None),
-        Some(v) => {
-            let s = doc.string(v, dotted)?;
-            parse_duration(s).map(Some).map_err(|e| {
-                doc.invalid(v.span(), dotted, e, Some("e.g. \"5s\" or \"250ms\"".into()))
-            })
-        }
-    }
 }
 
 fn word<T>(

@@ -11,8 +11,7 @@ use toml::de::{DeTable, DeValue};
 
 use airssys_wasm_core::actor::check_name;
 
-use super::{ActorEntry, duration, tables};
-use crate::doc::{Doc, PResult};
+use crate::doc::{Doc, PResult, duration, tables};
 
 const HTTP_KEYS: &[&str] = &[
     "listen",
@@ -64,13 +63,13 @@ pub struct HttpRoute {
     pub origin: String,
 }
 
-/// Reads `[http]`; `actors` are the file's, which routes must name unless the system
-/// joins a cluster (`remote`), where another host may serve the name.
+/// Reads `[http]`; `actors` are the file's actor names, which routes must name unless
+/// the system joins a cluster (`remote`), where another host may serve the name.
 pub(super) fn http(
     doc: &Doc<'_>,
     span: Range<usize>,
     t: &DeTable<'_>,
-    actors: &[ActorEntry],
+    actors: &[&str],
     remote: bool,
 ) -> PResult<HttpSection> {
     const T: &str = "http";
@@ -175,7 +174,7 @@ fn route(
     doc: &Doc<'_>,
     span: Range<usize>,
     t: &DeTable<'_>,
-    actors: &[ActorEntry],
+    actors: &[&str],
     remote: bool,
 ) -> PResult<HttpRoute> {
     const T: &str = "http.route";
@@ -204,16 +203,15 @@ fn route(
         .ok_or_else(|| doc.missing(span.clone(), T, "actor", "", "actor = \"router\""))?;
     let actor = doc.string(a, "http.route.actor")?;
     check_name(actor).map_err(|e| doc.invalid(a.span(), "http.route.actor", e, None))?;
-    if !remote && !actors.iter().any(|x| x.name == actor) {
-        let known: Vec<&str> = actors.iter().map(|x| x.name.as_str()).collect();
+    if !remote && !actors.contains(&actor) {
         return Err(doc.invalid(
             a.span(),
             "http.route.actor",
             format!("no [[actor]] here is named `{actor}`"),
-            Some(if known.is_empty() {
+            Some(if actors.is_empty() {
                 "declare the actor in an [[actor]] table".into()
             } else {
-                format!("actors here: {}", known.join(", "))
+                format!("actors here: {}", actors.join(", "))
             }),
         ));
     }
