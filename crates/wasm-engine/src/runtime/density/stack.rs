@@ -408,18 +408,7 @@ mod tests {
 
     /// Whether the page at `addr` is inaccessible, by `/proc/self/maps`.
     fn guarded(addr: usize) -> bool {
-        let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
-        maps.lines()
-            .find_map(|l| {
-                let (range, rest) = l.split_once(' ')?;
-                let (a, b) = range.split_once('-')?;
-                let (a, b) = (
-                    usize::from_str_radix(a, 16).ok()?,
-                    usize::from_str_radix(b, 16).ok()?,
-                );
-                (a <= addr && addr < b).then(|| rest.starts_with("---p"))
-            })
-            .expect("mapped")
+        mapping_of(addr).2 == "---p"
     }
 
     fn guard_of(stack: &dyn StackMemory) -> usize {
@@ -527,11 +516,6 @@ mod tests {
             "larger than a slot"
         );
     }
-}
-
-#[cfg(test)]
-mod light_tests {
-    use super::*;
 
     /// Whether writing to `addr` faults, in a child process.
     fn faults(addr: usize) -> bool {
@@ -567,7 +551,7 @@ mod light_tests {
                     usize::from_str_radix(a, 16).ok()?,
                     usize::from_str_radix(b, 16).ok()?,
                 );
-                (a <= addr && addr < b).then(|| (a, b, rest[..4].to_owned()))
+                (a <= addr && addr < b).then(|| (a, b, rest.get(..4).unwrap_or(rest).to_owned()))
             })
             .expect("mapped")
     }
