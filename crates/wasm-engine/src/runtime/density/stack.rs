@@ -192,11 +192,11 @@ impl Inner {
         }
         let keep = self.warm_max - self.warm_max / 2;
         let mut cool: Vec<usize> = Vec::with_capacity(self.warm_max + 1 - keep);
-        let mut freed = Vec::new();
         while state.warm.len() + state.spare.len() > keep {
             if let Some(slot) = state.spare.pop() {
                 cool.push(slot);
-                freed.push(slot);
+                // Free again once cooled below (nothing takes it while we hold the lock).
+                state.slots.give_back(slot);
                 continue;
             }
             let Some(old) = state.warm.pop_front() else {
@@ -237,9 +237,6 @@ impl Inner {
             }
             // SAFETY: as above; the stacks' contents are not needed.
             unsafe { os::discard(start, end - start) };
-        }
-        for slot in freed {
-            state.slots.give_back(slot);
         }
     }
 }
