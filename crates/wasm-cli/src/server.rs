@@ -61,8 +61,8 @@ where
             Err(_) => {
                 if warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
                     tracing::warn!(
-                        "{max} connections open (--max-connections): new ones wait until one \
-                         closes"
+                        "{max} connections open (serve --max-connections, [http] \
+                         max_connections): new ones wait until one closes"
                     );
                     warned = Some(std::time::Instant::now());
                 }
@@ -105,4 +105,38 @@ where
         }
     }
     (None, graceful)
+}
+
+/// Raises the open-file limit to its hard limit (each connection is a descriptor) and
+/// caps `wanted` connections to what then fits, leaving room for the process's own
+/// files and outgoing sockets.
+pub(crate) fn connection_bound(wanted: usize) -> usize {
+    #[cfg(unix)]
+    {
+        // SAFETY: a zeroed rlimit is a valid value for getrlimit to fill in.
+        let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+        // SAFETY: `limit` is a valid, writable rlimit.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            if limit.rlim_cur < limit.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: limit.rlim_max,
+                    rlim_max: limit.rlim_max,
+                };
+                // SAFETY: `raised` is a valid rlimit within the hard limit.
+                if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                    limit.rlim_cur = limit.rlim_max;
+                }
+            }
+            let fits = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
+            let fits = fits.saturating_sub(fits / 4).max(16);
+            if wanted > fits {
+                tracing::warn!(
+                    "{wanted} connections (serve --max-connections, [http] max_connections) are \
+                     more than the open-file limit allows; serving at most {fits} connections"
+                );
+                return fits;
+            }
+        }
+    }
+    wanted.max(1)
 }

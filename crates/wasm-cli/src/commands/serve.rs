@@ -16,7 +16,7 @@ use airssys_wasm_core::StdioMode;
 use airssys_wasm_core::units::{format_duration, parse_duration, parse_memory_size};
 use airssys_wasm_engine::{HttpHandler, HttpLimits, Pooling};
 
-use crate::server::{ConnectionLimits, accept_until};
+use crate::server::{ConnectionLimits, accept_until, connection_bound};
 use crate::setup::{
     CacheArgs, EngineArgs, Failure, LimitArgs, Operator, Target, grants, limits_for, load_with,
     sandbox_for, usage,
@@ -186,40 +186,6 @@ fn announce_stop(signal: &str, grace: Duration, handler: &HttpHandler) {
         format_duration(grace),
         handler.in_flight()
     );
-}
-
-/// Raises the open-file limit to its hard limit (each connection is a descriptor) and
-/// caps `wanted` connections to what then fits, leaving room for the process's own
-/// files and outgoing sockets.
-fn connection_bound(wanted: usize) -> usize {
-    #[cfg(unix)]
-    {
-        // SAFETY: a zeroed rlimit is a valid value for getrlimit to fill in.
-        let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
-        // SAFETY: `limit` is a valid, writable rlimit.
-        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-            if limit.rlim_cur < limit.rlim_max {
-                let raised = libc::rlimit {
-                    rlim_cur: limit.rlim_max,
-                    rlim_max: limit.rlim_max,
-                };
-                // SAFETY: `raised` is a valid rlimit within the hard limit.
-                if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-                    limit.rlim_cur = limit.rlim_max;
-                }
-            }
-            let fits = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
-            let fits = fits.saturating_sub(fits / 4).max(16);
-            if wanted > fits {
-                tracing::warn!(
-                    "--max-connections {wanted} is more than the open-file limit allows; \
-                     serving at most {fits} connections"
-                );
-                return fits;
-            }
-        }
-    }
-    wanted.max(1)
 }
 
 fn duration(text: &str, flag: &str) -> Result<Duration, Failure> {

@@ -27,7 +27,7 @@ use airssys_wasm_actor::{ActorAddress, ActorSystem, MessageEnvelope, RequestErro
 use airssys_wasm_core::units::format_duration;
 use airssys_wasm_manifest::HttpSection;
 
-use crate::server::{ConnectionLimits, accept_until};
+use crate::server::{ConnectionLimits, accept_until, connection_bound};
 
 /// The routes' server, running.
 pub(super) struct HttpRoutes {
@@ -126,7 +126,9 @@ impl HttpRoutes {
         });
         let limits = ConnectionLimits {
             header_timeout: section.header_timeout,
-            max_connections: usize::try_from(section.max_connections).unwrap_or(usize::MAX),
+            max_connections: connection_bound(
+                usize::try_from(section.max_connections).unwrap_or(usize::MAX),
+            ),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task =
