@@ -268,14 +268,12 @@ impl Routes {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the actor failed while handling the request",
             ),
-            Err(e @ RequestError::Undelivered { .. }) => {
-                tracing::info!(target: "airssys_wasm::http", %e, "a request was not taken");
+            // Logged already, as a dead letter (rate-limited): no line per request
+            // here, which a client could multiply.
+            Err(RequestError::Undelivered { .. }) => {
                 unavailable("the actor cannot take the request now; try again")
             }
-            Err(e) => {
-                tracing::warn!(target: "airssys_wasm::http", %e, "a request failed");
-                plain(StatusCode::INTERNAL_SERVER_ERROR, "the request failed")
-            }
+            Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "the request failed"),
         }
     }
 }
